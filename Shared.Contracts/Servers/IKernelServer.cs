@@ -1,0 +1,29 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Threading.Tasks;
+using StreamJsonRpc;
+
+namespace UmlMicro.Contracts.Servers;
+
+/// <summary>The greeting every server answers first; the supervisor refuses a server whose name or version differs.</summary>
+public sealed record ServerHello(string Name, int ContractVersion, int ServerPid);
+
+/// <summary>What every kernel server speaks, whatever its subsystem.</summary>
+public interface IKernelServer
+{
+    [JsonRpcMethod("hello")]
+    Task<ServerHello> HelloAsync();
+
+    /// <summary>Asks the server to exit cleanly (it also exits when its input pipe closes).</summary>
+    [JsonRpcMethod("shutdown")]
+    Task ShutdownAsync();
+}
+
+/// <summary>Names and versions of the contracts; bump a version when a method's meaning changes.</summary>
+public static class Contract
+{
+    public const string VfsName = "vfs", MmName = "mm", SchedName = "sched";
+    public const int VfsVersion = 1, MmVersion = 1, SchedVersion = 1;
+}

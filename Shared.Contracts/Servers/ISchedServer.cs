@@ -1,0 +1,72 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Threading.Tasks;
+using StreamJsonRpc;
+
+namespace UmlMicro.Contracts.Servers;
+
+/// <summary>What kind of task a fork/vfork/clone/clone3 made.</summary>
+public enum CloneKind
+{
+    /// <summary>A new process (fork, or clone without CLONE_THREAD).</summary>
+    Process,
+    /// <summary>A new thread in the parent's thread group (CLONE_THREAD).</summary>
+    Thread,
+}
+
+public sealed record SchedConfig(int Cpus);
+
+/// <summary>The ids Sched grants a task: its process (thread-group) id and its own thread id, both virtual.</summary>
+public sealed record TaskGrant(int Vpid, int Vtid);
+
+/// <summary>A task was created on the host: <paramref name="CloneParent"/> is set for CLONE_PARENT/CLONE_THREAD
+/// (the new task's parent is the creator's parent).</summary>
+public sealed record TaskCreation(int CreatorVtid, int HostTid, CloneKind Kind, bool CloneParent);
+
+/// <summary>A task ended. <paramref name="Status"/> is the wait status the host reported.</summary>
+public sealed record TaskExit(int Vtid, int Status);
+
+/// <summary>A process group or session change that the host carried out for a guest process.</summary>
+public sealed record GroupChange(int Vpid, int Vpgid, bool NewSession);
+
+/// <summary>
+/// The scheduler server: owns the virtual pid namespace (pid 1 is the first guest process), the
+/// process/thread tree, process groups and sessions, and the virtual CPUs. The supervisor keeps the
+/// grants it is given (a thread's own ids) and asks again only when something changes.
+/// </summary>
+public interface ISchedServer : IKernelServer
+{
+    [JsonRpcMethod("sched/configure")]
+    Task ConfigureAsync(SchedConfig config);
+
+    /// <summary>The first guest process started on the host as <paramref name="hostPid"/>; it becomes pid 1.</summary>
+    [JsonRpcMethod("sched/start_init")]
+    Task<TaskGrant> StartInitAsync(int hostPid);
+
+    [JsonRpcMethod("sched/task_created")]
+    Task<TaskGrant> TaskCreatedAsync(TaskCreation creation);
+
+    /// <summary>A process called execve successfully; its other threads are gone.</summary>
+    [JsonRpcMethod("sched/exec")]
+    Task ExecAsync(int vpid);
+
+    [JsonRpcMethod("sched/task_exited")]
+    Task TaskExitedAsync(TaskExit exit);
+
+    /// <summary>A zombie was waited for: its pid is free again.</summary>
+    [JsonRpcMethod("sched/reaped")]
+    Task ReapedAsync(int vpid);
+
+    /// <summary>The parent's virtual pid of process <paramref name="vpid"/> (0 for pid 1).</summary>
+    [JsonRpcMethod("sched/parent")]
+    Task<int> ParentAsync(int vpid);
+
+    [JsonRpcMethod("sched/group_changed")]
+    Task GroupChangedAsync(GroupChange change);
+
+    /// <summary>How many virtual CPUs the guest sees.</summary>
+    [JsonRpcMethod("sched/cpus")]
+    Task<int> CpusAsync();
+}
