@@ -1,0 +1,100 @@
+using System.Reflection;
+using Microsoft.Extensions.Configuration;
+using UmlMicro.Supervisor.Servers;
+
+namespace UmlMicro.Supervisor.Cli;
+
+/// <summary>The configuration file, as bound by Microsoft.Extensions.Configuration (see configs/default.json).</summary>
+public sealed class KernelConfig
+{
+    public KernelSection Kernel { get; set; } = new();
+    public ServersSection Servers { get; set; } = new();
+    public VfsSection Vfs { get; set; } = new();
+    public MmSection Mm { get; set; } = new();
+}
+
+public sealed class KernelSection
+{
+    /// <summary>Trap path: tt (PTRACE_SYSCALL, emulated calls nullified into getpid).</summary>
+    public string Mode { get; set; } = "tt";
+    /// <summary>Virtual CPUs the guest sees; 0 means the host's CPU count.</summary>
+    public int Cpus { get; set; }
+    /// <summary>uname release; empty means the host's version number with "-umlmicro".</summary>
+    public string Release { get; set; } = "";
+    /// <summary>uname nodename; empty means the host's name.</summary>
+    public string Hostname { get; set; } = "";
+    public string Trace { get; set; } = "";
+    public bool Stats { get; set; }
+}
+
+public sealed class ServersSection
+{
+    public ServerCommand? Vfs { get; set; }
+    public ServerCommand? Mm { get; set; }
+    public ServerCommand? Sched { get; set; }
+    /// <summary>How long a server may take to start and answer its handshake.</summary>
+    public int HandshakeTimeoutMs { get; set; } = 15000;
+}
+
+public sealed class VfsSection
+{
+    /// <summary>The host directory that is the guest's root.</summary>
+    public string Root { get; set; } = "/";
+}
+
+public sealed class MmSection
+{
+    /// <summary>Committed-memory limit in bytes for the whole guest; 0 means none.</summary>
+    public long MemoryLimit { get; set; }
+}
+
+/// <summary>A configuration problem the user must fix: printed as one line, exit status 2.</summary>
+public sealed class ConfigError(string message) : Exception(message);
+
+public static class KernelConfigLoader
+{
+    /// <summary>
+    /// Reads <paramref name="file"/>, then UMLMICRO_* environment variables (UMLMICRO_Kernel__Cpus=2),
+    /// then the command-line settings, later ones winning; unknown keys and bad values are errors.
+    /// </summary>
+    public static KernelConfig Load(string file, IEnumerable<string> commandLine)
+    {
+        if (!File.Exists(file)) throw new ConfigError($"config {file}: no such file");
+        IConfigurationRoot root;
+        try
+        {
+            root = new ConfigurationBuilder()
+                .AddJsonFile(Path.GetFullPath(file), optional: false, reloadOnChange: false)
+                .AddEnvironmentVariables("UMLMICRO_")
+                .AddCommandLine(commandLine.ToArray())
+                .Build();
+        }
+        catch (Exception e) when (e is FormatException or InvalidDataException or System.Text.Json.JsonException)
+        {
+            throw new ConfigError($"config {file}: not valid JSON: {FirstLine(e.InnerException?.Message ?? e.Message)}");
+        }
+        CheckKeys(root, typeof(KernelConfig), "", file);
+        try
+        {
+            return root.Get<KernelConfig>() ?? new KernelConfig();
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new ConfigError($"config {file}: {FirstLine(e.Message)}");
+        }
+    }
+
+    private static string FirstLine(string s) => s.Split('\n')[0].Trim();
+
+    /// <summary>Every key must name a property: a typo must not be silently ignored.</summary>
+    private static void CheckKeys(IConfiguration section, Type type, string prefix, string file)
+    {
+        foreach (var child in section.GetChildren())
+        {
+            var prop = type.GetProperty(child.Key, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase);
+            if (prop is null) throw new ConfigError($"config {file}: unknown key '{prefix}{child.Key}'");
+            var t = Nullable.GetUnderlyingType(prop.PropertyType) ?? prop.PropertyType;
+            if (t.IsClass && t != typeof(string)) CheckKeys(child, t, $"{prefix}{child.Key}:", file);
+        }
+    }
+}

@@ -1,0 +1,75 @@
+namespace UmlMicro.Supervisor.Cli;
+
+/// <summary>A usage error: printed as one line, exit status 2.</summary>
+public sealed class UsageError(string message) : Exception(message);
+
+/// <summary>`umlmicro run` as typed: the options before PROGRAM, then PROGRAM and its arguments untouched.</summary>
+public sealed record RunOptions(string? ConfigFile, IReadOnlyList<string> Settings, string Program, IReadOnlyList<string> Argv, bool Help)
+{
+    public const string RunHelp = """
+        usage: umlmicro run [OPTIONS] [--] PROGRAM [ARGS...]
+
+        Runs PROGRAM (looked up in PATH like a shell does) as guest pid 1 under the UmlMicro kernel. The guest
+        inherits the environment and the current directory. The exit status is guest pid 1's, 128+N when a
+        signal N killed it, and 2 for a usage or configuration error.
+
+        options:
+          --mode MODE     trap path: tt (PTRACE_SYSCALL; emulated calls are nullified into getpid)
+          --cpus N        virtual CPUs the guest sees (default: the host's CPU count)
+          --config FILE   configuration file (default: configs/default.json next to umlmicro)
+          --trace FILE    write one JSON object per guest syscall to FILE
+          --stats         print counts and p50/p99 latencies per server and per syscall on exit
+          -h, --help      this text
+        """;
+
+    /// <summary>Options that take a value, and the configuration key each sets.</summary>
+    private static readonly Dictionary<string, string> ValueOptions = new()
+    {
+        ["--mode"] = "Kernel:Mode",
+        ["--cpus"] = "Kernel:Cpus",
+        ["--trace"] = "Kernel:Trace",
+    };
+
+    public static RunOptions Parse(IReadOnlyList<string> args)
+    {
+        string? config = null;
+        var settings = new List<string>();
+        int i = 0;
+        for (; i < args.Count; i++)
+        {
+            var a = args[i];
+            if (a == "--") { i++; break; }
+            if (a is "-h" or "--help") return new RunOptions(null, [], "", [], Help: true);
+            if (!a.StartsWith('-') || a == "-") break;
+            var (name, inline) = a.IndexOf('=') is var eq and > 0 ? (a[..eq], a[(eq + 1)..]) : (a, null);
+            if (name == "--stats" && inline is null) { settings.Add("--Kernel:Stats=true"); continue; }
+            if (name != "--config" && !ValueOptions.ContainsKey(name))
+                throw new UsageError($"unknown option {name} (see umlmicro run --help)");
+            string value = inline ?? (i + 1 < args.Count ? args[++i] : throw new UsageError($"option {name} needs a value"));
+            if (name == "--config") config = value;
+            else
+            {
+                if (name == "--cpus" && (!int.TryParse(value, out var n) || n < 1 || n > 1024))
+                    throw new UsageError($"--cpus wants a number from 1 to 1024, not '{value}'");
+                settings.Add($"--{ValueOptions[name]}={value}");
+            }
+        }
+        if (i >= args.Count) throw new UsageError("no PROGRAM to run (see umlmicro run --help)");
+        return new RunOptions(config, settings, args[i], args.Skip(i + 1).ToList(), Help: false);
+    }
+
+    /// <summary>PROGRAM as a shell finds it: a name with a slash as is, otherwise the first executable match in PATH.</summary>
+    public static string? LookupProgram(string program, string? path)
+    {
+        if (program.Contains('/')) return IsExecutableFile(program) ? Path.GetFullPath(program) : null;
+        foreach (var dir in (path ?? "/usr/local/bin:/usr/bin:/bin").Split(':'))
+        {
+            var candidate = Path.Combine(dir.Length == 0 ? "." : dir, program);
+            if (IsExecutableFile(candidate)) return Path.GetFullPath(candidate);
+        }
+        return null;
+    }
+
+    private static bool IsExecutableFile(string p) =>
+        File.Exists(p) && (File.GetUnixFileMode(p) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0;
+}

@@ -1,0 +1,48 @@
+using UmlMicro.Contracts.Syscalls;
+using UmlMicro.Supervisor.Ptrace;
+using UmlMicro.Supervisor.Syscalls;
+
+namespace UmlMicro.Supervisor.Guest;
+
+/// <summary>
+/// One guest thread, which is one host thread traced by one tracer thread. It holds what Sched granted
+/// it (its virtual ids) so that getpid and gettid never need a server round trip.
+/// </summary>
+internal sealed class GuestTask(int hostTid)
+{
+    public int HostTid { get; set; } = hostTid;
+
+    /// <summary>Host pid of the thread group (process) this task belongs to.</summary>
+    public int HostTgid { get; set; }
+
+    public int Vpid { get; set; }
+    public int Vtid { get; set; }
+
+    /// <summary>True between a syscall-entry stop and its exit stop.</summary>
+    public bool InSyscall { get; set; }
+
+    /// <summary>False until the new task's first stop has been seen and its ids have been granted.</summary>
+    public bool Started { get; set; }
+
+    /// <summary>Its creator's clone event has been handled: the task has its ids.</summary>
+    public bool Identified { get; set; }
+
+    /// <summary>Its first stop came before its creator's clone event: it waits, stopped.</summary>
+    public bool ParkedAtFirstStop { get; set; }
+
+    /// <summary>The syscall in flight: decoded at entry, finished at exit.</summary>
+    public SyscallCall Call { get; } = new();
+
+    /// <summary>A clone/fork in flight in this task: what the new task needs to know when it appears.</summary>
+    public PendingClone? Clone { get; set; }
+
+    public bool IsThreadGroupLeader => HostTid == HostTgid;
+
+    public override string ToString() => $"task {Vtid} (host {HostTid})";
+}
+
+/// <summary>The flags and tid pointers of a fork/vfork/clone/clone3, read at its entry stop.</summary>
+internal sealed record PendingClone(ulong Flags, ulong ParentTidPtr, ulong ChildTidPtr)
+{
+    public bool Has(ulong flag) => (Flags & flag) != 0;
+}

@@ -1,0 +1,36 @@
+using UmlMicro.Contracts.Servers;
+using UmlMicro.Supervisor.Guest;
+using UmlMicro.Supervisor.Observability;
+using UmlMicro.Supervisor.Servers;
+using UmlMicro.Supervisor.Syscalls;
+
+namespace UmlMicro.Supervisor;
+
+/// <summary>What the kernel tells guests about itself: uname fields and CPUs.</summary>
+internal sealed record KernelIdentity(string Sysname, string Nodename, string Release, string Version, string Machine, string Domainname);
+
+/// <summary>
+/// The kernel as the syscall handlers see it: the three servers, the pid grants, the live tasks and
+/// the observability sinks. One instance per guest.
+/// </summary>
+internal sealed class Kernel(
+    ServerLink<IVfsServer> vfs,
+    ServerLink<IMmServer> mm,
+    ServerLink<ISchedServer> sched,
+    KernelIdentity identity,
+    int cpus,
+    KernelStats stats,
+    TraceWriter? trace)
+{
+    public ServerLink<IVfsServer> Vfs { get; } = vfs;
+    public ServerLink<IMmServer> Mm { get; } = mm;
+    public ServerLink<ISchedServer> Sched { get; } = sched;
+    public KernelIdentity Identity { get; } = identity;
+    public int Cpus { get; } = cpus;
+    public KernelStats Stats { get; } = stats;
+    public TraceWriter? Trace { get; } = trace;
+
+    public PidMap Pids { get; } = new();
+    public TaskTable Tasks { get; } = new();
+    public SyscallRouter Router { get; } = new();
+}

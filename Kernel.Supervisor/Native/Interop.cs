@@ -1,0 +1,69 @@
+using System.Runtime.InteropServices;
+
+namespace UmlMicro.Supervisor.Native;
+
+/// <summary>
+/// Every native call of the supervisor, in one place. Tmds.LibC 0.5.0 has no ptrace, waitpid,
+/// process_vm_readv/writev, posix_spawn or tgkill, so they are declared here; for the rest the
+/// supervisor uses Tmds.LibC.
+/// </summary>
+internal static unsafe partial class Interop
+{
+    private const string Libc = "libc";
+
+    [LibraryImport(Libc, EntryPoint = "ptrace", SetLastError = true)]
+    internal static partial long ptrace(long request, int pid, nint addr, nint data);
+
+    [LibraryImport(Libc, SetLastError = true)]
+    internal static partial int waitpid(int pid, int* status, int options);
+
+    [LibraryImport(Libc, SetLastError = true)]
+    internal static partial nint process_vm_readv(int pid, IoVec* local, ulong liovcnt, IoVec* remote, ulong riovcnt, ulong flags);
+
+    [LibraryImport(Libc, SetLastError = true)]
+    internal static partial nint process_vm_writev(int pid, IoVec* local, ulong liovcnt, IoVec* remote, ulong riovcnt, ulong flags);
+
+    /// <summary>Returns an error number (not -1/errno), as POSIX specifies.</summary>
+    [LibraryImport(Libc)]
+    internal static partial int posix_spawn(int* pid, byte* path, nint fileActions, nint attributes, byte** argv, byte** envp);
+
+    [LibraryImport(Libc, SetLastError = true)]
+    internal static partial int kill(int pid, int signal);
+
+    [LibraryImport(Libc, SetLastError = true)]
+    internal static partial int tgkill(int tgid, int tid, int signal);
+
+    [LibraryImport(Libc)]
+    internal static partial int gettid();
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct IoVec
+    {
+        public nint Base;
+        public nuint Length;
+    }
+
+    internal static int LastErrno => Marshal.GetLastPInvokeError();
+
+    /// <summary>The process's own environment block (what a child started with execve would inherit).</summary>
+    internal static byte** Environ
+    {
+        get
+        {
+            var libc = NativeLibrary.Load("libc.so.6");
+            return *(byte***)NativeLibrary.GetExport(libc, "environ");
+        }
+    }
+
+    // waitpid options and status decoding (x86-64 Linux)
+    internal const int WNOHANG = 1, WUNTRACED = 2, __WNOTHREAD = 0x20000000, __WALL = 0x40000000;
+    internal const int ECHILD = 10, EINTR = 4, ESRCH = 3;
+
+    internal static bool WIFEXITED(int s) => (s & 0x7f) == 0;
+    internal static int WEXITSTATUS(int s) => (s >> 8) & 0xff;
+    internal static bool WIFSIGNALED(int s) => (s & 0x7f) != 0 && (s & 0x7f) != 0x7f;
+    internal static int WTERMSIG(int s) => s & 0x7f;
+    internal static bool WIFSTOPPED(int s) => (s & 0xff) == 0x7f;
+    internal static int WSTOPSIG(int s) => (s >> 8) & 0xff;
+    internal static int PtraceEvent(int s) => (s >> 16) & 0xff;
+}

@@ -1,0 +1,144 @@
+using System.Runtime.InteropServices;
+using UmlMicro.Contracts.Servers;
+using UmlMicro.Contracts.Syscalls;
+using UmlMicro.Supervisor;
+using UmlMicro.Supervisor.Cli;
+using UmlMicro.Supervisor.Native;
+using UmlMicro.Supervisor.Observability;
+using UmlMicro.Supervisor.Servers;
+using UmlMicro.Supervisor.Tracing;
+
+const string MainHelp = """
+    umlmicro — a user-mode Linux kernel built as a microkernel
+
+    usage:
+      umlmicro run [OPTIONS] [--] PROGRAM [ARGS...]   run PROGRAM as a guest (see umlmicro run --help)
+      umlmicro --help                                  this text
+
+    A ptrace supervisor catches every syscall of the guest and routes it over JSON-RPC to the VFS, MM
+    and scheduler server processes named in the configuration file.
+    """;
+
+try
+{
+    if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+    {
+        Console.Out.Write(MainHelp);
+        return args.Length == 0 ? 2 : 0;
+    }
+    if (args[0] != "run") throw new UsageError($"unknown command '{args[0]}' (see umlmicro --help)");
+    var run = RunOptions.Parse(args[1..]);
+    if (run.Help)
+    {
+        Console.Out.Write(RunOptions.RunHelp);
+        return 0;
+    }
+    return Supervisor.Run(run);
+}
+catch (Exception e) when (e is UsageError or ConfigError or ServerFailure)
+{
+    Console.Error.WriteLine($"umlmicro: {e.Message}");
+    return 2;
+}
+
+namespace UmlMicro.Supervisor
+{
+    /// <summary>Starts the kernel's servers, runs the guest on the tracer thread, and tears everything down.</summary>
+    internal static class Supervisor
+    {
+        /// <summary>Exit status when the kernel itself failed while a guest ran.</summary>
+        public const int KernelFailureStatus = 125;
+
+        public static int Run(RunOptions run)
+        {
+            string binDir = AppContext.BaseDirectory;
+            var config = KernelConfigLoader.Load(run.ConfigFile ?? Path.Combine(binDir, "configs", "default.json"), run.Settings);
+            if (config.Kernel.Mode != "tt")
+                throw new ConfigError($"mode '{config.Kernel.Mode}' is not available (this kernel has: tt)");
+            if (config.Vfs.Root != "/")
+                throw new ConfigError($"Vfs:Root '{config.Vfs.Root}': only '/' is supported until the confined VFS lands");
+            var program = RunOptions.LookupProgram(run.Program, Environment.GetEnvironmentVariable("PATH"))
+                ?? throw new UsageError($"{run.Program}: command not found");
+            int cpus = config.Kernel.Cpus > 0 ? config.Kernel.Cpus : Environment.ProcessorCount;
+
+            var stats = new KernelStats();
+            using var trace = config.Kernel.Trace.Length > 0 ? OpenTrace(config.Kernel.Trace) : null;
+            var timeout = TimeSpan.FromMilliseconds(config.Servers.HandshakeTimeoutMs);
+            using var vfs = ServerLink<IVfsServer>.Start(Server.Vfs, "vfs", Required(config.Servers.Vfs, "Vfs"), binDir, stats);
+            using var mm = ServerLink<IMmServer>.Start(Server.Mm, "mm", Required(config.Servers.Mm, "Mm"), binDir, stats);
+            using var sched = ServerLink<ISchedServer>.Start(Server.Sched, "sched", Required(config.Servers.Sched, "Sched"), binDir, stats);
+            Task.WaitAll(
+                Handshake(vfs.HandshakeAsync(Contract.VfsName, Contract.VfsVersion, timeout)),
+                Handshake(mm.HandshakeAsync(Contract.MmName, Contract.MmVersion, timeout)),
+                Handshake(sched.HandshakeAsync(Contract.SchedName, Contract.SchedVersion, timeout)));
+            vfs.Call(v => v.ConfigureAsync(new VfsConfig(config.Vfs.Root, Environment.CurrentDirectory)));
+            mm.Call(m => m.ConfigureAsync(new MmConfig(config.Mm.MemoryLimit)));
+            sched.Call(s => s.ConfigureAsync(new SchedConfig(cpus)));
+
+            var kernel = new Kernel(vfs, mm, sched, Identity(config.Kernel), cpus, stats, trace);
+            var tracer = new TracerThread(kernel, Path.Combine(binDir, "umlmicro-launch"), program, [run.Program, .. run.Argv]);
+            var forwarding = new List<PosixSignalRegistration>();
+            tracer.Run(onStarted: () => forwarding.AddRange(ForwardSignals(tracer)));
+            forwarding.ForEach(r => r.Dispose());
+
+            if (config.Kernel.Stats) Console.Error.Write(stats.Render());
+            if (tracer.Failure is { } failure)
+            {
+                Console.Error.WriteLine($"umlmicro: kernel failure, guest ended: {failure.Message}");
+                return KernelFailureStatus;
+            }
+            int status = tracer.InitStatus ?? 0;
+            return Interop.WIFSIGNALED(status) ? 128 + Interop.WTERMSIG(status) : Interop.WEXITSTATUS(status);
+        }
+
+        private static ServerCommand Required(ServerCommand? c, string name) =>
+            c is { Command.Length: > 0 } ? c : throw new ConfigError($"Servers:{name}:Command is missing");
+
+        private static TraceWriter OpenTrace(string path)
+        {
+            try
+            {
+                return new TraceWriter(path);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new UsageError($"--trace {path}: {e.Message}");
+            }
+        }
+
+        private static Task Handshake(Task t) => t.ContinueWith(x =>
+        {
+            if (x.Exception?.InnerException is { } e) throw e is ServerFailure ? e : new ServerFailure(e.Message);
+        }, TaskScheduler.Default);
+
+        /// <summary>SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to the supervisor go to guest pid 1 instead.</summary>
+        private static IEnumerable<PosixSignalRegistration> ForwardSignals(TracerThread tracer)
+        {
+            (PosixSignal posix, int number)[] signals =
+                [(PosixSignal.SIGINT, 2), (PosixSignal.SIGTERM, 15), (PosixSignal.SIGHUP, 1), (PosixSignal.SIGQUIT, 3)];
+            foreach (var (posix, number) in signals)
+            {
+                yield return PosixSignalRegistration.Create(posix, ctx =>
+                {
+                    ctx.Cancel = true;
+                    // A terminal's ^C already reached the guest, which shares our process group.
+                    if (posix == PosixSignal.SIGINT && Tmds.Linux.LibC.isatty(0) == 1) return;
+                    if (tracer.InitHostPid > 0) Interop.kill(tracer.InitHostPid, number);
+                });
+            }
+        }
+
+        private static KernelIdentity Identity(KernelSection k)
+        {
+            string hostRelease = File.ReadAllText("/proc/sys/kernel/osrelease").Trim();
+            string version = new string(hostRelease.TakeWhile(ch => char.IsDigit(ch) || ch == '.').ToArray());
+            return new KernelIdentity(
+                Sysname: "Linux",
+                Nodename: k.Hostname.Length > 0 ? k.Hostname : Environment.MachineName,
+                Release: k.Release.Length > 0 ? k.Release : $"{version}-umlmicro",
+                Version: "#1 SMP UmlMicro",
+                Machine: "x86_64",
+                Domainname: "(none)");
+        }
+    }
+}

@@ -1,0 +1,133 @@
+using UmlMicro.Contracts.Linux;
+using UmlMicro.Contracts.Servers;
+using UmlMicro.Supervisor.Guest;
+
+namespace UmlMicro.Supervisor.Syscalls;
+
+/// <summary>
+/// Process and thread lifecycle: ids, fork/vfork/clone/clone3, execve, wait4/waitid, process groups.
+/// The ids of the calling task come from its cached Sched grant; creation, exec and exit reach Sched
+/// through the tracer's ptrace events (see <see cref="Tracing.TracerThread"/>).
+/// </summary>
+internal static class SysProcess
+{
+    private const ulong NamespaceFlags = LinuxFlags.CLONE_NEWNS | LinuxFlags.CLONE_NEWUSER | LinuxFlags.CLONE_NEWPID |
+        LinuxFlags.CLONE_NEWNET | 0x04000000 /* NEWIPC */ | 0x08000000 /* NEWUTS */ | 0x02000000 /* NEWCGROUP */;
+    private const int SIGCHLD = 17;
+
+    public static void Register(Dictionary<string, EntryHandler> h)
+    {
+        h["getpid"] = c => c.Return(c.Task.Vpid);
+        h["gettid"] = c => c.Return(c.Task.Vtid);
+        h["getppid"] = GetPpid;
+        h["set_tid_address"] = HostRuns; // the host must record the address; the result (a tid) is translated
+        h["getpgrp"] = HostRuns;
+        h["setsid"] = c => c.AtExit(NoteNewSession);
+        h["setpgid"] = SetPgid;
+        h["fork"] = c => BeginClone(c, SIGCHLD, 0, 0);
+        h["vfork"] = c => BeginClone(c, LinuxFlags.CLONE_VM | LinuxFlags.CLONE_VFORK | SIGCHLD, 0, 0);
+        h["clone"] = c => BeginClone(c, c.Arg(0), c.Arg(2), c.Arg(3));
+        h["clone3"] = Clone3;
+        h["execve"] = c => SysFile.Resolve(c, -1, 0, PathOp.Exec, follow: true);
+        h["execveat"] = c => SysFile.Resolve(c, 0, 1, PathOp.Exec, follow: (c.IntArg(4) & LinuxFlags.AT_SYMLINK_NOFOLLOW) == 0);
+        h["wait4"] = Wait4;
+        h["waitid"] = Waitid;
+    }
+
+    /// <summary>The host runs the call untouched; the table's result kind does the translation.</summary>
+    private static void HostRuns(SyscallCall c) { }
+
+    private static void GetPpid(SyscallCall c)
+    {
+        c.ServerUsed = UmlMicro.Contracts.Syscalls.Server.Sched;
+        c.Return(c.Kernel.Sched.Call(s => s.ParentAsync(c.Task.Vpid)));
+    }
+
+    private static void BeginClone(SyscallCall c, ulong flags, ulong parentTid, ulong childTid)
+    {
+        if ((flags & NamespaceFlags) != 0) throw new SyscallError(Errno.EPERM);
+        c.Task.Clone = new PendingClone(flags, parentTid, childTid);
+    }
+
+    private static void Clone3(SyscallCall c)
+    {
+        // struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size
+        ulong size = c.Arg(1);
+        if (size < 64) throw new SyscallError(Errno.EINVAL);
+        ulong args = c.Arg(0);
+        ulong flags = GuestMemory.Read<ulong>(c.Tid, args);
+        if (size >= 80 && GuestMemory.Read<ulong>(c.Tid, args + 72) != 0)
+            throw new SyscallError(Errno.EPERM); // set_tid would name host pids
+        BeginClone(c, flags, GuestMemory.Read<ulong>(c.Tid, args + 24), GuestMemory.Read<ulong>(c.Tid, args + 16));
+    }
+
+    private static void SetPgid(SyscallCall c)
+    {
+        PidTranslation.TranslateArgs(c);
+        c.AtExit(x =>
+        {
+            if (x.Result != 0) return;
+            int vpid = x.IntArg(0) == 0 ? x.Task.Vpid : x.IntArg(0);
+            int vpgid = x.IntArg(1) == 0 ? vpid : x.IntArg(1);
+            x.Kernel.Sched.Call(s => s.GroupChangedAsync(new GroupChange(vpid, vpgid, NewSession: false)));
+        });
+    }
+
+    private static void NoteNewSession(SyscallCall c)
+    {
+        if (c.Result > 0) c.Kernel.Sched.Call(s => s.GroupChangedAsync(new GroupChange(c.Task.Vpid, c.Task.Vpid, NewSession: true)));
+    }
+
+    private static void Wait4(SyscallCall c)
+    {
+        int pid = c.IntArg(0);
+        if (pid != -1) PidTranslation.TranslateArg(c, 0, Errno.ECHILD);
+        c.AtExit(x =>
+        {
+            if (x.Result <= 0) return;
+            ulong statusPtr = x.Arg(1);
+            const int WUNTRACED = 2, WCONTINUED = 8;
+            bool reaped = statusPtr != 0
+                ? ExitedStatus(GuestMemory.Read<int>(x.Tid, statusPtr))
+                : (x.IntArg(2) & (WUNTRACED | WCONTINUED)) == 0;
+            if (reaped) Reaped(x, (int)x.Result);
+        });
+    }
+
+    private static bool ExitedStatus(int status) => (status & 0x7f) != 0x7f && (status & 0xffff) != 0xffff;
+
+    private static void Waitid(SyscallCall c)
+    {
+        const int P_PID = 1, P_PGID = 2, WNOWAIT = 0x01000000, WEXITED = 4;
+        int idtype = c.IntArg(0);
+        if (idtype is P_PID or P_PGID)
+        {
+            int id = c.IntArg(1);
+            if (id <= 0) throw new SyscallError(Errno.EINVAL);
+            int host = PidTranslation.ToHost(c, id) ?? throw new SyscallError(Errno.ECHILD);
+            c.SetArg(1, (ulong)host);
+        }
+        c.AtExit(x =>
+        {
+            ulong info = x.Arg(2);
+            if (x.Result != 0 || info == 0) return;
+            // siginfo_t: si_signo @0, si_errno @4, si_code @8, si_pid @16
+            int hostPid = GuestMemory.Read<int>(x.Tid, info + 16);
+            if (hostPid == 0) return;
+            int vpid = PidTranslation.ToVirtual(x, hostPid);
+            GuestMemory.Write(x.Tid, info + 16, vpid);
+            const int CLD_EXITED = 1, CLD_KILLED = 2, CLD_DUMPED = 3;
+            int code = GuestMemory.Read<int>(x.Tid, info + 8);
+            if ((x.IntArg(3) & WNOWAIT) == 0 && (x.IntArg(3) & WEXITED) != 0 && code is CLD_EXITED or CLD_KILLED or CLD_DUMPED)
+                Reaped(x, vpid);
+        });
+    }
+
+    /// <summary>A zombie was waited for: its pid is free in Sched and its grant is dropped.</summary>
+    private static void Reaped(SyscallCall c, int vpid)
+    {
+        if (vpid <= 0) return;
+        c.Kernel.Pids.Remove(vpid);
+        c.Kernel.Sched.Call(s => s.ReapedAsync(vpid));
+    }
+}

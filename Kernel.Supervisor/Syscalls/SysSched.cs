@@ -1,0 +1,58 @@
+using UmlMicro.Contracts.Linux;
+using UmlMicro.Contracts.Syscalls;
+using UmlMicro.Supervisor.Guest;
+
+namespace UmlMicro.Supervisor.Syscalls;
+
+/// <summary>
+/// Scheduling calls. The guest sees the virtual CPUs Sched gives it; priorities pass to the host with
+/// their pids translated (the run policy arrives with the scheduler issue).
+/// </summary>
+internal static class SysSched
+{
+    private const int PRIO_USER = 2, IOPRIO_WHO_USER = 3;
+
+    public static void Register(Dictionary<string, EntryHandler> h)
+    {
+        h["sched_getaffinity"] = GetAffinity;
+        h["getpriority"] = c => TranslateUnless(c, whichArg: 0, userWhich: PRIO_USER);
+        h["setpriority"] = c => TranslateUnless(c, whichArg: 0, userWhich: PRIO_USER);
+        h["ioprio_get"] = c => TranslateUnless(c, whichArg: 0, userWhich: IOPRIO_WHO_USER);
+        h["ioprio_set"] = c => TranslateUnless(c, whichArg: 0, userWhich: IOPRIO_WHO_USER);
+        h["capget"] = CapHeader;
+        h["capset"] = CapHeader;
+    }
+
+    /// <summary>The second argument is a pid or pgid, unless <paramref name="whichArg"/> says it is a uid.</summary>
+    private static void TranslateUnless(SyscallCall c, int whichArg, int userWhich)
+    {
+        if (c.IntArg(whichArg) != userWhich) PidTranslation.TranslateArg(c, 1, Errno.ESRCH);
+    }
+
+    /// <summary>The mask of the guest's virtual CPUs, as Linux answers: EINVAL when the buffer is too small.</summary>
+    private static void GetAffinity(SyscallCall c)
+    {
+        int pid = c.IntArg(0);
+        if (pid < 0 || (pid > 0 && PidTranslation.ToHost(c, pid) is null)) throw new SyscallError(Errno.ESRCH);
+        ulong len = c.Arg(1);
+        int cpus = c.Kernel.Cpus;
+        int maskBytes = (cpus + 63) / 64 * 8;
+        if (len * 8 < (ulong)cpus || (len & 7) != 0) throw new SyscallError(Errno.EINVAL);
+        var mask = new byte[maskBytes];
+        for (int i = 0; i < cpus; i++) mask[i / 8] |= (byte)(1 << (i % 8));
+        GuestMemory.Write(c.Tid, c.Arg(2), mask);
+        c.ServerUsed = Server.Sched;
+        c.Return(maskBytes);
+    }
+
+    /// <summary>capget/capset carry a pid inside their header struct { u32 version; int pid; }.</summary>
+    private static void CapHeader(SyscallCall c)
+    {
+        ulong header = c.Arg(0);
+        int vpid = GuestMemory.Read<int>(c.Tid, header + 4);
+        if (vpid == 0) return;
+        int host = PidTranslation.ToHost(c, vpid) ?? throw new SyscallError(Errno.ESRCH);
+        GuestMemory.Write(c.Tid, header + 4, host);
+        c.AtExit(x => GuestMemory.Write(x.Tid, header + 4, vpid));
+    }
+}

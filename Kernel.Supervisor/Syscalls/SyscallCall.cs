@@ -1,0 +1,107 @@
+using System.Diagnostics;
+using UmlMicro.Contracts.Linux;
+using UmlMicro.Contracts.Syscalls;
+using UmlMicro.Supervisor.Guest;
+using UmlMicro.Supervisor.Ptrace;
+
+namespace UmlMicro.Supervisor.Syscalls;
+
+/// <summary>Decides a routed syscall at its entry stop.</summary>
+internal delegate void EntryHandler(SyscallCall call);
+
+/// <summary>Finishes a syscall the host ran, at its exit stop: translates or records the result.</summary>
+internal delegate void ExitHandler(SyscallCall call);
+
+/// <summary>A guest's syscall failed in the kernel with an errno.</summary>
+internal sealed class SyscallError(int errno) : Exception($"errno {errno}")
+{
+    public int Errno { get; } = errno;
+}
+
+/// <summary>
+/// The syscall a task is in, from its entry stop to its exit stop. One instance per task, reused for
+/// every call so the hot path does not allocate.
+/// </summary>
+internal sealed class SyscallCall
+{
+    private UserRegs _entry;
+
+    public Kernel Kernel { get; private set; } = null!;
+    public GuestTask Task { get; private set; } = null!;
+    public SyscallInfo Info { get; private set; } = null!;
+
+    /// <summary>Registers as the host will see them (handlers change arguments here).</summary>
+    public UserRegs Regs;
+
+    /// <summary>The result the kernel decided itself (emulated or denied); null when the host runs the call.</summary>
+    public long? Emulated { get; private set; }
+
+    public bool ArgsChanged { get; private set; }
+    public ExitHandler? Exit { get; private set; }
+
+    /// <summary>At the exit stop: the result the guest will see.</summary>
+    public long Result { get; set; }
+
+    /// <summary>Set when execve succeeded between entry and exit: the registers belong to the new image.</summary>
+    public bool Execed { get; set; }
+
+    public long StartTimestamp { get; private set; }
+
+    /// <summary>The server that took part, and how long it took, for the trace and --stats.</summary>
+    public Server? ServerUsed { get; set; }
+    public long ServerTicks { get; set; }
+
+    /// <summary>Free text for the trace, e.g. a rewritten path.</summary>
+    public string? Note { get; set; }
+
+    public void Begin(Kernel kernel, GuestTask task, SyscallInfo info, in UserRegs regs)
+    {
+        Kernel = kernel;
+        Task = task;
+        Info = info;
+        _entry = regs;
+        Regs = regs;
+        Emulated = null;
+        ArgsChanged = false;
+        Exit = null;
+        Execed = false;
+        Result = 0;
+        ServerUsed = null;
+        ServerTicks = 0;
+        Note = null;
+        StartTimestamp = Stopwatch.GetTimestamp();
+    }
+
+    public int Tid => Task.HostTid;
+
+    /// <summary>Argument <paramref name="i"/> as the guest passed it.</summary>
+    public ulong Arg(int i) => _entry.Arg(i);
+    public int IntArg(int i) => (int)_entry.Arg(i);
+    public long LongArg(int i) => (long)_entry.Arg(i);
+    public ref readonly UserRegs EntryRegs => ref _entry;
+
+    public void Return(long value) => Emulated = value;
+    public void Fail(int errno) => Emulated = -errno;
+
+    /// <summary>Lets the host run the call with argument <paramref name="i"/> replaced; the guest's register is restored at exit.</summary>
+    public void SetArg(int i, ulong value)
+    {
+        Regs.SetArg(i, value);
+        ArgsChanged = true;
+    }
+
+    public void AtExit(ExitHandler handler) => Exit = handler;
+
+    /// <summary>Restores the argument registers the guest set: the syscall ABI promises they survive the call.</summary>
+    public void RestoreArgs(ref UserRegs regs)
+    {
+        for (int i = 0; i < 6; i++) regs.SetArg(i, _entry.Arg(i));
+    }
+
+    /// <summary>Reads argument <paramref name="i"/> as a path: EFAULT, ENOENT for "", ENAMETOOLONG past PATH_MAX.</summary>
+    public string ReadPath(int i)
+    {
+        var bytes = GuestMemory.ReadCString(Tid, Arg(i), LinuxFlags.PATH_MAX) ?? throw new SyscallError(Errno.ENAMETOOLONG);
+        return System.Text.Encoding.UTF8.GetString(bytes);
+    }
+}

@@ -1,0 +1,36 @@
+using UmlMicro.Contracts.Syscalls;
+
+namespace UmlMicro.Supervisor.Syscalls;
+
+/// <summary>
+/// The routing table in executable form: for every routed row of <see cref="SyscallTable"/> the entry
+/// handler of its family. Built once; a routed row without a handler is a startup error, so the table
+/// and the handlers cannot drift apart.
+/// </summary>
+internal sealed class SyscallRouter
+{
+    private readonly EntryHandler?[] _handlers = new EntryHandler?[SyscallTable.Capacity];
+
+    public SyscallRouter()
+    {
+        var byName = new Dictionary<string, EntryHandler>();
+        SysProcess.Register(byName);
+        SysSignal.Register(byName);
+        SysSched.Register(byName);
+        SysFile.Register(byName);
+        SysMmap.Register(byName);
+        SysInfo.Register(byName);
+
+        foreach (var row in SyscallTable.All)
+        {
+            if (row.Disposition is not (Disposition.Emulate or Disposition.Rewrite)) continue;
+            if (byName.TryGetValue(row.Name, out var h)) _handlers[row.Number] = h;
+            else if (row.Owner == Server.Sched && row.Args.Contains(ArgKind.Pid)) _handlers[row.Number] = PidTranslation.TranslateArgs;
+            else throw new InvalidOperationException($"routed syscall {row.Name} has no handler");
+        }
+        foreach (var name in byName.Keys)
+            if (SyscallTable.Find(name) is not { IsRouted: true }) throw new InvalidOperationException($"handler for {name}, which the table does not route");
+    }
+
+    public EntryHandler? Handler(int nr) => nr is >= 0 and < SyscallTable.Capacity ? _handlers[nr] : null;
+}

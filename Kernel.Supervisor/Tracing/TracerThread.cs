@@ -1,0 +1,399 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text;
+using UmlMicro.Contracts.Linux;
+using UmlMicro.Contracts.Servers;
+using UmlMicro.Contracts.Syscalls;
+using UmlMicro.Supervisor.Guest;
+using UmlMicro.Supervisor.Native;
+using UmlMicro.Supervisor.Ptrace;
+using UmlMicro.Supervisor.Syscalls;
+using static UmlMicro.Supervisor.Native.Interop;
+
+namespace UmlMicro.Supervisor.Tracing;
+
+/// <summary>
+/// The tracing thread of UML's TT mode: a dedicated host thread that starts the guest, seizes it, and
+/// then services every stop of every guest task in a synchronous loop. ptrace only works from the
+/// thread that attached a tracee, so nothing here may hop threads (no async, no thread pool).
+/// Guest tasks are host threads and run in parallel on all host CPUs; they stop only at syscalls.
+/// </summary>
+internal sealed unsafe class TracerThread(Kernel kernel, string launcher, string program, IReadOnlyList<string> argv)
+{
+    /// <summary>TT mode turns a syscall the kernel handles itself into this harmless one on the host.</summary>
+    private const int NullSyscall = 39; // getpid
+
+    private readonly Kernel _k = kernel;
+    private int _initHostPid;
+    private int? _initStatus;
+    private Exception? _failure;
+
+    /// <summary>Wait status of guest pid 1 once it has ended.</summary>
+    public int? InitStatus => _initStatus;
+
+    /// <summary>Host pid of guest pid 1, once started (0 before).</summary>
+    public int InitHostPid => Volatile.Read(ref _initHostPid);
+
+    /// <summary>Set when the tracer stopped because the kernel itself failed (e.g. a server broke its contract).</summary>
+    public Exception? Failure => _failure;
+
+    /// <summary>Runs the guest to the end on a new dedicated thread; returns when guest pid 1 and all its tasks are gone.</summary>
+    public void Run(Action onStarted)
+    {
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                Start();
+                onStarted();
+                Loop();
+            }
+            catch (Exception e)
+            {
+                _failure = e;
+                KillAll();
+                Drain();
+            }
+        })
+        { Name = "tracer", IsBackground = true };
+        thread.Start();
+        thread.Join();
+    }
+
+    private void Start()
+    {
+        int pid = Spawn();
+        int status;
+        if (waitpid(pid, &status, WUNTRACED | __WNOTHREAD) != pid || !WIFSTOPPED(status))
+            throw new InvalidOperationException($"launcher did not stop (status 0x{status:x})");
+        if (!PtraceOps.Seize(pid, PtraceOps.GuestOptions))
+            throw new InvalidOperationException($"PTRACE_SEIZE failed: errno {LastErrno}");
+        var grant = _k.Sched.Call(s => s.StartInitAsync(pid));
+        var init = _k.Tasks.GetOrAdd(pid);
+        init.HostTgid = pid;
+        init.Vpid = grant.Vpid;
+        init.Vtid = grant.Vtid;
+        init.Started = true;
+        _k.Pids.Add(grant.Vtid, pid);
+        Volatile.Write(ref _initHostPid, pid);
+        // The launcher sits in a group-stop: the seize turns it into a ptrace stop, SIGCONT ends the group-stop.
+        kill(pid, Signals.SIGCONT);
+    }
+
+    private int Spawn()
+    {
+        var args = new List<string> { launcher, program };
+        args.AddRange(argv);
+        var blocks = args.Select(a => Marshal.StringToCoTaskMemUTF8(a)).ToArray();
+        try
+        {
+            var ptrs = stackalloc byte*[blocks.Length + 1];
+            for (int i = 0; i < blocks.Length; i++) ptrs[i] = (byte*)blocks[i];
+            ptrs[blocks.Length] = null;
+            int pid;
+            int err = posix_spawn(&pid, ptrs[0], 0, 0, ptrs, Environ);
+            if (err != 0) throw new InvalidOperationException($"cannot start {launcher}: errno {err}");
+            return pid;
+        }
+        finally
+        {
+            foreach (var b in blocks) Marshal.FreeCoTaskMem(b);
+        }
+    }
+
+    private void Loop()
+    {
+        int status;
+        while (true)
+        {
+            int tid = waitpid(-1, &status, __WALL | __WNOTHREAD);
+            if (tid < 0)
+            {
+                int e = LastErrno;
+                if (e == EINTR) continue;
+                if (e == ECHILD) return;
+                throw new InvalidOperationException($"waitpid failed: errno {e}");
+            }
+            Dispatch(tid, status);
+            if (_initStatus is not null && _k.Tasks.Count == 0) return;
+        }
+    }
+
+    private void Dispatch(int tid, int status)
+    {
+        if (!WIFSTOPPED(status))
+        {
+            TaskGone(tid, status);
+            return;
+        }
+        var task = _k.Tasks.GetOrAdd(tid);
+        int sig = WSTOPSIG(status);
+        int ev = PtraceEvent(status);
+        if (sig == PtraceOps.SyscallTrap)
+        {
+            SyscallStop(task);
+            return;
+        }
+        switch (ev)
+        {
+            case PtraceOps.EVENT_FORK or PtraceOps.EVENT_VFORK or PtraceOps.EVENT_CLONE:
+                Cloned(task, ev);
+                Resume(task);
+                break;
+            case PtraceOps.EVENT_EXEC:
+                Execed(task);
+                break;
+            case PtraceOps.EVENT_STOP:
+                if (!task.Started) FirstStop(task);
+                else if (sig is Signals.SIGSTOP or Signals.SIGTSTP or Signals.SIGTTIN or Signals.SIGTTOU) PtraceOps.Listen(tid);
+                else Resume(task);
+                break;
+            case 0:
+                // signal-delivery-stop: hand the signal on, as the host would have delivered it.
+                Resume(task, sig);
+                break;
+            default:
+                Resume(task);
+                break;
+        }
+    }
+
+    private void Resume(GuestTask task, int signal = 0) => PtraceOps.Syscall(task.HostTid, signal);
+
+    // ---------------------------------------------------------------- syscalls
+
+    private void SyscallStop(GuestTask task)
+    {
+        if (!PtraceOps.GetRegs(task.HostTid, out var regs)) return; // killed meanwhile: its exit comes next
+        if (!task.InSyscall) SyscallEntry(task, regs);
+        else SyscallExit(task, regs);
+    }
+
+    private void SyscallEntry(GuestTask task, UserRegs regs)
+    {
+        task.InSyscall = true;
+        var call = task.Call;
+        var info = SyscallTable.Get((long)regs.OrigRax);
+        call.Begin(_k, task, info, regs);
+        if (_k.Trace is not null) _traceArgs[task.HostTid] = Observability.TraceWriter.DecodeArgs(call);
+        switch (info.Disposition)
+        {
+            case Disposition.Deny:
+                call.Fail(info.DenyErrno);
+                break;
+            case Disposition.Emulate or Disposition.Rewrite:
+                RunHandler(call);
+                break;
+        }
+        if (call.Emulated is not null)
+        {
+            call.Regs = regs;
+            call.Regs.OrigRax = NullSyscall;
+            PtraceOps.SetRegs(task.HostTid, call.Regs);
+        }
+        else if (call.ArgsChanged)
+        {
+            PtraceOps.SetRegs(task.HostTid, call.Regs);
+        }
+        Resume(task);
+    }
+
+    private static void RunHandler(SyscallCall call)
+    {
+        try
+        {
+            call.Kernel.Router.Handler(call.Info.Number)!(call);
+        }
+        catch (SyscallError e)
+        {
+            call.Fail(e.Errno);
+        }
+        catch (GuestFault)
+        {
+            call.Fail(Errno.EFAULT);
+        }
+    }
+
+    private void SyscallExit(GuestTask task, UserRegs regs)
+    {
+        task.InSyscall = false;
+        var call = task.Call;
+        bool dirty = false;
+        if (call.Emulated is { } result)
+        {
+            regs.Rax = (ulong)result;
+            call.Result = result;
+            dirty = true;
+        }
+        else
+        {
+            call.Result = (long)regs.Rax;
+            if (call.Info.Ret == RetKind.Pid && call.Result > 0)
+            {
+                call.Result = PidTranslation.ToVirtual(call, (int)call.Result);
+                regs.Rax = (ulong)call.Result;
+                dirty = true;
+            }
+            if (call.Exit is { } exit && !IsRestart(call.Result))
+            {
+                try
+                {
+                    exit(call);
+                }
+                catch (GuestFault)
+                {
+                    // The guest unmapped its own buffer during the call; what the host did stands.
+                }
+                if (regs.Rax != (ulong)call.Result) { regs.Rax = (ulong)call.Result; dirty = true; }
+            }
+            if (call.ArgsChanged && !call.Execed)
+            {
+                call.RestoreArgs(ref regs);
+                dirty = true;
+            }
+        }
+        if (dirty) PtraceOps.SetRegs(task.HostTid, regs);
+        Finish(task, call, completed: true);
+        Resume(task);
+    }
+
+    /// <summary>-ERESTARTSYS and friends: the host will re-issue the call, which then stops at a fresh entry.</summary>
+    private static bool IsRestart(long rax) => rax is -512 or -513 or -514 or -516;
+
+    private readonly Dictionary<int, object[]> _traceArgs = new();
+
+    private void Finish(GuestTask task, SyscallCall call, bool completed)
+    {
+        long end = Stopwatch.GetTimestamp();
+        _k.Stats.RecordSyscall(call.Info.Number, end - call.StartTimestamp);
+        if (_k.Trace is { } trace)
+        {
+            _traceArgs.Remove(task.HostTid, out var args);
+            trace.Write(task, call, args, end, completed);
+        }
+    }
+
+    // ---------------------------------------------------------------- task lifecycle
+
+    /// <summary>PTRACE_EVENT_FORK/VFORK/CLONE in the creator: Sched grants the new task its ids.</summary>
+    private void Cloned(GuestTask creator, int ev)
+    {
+        int childTid = (int)PtraceOps.EventMessage(creator.HostTid);
+        var clone = creator.Clone ?? new PendingClone(ev == PtraceOps.EVENT_VFORK ? LinuxFlags.CLONE_VM | LinuxFlags.CLONE_VFORK : 0, 0, 0);
+        creator.Clone = null;
+        bool thread = ev == PtraceOps.EVENT_CLONE && clone.Has(LinuxFlags.CLONE_THREAD);
+        var kind = thread ? CloneKind.Thread : CloneKind.Process;
+        var grant = _k.Sched.Call(s => s.TaskCreatedAsync(
+            new TaskCreation(creator.Vtid, childTid, kind, clone.Has(LinuxFlags.CLONE_PARENT) || thread)));
+
+        var child = _k.Tasks.GetOrAdd(childTid);
+        child.HostTgid = thread ? creator.HostTgid : childTid;
+        child.Vpid = grant.Vpid;
+        child.Vtid = grant.Vtid;
+        child.Clone = clone;
+        _k.Pids.Add(grant.Vtid, childTid);
+        if (!thread)
+        {
+            _k.Mm.Call(m => m.SpaceCreatedAsync(creator.Vpid, child.Vpid, clone.Has(LinuxFlags.CLONE_VM)));
+            _k.Vfs.Call(v => v.ProcessCreatedAsync(creator.Vpid, child.Vpid, clone.Has(LinuxFlags.CLONE_FS)));
+        }
+        if (clone.Has(LinuxFlags.CLONE_PARENT_SETTID) && clone.ParentTidPtr != 0)
+            TryWrite(creator.HostTid, clone.ParentTidPtr, grant.Vtid);
+        child.Identified = true;
+        if (child.ParkedAtFirstStop) Release(child);
+    }
+
+    /// <summary>
+    /// The first stop of a new task. It may come before its creator's clone event; then it waits,
+    /// stopped, until the event has given it its ids.
+    /// </summary>
+    private void FirstStop(GuestTask task)
+    {
+        if (task.Identified) Release(task);
+        else task.ParkedAtFirstStop = true;
+    }
+
+    private void Release(GuestTask task)
+    {
+        task.ParkedAtFirstStop = false;
+        task.Started = true;
+        // The host wrote its own tid at CLONE_CHILD_SETTID; the guest must find its virtual one there.
+        if (task.Clone is { } clone && clone.Has(LinuxFlags.CLONE_CHILD_SETTID) && clone.ChildTidPtr != 0)
+            TryWrite(task.HostTid, clone.ChildTidPtr, task.Vtid);
+        task.Clone = null;
+        Resume(task);
+    }
+
+    private static void TryWrite(int tid, ulong addr, int value)
+    {
+        try
+        {
+            GuestMemory.Write(tid, addr, value);
+        }
+        catch (GuestFault)
+        {
+            // Linux ignores a bad tid pointer at clone too.
+        }
+    }
+
+    /// <summary>PTRACE_EVENT_EXEC: a new image. A non-leader that execs takes over the leader's tid.</summary>
+    private void Execed(GuestTask task)
+    {
+        int formerTid = (int)PtraceOps.EventMessage(task.HostTid);
+        int tgid = task.HostTid;
+        if (formerTid != tgid && _k.Tasks.Find(formerTid) is { } execer)
+        {
+            // The exec'ing thread is now the leader: it keeps its syscall state and takes the process's ids.
+            _k.Tasks.Remove(formerTid, out _);
+            _k.Pids.Remove(execer.Vtid);
+            execer.HostTid = tgid;
+            execer.Vtid = execer.Vpid;
+            _k.Tasks.Add(execer);
+            task = execer;
+        }
+        foreach (var other in _k.Tasks.Snapshot())
+        {
+            if (other.HostTgid != tgid || other == task) continue;
+            _k.Tasks.Remove(other.HostTid, out _);
+            _k.Pids.Remove(other.Vtid);
+        }
+        task.Call.Execed = true;
+        _k.Sched.Call(s => s.ExecAsync(task.Vpid));
+        _k.Mm.Call(m => m.SpaceExecAsync(task.Vpid));
+        Resume(task);
+    }
+
+    private void TaskGone(int tid, int status)
+    {
+        if (!_k.Tasks.Remove(tid, out var task) || task is null) return;
+        if (task.InSyscall) Finish(task, task.Call, completed: false);
+        _k.Sched.Call(s => s.TaskExitedAsync(new TaskExit(task.Vtid, status)));
+        if (task.IsThreadGroupLeader)
+        {
+            _k.Mm.Call(m => m.SpaceExitedAsync(task.Vpid));
+            _k.Vfs.Call(v => v.ProcessExitedAsync(task.Vpid));
+        }
+        else
+        {
+            _k.Pids.Remove(task.Vtid); // a thread leaves no zombie
+        }
+        if (tid == _initHostPid)
+        {
+            _initStatus = status;
+            KillAll(); // as when a pid namespace's init dies
+        }
+    }
+
+    private void KillAll()
+    {
+        foreach (var t in _k.Tasks.Snapshot()) kill(t.HostTid, Signals.SIGKILL);
+    }
+
+    /// <summary>Reaps every remaining tracee after a failure, so nothing is left running.</summary>
+    private void Drain()
+    {
+        int status;
+        while (waitpid(-1, &status, __WALL | __WNOTHREAD) > 0 || LastErrno == EINTR)
+            if (WIFSTOPPED(status)) KillAll();
+    }
+}

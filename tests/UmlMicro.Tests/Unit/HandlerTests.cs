@@ -1,0 +1,127 @@
+using Moq;
+using UmlMicro.Contracts.Linux;
+using UmlMicro.Contracts.Servers;
+using UmlMicro.Contracts.Syscalls;
+using UmlMicro.Supervisor;
+using UmlMicro.Supervisor.Guest;
+using UmlMicro.Supervisor.Observability;
+using UmlMicro.Supervisor.Ptrace;
+using UmlMicro.Supervisor.Servers;
+using UmlMicro.Supervisor.Syscalls;
+
+namespace UmlMicro.Tests.Unit;
+
+/// <summary>Syscall handlers against mocked server contracts: what reaches the host and what the servers are asked.</summary>
+public class HandlerTests
+{
+    private readonly Mock<ISchedServer> _sched = new(MockBehavior.Strict);
+    private readonly Mock<IVfsServer> _vfs = new(MockBehavior.Strict);
+    private readonly Mock<IMmServer> _mm = new(MockBehavior.Strict);
+    private readonly Kernel _kernel;
+    private readonly GuestTask _task = new(hostTid: 4242) { HostTgid = 4242, Vpid = 3, Vtid = 3, Started = true };
+
+    public HandlerTests()
+    {
+        var stats = new KernelStats();
+        _kernel = new Kernel(
+            ServerLink<IVfsServer>.InProcess(Server.Vfs, "vfs", _vfs.Object, stats),
+            ServerLink<IMmServer>.InProcess(Server.Mm, "mm", _mm.Object, stats),
+            ServerLink<ISchedServer>.InProcess(Server.Sched, "sched", _sched.Object, stats),
+            new KernelIdentity("Linux", "h", "6.1-umlmicro", "#1", "x86_64", "(none)"), cpus: 2, stats, trace: null);
+        _kernel.Pids.Add(1, 1000);
+        _kernel.Pids.Add(3, 4242);
+        _kernel.Pids.Add(7, 5555);
+    }
+
+    /// <summary>Runs the entry handler of <paramref name="name"/> as the tracer would, and returns the call.</summary>
+    private SyscallCall Enter(string name, params long[] args)
+    {
+        var info = SyscallTable.Find(name)!;
+        var regs = new UserRegs { OrigRax = (ulong)info.Number };
+        for (int i = 0; i < args.Length; i++) regs.SetArg(i, (ulong)args[i]);
+        var call = _task.Call;
+        call.Begin(_kernel, _task, info, regs);
+        try
+        {
+            _kernel.Router.Handler(info.Number)!(call);
+        }
+        catch (SyscallError e)
+        {
+            call.Fail(e.Errno);
+        }
+        return call;
+    }
+
+    [Fact]
+    public void Getpid_and_gettid_come_from_the_cached_grant_without_a_server_round_trip()
+    {
+        Assert.Equal(3, Enter("getpid").Emulated);
+        Assert.Equal(3, Enter("gettid").Emulated);
+        _sched.VerifyNoOtherCalls();
+    }
+
+    [Fact]
+    public void Getppid_asks_sched()
+    {
+        _sched.Setup(s => s.ParentAsync(3)).ReturnsAsync(1);
+        Assert.Equal(1, Enter("getppid").Emulated);
+        _sched.Verify(s => s.ParentAsync(3), Times.Once);
+    }
+
+    [Fact]
+    public void Kill_of_a_guest_pid_reaches_the_host_translated()
+    {
+        var call = Enter("kill", 7, Signals.SIGTERM);
+        Assert.Null(call.Emulated);
+        Assert.Equal(5555ul, call.Regs.Arg(0));
+        Assert.True(call.ArgsChanged);
+    }
+
+    [Fact]
+    public void Kill_of_a_process_group_is_translated_and_stays_negative()
+    {
+        var call = Enter("kill", -7, Signals.SIGTERM);
+        Assert.Equal(-5555L, (long)call.Regs.Arg(0));
+    }
+
+    [Fact]
+    public void A_pid_the_guest_was_never_granted_is_esrch_and_never_reaches_the_host()
+    {
+        var call = Enter("kill", 12345, Signals.SIGKILL);
+        Assert.Equal(-Errno.ESRCH, call.Emulated);
+        Assert.Equal(-Errno.ESRCH, Enter("tgkill", 12345, 12345, Signals.SIGKILL).Emulated);
+        Assert.Equal(-Errno.ESRCH, Enter("sched_setaffinity", 999, 8, 0).Emulated);
+    }
+
+    [Fact]
+    public void Wait4_for_a_pid_that_is_no_child_of_the_guest_is_echild()
+    {
+        Assert.Equal(-Errno.ECHILD, Enter("wait4", 999, 0, 0, 0).Emulated);
+        var any = Enter("wait4", -1, 0, 0, 0);
+        Assert.Null(any.Emulated);
+        Assert.False(any.ArgsChanged);
+    }
+
+    [Fact]
+    public void Priorities_of_a_user_are_not_pids()
+    {
+        const int PRIO_USER = 2, PRIO_PROCESS = 0;
+        Assert.False(Enter("getpriority", PRIO_USER, 12345).ArgsChanged);
+        Assert.Equal(5555ul, Enter("getpriority", PRIO_PROCESS, 7).Regs.Arg(1));
+    }
+
+    [Fact]
+    public void Namespaces_cannot_be_created()
+    {
+        Assert.Equal(-Errno.EPERM, Enter("clone", (long)LinuxFlags.CLONE_NEWPID, 0, 0, 0, 0).Emulated);
+    }
+
+    [Fact]
+    public void A_thread_clone_is_remembered_until_its_ptrace_event()
+    {
+        ulong flags = LinuxFlags.CLONE_VM | LinuxFlags.CLONE_THREAD | LinuxFlags.CLONE_PARENT_SETTID;
+        var call = Enter("clone", (long)flags, 0, 0x1000, 0x2000, 0);
+        Assert.Null(call.Emulated);
+        Assert.Equal(new PendingClone(flags, 0x1000, 0x2000), _task.Clone);
+    }
+}
