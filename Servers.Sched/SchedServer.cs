@@ -1,0 +1,103 @@
+using UmlMicro.Contracts.Servers;
+
+namespace UmlMicro.Servers.Sched;
+
+/// <summary>
+/// The scheduler server: the guest's virtual pid namespace, its process and thread tree, process groups and
+/// sessions, and the number of virtual CPUs the guest sees.
+/// <para>
+/// Rebuilding after a crash: the server keeps no journal; its whole state is a function of the events the
+/// supervisor reported, in their order. A restarted server is given sched/configure, then sched/start_init and
+/// every sched/task_created, sched/exec, sched/task_exited, sched/reaped and sched/group_changed that the
+/// supervisor saw, in the order it saw them. Pids are allocated deterministically (a cyclic cursor over the
+/// numbers that are free at that point), so the replay grants the same pids and tids again, and the
+/// supervisor can check each grant against the one it holds. The replay must be the whole history, not only
+/// the tasks that are still alive: the cursor and the numbers that are still held (zombies, groups and
+/// sessions that outlived their leader) depend on what came before.
+/// </para>
+/// </summary>
+internal sealed class SchedServer : ISchedServer
+{
+    // Requests are serialised: the server is a single-threaded kernel, one message at a time, as in MINIX.
+    private readonly Lock gate = new();
+    private readonly ProcessTable table;
+    private readonly TaskCompletionSource shutdown = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int cpus = Environment.ProcessorCount;
+
+    public SchedServer(PidNamespace pids) => table = new ProcessTable(pids);
+
+    /// <summary>Completes when the supervisor has asked the server to exit.</summary>
+    public Task ShutdownRequested => shutdown.Task;
+
+    public Task<ServerHello> HelloAsync() =>
+        Task.FromResult(new ServerHello(Contract.SchedName, Contract.SchedVersion, Environment.ProcessId));
+
+    public Task ShutdownAsync()
+    {
+        shutdown.TrySetResult();
+        return Task.CompletedTask;
+    }
+
+    public Task ConfigureAsync(SchedConfig config)
+    {
+        if (config.Cpus < 1)
+            throw ProtocolViolation.Of($"a guest needs at least one virtual CPU, not {config.Cpus}");
+        lock (gate)
+            cpus = config.Cpus;
+        return Task.CompletedTask;
+    }
+
+    public Task<TaskGrant> StartInitAsync(int hostPid)
+    {
+        lock (gate)
+            return Task.FromResult(Grant(table.StartInit(hostPid)));
+    }
+
+    public Task<TaskGrant> TaskCreatedAsync(TaskCreation creation)
+    {
+        lock (gate)
+            return Task.FromResult(Grant(table.Create(creation)));
+    }
+
+    public Task ExecAsync(int vpid)
+    {
+        lock (gate)
+            table.Exec(vpid);
+        return Task.CompletedTask;
+    }
+
+    public Task TaskExitedAsync(TaskExit exit)
+    {
+        lock (gate)
+            table.Exit(exit.Vtid, exit.Status);
+        return Task.CompletedTask;
+    }
+
+    public Task ReapedAsync(int vpid)
+    {
+        lock (gate)
+            table.Reap(vpid);
+        return Task.CompletedTask;
+    }
+
+    public Task<int> ParentAsync(int vpid)
+    {
+        lock (gate)
+            return Task.FromResult(table.ParentOf(vpid));
+    }
+
+    public Task GroupChangedAsync(GroupChange change)
+    {
+        lock (gate)
+            table.ChangeGroup(change);
+        return Task.CompletedTask;
+    }
+
+    public Task<int> CpusAsync()
+    {
+        lock (gate)
+            return Task.FromResult(cpus);
+    }
+
+    private static TaskGrant Grant(GuestThread thread) => new(thread.Process.Pid, thread.Tid);
+}
