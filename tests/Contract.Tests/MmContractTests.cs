@@ -1,0 +1,196 @@
+using UmlMicro.Contracts.Linux;
+using UmlMicro.Contracts.Servers;
+
+namespace UmlMicro.ContractTests;
+
+public sealed class MmContractTests : ServerContractTest<IMmServer>
+{
+    private const int PROT_READ = 1, PROT_WRITE = 2, RW = PROT_READ | PROT_WRITE;
+    private const int MAP_SHARED = 0x01, MAP_PRIVATE = 0x02, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20;
+    private const int MREMAP_MAYMOVE = 1;
+    private const int Anon = MAP_PRIVATE | MAP_ANONYMOUS;
+
+    public MmContractTests() : base("Mm") => Proxy.SpaceExecAsync(1).GetAwaiter().GetResult();
+
+    [Fact]
+    public async Task Hello_names_the_mm_contract()
+    {
+        var hello = await Proxy.HelloAsync();
+
+        Assert.Equal(Contract.MmName, hello.Name);
+        Assert.Equal(Contract.MmVersion, hello.ContractVersion);
+        Assert.Equal(Server.Pid, hello.ServerPid);
+    }
+
+    [Fact]
+    public async Task Mmap_rounds_the_length_up_to_pages()
+    {
+        await Mmap(1, 0x10000, 0x2001, RW, Anon);
+
+        Assert.Equal([Private(0x10000, 0x13000, RW)], await Proxy.MapsAsync(1));
+    }
+
+    [Fact]
+    public async Task A_file_mapping_keeps_its_offset_and_sharing()
+    {
+        await Mmap(1, 0x20000, 0x3000, PROT_READ, MAP_SHARED, fd: 5, offset: 0x1000);
+
+        Assert.Equal([new Vma(0x20000, 0x23000, PROT_READ, true, 0x1000, null)], await Proxy.MapsAsync(1));
+    }
+
+    [Fact]
+    public async Task Maps_come_in_address_order()
+    {
+        await Mmap(1, 0x30000, 0x1000, PROT_READ, Anon);
+        await Mmap(1, 0x10000, 0x1000, RW, Anon);
+        await Mmap(1, 0x20000, 0x1000, PROT_READ, MAP_PRIVATE, fd: 3);
+
+        var starts = (await Proxy.MapsAsync(1)).Select(v => v.Start);
+
+        Assert.Equal([0x10000UL, 0x20000UL, 0x30000UL], starts);
+    }
+
+    [Fact]
+    public async Task Munmap_in_the_middle_splits_a_mapping()
+    {
+        await Mmap(1, 0x20000, 0x4000, PROT_READ, MAP_PRIVATE, fd: 3);
+
+        await Record(1, MmOp.Munmap, 0x21000, 0x1000);
+
+        Assert.Equal(
+            [new Vma(0x20000, 0x21000, PROT_READ, false, 0, null), new Vma(0x22000, 0x24000, PROT_READ, false, 0x2000, null)],
+            await Proxy.MapsAsync(1));
+    }
+
+    [Fact]
+    public async Task Mprotect_in_the_middle_splits_a_mapping_in_three()
+    {
+        await Mmap(1, 0x10000, 0x3000, RW, Anon);
+
+        await Record(1, MmOp.Mprotect, 0x11000, 0x1000, prot: PROT_READ);
+
+        Assert.Equal(
+            [Private(0x10000, 0x11000, RW), Private(0x11000, 0x12000, PROT_READ), Private(0x12000, 0x13000, RW)],
+            await Proxy.MapsAsync(1));
+    }
+
+    [Fact]
+    public async Task Map_fixed_replaces_what_it_overlaps()
+    {
+        await Mmap(1, 0x10000, 0x4000, RW, Anon);
+
+        await Mmap(1, 0x11000, 0x1000, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd: 4, offset: 0x5000);
+
+        Assert.Equal(
+            [Private(0x10000, 0x11000, RW), new Vma(0x11000, 0x12000, PROT_READ, false, 0x5000, null), Private(0x12000, 0x14000, RW)],
+            await Proxy.MapsAsync(1));
+    }
+
+    [Fact]
+    public async Task Mremap_moves_grows_and_shrinks()
+    {
+        await Mmap(1, 0x10000, 0x2000, RW, Anon);
+
+        await Record(1, MmOp.Mremap, 0x10000, 0x2000, newLength: 0x3000, flags: MREMAP_MAYMOVE, result: 0x40000);
+        Assert.Equal([Private(0x40000, 0x43000, RW)], await Proxy.MapsAsync(1));
+
+        await Record(1, MmOp.Mremap, 0x40000, 0x3000, newLength: 0x5000, result: 0x40000);
+        Assert.Equal([Private(0x40000, 0x45000, RW)], await Proxy.MapsAsync(1));
+
+        await Record(1, MmOp.Mremap, 0x40000, 0x5000, newLength: 0x1000, result: 0x40000);
+        Assert.Equal([Private(0x40000, 0x41000, RW)], await Proxy.MapsAsync(1));
+    }
+
+    [Fact]
+    public async Task Brk_grows_and_shrinks_the_heap_from_the_first_break()
+    {
+        await Record(1, MmOp.Brk, 0, 0, result: 0x600000);
+        Assert.Empty(await Proxy.MapsAsync(1));
+
+        await Record(1, MmOp.Brk, 0x602345, 0, result: 0x602345);
+        Assert.Equal([Heap(0x600000, 0x603000)], await Proxy.MapsAsync(1));
+
+        await Record(1, MmOp.Brk, 0x601000, 0, result: 0x601000);
+        Assert.Equal([Heap(0x600000, 0x601000)], await Proxy.MapsAsync(1));
+
+        await Record(1, MmOp.Brk, 0x7fff_0000_0000, 0, result: 0x601000); // refused: the old break comes back
+        Assert.Equal([Heap(0x600000, 0x601000)], await Proxy.MapsAsync(1));
+    }
+
+    [Fact]
+    public async Task A_failed_call_changes_nothing()
+    {
+        await Mmap(1, 0x10000, 0x1000, RW, Anon);
+
+        await Record(1, MmOp.Munmap, 0x10000, 0x1000, result: -Errno.EINVAL);
+        await Record(1, MmOp.Mmap, 0, 0x1000, prot: RW, flags: Anon, result: -Errno.ENOMEM);
+
+        Assert.Equal([Private(0x10000, 0x11000, RW)], await Proxy.MapsAsync(1));
+    }
+
+    [Fact]
+    public async Task Fork_copies_the_space_and_clone_vm_shares_it()
+    {
+        await Mmap(1, 0x10000, 0x1000, RW, Anon);
+        await Proxy.SpaceCreatedAsync(1, 2, shared: false);
+        await Proxy.SpaceCreatedAsync(1, 3, shared: true);
+
+        await Mmap(2, 0x20000, 0x1000, RW, Anon);
+        await Mmap(3, 0x30000, 0x1000, RW, Anon);
+
+        Assert.Equal([Private(0x10000, 0x11000, RW), Private(0x30000, 0x31000, RW)], await Proxy.MapsAsync(1));
+        Assert.Equal([Private(0x10000, 0x11000, RW), Private(0x20000, 0x21000, RW)], await Proxy.MapsAsync(2));
+        Assert.Equal(await Proxy.MapsAsync(1), await Proxy.MapsAsync(3));
+    }
+
+    [Fact]
+    public async Task Exec_gives_a_fresh_space_and_leaves_the_shared_one()
+    {
+        await Mmap(1, 0x10000, 0x1000, RW, Anon);
+        await Proxy.SpaceCreatedAsync(1, 2, shared: true);
+
+        await Proxy.SpaceExecAsync(2);
+        await Mmap(2, 0x20000, 0x1000, RW, Anon);
+
+        Assert.Equal([Private(0x10000, 0x11000, RW)], await Proxy.MapsAsync(1));
+        Assert.Equal([Private(0x20000, 0x21000, RW)], await Proxy.MapsAsync(2));
+    }
+
+    [Fact]
+    public async Task A_shared_space_outlives_one_of_its_processes()
+    {
+        await Mmap(1, 0x10000, 0x1000, RW, Anon);
+        await Proxy.SpaceCreatedAsync(1, 2, shared: true);
+
+        await Proxy.SpaceExitedAsync(1);
+
+        Assert.Equal([Private(0x10000, 0x11000, RW)], await Proxy.MapsAsync(2));
+        await Refused(() => Proxy.MapsAsync(1));
+    }
+
+    [Fact]
+    public async Task Unknown_processes_are_protocol_errors()
+    {
+        await Refused(() => Proxy.MapsAsync(42));
+        await Refused(() => Mmap(42, 0x10000, 0x1000, RW, Anon));
+        await Refused(() => Proxy.SpaceCreatedAsync(42, 43, shared: false));
+        await Refused(() => Proxy.SpaceExitedAsync(42));
+    }
+
+    [Fact]
+    public async Task The_memory_limit_is_accepted()
+    {
+        await Proxy.ConfigureAsync(new MmConfig(256L << 20));
+    }
+
+    private static Vma Private(ulong start, ulong end, int prot) => new(start, end, prot, false, 0, null);
+
+    private static Vma Heap(ulong start, ulong end) => new(start, end, RW, false, 0, "[heap]");
+
+    private Task Mmap(int vpid, ulong at, ulong length, int prot, int flags, int fd = -1, long offset = 0) =>
+        Record(vpid, MmOp.Mmap, 0, length, prot: prot, flags: flags, fd: fd, offset: offset, result: (long)at);
+
+    private Task Record(int vpid, MmOp op, ulong addr, ulong length, ulong newLength = 0, int prot = 0, int flags = 0,
+        int fd = -1, long offset = 0, long result = 0) =>
+        Proxy.RecordAsync(new MmEvent(vpid, op, addr, length, newLength, prot, flags, fd, offset, result));
+}

@@ -1,0 +1,156 @@
+using UmlMicro.Contracts.Linux;
+using UmlMicro.Contracts.Servers;
+
+namespace UmlMicro.ContractTests;
+
+public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sched")
+{
+    private const int HostInit = 4000;
+
+    [Fact]
+    public async Task Hello_names_the_sched_contract()
+    {
+        var hello = await Proxy.HelloAsync();
+
+        Assert.Equal(Contract.SchedName, hello.Name);
+        Assert.Equal(Contract.SchedVersion, hello.ContractVersion);
+        Assert.Equal(Server.Pid, hello.ServerPid);
+    }
+
+    [Fact]
+    public async Task Init_is_pid_1_without_a_parent()
+    {
+        Assert.Equal(new TaskGrant(1, 1), await Proxy.StartInitAsync(HostInit));
+        Assert.Equal(0, await Proxy.ParentAsync(1));
+    }
+
+    [Fact]
+    public async Task Children_get_increasing_pids_and_their_creator_as_parent()
+    {
+        await Proxy.StartInitAsync(HostInit);
+
+        Assert.Equal(new TaskGrant(2, 2), await Fork(creator: 1));
+        Assert.Equal(new TaskGrant(3, 3), await Fork(creator: 1));
+        Assert.Equal(1, await Proxy.ParentAsync(2));
+        Assert.Equal(1, await Proxy.ParentAsync(3));
+    }
+
+    [Fact]
+    public async Task Threads_get_their_own_tid_in_the_same_pid_space()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        await Fork(creator: 1);
+
+        Assert.Equal(new TaskGrant(2, 3), await Clone(creator: 2));
+        Assert.Equal(new TaskGrant(2, 4), await Clone(creator: 3));
+        var child = await Fork(creator: 4);
+
+        Assert.Equal(new TaskGrant(5, 5), child);
+        Assert.Equal(2, await Proxy.ParentAsync(5));
+    }
+
+    [Fact]
+    public async Task Clone_parent_makes_a_sibling_of_the_creator()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        await Fork(creator: 1);
+
+        var sibling = await Proxy.TaskCreatedAsync(new TaskCreation(2, HostInit + 9, CloneKind.Process, CloneParent: true));
+
+        Assert.Equal(1, await Proxy.ParentAsync(sibling.Vpid));
+    }
+
+    [Fact]
+    public async Task A_zombie_keeps_its_pid_until_reaped_and_the_pid_is_not_reused_at_once()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        await Fork(creator: 1);
+        await Proxy.TaskExitedAsync(new TaskExit(2, 0));
+
+        Assert.Equal(1, await Proxy.ParentAsync(2));
+        await Proxy.ReapedAsync(2);
+
+        Assert.Equal(-Errno.ESRCH, await Proxy.ParentAsync(2));
+        Assert.Equal(new TaskGrant(3, 3), await Fork(creator: 1));
+    }
+
+    [Fact]
+    public async Task A_process_lives_on_while_any_of_its_threads_does()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        await Fork(creator: 1);
+        await Clone(creator: 2);
+        await Proxy.TaskExitedAsync(new TaskExit(2, 0));
+
+        await Refused(() => Proxy.ReapedAsync(2));
+        Assert.Equal(new TaskGrant(4, 4), await Fork(creator: 3));
+        Assert.Equal(2, await Proxy.ParentAsync(4));
+    }
+
+    [Fact]
+    public async Task Orphans_are_reparented_to_init()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        await Fork(creator: 1);
+        await Fork(creator: 2);
+
+        await Proxy.TaskExitedAsync(new TaskExit(2, 0));
+
+        Assert.Equal(1, await Proxy.ParentAsync(3));
+    }
+
+    [Fact]
+    public async Task Exec_leaves_only_the_process_itself()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        await Fork(creator: 1);
+        await Clone(creator: 2);
+
+        await Proxy.ExecAsync(2);
+
+        await Refused(() => Proxy.TaskExitedAsync(new TaskExit(3, 0)));
+        Assert.Equal(new TaskGrant(2, 4), await Clone(creator: 2));
+    }
+
+    [Fact]
+    public async Task Unknown_tasks_are_protocol_errors()
+    {
+        await Proxy.StartInitAsync(HostInit);
+
+        await Refused(() => Fork(creator: 42));
+        await Refused(() => Proxy.TaskExitedAsync(new TaskExit(42, 0)));
+        await Refused(() => Proxy.ExecAsync(42));
+        await Refused(() => Proxy.ReapedAsync(42));
+        Assert.Equal(-Errno.ESRCH, await Proxy.ParentAsync(42));
+    }
+
+    [Fact]
+    public async Task Groups_and_sessions_are_recorded()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        await Fork(creator: 1);
+        await Fork(creator: 2);
+
+        await Proxy.GroupChangedAsync(new GroupChange(2, 2, NewSession: true));
+        await Proxy.GroupChangedAsync(new GroupChange(3, 2, NewSession: false));
+
+        await Refused(() => Proxy.GroupChangedAsync(new GroupChange(3, 77, NewSession: false)));
+        await Refused(() => Proxy.GroupChangedAsync(new GroupChange(9, 9, NewSession: true)));
+    }
+
+    [Fact]
+    public async Task Cpus_are_the_configured_count()
+    {
+        Assert.True(await Proxy.CpusAsync() >= 1);
+
+        await Proxy.ConfigureAsync(new SchedConfig(3));
+
+        Assert.Equal(3, await Proxy.CpusAsync());
+    }
+
+    private Task<TaskGrant> Fork(int creator) =>
+        Proxy.TaskCreatedAsync(new TaskCreation(creator, HostInit + 100 + creator, CloneKind.Process, CloneParent: false));
+
+    private Task<TaskGrant> Clone(int creator) =>
+        Proxy.TaskCreatedAsync(new TaskCreation(creator, HostInit + 200 + creator, CloneKind.Thread, CloneParent: false));
+}
