@@ -1,0 +1,433 @@
+#!/usr/bin/env bash
+# bench/run.sh: the UmlMicro benchmark. Builds bench/ops.c and bench/ptrace_floor.c into
+# bench/out/, runs every operation natively, under `umlmicro run --mode M --` for each mode
+# asked for, and under the peers (strace, proot) when they are installed, measures the raw
+# ptrace floor, prints the tables and writes them to bench/RESULTS.md. See bench/README.md.
+set -euo pipefail
+
+here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd -- "$here/.." && pwd)
+out=$here/out
+me="bench/run.sh"
+
+usage() {
+  cat <<EOF
+usage: $me [OPTIONS]
+
+Runs each operation of bench/ops.c natively, under umlmicro (one column per mode) and under the
+peers, plus the raw ptrace floor, and prints ns per operation and ratios to native. The same
+tables go to bench/RESULTS.md (generated; do not edit it by hand).
+
+options:
+  --mode M[,M...]    umlmicro modes to measure, repeatable; 'all' = tt,sysemu,seccomp
+                     (default: tt). A mode that umlmicro rejects gets n/a.
+  --umlmicro PATH    the umlmicro command (default: \$UMLMICRO, else $root/umlmicro)
+  --ops OP[,OP...]   only these operations (default: all; see bench/out/ops -l)
+  --pin WHAT         peers: pin strace/proot (tracer and tracee) to one CPU, leave native and
+                             umlmicro unpinned (default)
+                     all:   run native, umlmicro and the peers under taskset -c CPU
+                     none:  pin nothing (the ptrace floor always pins itself, see README)
+  --no-peers         skip the strace and proot columns
+  --no-floor         skip the ptrace floor
+  --reps R           repetitions per measurement, the median is reported (default 5)
+  --rep-ms MS        length of one repetition in milliseconds (default 150)
+  --quick            a fast, noisier run (3 repetitions of 40 ms): for trying the script
+  --timeout SEC      limit for one guest run, build included (default 300)
+  --results FILE     where to write the Markdown (default bench/RESULTS.md)
+  --no-results       do not write the Markdown file
+  -h, --help         this text
+
+environment: UMLMICRO (the umlmicro command), CC (default gcc).
+exit status: 0 when the tables were produced (cells that could not be measured say n/a),
+1 when the benchmark programs cannot be built, 2 for bad usage.
+EOF
+}
+
+bad_usage() {
+  echo "$me: $*" >&2
+  echo "$me: see '$me --help'" >&2
+  exit 2
+}
+
+say() { echo "bench: $*" >&2; }
+
+# ---------------------------------------------------------------- options
+UMLMICRO=${UMLMICRO:-$root/umlmicro}
+modes=()
+only_ops=""
+pin=peers
+peers=1
+floor=1
+reps=5
+rep_ms=150
+floor_reps=5
+floor_ms=200
+tmo=300
+results=$here/RESULTS.md
+write_results=1
+cmdline="$me${*:+ $*}"
+
+posint() { [[ $2 =~ ^[1-9][0-9]*$ ]] || bad_usage "$1 wants a positive integer, not '$2'"; }
+need_arg() { [ "$2" -ge 2 ] || bad_usage "option $1 needs a value"; }
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    -h|--help) usage; exit 0 ;;
+    --mode) need_arg "$1" $#
+      IFS=, read -r -a ms <<<"$2"
+      for m in "${ms[@]}"; do
+        case $m in
+          all) modes+=(tt sysemu seccomp) ;;
+          *) [[ $m =~ ^[a-z][a-z0-9_-]*$ ]] || bad_usage "bad mode name '$m'"; modes+=("$m") ;;
+        esac
+      done
+      shift 2 ;;
+    --mode=*) set -- --mode "${1#--mode=}" "${@:2}" ;;
+    --umlmicro) need_arg "$1" $#; UMLMICRO=$2; shift 2 ;;
+    --ops) need_arg "$1" $#; only_ops=$2; shift 2 ;;
+    --pin) need_arg "$1" $#
+      case $2 in peers|all|none) pin=$2 ;; *) bad_usage "--pin wants peers, all or none, not '$2'" ;; esac
+      shift 2 ;;
+    --no-peers) peers=0; shift ;;
+    --no-floor) floor=0; shift ;;
+    --reps) need_arg "$1" $#; posint "$1" "$2"; reps=$2; floor_reps=$2; shift 2 ;;
+    --rep-ms) need_arg "$1" $#; posint "$1" "$2"; rep_ms=$2; shift 2 ;;
+    --quick) reps=3; rep_ms=40; floor_reps=3; floor_ms=60; shift ;;
+    --timeout) need_arg "$1" $#; posint "$1" "$2"; tmo=$2; shift 2 ;;
+    --results) need_arg "$1" $#; results=$2; shift 2 ;;
+    --no-results) write_results=0; shift ;;
+    *) bad_usage "unknown argument '$1'" ;;
+  esac
+done
+[ ${#modes[@]} -gt 0 ] || modes=(tt)
+# drop duplicate modes, keep the order
+declare -A seen=()
+uniq_modes=()
+for m in "${modes[@]}"; do [ -n "${seen[$m]:-}" ] || { seen[$m]=1; uniq_modes+=("$m"); }; done
+modes=("${uniq_modes[@]}")
+
+# operation -> N (an upper bound per repetition; ops itself fits a repetition into --rep-ms)
+all_ops=(getppid getpid write-devnull open-close stat fork-wait exec-true)
+declare -A N=([getppid]=2000000 [getpid]=2000000 [write-devnull]=2000000 [open-close]=500000
+              [stat]=1000000 [fork-wait]=20000 [exec-true]=5000)
+if [ -n "$only_ops" ]; then
+  IFS=, read -r -a ops_list <<<"$only_ops"
+  for o in "${ops_list[@]}"; do [ -n "${N[$o]:-}" ] || bad_usage "unknown operation '$o' (known: ${all_ops[*]})"; done
+else
+  ops_list=("${all_ops[@]}")
+fi
+
+command -v timeout >/dev/null || { echo "$me: 'timeout' (coreutils) is required" >&2; exit 1; }
+if [ "$pin" != none ]; then
+  command -v taskset >/dev/null || { echo "$me: --pin $pin needs 'taskset' (util-linux); use --pin none" >&2; exit 1; }
+fi
+
+# ---------------------------------------------------------------- build
+CC=${CC:-gcc}
+command -v "$CC" >/dev/null || { echo "$me: no C compiler '$CC' (set CC or install gcc)" >&2; exit 1; }
+mkdir -p "$out/logs"
+for prog in ops ptrace_floor; do
+  if [ ! -x "$out/$prog" ] || [ "$here/$prog.c" -nt "$out/$prog" ]; then
+    say "building bench/out/$prog"
+    "$CC" -O2 -Wall -Wextra -o "$out/$prog.tmp" "$here/$prog.c" || { echo "$me: building $prog.c failed" >&2; exit 1; }
+    mv -f "$out/$prog.tmp" "$out/$prog"
+  fi
+done
+datafile=$out/data.txt
+[ -s "$datafile" ] || printf 'a small host file for the open-close and stat operations\n' >"$datafile"
+
+pin_cpu=$(awk '/^Cpus_allowed_list/ {print $2}' /proc/self/status | cut -d, -f1 | cut -d- -f1)
+pin_cpu=${pin_cpu:-0}
+pin_cmd=(taskset -c "$pin_cpu")
+pin_native=(); pin_uml=(); pin_peer=()
+case $pin in
+  peers) pin_peer=("${pin_cmd[@]}") ;;
+  all) pin_native=("${pin_cmd[@]}"); pin_uml=("${pin_cmd[@]}"); pin_peer=("${pin_cmd[@]}") ;;
+esac
+
+# ---------------------------------------------------------------- helpers
+# kv LINE KEY: the value of KEY=value in LINE
+kv() { awk -v k="$2" '{for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) {print substr($i, length(k) + 2); exit}}' <<<"$1"; }
+# last non-empty line of a file, shortened, for notes
+lastline() { grep -v '^[[:space:]]*$' "$1" 2>/dev/null | tail -n 1 | cut -c1-160 || true; }
+fmt_ns() { [ -n "$1" ] && awk -v x="$1" 'BEGIN {printf "%.0f", x}' || echo "n/a"; }
+fmt_ratio() {
+  if [ -n "$1" ] && [ -n "$2" ]; then
+    awk -v a="$1" -v b="$2" 'BEGIN {if (b <= 0) {print "n/a"; exit} r = a / b;
+      if (r < 10) printf "%.2fx", r; else if (r < 100) printf "%.1fx", r; else printf "%.0fx", r}'
+  else echo "n/a"; fi
+}
+
+declare -A NS=() P50=() P99=()
+notes=()
+note() { notes+=("$*"); say "note: $*"; }
+
+# run_op CFG OP: runs bench/out/ops OP under configuration CFG and records the result
+run_op() {
+  local cfg=$1 op=$2 log=$out/logs/$1.$2 rc=0 line
+  local -a cmd
+  case $cfg in
+    native) cmd=(${pin_native[@]+"${pin_native[@]}"}) ;;
+    strace) cmd=(${pin_peer[@]+"${pin_peer[@]}"} strace -f -o /dev/null) ;;
+    proot) cmd=(${pin_peer[@]+"${pin_peer[@]}"} proot -r /) ;;
+    *) cmd=(${pin_uml[@]+"${pin_uml[@]}"} "$UMLMICRO" run --mode "$cfg" --) ;;
+  esac
+  cmd+=("$out/ops" -r "$reps" -t "$rep_ms" -f "$datafile" "$op" "${N[$op]}")
+  printf '%s\n' "${cmd[*]}" >"$log.cmd"
+  timeout -k 5 "$tmo" "${cmd[@]}" >"$log.out" 2>"$log.err" </dev/null || rc=$?
+  line=$(grep -m1 '^op=' "$log.out" || true)
+  if [ $rc -ne 0 ] || [ -z "$line" ]; then
+    local why
+    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then why="timed out after ${tmo}s"
+    else why="exit $rc: $(lastline "$log.err")"; fi
+    note "$op under $cfg failed ($why; see bench/out/logs/$cfg.$op.err)"
+    return 0
+  fi
+  NS[$cfg/$op]=$(kv "$line" ns_per_op)
+  P50[$cfg/$op]=$(kv "$line" p50_ns)
+  P99[$cfg/$op]=$(kv "$line" p99_ns)
+  say "$(printf '%-8s %-14s %12s ns/op' "$cfg" "$op" "$(fmt_ns "${NS[$cfg/$op]}")")"
+}
+
+# ---------------------------------------------------------------- which columns
+cfgs=(native)
+mode_cfgs=()
+declare -A NA=()   # cfg -> why the whole column is n/a
+for m in "${modes[@]}"; do
+  case $m in native|strace|proot) bad_usage "'$m' is not a umlmicro mode" ;; esac
+  cfgs+=("$m"); mode_cfgs+=("$m")
+  if ! command -v "$UMLMICRO" >/dev/null 2>&1; then
+    NA[$m]="umlmicro not found: $UMLMICRO"; note "mode $m: ${NA[$m]}"; continue
+  fi
+  say "checking umlmicro --mode $m (builds the kernel first when stale)"
+  rc=0
+  timeout -k 5 "$tmo" "$UMLMICRO" run --mode "$m" -- /bin/true \
+    >"$out/logs/probe.$m.out" 2>"$out/logs/probe.$m.err" </dev/null || rc=$?
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+    NA[$m]="'umlmicro run --mode $m -- /bin/true' timed out after ${tmo}s (see bench/out/logs/probe.$m.err)"
+    note "mode $m not measured: ${NA[$m]}"
+  elif [ $rc -ne 0 ]; then
+    NA[$m]="'umlmicro run --mode $m -- /bin/true' exit $rc: $(lastline "$out/logs/probe.$m.err")"
+    note "mode $m not measured: ${NA[$m]}"
+  fi
+done
+peer_cfgs=()
+if [ $peers = 1 ]; then
+  for p in strace proot; do
+    if command -v $p >/dev/null 2>&1; then cfgs+=("$p"); peer_cfgs+=("$p")
+    else note "peer $p is not installed: its column is left out"; fi
+  done
+fi
+
+# ---------------------------------------------------------------- measure
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+t_start=$(date +%s)
+for op in "${ops_list[@]}"; do
+  for cfg in "${cfgs[@]}"; do
+    [ -z "${NA[$cfg]:-}" ] || continue
+    run_op "$cfg" "$op"
+  done
+done
+
+declare -A FL=()   # mech/pin -> ns per syscall
+if [ $floor = 1 ]; then
+  say "measuring the raw ptrace floor"
+  rc=0
+  timeout -k 5 "$tmo" "$out/ptrace_floor" -r "$floor_reps" -t "$floor_ms" \
+    >"$out/logs/floor.out" 2>"$out/logs/floor.err" </dev/null || rc=$?
+  [ $rc -eq 0 ] || note "ptrace_floor failed (exit $rc: $(lastline "$out/logs/floor.err"))"
+  while IFS= read -r line; do
+    case $line in floor=*) FL[$(kv "$line" floor)/$(kv "$line" pin)]=$(kv "$line" ns_per_syscall) ;; esac
+  done <"$out/logs/floor.out"
+fi
+t_total=$(( $(date +%s) - t_start ))
+
+# ---------------------------------------------------------------- tables
+# A table is a header line and rows, cells separated by TABs. It is rendered as aligned
+# text (first column left, the others right) and as Markdown.
+render_text() {
+  awk -F'\t' '{for (i = 1; i <= NF; i++) {c[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i)}
+               if (NF > nf) nf = NF}
+    END {for (r = 1; r <= NR; r++) {line = ""
+           for (i = 1; i <= nf; i++) line = line sprintf(i == 1 ? "%-" w[i] "s" : "  %" w[i] "s", c[r, i])
+           print line
+           if (r == 1) {line = ""; for (i = 1; i <= nf; i++) {d = sprintf("%" w[i] "s", ""); gsub(/ /, "-", d); line = line (i == 1 ? d : "  " d)}; print line}}}'
+}
+render_md() {
+  awk -F'\t' '{line = "|"; for (i = 1; i <= NF; i++) line = line " " $i " |"; print line
+    if (NR == 1) {line = "|"; for (i = 1; i <= NF; i++) line = line (i == 1 ? "---|" : "---:|"); print line}}'
+}
+label() { case $1 in native|strace|proot) echo "$1" ;; *) echo "umlmicro $1" ;; esac; }
+
+ops_table() {
+  local h="op" cfg op row
+  for cfg in "${cfgs[@]}"; do
+    h+=$'\t'"$(label "$cfg") ns/op"
+    [ "$cfg" = native ] || h+=$'\t'"$cfg x native"
+  done
+  echo "$h"
+  for op in "${ops_list[@]}"; do
+    row=$op
+    for cfg in "${cfgs[@]}"; do
+      row+=$'\t'"$(fmt_ns "${NS[$cfg/$op]:-}")"
+      [ "$cfg" = native ] || row+=$'\t'"$(fmt_ratio "${NS[$cfg/$op]:-}" "${NS[native/$op]:-}")"
+    done
+    echo "$row"
+  done
+}
+
+lat_table() {
+  local h="op" cfg op row
+  for cfg in "${cfgs[@]}"; do h+=$'\t'"$(label "$cfg") p50 / p99"; done
+  echo "$h"
+  for op in "${ops_list[@]}"; do
+    row=$op
+    for cfg in "${cfgs[@]}"; do
+      if [ -n "${P50[$cfg/$op]:-}" ]; then row+=$'\t'"${P50[$cfg/$op]} / ${P99[$cfg/$op]}"
+      else row+=$'\t'"n/a"; fi
+    done
+    echo "$row"
+  done
+}
+
+floor_table() {
+  local m nat=${FL[native/same]:-}
+  printf 'floor (getppid in a loop)\tstops/call\tsame CPU ns\tx native\tsplit CPUs ns\tunpinned ns\n'
+  for m in native tt sysemu seccomp; do
+    case $m in
+      native) printf 'native, no tracer\t0' ;;
+      tt) printf 'tt: PTRACE_SYSCALL + GETREGS at each stop\t2' ;;
+      sysemu) printf 'sysemu: PTRACE_SYSEMU + GETREGS/SETREGS\t1' ;;
+      seccomp) printf 'seccomp: RET_TRACE + GETREGS/SETREGS\t1' ;;
+    esac
+    printf '\t%s\t%s\t%s\t%s\n' "$(fmt_ns "${FL[$m/same]:-}")" "$(fmt_ratio "${FL[$m/same]:-}" "$nat")" \
+      "$(fmt_ns "${FL[$m/split]:-}")" "$(fmt_ns "${FL[$m/none]:-}")"
+  done
+}
+
+# target ROW-LABEL MODE MEASURED LIMIT KIND: one row of the targets table.
+# KIND ratio: MEASURED/BASE must be <= LIMIT; KIND abs: MEASURED (ns) must be < LIMIT (ns).
+target_row() {
+  local what=$1 mode=$2 val=$3 base=$4 limit=$5 kind=$6 meas verdict
+  if ! printf '%s\n' "${mode_cfgs[@]}" | grep -qx -- "$mode"; then
+    printf '%s\t%s\tn/a\t%s\tn/a (mode not run)\n' "$what" "$mode" "$(lim_txt "$limit" "$kind")"; return
+  fi
+  if [ -n "${NA[$mode]:-}" ]; then
+    printf '%s\t%s\tn/a\t%s\tn/a (mode not available)\n' "$what" "$mode" "$(lim_txt "$limit" "$kind")"; return
+  fi
+  if [ -z "$val" ] || { [ "$kind" = ratio ] && [ -z "$base" ]; }; then
+    printf '%s\t%s\tn/a\t%s\tn/a (not measured)\n' "$what" "$mode" "$(lim_txt "$limit" "$kind")"; return
+  fi
+  if [ "$kind" = ratio ]; then
+    meas=$(fmt_ratio "$val" "$base")
+    verdict=$(awk -v a="$val" -v b="$base" -v l="$limit" 'BEGIN {r = a / b / l; if (r <= 1) print "met"; else printf "missed (%.1fx over)", r}')
+  else
+    meas=$(awk -v a="$val" 'BEGIN {printf "%.1f us", a / 1000}')
+    verdict=$(awk -v a="$val" -v l="$limit" 'BEGIN {r = a / l; if (r < 1) print "met"; else printf "missed (%.1fx over)", r}')
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\n' "$what" "$mode" "$meas" "$(lim_txt "$limit" "$kind")" "$verdict"
+}
+lim_txt() { if [ "$2" = ratio ]; then echo "<= ${1}x"; else awk -v l="$1" 'BEGIN {printf "< %g us", l / 1000}'; fi; }
+
+targets_table() {
+  local m
+  printf 'target (issue 6)\tmode\tmeasured\tlimit\tverdict\n'
+  target_row "write-devnull (passed) vs native" seccomp "${NS[seccomp/write-devnull]:-}" "${NS[native/write-devnull]:-}" 1.5 ratio
+  target_row "write-devnull (passed) vs 2-stop floor, same CPU" tt "${NS[tt/write-devnull]:-}" "${FL[tt/same]:-}" 1.3 ratio
+  target_row "getpid (no server) vs 1-stop floor, same CPU" sysemu "${NS[sysemu/getpid]:-}" "${FL[sysemu/same]:-}" 1.3 ratio
+  target_row "getpid (no server) vs 1-stop floor, same CPU" seccomp "${NS[seccomp/getpid]:-}" "${FL[seccomp/same]:-}" 1.3 ratio
+  for m in tt sysemu seccomp; do
+    target_row "stat (server call) p50" "$m" "${P50[$m/stat]:-}" "" 100000 abs
+  done
+  for m in tt sysemu seccomp; do
+    target_row "fork-wait vs native" "$m" "${NS[$m/fork-wait]:-}" "${NS[native/fork-wait]:-}" 3 ratio
+    target_row "exec-true vs native" "$m" "${NS[$m/exec-true]:-}" "${NS[native/exec-true]:-}" 3 ratio
+  done
+}
+
+case $pin in
+  peers) pin_txt="strace and proot run under taskset -c $pin_cpu (tracer and tracee on one CPU); native and umlmicro are not pinned by the benchmark (umlmicro applies its own policy)" ;;
+  all) pin_txt="native, umlmicro (supervisor, servers and guest) and the peers all run under taskset -c $pin_cpu" ;;
+  none) pin_txt="nothing is pinned by the benchmark" ;;
+esac
+floor_pin_txt="the floor pins itself: 'same CPU' = tracer and tracee on CPU $pin_cpu, 'split CPUs' = on two different CPUs, 'unpinned' = wherever the scheduler puts them"
+
+# ---------------------------------------------------------------- print
+{
+  echo
+  echo "ns per operation (median of $reps repetitions of ~$rep_ms ms, timed inside the guest: startup excluded)"
+  ops_table | render_text
+  echo
+  echo "latency of one operation, p50 / p99 ns"
+  lat_table | render_text
+  if [ $floor = 1 ]; then
+    echo
+    echo "raw ptrace floor, ns per traced getppid (median of $floor_reps runs)"
+    floor_table | render_text
+  fi
+  echo
+  targets_table | render_text
+  echo
+  echo "pinning: $pin_txt; $floor_pin_txt."
+  echo "load average before the run: $load_before; measuring took ${t_total}s"
+  if [ ${#notes[@]} -gt 0 ]; then
+    echo "notes:"
+    printf '  - %s\n' "${notes[@]}"
+  fi
+}
+
+# ---------------------------------------------------------------- RESULTS.md
+if [ $write_results = 1 ]; then
+  cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+  commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  if [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null | grep -v ' bench/' || true)" ]; then
+    commit+=" (with uncommitted changes)"
+  fi
+  clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null || echo unknown)
+  tmp=$(mktemp "${results}.XXXXXX")
+  {
+    echo "<!-- Generated by bench/run.sh. Do not edit by hand: run bench/run.sh to regenerate. -->"
+    echo "# UmlMicro benchmark results"
+    echo
+    echo "Generated by \`bench/run.sh\` — do not edit by hand; rerun the benchmark to update it."
+    echo "See [README.md](README.md) for what each row means."
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "- command: \`$cmdline\`"
+    echo "- machine: nproc $(nproc), kernel $(uname -r), CPU ${cpu_model:-unknown}, clocksource $clocksource"
+    echo "- load average before the run: $load_before (other work on the machine makes the numbers noisier)"
+    echo "- umlmicro: \`${UMLMICRO#"$root"/}\`, commit $commit; modes: ${modes[*]}"
+    echo "- pinning: $pin_txt; $floor_pin_txt."
+    echo "- method: each cell is the median of $reps repetitions of about $rep_ms ms, timed by the program itself with clock_gettime (vDSO), so the supervisor's startup is not included. Ratios are to the native column."
+    echo
+    echo "## ns per operation"
+    echo
+    ops_table | render_md
+    echo
+    echo "## Latency of one operation: p50 / p99 (ns)"
+    echo
+    echo "Each sample includes one clock_gettime call (about 20–30 ns)."
+    echo
+    lat_table | render_md
+    if [ $floor = 1 ]; then
+      echo
+      echo "## Raw ptrace floor (ns per traced getppid)"
+      echo
+      echo "A minimal C tracer (bench/ptrace_floor.c); median of $floor_reps runs. x native is against the native row, same CPU."
+      echo
+      floor_table | render_md
+    fi
+    echo
+    echo "## Targets from issue 6"
+    echo
+    targets_table | render_md
+    if [ ${#notes[@]} -gt 0 ]; then
+      echo
+      echo "## Notes"
+      echo
+      printf -- '- %s\n' "${notes[@]}"
+    fi
+  } >"$tmp"
+  mv -f "$tmp" "$results"
+  say "wrote ${results#"$root"/}"
+fi
