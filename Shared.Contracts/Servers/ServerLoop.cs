@@ -1,0 +1,42 @@
+using System;
+using System.IO;
+using System.Threading.Tasks;
+using StreamJsonRpc;
+using StreamJsonRpc.Reflection;
+
+namespace UmlMicro.Contracts.Servers;
+
+/// <summary>
+/// The main loop every kernel server shares: answer requests from <c>input</c> on <c>output</c> until the
+/// supervisor closes the pipe or asks for shutdown. Silent unless something goes wrong: stderr is the
+/// supervisor's terminal.
+/// </summary>
+public static class ServerLoop
+{
+    /// <returns>The process exit status: 0 after a clean end, 1 when the connection broke.</returns>
+    public static async Task<int> RunAsync<TContract>(string name, TContract service, Task shutdownRequested, Stream input, Stream output)
+        where TContract : class, IKernelServer
+    {
+        using var rpc = RpcWire.Create(output, input);
+        rpc.AddLocalRpcTarget<TContract>(service, null);
+
+        // Exit once the reply to shutdown is on the wire, and after the supervisor hung up or had a moment to:
+        // a StreamJsonRpc client still finishing its own send when the pipes close reports a lost connection.
+        var shutdownAnswered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        ((IJsonRpcFormatterCallbacks)rpc).ResponseSent += (_, _) =>
+        {
+            if (shutdownRequested.IsCompleted) shutdownAnswered.TrySetResult();
+        };
+        rpc.StartListening();
+
+        var ended = await Task.WhenAny(rpc.Completion, shutdownAnswered.Task).ConfigureAwait(false);
+        if (ended == shutdownAnswered.Task)
+            await Task.WhenAny(rpc.Completion, Task.Delay(TimeSpan.FromSeconds(1))).ConfigureAwait(false);
+        if (rpc.Completion.IsFaulted)
+        {
+            Console.Error.WriteLine($"{name}: connection lost: {rpc.Completion.Exception?.GetBaseException().Message}");
+            return 1;
+        }
+        return 0;
+    }
+}
