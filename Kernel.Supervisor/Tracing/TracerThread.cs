@@ -80,18 +80,26 @@ internal sealed unsafe class TracerThread(Kernel kernel, string launcher, string
         kill(pid, Signals.SIGCONT);
     }
 
+    /// <summary>The umlmicro script leaves the signals the user's shell ignored here (a hex SigIgn mask).</summary>
+    private const string SigIgnVariable = "_UMLMICRO_SIGIGN";
+
+    /// <summary>posix_spawn (vfork-based, safe from managed code) of the launcher, from this thread so it is our child.</summary>
     private int Spawn()
     {
-        var args = new List<string> { launcher, program };
+        var args = new List<string> { launcher, Environment.GetEnvironmentVariable(SigIgnVariable) ?? "0", program };
         args.AddRange(argv);
-        var blocks = args.Select(a => Marshal.StringToCoTaskMemUTF8(a)).ToArray();
+        var env = GuestEnvironment();
+        var blocks = args.Concat(env).Select(a => Marshal.StringToCoTaskMemUTF8(a)).ToArray();
         try
         {
-            var ptrs = stackalloc byte*[blocks.Length + 1];
-            for (int i = 0; i < blocks.Length; i++) ptrs[i] = (byte*)blocks[i];
-            ptrs[blocks.Length] = null;
+            var ptrs = stackalloc byte*[blocks.Length + 2];
+            for (int i = 0; i < args.Count; i++) ptrs[i] = (byte*)blocks[i];
+            ptrs[args.Count] = null;
+            var envp = ptrs + args.Count + 1;
+            for (int i = 0; i < env.Count; i++) envp[i] = (byte*)blocks[args.Count + i];
+            envp[env.Count] = null;
             int pid;
-            int err = posix_spawn(&pid, ptrs[0], 0, 0, ptrs, Environ);
+            int err = posix_spawn(&pid, ptrs[0], 0, 0, ptrs, envp);
             if (err != 0) throw new InvalidOperationException($"cannot start {launcher}: errno {err}");
             return pid;
         }
@@ -99,6 +107,18 @@ internal sealed unsafe class TracerThread(Kernel kernel, string launcher, string
         {
             foreach (var b in blocks) Marshal.FreeCoTaskMem(b);
         }
+    }
+
+    /// <summary>The supervisor's own environment block as it started (not .NET's view of it), less our own variable.</summary>
+    private static List<string> GuestEnvironment()
+    {
+        var env = new List<string>();
+        for (var p = Environ; *p != null; p++)
+        {
+            var entry = Marshal.PtrToStringUTF8((nint)(*p))!;
+            if (!entry.StartsWith(SigIgnVariable + "=", StringComparison.Ordinal)) env.Add(entry);
+        }
+        return env;
     }
 
     private void Loop()
