@@ -201,7 +201,9 @@ for m in "${modes[@]}"; do
   fi
   say "checking umlmicro --mode $m (builds the kernel first when stale)"
   rc=0
-  timeout -k 5 "$tmo" "$UMLMICRO" run --mode "$m" -- /bin/true \
+  # The probe is the call that builds a stale kernel. MSBUILDDISABLENODEREUSE: no MSBuild node
+  # outlives the build (a lingering node can inherit the wrapper's build lock and block others).
+  MSBUILDDISABLENODEREUSE=1 timeout -k 5 "$tmo" "$UMLMICRO" run --mode "$m" -- /bin/true \
     >"$out/logs/probe.$m.out" 2>"$out/logs/probe.$m.err" </dev/null || rc=$?
   if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
     NA[$m]="'umlmicro run --mode $m -- /bin/true' timed out after ${tmo}s (see bench/out/logs/probe.$m.err)"
