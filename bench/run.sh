@@ -398,7 +398,9 @@ if [ $write_results = 1 ]; then
     echo "- command: \`$cmdline\`"
     echo "- machine: nproc $(nproc), kernel $(uname -r), CPU ${cpu_model:-unknown}, clocksource $clocksource"
     echo "- load average before the run: $load_before (other work on the machine makes the numbers noisier)"
-    echo "- umlmicro: \`${UMLMICRO#"$root"/}\`, commit $commit; modes: ${modes[*]}"
+    uml_shown=$UMLMICRO
+    case $uml_shown in "$root"/*) uml_shown=./${uml_shown#"$root"/} ;; esac
+    echo "- umlmicro: \`$uml_shown\`, commit $commit; modes: ${modes[*]}"
     echo "- pinning: $pin_txt; $floor_pin_txt."
     echo "- method: each cell is the median of $reps repetitions of about $rep_ms ms, timed by the program itself with clock_gettime (vDSO), so the supervisor's startup is not included. Ratios are to the native column."
     echo
