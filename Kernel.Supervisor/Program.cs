@@ -53,8 +53,15 @@ namespace UmlMicro.Supervisor
         {
             string binDir = AppContext.BaseDirectory;
             var config = KernelConfigLoader.Load(run.ConfigFile ?? Path.Combine(binDir, "configs", "default.json"), run.Settings);
-            if (config.Kernel.Mode != "tt")
-                throw new ConfigError($"mode '{config.Kernel.Mode}' is not available (this kernel has: tt)");
+            TrapMode mode;
+            try
+            {
+                mode = TrapPath.Parse(config.Kernel.Mode);
+            }
+            catch (ArgumentException e)
+            {
+                throw new ConfigError(e.Message);
+            }
             if (config.Vfs.Root != "/")
                 throw new ConfigError($"Vfs:Root '{config.Vfs.Root}': only '/' is supported until the confined VFS lands");
             var program = RunOptions.LookupProgram(run.Program, Environment.GetEnvironmentVariable("PATH"))
@@ -76,7 +83,7 @@ namespace UmlMicro.Supervisor
             sched.Call(s => s.ConfigureAsync(new SchedConfig(cpus)));
 
             var kernel = new Kernel(vfs, mm, sched, Identity(config.Kernel), cpus, stats, trace);
-            var tracer = new TracerThread(kernel, Path.Combine(binDir, "umlmicro-launch"), program, [run.Program, .. run.Argv]);
+            var tracer = new TracerThread(kernel, mode, Path.Combine(binDir, "umlmicro-launch"), program, [run.Program, .. run.Argv]);
             var forwarding = new List<PosixSignalRegistration>();
             tracer.Run(onStarted: () => forwarding.AddRange(ForwardSignals(tracer)));
             forwarding.ForEach(r => r.Dispose());

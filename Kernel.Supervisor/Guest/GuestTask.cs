@@ -18,8 +18,11 @@ internal sealed class GuestTask(int hostTid)
     public int Vpid { get; set; }
     public int Vtid { get; set; }
 
-    /// <summary>True between a syscall-entry stop and its exit stop.</summary>
-    public bool InSyscall { get; set; }
+    /// <summary>Where the task is in a syscall the tracer is following.</summary>
+    public SyscallPhase Phase { get; set; }
+
+    /// <summary>How the task is resumed at its next stop that is not a syscall stop (a signal, an event).</summary>
+    public long ResumeRequest { get; set; }
 
     /// <summary>False until the new task's first stop has been seen and its ids have been granted.</summary>
     public bool Started { get; set; }
@@ -36,9 +39,25 @@ internal sealed class GuestTask(int hostTid)
     /// <summary>A clone/fork in flight in this task: what the new task needs to know when it appears.</summary>
     public PendingClone? Clone { get; set; }
 
+    /// <summary>The task this one just created (host tid, virtual tid), for the result of its clone/fork.</summary>
+    public (int HostTid, int Vtid)? CloneResult { get; set; }
+
     public bool IsThreadGroupLeader => HostTid == HostTgid;
 
     public override string ToString() => $"task {Vtid} (host {HostTid})";
+}
+
+/// <summary>The syscall stops a task still owes the tracer.</summary>
+internal enum SyscallPhase
+{
+    /// <summary>Not in a followed syscall: the next syscall stop is an entry.</summary>
+    None,
+    /// <summary>In a call whose exit stop the tracer wants (the host runs it, or tt nullified it).</summary>
+    AwaitExit,
+    /// <summary>sysemu: the host skipped the call; the tracer re-issues it and first sees the skipped call's exit.</summary>
+    SkippedExit,
+    /// <summary>sysemu: the next entry stop is the re-issued call.</summary>
+    ReissueEntry,
 }
 
 /// <summary>The flags and tid pointers of a fork/vfork/clone/clone3, read at its entry stop.</summary>

@@ -1,29 +1,53 @@
 /* umlmicro-launch: the first guest process before it becomes the guest.
  *
- *   umlmicro-launch SIGIGN PATH ARGV0 [ARGS...]
+ *   umlmicro-launch SIGIGN FILTER PATH ARGV0 [ARGS...]
  *
  * SIGIGN is the hex mask of signals the user's shell left ignored (SigIgn of /proc/PID/status): the
  * guest inherits those as ignored and every other signal at its default, as it would have without
  * the supervisor in between (the .NET runtime ignores SIGPIPE, and exec keeps ignored signals).
- * Then it stops itself so the supervisor's tracer thread can PTRACE_SEIZE it with its options, and
- * once resumed it execs PATH with the rest of its arguments and the environment it was given.
+ * Then it stops itself so the supervisor's tracer thread can PTRACE_SEIZE it with its options.
+ * Once resumed it installs FILTER (hex bytes of a struct sock_filter array, or "-" for none) as a
+ * seccomp filter — only now, after the tracer set PTRACE_O_TRACESECCOMP, or trapped calls would
+ * fail with ENOSYS — and execs PATH with the rest of its arguments and the environment it was given.
  * The exec is the first syscall the kernel sees from the guest. */
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+extern char **environ;
 
 /* The kernel's struct sigaction: glibc's signal() refuses 32 and 33, which it reserves for itself. */
 struct ksigaction { void (*handler)(int); unsigned long flags; void (*restorer)(void); unsigned long mask; };
 
-extern char **environ;
+static int hexval(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static int install_filter(const char *hex) {
+    size_t n = strlen(hex);
+    if (n == 0 || n % 16 != 0) return -1;
+    unsigned char *bytes = malloc(n / 2);
+    if (!bytes) return -1;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) return -1;
+        bytes[i] = (unsigned char)(hi << 4 | lo);
+    }
+    struct sock_fprog prog = { (unsigned short)(n / 16), (struct sock_filter *)bytes };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+}
 
 int main(int argc, char **argv) {
-    if (argc < 4) {
-        fputs("umlmicro-launch: usage: umlmicro-launch SIGIGN PATH ARGV0 [ARGS...]\n", stderr);
+    if (argc < 5) {
+        fputs("umlmicro-launch: usage: umlmicro-launch SIGIGN FILTER PATH ARGV0 [ARGS...]\n", stderr);
         return 2;
     }
     unsigned long long ignored = strtoull(argv[1], NULL, 16);
@@ -37,7 +61,11 @@ int main(int argc, char **argv) {
     sigprocmask(SIG_SETMASK, &none, NULL);
 
     if (kill(getpid(), SIGSTOP) != 0) return 126;
-    execve(argv[2], argv + 3, environ);
-    fprintf(stderr, "umlmicro: %s: %s\n", argv[2], strerror(errno));
+    if (strcmp(argv[2], "-") != 0 && install_filter(argv[2]) != 0) {
+        fprintf(stderr, "umlmicro: cannot install the seccomp filter: %s\n", strerror(errno));
+        return 126;
+    }
+    execve(argv[3], argv + 4, environ);
+    fprintf(stderr, "umlmicro: %s: %s\n", argv[3], strerror(errno));
     return errno == ENOENT ? 127 : 126;
 }

@@ -6,11 +6,34 @@ namespace UmlMicro.Supervisor.Ptrace;
 /// ptrace requests, typed. Every call must come from the tracer thread that attached the tracee
 /// (the kernel checks the thread, not the process).
 /// </summary>
+/// <summary>struct ptrace_syscall_info (linux/ptrace.h).</summary>
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+internal unsafe struct SyscallStopInfo
+{
+    public const byte OpNone = 0, OpEntry = 1, OpExit = 2, OpSeccomp = 3;
+    public const uint ArchX86_64 = 0xC000003E;
+
+    public byte Op;
+    private fixed byte _pad[3];
+    public uint Arch;
+    public ulong InstructionPointer;
+    public ulong StackPointer;
+    /// <summary>Entry/seccomp: the syscall number. Exit: the result (rval).</summary>
+    public ulong NrOrResult;
+    /// <summary>Entry/seccomp: the six arguments. Exit: Args[0] is is_error.</summary>
+    public fixed ulong Args[6];
+    public uint SeccompData;
+    private uint _pad2;
+
+    public readonly long Result => (long)NrOrResult;
+}
+
 internal static unsafe class PtraceOps
 {
     public const long PTRACE_CONT = 7, PTRACE_KILL = 8, PTRACE_GETREGS = 12, PTRACE_SETREGS = 13,
         PTRACE_SYSCALL = 24, PTRACE_SETOPTIONS = 0x4200, PTRACE_GETEVENTMSG = 0x4201,
-        PTRACE_SEIZE = 0x4206, PTRACE_INTERRUPT = 0x4207, PTRACE_LISTEN = 0x4208, PTRACE_SYSEMU = 31;
+        PTRACE_SEIZE = 0x4206, PTRACE_INTERRUPT = 0x4207, PTRACE_LISTEN = 0x4208, PTRACE_SYSEMU = 31,
+        PTRACE_GET_SYSCALL_INFO = 0x420e;
 
     public const int O_TRACESYSGOOD = 1, O_TRACEFORK = 2, O_TRACEVFORK = 4, O_TRACECLONE = 8,
         O_TRACEEXEC = 0x10, O_TRACEVFORKDONE = 0x20, O_TRACEEXIT = 0x40, O_TRACESECCOMP = 0x80,
@@ -46,6 +69,19 @@ internal static unsafe class PtraceOps
         fixed (UserRegs* p = &regs)
             return Interop.ptrace(PTRACE_SETREGS, tid, 0, (nint)p) == 0;
     }
+
+    /// <summary>
+    /// PTRACE_GET_SYSCALL_INFO: which kind of syscall stop this is, the ABI, number and arguments (entry,
+    /// seccomp) or the result (exit) — without a GETREGS, and without guessing entry from exit.
+    /// </summary>
+    public static bool GetSyscallInfo(int tid, out SyscallStopInfo info)
+    {
+        fixed (SyscallStopInfo* p = &info)
+            return Interop.ptrace(PTRACE_GET_SYSCALL_INFO, tid, sizeof(SyscallStopInfo), (nint)p) > 0;
+    }
+
+    /// <summary>Resumes with request <paramref name="request"/> (PTRACE_SYSCALL, PTRACE_SYSEMU or PTRACE_CONT).</summary>
+    public static bool Resume(int tid, long request, int signal) => Interop.ptrace(request, tid, 0, signal) == 0;
 
     public static long EventMessage(int tid)
     {

@@ -24,14 +24,13 @@ internal sealed class SyscallError(int errno) : Exception($"errno {errno}")
 /// </summary>
 internal sealed class SyscallCall
 {
-    private UserRegs _entry;
+    private readonly ulong[] _args = new ulong[6];
+    private UserRegs _regs;
+    private bool _regsLoaded;
 
     public Kernel Kernel { get; private set; } = null!;
     public GuestTask Task { get; private set; } = null!;
     public SyscallInfo Info { get; private set; } = null!;
-
-    /// <summary>Registers as the host will see them (handlers change arguments here).</summary>
-    public UserRegs Regs;
 
     /// <summary>The result the kernel decided itself (emulated or denied); null when the host runs the call.</summary>
     public long? Emulated { get; private set; }
@@ -47,27 +46,25 @@ internal sealed class SyscallCall
 
     public long StartTimestamp { get; private set; }
 
-    /// <summary>The server that took part, and how long it took, for the trace and --stats.</summary>
+    /// <summary>The server that took part, for the trace.</summary>
     public Server? ServerUsed { get; set; }
-    public long ServerTicks { get; set; }
 
     /// <summary>Free text for the trace, e.g. a rewritten path.</summary>
     public string? Note { get; set; }
 
-    public void Begin(Kernel kernel, GuestTask task, SyscallInfo info, in UserRegs regs)
+    public void Begin(Kernel kernel, GuestTask task, SyscallInfo info, ReadOnlySpan<ulong> args)
     {
         Kernel = kernel;
         Task = task;
         Info = info;
-        _entry = regs;
-        Regs = regs;
+        args.CopyTo(_args);
+        _regsLoaded = false;
         Emulated = null;
         ArgsChanged = false;
         Exit = null;
         Execed = false;
         Result = 0;
         ServerUsed = null;
-        ServerTicks = 0;
         Note = null;
         StartTimestamp = Stopwatch.GetTimestamp();
     }
@@ -75,10 +72,36 @@ internal sealed class SyscallCall
     public int Tid => Task.HostTid;
 
     /// <summary>Argument <paramref name="i"/> as the guest passed it.</summary>
-    public ulong Arg(int i) => _entry.Arg(i);
-    public int IntArg(int i) => (int)_entry.Arg(i);
-    public long LongArg(int i) => (long)_entry.Arg(i);
-    public ref readonly UserRegs EntryRegs => ref _entry;
+    public ulong Arg(int i) => _args[i];
+    public int IntArg(int i) => (int)_args[i];
+    public long LongArg(int i) => (long)_args[i];
+
+    /// <summary>
+    /// The task's registers at this stop, read on first use: a call the kernel only passes on never needs them.
+    /// Handlers change arguments through <see cref="SetArg"/>; the tracer writes them back.
+    /// </summary>
+    public ref UserRegs Regs
+    {
+        get
+        {
+            if (!_regsLoaded)
+            {
+                if (!PtraceOps.GetRegs(Tid, out _regs)) throw new GuestFault(0); // the task died under us
+                _regsLoaded = true;
+            }
+            return ref _regs;
+        }
+    }
+
+    /// <summary>A new stop of the same call: registers read at an earlier stop are stale.</summary>
+    public void ForgetRegs() => _regsLoaded = false;
+
+    /// <summary>Tests and the tracer hand in registers they already hold.</summary>
+    public void UseRegs(in UserRegs regs)
+    {
+        _regs = regs;
+        _regsLoaded = true;
+    }
 
     public void Return(long value) => Emulated = value;
     public void Fail(int errno) => Emulated = -errno;
@@ -95,7 +118,7 @@ internal sealed class SyscallCall
     /// <summary>Restores the argument registers the guest set: the syscall ABI promises they survive the call.</summary>
     public void RestoreArgs(ref UserRegs regs)
     {
-        for (int i = 0; i < 6; i++) regs.SetArg(i, _entry.Arg(i));
+        for (int i = 0; i < 6; i++) regs.SetArg(i, _args[i]);
     }
 
     /// <summary>Reads argument <paramref name="i"/> as a path: EFAULT, ENOENT for "", ENAMETOOLONG past PATH_MAX.</summary>

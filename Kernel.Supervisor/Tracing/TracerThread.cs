@@ -18,12 +18,13 @@ namespace UmlMicro.Supervisor.Tracing;
 /// thread that attached a tracee, so nothing here may hop threads (no async, no thread pool).
 /// Guest tasks are host threads and run in parallel on all host CPUs; they stop only at syscalls.
 /// </summary>
-internal sealed unsafe class TracerThread(Kernel kernel, string launcher, string program, IReadOnlyList<string> argv)
+internal sealed unsafe class TracerThread(Kernel kernel, TrapMode mode, string launcher, string program, IReadOnlyList<string> argv)
 {
     /// <summary>TT mode turns a syscall the kernel handles itself into this harmless one on the host.</summary>
     private const int NullSyscall = 39; // getpid
 
     private readonly Kernel _k = kernel;
+    private readonly long _idle = TrapPath.IdleRequest(mode);
     private int _initHostPid;
     private int? _initStatus;
     private Exception? _failure;
@@ -66,7 +67,7 @@ internal sealed unsafe class TracerThread(Kernel kernel, string launcher, string
         int status;
         if (waitpid(pid, &status, WUNTRACED | __WNOTHREAD) != pid || !WIFSTOPPED(status))
             throw new InvalidOperationException($"launcher did not stop (status 0x{status:x})");
-        if (!PtraceOps.Seize(pid, PtraceOps.GuestOptions))
+        if (!PtraceOps.Seize(pid, TrapPath.Options(mode)))
             throw new InvalidOperationException($"PTRACE_SEIZE failed: errno {LastErrno}");
         var grant = _k.Sched.Call(s => s.StartInitAsync(pid));
         var init = _k.Tasks.GetOrAdd(pid);
@@ -74,6 +75,7 @@ internal sealed unsafe class TracerThread(Kernel kernel, string launcher, string
         init.Vpid = grant.Vpid;
         init.Vtid = grant.Vtid;
         init.Started = true;
+        init.ResumeRequest = _idle;
         _k.Pids.Add(grant.Vtid, pid);
         Volatile.Write(ref _initHostPid, pid);
         // The launcher sits in a group-stop: the seize turns it into a ptrace stop, SIGCONT ends the group-stop.
@@ -86,7 +88,8 @@ internal sealed unsafe class TracerThread(Kernel kernel, string launcher, string
     /// <summary>posix_spawn (vfork-based, safe from managed code) of the launcher, from this thread so it is our child.</summary>
     private int Spawn()
     {
-        var args = new List<string> { launcher, Environment.GetEnvironmentVariable(SigIgnVariable) ?? "0", program };
+        string filter = mode == TrapMode.Seccomp ? SeccompFilter.ToHex(SeccompFilter.Build()) : "-";
+        var args = new List<string> { launcher, Environment.GetEnvironmentVariable(SigIgnVariable) ?? "0", filter, program };
         args.AddRange(argv);
         var env = GuestEnvironment();
         var blocks = args.Concat(env).Select(a => Marshal.StringToCoTaskMemUTF8(a)).ToArray();
@@ -149,7 +152,7 @@ internal sealed unsafe class TracerThread(Kernel kernel, string launcher, string
         var task = _k.Tasks.GetOrAdd(tid);
         int sig = WSTOPSIG(status);
         int ev = PtraceEvent(status);
-        if (sig == PtraceOps.SyscallTrap)
+        if (sig == PtraceOps.SyscallTrap || ev == PtraceOps.EVENT_SECCOMP)
         {
             SyscallStop(task);
             return;
@@ -178,45 +181,141 @@ internal sealed unsafe class TracerThread(Kernel kernel, string launcher, string
         }
     }
 
-    private void Resume(GuestTask task, int signal = 0) => PtraceOps.Syscall(task.HostTid, signal);
+    /// <summary>Resumes after a stop that is not a syscall stop, the way the task was running before it.</summary>
+    private static void Resume(GuestTask task, int signal = 0) => PtraceOps.Resume(task.HostTid, task.ResumeRequest, signal);
+
+    /// <summary>Resumes with <paramref name="request"/>, which also becomes how it resumes after other stops.</summary>
+    private static void ResumeWith(GuestTask task, long request)
+    {
+        task.ResumeRequest = request;
+        PtraceOps.Resume(task.HostTid, request, 0);
+    }
 
     // ---------------------------------------------------------------- syscalls
 
     private void SyscallStop(GuestTask task)
     {
-        if (!PtraceOps.GetRegs(task.HostTid, out var regs)) return; // killed meanwhile: its exit comes next
-        if (!task.InSyscall) SyscallEntry(task, regs);
-        else SyscallExit(task, regs);
+        if (!PtraceOps.GetSyscallInfo(task.HostTid, out var info)) return; // killed meanwhile: its exit comes next
+        task.Call.ForgetRegs();
+        switch (info.Op, task.Phase)
+        {
+            case (SyscallStopInfo.OpExit, SyscallPhase.AwaitExit):
+                SyscallExit(task, info);
+                break;
+            case (SyscallStopInfo.OpExit, SyscallPhase.SkippedExit):
+                task.Phase = SyscallPhase.ReissueEntry;
+                ResumeWith(task, PtraceOps.PTRACE_SYSCALL);
+                break;
+            case (SyscallStopInfo.OpEntry, SyscallPhase.SkippedExit or SyscallPhase.ReissueEntry):
+                task.Phase = SyscallPhase.AwaitExit; // the re-issued call runs on the host now
+                ResumeWith(task, PtraceOps.PTRACE_SYSCALL);
+                break;
+            case (SyscallStopInfo.OpEntry or SyscallStopInfo.OpSeccomp, _):
+                SyscallEntry(task, info);
+                break;
+            default:
+                // An exit stop nobody waits for (e.g. after the tracer changed mode of a task): go on.
+                ResumeWith(task, _idle);
+                break;
+        }
     }
 
-    private void SyscallEntry(GuestTask task, UserRegs regs)
+    private void SyscallEntry(GuestTask task, in SyscallStopInfo stop)
     {
-        task.InSyscall = true;
         var call = task.Call;
-        var info = SyscallTable.Get((long)regs.OrigRax);
-        call.Begin(_k, task, info, regs);
-        if (_k.Trace is not null) _traceArgs[task.HostTid] = Observability.TraceWriter.DecodeArgs(call);
-        switch (info.Disposition)
+        var row = SyscallTable.Get((long)stop.NrOrResult);
+        fixed (ulong* a = stop.Args) call.Begin(_k, task, row, new ReadOnlySpan<ulong>(a, 6));
+        if (stop.Arch != SyscallStopInfo.ArchX86_64 || (stop.NrOrResult & SeccompFilter.X32Bit) != 0)
+            call.Fail(Errno.ENOSYS); // int 0x80 and x32 calls would bypass the table: not part of this kernel's ABI
+        else if (_k.Trace is not null) _traceArgs[task.HostTid] = Observability.TraceWriter.DecodeArgs(call);
+
+        if (call.Emulated is null)
         {
-            case Disposition.Deny:
-                call.Fail(info.DenyErrno);
-                break;
-            case Disposition.Emulate or Disposition.Rewrite:
-                RunHandler(call);
-                break;
+            switch (row.Disposition)
+            {
+                case Disposition.Deny:
+                    call.Fail(row.DenyErrno);
+                    break;
+                case Disposition.Emulate or Disposition.Rewrite:
+                    RunHandler(call);
+                    break;
+            }
         }
-        if (call.Emulated is not null)
+        try
         {
-            call.Regs = regs;
-            call.Regs.OrigRax = NullSyscall;
-            PtraceOps.SetRegs(task.HostTid, call.Regs);
+            if (call.Emulated is { } result) Skip(task, call, result);
+            else HostRuns(task, call, (long)stop.NrOrResult);
         }
-        else if (call.ArgsChanged)
+        catch (GuestFault)
         {
-            PtraceOps.SetRegs(task.HostTid, call.Regs);
+            // The task vanished between its stop and our GETREGS (SIGKILL): its exit comes next.
         }
-        Resume(task);
     }
+
+    /// <summary>The kernel decided the result: the host must not run the call.</summary>
+    private void Skip(GuestTask task, SyscallCall call, long result)
+    {
+        ref var regs = ref call.Regs;
+        switch (mode)
+        {
+            case TrapMode.Tt: // nullify: the host runs getpid, the exit stop sets the result
+                regs.OrigRax = NullSyscall;
+                PtraceOps.SetRegs(task.HostTid, regs);
+                task.Phase = SyscallPhase.AwaitExit;
+                ResumeWith(task, PtraceOps.PTRACE_SYSCALL);
+                return;
+            case TrapMode.Sysemu: // the host skips every call already
+                regs.Rax = (ulong)result;
+                break;
+            case TrapMode.Seccomp: // -1 makes the kernel skip the call and return rax
+                regs.OrigRax = ulong.MaxValue;
+                regs.Rax = (ulong)result;
+                break;
+        }
+        PtraceOps.SetRegs(task.HostTid, regs);
+        call.Result = result;
+        Finish(task, call, completed: true);
+        ResumeWith(task, _idle);
+    }
+
+    /// <summary>The host runs the call (with the arguments a handler set); the exit stop finishes it when needed.</summary>
+    private void HostRuns(GuestTask task, SyscallCall call, long nr)
+    {
+        switch (mode)
+        {
+            case TrapMode.Tt:
+                if (call.ArgsChanged) PtraceOps.SetRegs(task.HostTid, call.Regs);
+                task.Phase = SyscallPhase.AwaitExit;
+                ResumeWith(task, PtraceOps.PTRACE_SYSCALL);
+                break;
+            case TrapMode.Sysemu:
+                // Re-issue: back over the 2-byte syscall instruction with the number in rax, traced to its exit.
+                ref var regs = ref call.Regs;
+                regs.Rax = (ulong)nr;
+                regs.Rip -= 2;
+                PtraceOps.SetRegs(task.HostTid, regs);
+                task.Phase = SyscallPhase.SkippedExit;
+                ResumeWith(task, PtraceOps.PTRACE_SYSCALL);
+                break;
+            case TrapMode.Seccomp:
+                if (call.ArgsChanged) PtraceOps.SetRegs(task.HostTid, call.Regs);
+                if (NeedsExit(call))
+                {
+                    task.Phase = SyscallPhase.AwaitExit;
+                    ResumeWith(task, PtraceOps.PTRACE_SYSCALL);
+                }
+                else
+                {
+                    Finish(task, call, completed: true);
+                    ResumeWith(task, _idle);
+                }
+                break;
+        }
+    }
+
+    /// <summary>Seccomp mode stops at an exit only when something must happen there.</summary>
+    private bool NeedsExit(SyscallCall call) =>
+        call.Exit is not null || call.ArgsChanged || call.Info.Ret == RetKind.Pid || _k.Trace is not null;
 
     private static void RunHandler(SyscallCall call)
     {
@@ -234,47 +333,57 @@ internal sealed unsafe class TracerThread(Kernel kernel, string launcher, string
         }
     }
 
-    private void SyscallExit(GuestTask task, UserRegs regs)
+    private void SyscallExit(GuestTask task, in SyscallStopInfo stop)
     {
-        task.InSyscall = false;
+        task.Phase = SyscallPhase.None;
         var call = task.Call;
-        bool dirty = false;
-        if (call.Emulated is { } result)
+        try
         {
-            regs.Rax = (ulong)result;
-            call.Result = result;
-            dirty = true;
-        }
-        else
-        {
-            call.Result = (long)regs.Rax;
-            if (call.Info.Ret == RetKind.Pid && call.Result > 0)
+            if (call.Emulated is { } result)
             {
-                call.Result = PidTranslation.ToVirtual(call, (int)call.Result);
-                regs.Rax = (ulong)call.Result;
-                dirty = true;
+                call.Regs.Rax = (ulong)result; // tt: the nullified call returns the kernel's result
+                call.Result = result;
+                PtraceOps.SetRegs(task.HostTid, call.Regs);
             }
-            if (call.Exit is { } exit && !IsRestart(call.Result))
+            else
             {
-                try
-                {
-                    exit(call);
-                }
-                catch (GuestFault)
-                {
-                    // The guest unmapped its own buffer during the call; what the host did stands.
-                }
-                if (regs.Rax != (ulong)call.Result) { regs.Rax = (ulong)call.Result; dirty = true; }
-            }
-            if (call.ArgsChanged && !call.Execed)
-            {
-                call.RestoreArgs(ref regs);
-                dirty = true;
+                FinishHostCall(task, call, stop.Result);
             }
         }
-        if (dirty) PtraceOps.SetRegs(task.HostTid, regs);
+        catch (GuestFault)
+        {
+            // The task died in the call; its exit is next.
+        }
         Finish(task, call, completed: true);
-        Resume(task);
+        ResumeWith(task, _idle);
+    }
+
+    /// <summary>Translates a pid result, runs the exit handler and gives the guest back its argument registers.</summary>
+    private static void FinishHostCall(GuestTask task, SyscallCall call, long hostResult)
+    {
+        call.Result = hostResult;
+        if (task.CloneResult is { } child && child.HostTid == hostResult)
+            call.Result = child.Vtid; // the new task may have come and gone already: its grant, not the map, names it
+        else if (call.Info.Ret == RetKind.Pid && call.Result > 0)
+            call.Result = PidTranslation.ToVirtual(call, (int)call.Result);
+        task.CloneResult = null;
+        if (call.Exit is { } exit && !IsRestart(hostResult))
+        {
+            try
+            {
+                exit(call);
+            }
+            catch (GuestFault)
+            {
+                // The guest unmapped its own buffer during the call; what the host did stands.
+            }
+        }
+        bool restoreArgs = call.ArgsChanged && !call.Execed;
+        if (call.Result == hostResult && !restoreArgs) return; // nothing to write back: no GETREGS at all
+        ref var regs = ref call.Regs;
+        regs.Rax = (ulong)call.Result;
+        if (restoreArgs) call.RestoreArgs(ref regs);
+        PtraceOps.SetRegs(task.HostTid, regs);
     }
 
     /// <summary>-ERESTARTSYS and friends: the host will re-issue the call, which then stops at a fresh entry.</summary>
@@ -311,6 +420,7 @@ internal sealed unsafe class TracerThread(Kernel kernel, string launcher, string
         child.Vpid = grant.Vpid;
         child.Vtid = grant.Vtid;
         child.Clone = clone;
+        child.ResumeRequest = _idle;
         _k.Pids.Add(grant.Vtid, childTid);
         if (!thread)
         {
@@ -319,6 +429,7 @@ internal sealed unsafe class TracerThread(Kernel kernel, string launcher, string
         }
         if (clone.Has(LinuxFlags.CLONE_PARENT_SETTID) && clone.ParentTidPtr != 0)
             TryWrite(creator.HostTid, clone.ParentTidPtr, grant.Vtid);
+        creator.CloneResult = (childTid, grant.Vtid);
         child.Identified = true;
         if (child.ParkedAtFirstStop) Release(child);
     }
@@ -341,7 +452,7 @@ internal sealed unsafe class TracerThread(Kernel kernel, string launcher, string
         if (task.Clone is { } clone && clone.Has(LinuxFlags.CLONE_CHILD_SETTID) && clone.ChildTidPtr != 0)
             TryWrite(task.HostTid, clone.ChildTidPtr, task.Vtid);
         task.Clone = null;
-        Resume(task);
+        ResumeWith(task, _idle);
     }
 
     private static void TryWrite(int tid, ulong addr, int value)
@@ -386,7 +497,7 @@ internal sealed unsafe class TracerThread(Kernel kernel, string launcher, string
     private void TaskGone(int tid, int status)
     {
         if (!_k.Tasks.Remove(tid, out var task) || task is null) return;
-        if (task.InSyscall) Finish(task, task.Call, completed: false);
+        if (task.Phase != SyscallPhase.None) Finish(task, task.Call, completed: false);
         _k.Sched.Call(s => s.TaskExitedAsync(new TaskExit(task.Vtid, status)));
         if (task.IsThreadGroupLeader)
         {
