@@ -173,6 +173,7 @@ internal sealed unsafe class TracerThread(Kernel kernel, TrapMode mode, string l
                 break;
             case 0:
                 // signal-delivery-stop: hand the signal on, as the host would have delivered it.
+                if (task.Phase is SyscallPhase.SkippedExit or SyscallPhase.ReissueEntry) AbandonReissue(task);
                 Resume(task, sig);
                 break;
             default:
@@ -311,6 +312,30 @@ internal sealed unsafe class TracerThread(Kernel kernel, TrapMode mode, string l
                 }
                 break;
         }
+    }
+
+    /// <summary>
+    /// sysemu: a signal arrived while a skipped call waits to be re-issued. The task already sits on its syscall
+    /// instruction with the number in rax, so once the signal is dealt with (and a handler returned) it makes
+    /// the call afresh; it must do so with the guest's own arguments, which the signal frame saves now.
+    /// </summary>
+    private void AbandonReissue(GuestTask task)
+    {
+        var call = task.Call;
+        call.ForgetRegs();
+        try
+        {
+            ref var regs = ref call.Regs;
+            call.RestoreArgs(ref regs);
+            PtraceOps.SetRegs(task.HostTid, regs);
+        }
+        catch (GuestFault)
+        {
+            return; // gone: its exit comes next
+        }
+        _traceArgs.Remove(task.HostTid);
+        task.Phase = SyscallPhase.None;
+        task.ResumeRequest = _idle;
     }
 
     /// <summary>Seccomp mode stops at an exit only when something must happen there.</summary>

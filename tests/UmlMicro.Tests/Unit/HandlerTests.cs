@@ -40,7 +40,10 @@ public class HandlerTests
         var regs = new UserRegs { OrigRax = (ulong)info.Number };
         for (int i = 0; i < args.Length; i++) regs.SetArg(i, (ulong)args[i]);
         var call = _task.Call;
-        call.Begin(_kernel, _task, info, regs);
+        var raw = new ulong[6];
+        for (int i = 0; i < 6; i++) raw[i] = regs.Arg(i);
+        call.Begin(_kernel, _task, info, raw);
+        call.UseRegs(regs);
         try
         {
             _kernel.Router.Handler(info.Number)!(call);

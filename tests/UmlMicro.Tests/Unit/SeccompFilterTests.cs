@@ -1,0 +1,65 @@
+using UmlMicro.Contracts.Syscalls;
+using UmlMicro.Supervisor.Ptrace;
+using UmlMicro.Supervisor.Tracing;
+using static UmlMicro.Supervisor.Tracing.SeccompFilter;
+
+namespace UmlMicro.Tests.Unit;
+
+/// <summary>The seccomp filter, run in a small classic-BPF interpreter over every syscall number.</summary>
+public class SeccompFilterTests
+{
+    /// <summary>Evaluates the program on seccomp_data { nr, arch } as the kernel would.</summary>
+    private static uint Run(Insn[] program, int nr, uint arch)
+    {
+        uint acc = 0;
+        for (int pc = 0; pc < program.Length; pc++)
+        {
+            var i = program[pc];
+            switch (i.Code)
+            {
+                case LdAbsW:
+                    acc = i.K switch { 0 => (uint)nr, 4 => arch, _ => throw new InvalidOperationException($"load at {i.K}") };
+                    break;
+                case JeqK:
+                    pc += acc == i.K ? i.Jt : i.Jf;
+                    break;
+                case JgeK:
+                    pc += acc >= i.K ? i.Jt : i.Jf;
+                    break;
+                case RetK:
+                    return i.K;
+                default:
+                    throw new InvalidOperationException($"opcode {i.Code:x}");
+            }
+        }
+        throw new InvalidOperationException("fell off the end of the program");
+    }
+
+    [Fact]
+    public void Every_routed_call_stops_at_the_tracer_and_every_passed_call_runs_untouched()
+    {
+        var program = Build();
+        for (int nr = 0; nr < SyscallTable.Capacity; nr++)
+        {
+            var row = SyscallTable.Get(nr);
+            uint expected = row.IsRouted ? RetTrace : RetAllow;
+            Assert.True(expected == Run(program, nr, SyscallStopInfo.ArchX86_64), $"{row.Name} ({nr})");
+        }
+    }
+
+    [Fact]
+    public void Other_abis_cannot_slip_past_the_routing()
+    {
+        var program = Build();
+        const uint I386 = 0x40000003;
+        Assert.Equal(RetTrace, Run(program, 37 /* i386 kill */, I386));
+        Assert.Equal(RetTrace, Run(program, (int)(X32Bit | 62), SyscallStopInfo.ArchX86_64));
+    }
+
+    [Fact]
+    public void The_program_is_encoded_as_struct_sock_filter()
+    {
+        var hex = ToHex([new Insn(RetK, 1, 2, RetAllow)]);
+        Assert.Equal("060001020000FF7F", hex);
+    }
+}
