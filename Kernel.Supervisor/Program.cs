@@ -89,7 +89,7 @@ namespace UmlMicro.Supervisor
             forwarding.ForEach(r => r.Dispose());
 
             if (config.Kernel.Stats) Console.Error.Write(stats.Render());
-            if (tracer.Failure is { } failure)
+            if ((tracer.Failure ?? vfs.PostFailure ?? mm.PostFailure ?? sched.PostFailure) is { } failure)
             {
                 Console.Error.WriteLine($"umlmicro: kernel failure, guest ended: {failure.Message}");
                 return KernelFailureStatus;

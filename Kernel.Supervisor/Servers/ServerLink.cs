@@ -95,9 +95,37 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             throw new ServerFailure($"{Name} server: speaks '{hello.Name}' v{hello.ContractVersion}, expected '{expectedName}' v{version}");
     });
 
+    private Exception? _postFailure;
+
+    /// <summary>
+    /// A state change the server must apply but need not confirm before the guest goes on (a task exited, a
+    /// mapping was made): sent in order and not waited for — the server handles requests one at a time, in
+    /// order, so any later request sees it applied. A failure surfaces at the next <see cref="Call{TResult}"/>.
+    /// </summary>
+    public void Post(Func<T, Task> request)
+    {
+        var sent = request(Proxy);
+        if (sent.IsCompleted) Observe(sent);
+        else sent.ContinueWith(Observe, TaskScheduler.Default);
+    }
+
+    private void Observe(Task t)
+    {
+        if (t.IsFaulted) Interlocked.CompareExchange(ref _postFailure, t.Exception!.GetBaseException(), null);
+    }
+
+    /// <summary>The first state change the server refused, if any.</summary>
+    public Exception? PostFailure => Volatile.Read(ref _postFailure);
+
+    private void ThrowIfPostFailed()
+    {
+        if (Volatile.Read(ref _postFailure) is { } e) throw new ServerFailure($"{Name} server refused a state change: {e.Message}");
+    }
+
     /// <summary>A request that waits for its answer, timed for --stats.</summary>
     public TResult Call<TResult>(Func<T, Task<TResult>> request)
     {
+        ThrowIfPostFailed();
         long t0 = Stopwatch.GetTimestamp();
         var result = request(Proxy).GetAwaiter().GetResult();
         _stats.RecordServer(Id, Stopwatch.GetTimestamp() - t0);
@@ -106,6 +134,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
 
     public void Call(Func<T, Task> request)
     {
+        ThrowIfPostFailed();
         long t0 = Stopwatch.GetTimestamp();
         request(Proxy).GetAwaiter().GetResult();
         _stats.RecordServer(Id, Stopwatch.GetTimestamp() - t0);

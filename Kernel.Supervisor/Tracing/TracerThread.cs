@@ -449,8 +449,8 @@ internal sealed unsafe class TracerThread(Kernel kernel, TrapMode mode, string l
         _k.Pids.Add(grant.Vtid, childTid);
         if (!thread)
         {
-            _k.Mm.Call(m => m.SpaceCreatedAsync(creator.Vpid, child.Vpid, clone.Has(LinuxFlags.CLONE_VM)));
-            _k.Vfs.Call(v => v.ProcessCreatedAsync(creator.Vpid, child.Vpid, clone.Has(LinuxFlags.CLONE_FS)));
+            _k.Mm.Post(m => m.SpaceCreatedAsync(creator.Vpid, child.Vpid, clone.Has(LinuxFlags.CLONE_VM)));
+            _k.Vfs.Post(v => v.ProcessCreatedAsync(creator.Vpid, child.Vpid, clone.Has(LinuxFlags.CLONE_FS)));
         }
         if (clone.Has(LinuxFlags.CLONE_PARENT_SETTID) && clone.ParentTidPtr != 0)
             TryWrite(creator.HostTid, clone.ParentTidPtr, grant.Vtid);
@@ -514,8 +514,8 @@ internal sealed unsafe class TracerThread(Kernel kernel, TrapMode mode, string l
             _k.Pids.Remove(other.Vtid);
         }
         task.Call.Execed = true;
-        _k.Sched.Call(s => s.ExecAsync(task.Vpid));
-        _k.Mm.Call(m => m.SpaceExecAsync(task.Vpid));
+        _k.Sched.Post(s => s.ExecAsync(task.Vpid));
+        _k.Mm.Post(m => m.SpaceExecAsync(task.Vpid));
         Resume(task);
     }
 
@@ -523,11 +523,11 @@ internal sealed unsafe class TracerThread(Kernel kernel, TrapMode mode, string l
     {
         if (!_k.Tasks.Remove(tid, out var task) || task is null) return;
         if (task.Phase != SyscallPhase.None) Finish(task, task.Call, completed: false);
-        _k.Sched.Call(s => s.TaskExitedAsync(new TaskExit(task.Vtid, status)));
+        _k.Sched.Post(s => s.TaskExitedAsync(new TaskExit(task.Vtid, status)));
         if (task.IsThreadGroupLeader)
         {
-            _k.Mm.Call(m => m.SpaceExitedAsync(task.Vpid));
-            _k.Vfs.Call(v => v.ProcessExitedAsync(task.Vpid));
+            _k.Mm.Post(m => m.SpaceExitedAsync(task.Vpid));
+            _k.Vfs.Post(v => v.ProcessExitedAsync(task.Vpid));
         }
         else
         {

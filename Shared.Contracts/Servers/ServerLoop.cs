@@ -1,6 +1,7 @@
 using System;
 using System.IO;
 using System.Threading.Tasks;
+using Microsoft.VisualStudio.Threading;
 using StreamJsonRpc;
 using StreamJsonRpc.Reflection;
 
@@ -18,6 +19,9 @@ public static class ServerLoop
         where TContract : class, IKernelServer
     {
         using var rpc = RpcWire.Create(output, input);
+        // One request at a time, in the order they arrived: the supervisor posts state changes (a task
+        // exited, a zombie was reaped) without waiting, and the next request must see them applied.
+        rpc.SynchronizationContext = new NonConcurrentSynchronizationContext(sticky: false);
         rpc.AddLocalRpcTarget<TContract>(service, null);
 
         // Exit once the reply to shutdown is on the wire, and after the supervisor hung up or had a moment to:
