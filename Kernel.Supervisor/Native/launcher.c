@@ -5,7 +5,8 @@
  * SIGIGN is the hex mask of signals the user's shell left ignored (SigIgn of /proc/PID/status): the
  * guest inherits those as ignored and every other signal at its default, as it would have without
  * the supervisor in between (the .NET runtime ignores SIGPIPE, and exec keeps ignored signals).
- * Then it stops itself so the supervisor's tracer thread can PTRACE_SEIZE it with its options.
+ * It becomes a child subreaper, so orphaned guest processes are reparented to guest pid 1 as in a
+ * pid namespace (the setting survives execve). Then it stops itself so the supervisor's tracer thread can PTRACE_SEIZE it with its options.
  * Once resumed it installs FILTER (hex bytes of a struct sock_filter array, or "-" for none) as a
  * seccomp filter — only now, after the tracer set PTRACE_O_TRACESECCOMP, or trapped calls would
  * fail with ENOSYS — and execs PATH with the rest of its arguments and the environment it was given.
@@ -60,6 +61,8 @@ int main(int argc, char **argv) {
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 
+    /* Guest pid 1 is the init of the guest's pid namespace: orphans are reparented to it, on the host too. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) return 126;
     if (kill(getpid(), SIGSTOP) != 0) return 126;
     if (strcmp(argv[2], "-") != 0 && install_filter(argv[2]) != 0) {
         fprintf(stderr, "umlmicro: cannot install the seccomp filter: %s\n", strerror(errno));
