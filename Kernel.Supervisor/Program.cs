@@ -8,22 +8,24 @@ using UmlMicro.Supervisor.Observability;
 using UmlMicro.Supervisor.Servers;
 using UmlMicro.Supervisor.Tracing;
 
-const string MainHelp = """
+string mainHelp = """
     umlmicro — a user-mode Linux kernel built as a microkernel
 
     usage:
-      umlmicro run [OPTIONS] [--] PROGRAM [ARGS...]   run PROGRAM as a guest (see umlmicro run --help)
+      umlmicro run [OPTIONS] [--] PROGRAM [ARGS...]   run PROGRAM as a guest
       umlmicro --help                                  this text
 
     A ptrace supervisor catches every syscall of the guest and routes it over JSON-RPC to the VFS, MM
     and scheduler server processes named in the configuration file.
-    """;
+
+
+    """ + RunOptions.RunHelp;
 
 try
 {
     if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
     {
-        Console.Out.Write(MainHelp);
+        Console.Out.Write(mainHelp);
         return args.Length == 0 ? 2 : 0;
     }
     if (args[0] != "run") throw new UsageError($"unknown command '{args[0]}' (see umlmicro --help)");
@@ -35,11 +37,19 @@ try
     }
     return Supervisor.Run(run);
 }
-catch (Exception e) when (e is UsageError or ConfigError or ServerFailure)
+catch (Exception e) when (UserFacing(e) is { } problem)
 {
-    Console.Error.WriteLine($"umlmicro: {e.Message}");
+    Console.Error.WriteLine($"umlmicro: {problem.Message}");
     return 2;
 }
+
+// A problem the user must fix (usage, configuration, a server that does not start or answer): one line, exit 2.
+static Exception? UserFacing(Exception e) => e switch
+{
+    UsageError or ConfigError or ServerFailure => e,
+    AggregateException a => a.InnerExceptions.Select(UserFacing).FirstOrDefault(x => x is not null),
+    _ => null,
+};
 
 namespace UmlMicro.Supervisor
 {
@@ -52,7 +62,8 @@ namespace UmlMicro.Supervisor
         public static int Run(RunOptions run)
         {
             string binDir = AppContext.BaseDirectory;
-            var config = KernelConfigLoader.Load(run.ConfigFile ?? Path.Combine(binDir, "configs", "default.json"), run.Settings);
+            string configFile = run.ConfigFile ?? Path.Combine(binDir, "configs", "default.json");
+            var config = KernelConfigLoader.Load(configFile, run.Settings);
             TrapMode mode;
             try
             {
@@ -60,10 +71,9 @@ namespace UmlMicro.Supervisor
             }
             catch (ArgumentException e)
             {
-                throw new ConfigError(e.Message);
+                throw new ConfigError($"config {configFile}: Kernel:Mode: {e.Message}");
             }
-            if (config.Vfs.Root != "/")
-                throw new ConfigError($"Vfs:Root '{config.Vfs.Root}': only '/' is supported until the confined VFS lands");
+            config.Validate(configFile);
             var program = RunOptions.LookupProgram(run.Program, Environment.GetEnvironmentVariable("PATH"))
                 ?? throw new UsageError($"{run.Program}: command not found");
             int cpus = config.Kernel.Cpus > 0 ? config.Kernel.Cpus : Environment.ProcessorCount;
@@ -71,9 +81,9 @@ namespace UmlMicro.Supervisor
             var stats = new KernelStats();
             using var trace = config.Kernel.Trace.Length > 0 ? OpenTrace(config.Kernel.Trace) : null;
             var timeout = TimeSpan.FromMilliseconds(config.Servers.HandshakeTimeoutMs);
-            using var vfs = ServerLink<IVfsServer>.Start(Server.Vfs, "vfs", Required(config.Servers.Vfs, "Vfs"), binDir, stats);
-            using var mm = ServerLink<IMmServer>.Start(Server.Mm, "mm", Required(config.Servers.Mm, "Mm"), binDir, stats);
-            using var sched = ServerLink<ISchedServer>.Start(Server.Sched, "sched", Required(config.Servers.Sched, "Sched"), binDir, stats);
+            using var vfs = ServerLink<IVfsServer>.Start(Server.Vfs, "vfs", config.Servers.Vfs!, binDir, stats);
+            using var mm = ServerLink<IMmServer>.Start(Server.Mm, "mm", config.Servers.Mm!, binDir, stats);
+            using var sched = ServerLink<ISchedServer>.Start(Server.Sched, "sched", config.Servers.Sched!, binDir, stats);
             Task.WaitAll(
                 Handshake(vfs.HandshakeAsync(Contract.VfsName, Contract.VfsVersion, timeout)),
                 Handshake(mm.HandshakeAsync(Contract.MmName, Contract.MmVersion, timeout)),
@@ -85,8 +95,11 @@ namespace UmlMicro.Supervisor
             var kernel = new Kernel(vfs, mm, sched, Identity(config.Kernel), cpus, stats, trace);
             var tracer = new TracerThread(kernel, mode, Path.Combine(binDir, "umlmicro-launch"), program, [run.Program, .. run.Argv]);
             var forwarding = new List<PosixSignalRegistration>();
-            tracer.Run(onStarted: () => forwarding.AddRange(ForwardSignals(tracer)));
-            forwarding.ForEach(r => r.Dispose());
+            using (Terminal.KeepForeground())
+            {
+                tracer.Run(onStarted: () => forwarding.AddRange(ForwardSignals(tracer)));
+                forwarding.ForEach(r => r.Dispose());
+            }
 
             if (config.Kernel.Stats) Console.Error.Write(stats.Render());
             if ((tracer.Failure ?? vfs.PostFailure ?? mm.PostFailure ?? sched.PostFailure) is { } failure)
@@ -97,9 +110,6 @@ namespace UmlMicro.Supervisor
             int status = tracer.InitStatus ?? 0;
             return Interop.WIFSIGNALED(status) ? 128 + Interop.WTERMSIG(status) : Interop.WEXITSTATUS(status);
         }
-
-        private static ServerCommand Required(ServerCommand? c, string name) =>
-            c is { Command.Length: > 0 } ? c : throw new ConfigError($"Servers:{name}:Command is missing");
 
         private static TraceWriter OpenTrace(string path)
         {
@@ -118,7 +128,10 @@ namespace UmlMicro.Supervisor
             if (x.Exception?.InnerException is { } e) throw e is ServerFailure ? e : new ServerFailure(e.Message);
         }, TaskScheduler.Default);
 
-        /// <summary>SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to the supervisor go to guest pid 1 instead.</summary>
+        /// <summary>
+        /// SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to the supervisor go to guest pid 1 instead. (A terminal's ^C
+        /// reaches only the guest: it has its own process group, which holds the terminal's foreground.)
+        /// </summary>
         private static IEnumerable<PosixSignalRegistration> ForwardSignals(TracerThread tracer)
         {
             (PosixSignal posix, int number)[] signals =
@@ -128,8 +141,6 @@ namespace UmlMicro.Supervisor
                 yield return PosixSignalRegistration.Create(posix, ctx =>
                 {
                     ctx.Cancel = true;
-                    // A terminal's ^C already reached the guest, which shares our process group.
-                    if (posix == PosixSignal.SIGINT && Tmds.Linux.LibC.isatty(0) == 1) return;
                     if (tracer.InitHostPid > 0) Interop.kill(tracer.InitHostPid, number);
                 });
             }

@@ -115,9 +115,12 @@ internal sealed class VfsServer : IVfsServer
     {
         lock (gate)
         {
-            return Task.FromResult(cwds.TryGet(vpid, out string cwd)
-                ? new CwdResult(0, cwd)
-                : new CwdResult(Errno.ESRCH, null));
+            if (!cwds.TryGet(vpid, out string cwd))
+                return Task.FromResult(new CwdResult(Errno.ESRCH, null));
+            // A cwd that was removed has no path any more: Linux's getcwd says ENOENT.
+            if (!Directory.Exists(root.ToHost(new WalkedPath(cwd, MustBeDirectory: false))))
+                return Task.FromResult(new CwdResult(Errno.ENOENT, null));
+            return Task.FromResult(new CwdResult(0, cwd));
         }
     }
 

@@ -11,6 +11,18 @@ public sealed class KernelConfig
     public ServersSection Servers { get; set; } = new();
     public VfsSection Vfs { get; set; } = new();
     public MmSection Mm { get; set; } = new();
+
+    /// <summary>Values the binder accepts but the kernel cannot use: each is a one-line error naming the key.</summary>
+    public void Validate(string file)
+    {
+        void Fail(string key, string problem) => throw new ConfigError($"config {file}: {key}: {problem}");
+        if (Kernel.Cpus is < 0 or > 1024) Fail("Kernel:Cpus", $"{Kernel.Cpus} is not from 0 (the host's count) to 1024");
+        if (Servers.HandshakeTimeoutMs is < 1 or > 600_000) Fail("Servers:HandshakeTimeoutMs", $"{Servers.HandshakeTimeoutMs} is not from 1 to 600000");
+        foreach (var (name, command) in new[] { ("Vfs", Servers.Vfs), ("Mm", Servers.Mm), ("Sched", Servers.Sched) })
+            if (command is not { Command.Length: > 0 }) Fail($"Servers:{name}:Command", "missing");
+        if (Vfs.Root != "/") Fail("Vfs:Root", $"'{Vfs.Root}': only / is supported until the confined VFS lands");
+        if (Mm.MemoryLimit < 0) Fail("Mm:MemoryLimit", "negative");
+    }
 }
 
 public sealed class KernelSection

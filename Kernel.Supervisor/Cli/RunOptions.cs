@@ -22,6 +22,7 @@ public sealed record RunOptions(string? ConfigFile, IReadOnlyList<string> Settin
           --trace FILE    write one JSON object per guest syscall to FILE
           --stats         print counts and p50/p99 latencies per server and per syscall on exit
           -h, --help      this text
+
         """;
 
     /// <summary>Options that take a value, and the configuration key each sets.</summary>

@@ -36,6 +36,21 @@ internal static unsafe partial class Interop
     [LibraryImport(Libc)]
     internal static partial int gettid();
 
+    [LibraryImport(Libc, SetLastError = true)]
+    internal static partial int tcgetpgrp(int fd);
+
+    [LibraryImport(Libc, SetLastError = true)]
+    internal static partial int tcsetpgrp(int fd, int pgrp);
+
+    [LibraryImport(Libc)]
+    internal static partial int getpgrp();
+
+    /// <summary>how: SIG_BLOCK 0, SIG_UNBLOCK 1, SIG_SETMASK 2; sets are the kernel's 64-bit masks.</summary>
+    [LibraryImport(Libc)]
+    internal static partial int pthread_sigmask(int how, ulong* set, ulong* oldset);
+
+    internal const int SIGTTOU = 22;
+
     [StructLayout(LayoutKind.Sequential)]
     internal struct IoVec
     {

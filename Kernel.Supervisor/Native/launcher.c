@@ -5,6 +5,7 @@
  * SIGIGN is the hex mask of signals the user's shell left ignored (SigIgn of /proc/PID/status): the
  * guest inherits those as ignored and every other signal at its default, as it would have without
  * the supervisor in between (the .NET runtime ignores SIGPIPE, and exec keeps ignored signals).
+ * It leads its own process group (and takes the terminal's foreground if the supervisor had it).
  * It becomes a child subreaper, so orphaned guest processes are reparented to guest pid 1 as in a
  * pid namespace (the setting survives execve). Then it stops itself so the supervisor's tracer thread can PTRACE_SEIZE it with its options.
  * Once resumed it installs FILTER (hex bytes of a struct sock_filter array, or "-" for none) as a
@@ -51,6 +52,19 @@ int main(int argc, char **argv) {
         fputs("umlmicro-launch: usage: umlmicro-launch SIGIGN FILTER PATH ARGV0 [ARGS...]\n", stderr);
         return 2;
     }
+    /* Its own process group, so kill(0, sig) in the guest reaches the guest only, never the supervisor or
+     * the user's shell. On a terminal where the supervisor was in the foreground, the guest takes it. */
+    pid_t outer = getpgrp();
+    if (setpgid(0, 0) != 0) return 126;
+    if (isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == outer) {
+        sigset_t ttou, old;
+        sigemptyset(&ttou);
+        sigaddset(&ttou, SIGTTOU);
+        sigprocmask(SIG_BLOCK, &ttou, &old);
+        tcsetpgrp(STDIN_FILENO, getpid());
+        sigprocmask(SIG_SETMASK, &old, NULL);
+    }
+
     unsigned long long ignored = strtoull(argv[1], NULL, 16);
     for (int sig = 1; sig < NSIG; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP) continue;

@@ -117,7 +117,7 @@ public sealed class FileTests : IDisposable
                             GuestRunner.Run(_dir.Path, Tools.Busybox, "sh", "-c", "cd link/inside && pwd -P && pwd"));
     }
 
-    [Fact(Skip = "bug: getcwd() in a directory that was removed returns its old path under umlmicro; natively it fails with ENOENT (python's os.getcwd() raises FileNotFoundError)")]
+    [Fact]
     public void Getcwd_of_a_deleted_directory_is_as_natively()
     {
         var py = Tools.Python3;
