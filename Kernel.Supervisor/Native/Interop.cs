@@ -51,6 +51,20 @@ internal static unsafe partial class Interop
 
     internal const int SIGTTOU = 22;
 
+    /// <summary>Pins thread <paramref name="tid"/> (0: the calling thread) to one host CPU; what it starts inherits the pin.</summary>
+    internal static bool PinToCpu(int tid, int cpu)
+    {
+        var mask = stackalloc ulong[16];
+        mask[cpu / 64] = 1UL << (cpu % 64);
+        return sched_setaffinity(tid, 16 * sizeof(ulong), mask) == 0;
+    }
+
+    [LibraryImport(Libc, SetLastError = true)]
+    private static partial int sched_setaffinity(int pid, nuint size, ulong* mask);
+
+    [LibraryImport(Libc)]
+    internal static partial int sched_getcpu();
+
     [StructLayout(LayoutKind.Sequential)]
     internal struct IoVec
     {

@@ -63,6 +63,9 @@ internal sealed unsafe class TracerThread(Kernel kernel, TrapMode mode, string l
 
     private void Start()
     {
+        // One virtual CPU: the guest and its tracer share one host CPU, so a stop never pays a cross-CPU
+        // wake-up (5-7x the cost of a same-CPU stop here, see bench/RESULTS.md). The guest inherits the pin.
+        if (_k.Cpus == 1) Interop.PinToCpu(0, Math.Max(0, Interop.sched_getcpu()));
         int pid = Spawn();
         int status;
         if (waitpid(pid, &status, WUNTRACED | __WNOTHREAD) != pid || !WIFSTOPPED(status))
