@@ -15,16 +15,12 @@ namespace UmlMicro.Servers.Mm;
 /// /proc/HOSTPID/maps of the host process would be the way to resynchronise it.
 /// </para>
 /// </summary>
-internal sealed class MmServer : IMmServer
+internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.MmVersion), IMmServer
 {
     // Requests are serialised: the server is a single-threaded kernel, one message at a time, as in MINIX.
     private readonly Lock gate = new();
     private readonly Dictionary<int, AddressSpace> spaces = new();
-    private readonly TaskCompletionSource shutdown = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long memoryLimitBytes;
-
-    /// <summary>Completes when the supervisor has asked the server to exit.</summary>
-    public Task ShutdownRequested => shutdown.Task;
 
     /// <summary>The configured limit, recorded only: nothing is refused because of it yet.</summary>
     public long MemoryLimitBytes
@@ -34,15 +30,6 @@ internal sealed class MmServer : IMmServer
             lock (gate)
                 return memoryLimitBytes;
         }
-    }
-
-    public Task<ServerHello> HelloAsync() =>
-        Task.FromResult(new ServerHello(Contract.MmName, Contract.MmVersion, Environment.ProcessId));
-
-    public Task ShutdownAsync()
-    {
-        shutdown.TrySetResult();
-        return Task.CompletedTask;
     }
 
     public Task ConfigureAsync(MmConfig config)

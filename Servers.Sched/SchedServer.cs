@@ -16,27 +16,14 @@ namespace UmlMicro.Servers.Sched;
 /// sessions that outlived their leader) depend on what came before.
 /// </para>
 /// </summary>
-internal sealed class SchedServer : ISchedServer
+internal sealed class SchedServer : KernelServerBase, ISchedServer
 {
     // Requests are serialised: the server is a single-threaded kernel, one message at a time, as in MINIX.
     private readonly Lock gate = new();
     private readonly ProcessTable table;
-    private readonly TaskCompletionSource shutdown = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int cpus = Environment.ProcessorCount;
 
-    public SchedServer(PidNamespace pids) => table = new ProcessTable(pids);
-
-    /// <summary>Completes when the supervisor has asked the server to exit.</summary>
-    public Task ShutdownRequested => shutdown.Task;
-
-    public Task<ServerHello> HelloAsync() =>
-        Task.FromResult(new ServerHello(Contract.SchedName, Contract.SchedVersion, Environment.ProcessId));
-
-    public Task ShutdownAsync()
-    {
-        shutdown.TrySetResult();
-        return Task.CompletedTask;
-    }
+    public SchedServer(PidNamespace pids) : base(Contract.SchedName, Contract.SchedVersion) => table = new ProcessTable(pids);
 
     public Task ConfigureAsync(SchedConfig config)
     {

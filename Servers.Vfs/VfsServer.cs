@@ -16,30 +16,17 @@ namespace UmlMicro.Servers.Vfs;
 /// that share a cwd must be recreated with shareFs from one of them, which may not be their original parent.
 /// </para>
 /// </summary>
-internal sealed class VfsServer : IVfsServer
+internal sealed class VfsServer : KernelServerBase, IVfsServer
 {
     private const int InitPid = 1;
 
     // Requests are serialised: the server is a single-threaded kernel, one message at a time, as in MINIX.
     private readonly Lock gate = new();
     private readonly CwdTable cwds = new();
-    private readonly TaskCompletionSource shutdown = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private RootMount root = new("/");
 
     /// <summary>Until configured, the guest's root is the host's "/" and init starts there.</summary>
-    public VfsServer() => cwds.Reset(InitPid, "/");
-
-    /// <summary>Completes when the supervisor has asked the server to exit.</summary>
-    public Task ShutdownRequested => shutdown.Task;
-
-    public Task<ServerHello> HelloAsync() =>
-        Task.FromResult(new ServerHello(Contract.VfsName, Contract.VfsVersion, Environment.ProcessId));
-
-    public Task ShutdownAsync()
-    {
-        shutdown.TrySetResult();
-        return Task.CompletedTask;
-    }
+    public VfsServer() : base(Contract.VfsName, Contract.VfsVersion) => cwds.Reset(InitPid, "/");
 
     /// <summary>Sets the root and starts a new cwd table in which only init exists.</summary>
     public Task ConfigureAsync(VfsConfig config)

@@ -1,0 +1,35 @@
+using System;
+using System.Threading.Tasks;
+using StreamJsonRpc;
+using StreamJsonRpc.Protocol;
+
+namespace UmlMicro.Contracts.Servers;
+
+/// <summary>What every server answers the same way: its hello and the request to shut down.</summary>
+public abstract class KernelServerBase(string name, int contractVersion) : IKernelServer
+{
+    private readonly TaskCompletionSource _shutdown = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes when the supervisor has asked the server to exit.</summary>
+    public Task ShutdownRequested => _shutdown.Task;
+
+    public Task<ServerHello> HelloAsync() => Task.FromResult(new ServerHello(name, contractVersion, Environment.ProcessId));
+
+    public Task ShutdownAsync()
+    {
+        _shutdown.TrySetResult();
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>
+/// A request that is wrong whatever the guest did (an unknown pid, a second init, a relative cwd): the
+/// supervisor's books and the server's disagree. It is answered with a JSON-RPC error (code -32000, not
+/// invalid-params: StreamJsonRpc clients take -32602 for a missing method), which the supervisor treats as a
+/// protocol error, instead of an errno that would be handed on to the guest.
+/// </summary>
+public static class ProtocolViolation
+{
+    public static LocalRpcException Of(string message) =>
+        new(message) { ErrorCode = (int)JsonRpcErrorCode.InvocationError };
+}
