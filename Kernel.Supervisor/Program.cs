@@ -93,7 +93,7 @@ namespace UmlMicro.Supervisor
             sched.Call(s => s.ConfigureAsync(new SchedConfig(cpus)));
 
             var kernel = new Kernel(vfs, mm, sched, Identity(config.Kernel), cpus, stats, trace);
-            var tracer = new TracerThread(kernel, mode, Path.Combine(binDir, "umlmicro-launch"), program, [run.Program, .. run.Argv]);
+            var tracer = new TracerThread(kernel, mode, observeAll: trace is not null || config.Kernel.Stats, Path.Combine(binDir, "umlmicro-launch"), program, [run.Program, .. run.Argv]);
             var forwarding = new List<PosixSignalRegistration>();
             using (Terminal.KeepForeground())
             {

@@ -18,7 +18,9 @@ internal static class SeccompFilter
     /// <summary>One sock_filter instruction.</summary>
     public readonly record struct Insn(ushort Code, byte Jt, byte Jf, uint K);
 
-    public static Insn[] Build() => Build(SyscallTable.All.Where(r => r.IsRouted).Select(r => r.Number));
+    /// <param name="everything">Trap every call (for --trace and --stats, which must see passed calls too).</param>
+    public static Insn[] Build(bool everything = false) =>
+        everything ? [new Insn(RetK, 0, 0, RetTrace)] : Build(SyscallTable.All.Where(r => r.IsRouted).Select(r => r.Number));
 
     public static Insn[] Build(IEnumerable<int> trapped)
     {

@@ -18,7 +18,7 @@ namespace UmlMicro.Supervisor.Tracing;
 /// thread that attached a tracee, so nothing here may hop threads (no async, no thread pool).
 /// Guest tasks are host threads and run in parallel on all host CPUs; they stop only at syscalls.
 /// </summary>
-internal sealed unsafe class TracerThread(Kernel kernel, TrapMode mode, string launcher, string program, IReadOnlyList<string> argv)
+internal sealed unsafe class TracerThread(Kernel kernel, TrapMode mode, bool observeAll, string launcher, string program, IReadOnlyList<string> argv)
 {
     /// <summary>TT mode turns a syscall the kernel handles itself into this harmless one on the host.</summary>
     private const int NullSyscall = 39; // getpid
@@ -91,7 +91,7 @@ internal sealed unsafe class TracerThread(Kernel kernel, TrapMode mode, string l
     /// <summary>posix_spawn (vfork-based, safe from managed code) of the launcher, from this thread so it is our child.</summary>
     private int Spawn()
     {
-        string filter = mode == TrapMode.Seccomp ? SeccompFilter.ToHex(SeccompFilter.Build()) : "-";
+        string filter = mode == TrapMode.Seccomp ? SeccompFilter.ToHex(SeccompFilter.Build(everything: observeAll)) : "-";
         var args = new List<string> { launcher, Environment.GetEnvironmentVariable(SigIgnVariable) ?? "0", filter, program };
         args.AddRange(argv);
         var env = GuestEnvironment();
@@ -343,7 +343,7 @@ internal sealed unsafe class TracerThread(Kernel kernel, TrapMode mode, string l
 
     /// <summary>Seccomp mode stops at an exit only when something must happen there.</summary>
     private bool NeedsExit(SyscallCall call) =>
-        call.Exit is not null || call.ArgsChanged || call.Info.Ret == RetKind.Pid || _k.Trace is not null;
+        call.Exit is not null || call.ArgsChanged || call.Info.Ret == RetKind.Pid || observeAll;
 
     private static void RunHandler(SyscallCall call)
     {

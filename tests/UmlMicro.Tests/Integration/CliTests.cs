@@ -135,7 +135,8 @@ public sealed class CliTests : IDisposable
     public void A_config_with_a_bad_value_is_exit_2_with_one_line()
     {
         Expect.UsageError(GuestRunner.Run(_dir.Path, ["--config", ConfigWith("Kernel", "Cpus", "many")], "true"));
-        Expect.UsageError(GuestRunner.Run(_dir.Path, ["--config", ConfigWith("Kernel", "Mode", "warp")], "true"));
+        if (Environment.GetEnvironmentVariable("UMLMICRO_Kernel__Mode") is null) // the mode matrix overrides the file's mode
+            Expect.UsageError(GuestRunner.Run(_dir.Path, ["--config", ConfigWith("Kernel", "Mode", "warp")], "true"));
         Expect.UsageError(GuestRunner.Run(_dir.Path, ["--config", ConfigWith("Servers", "HandshakeTimeoutMs", "soon")], "true"));
         Expect.UsageError(GuestRunner.Run(_dir.Path, ["--config", ConfigWith("Servers:Vfs", "Command", "")], "true"));
         Expect.UsageError(GuestRunner.Run(_dir.Path, ["--config", _dir.Write("array.json", "[1, 2]")], "true"));

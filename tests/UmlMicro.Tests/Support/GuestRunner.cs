@@ -38,6 +38,8 @@ public static class GuestRunner
             ["HOME"] = Environment.GetEnvironmentVariable("HOME") is { Length: > 0 } home ? home : "/root",
             ["LC_ALL"] = "C",
         };
+        // The suite runs in every trap mode: UMLMICRO_Kernel__Mode=sysemu dotnet test ... (the supervisor reads it).
+        if (Environment.GetEnvironmentVariable("UMLMICRO_Kernel__Mode") is { Length: > 0 } mode) env["UMLMICRO_Kernel__Mode"] = mode;
         // The supervisor is an apphost: it must find the runtime this test runs on even when that is not in a
         // default location. DOTNET_ROOT is harmless for a guest (and native runs get it too).
         var runtimeDir = Path.GetDirectoryName(typeof(object).Assembly.Location);

@@ -62,4 +62,12 @@ public class SeccompFilterTests
         var hex = ToHex([new Insn(RetK, 1, 2, RetAllow)]);
         Assert.Equal("060001020000FF7F", hex);
     }
+
+    [Fact]
+    public void Observing_every_call_traps_every_call()
+    {
+        var program = Build(everything: true);
+        for (int nr = 0; nr < SyscallTable.Capacity; nr++)
+            Assert.Equal(RetTrace, Run(program, nr, SyscallStopInfo.ArchX86_64));
+    }
 }

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test command of the README: every test project in Release, then the integration suite again in
+# the two other trap modes (the same guests must behave the same under tt, sysemu and seccomp).
+# Ends with one line "N passed, N failed" over all runs; exit status 0 only when nothing failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+
+run() { # LABEL CMD...
+  echo "== $1"
+  shift
+  "$@" 2>&1 | tee -a "$log"
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+}
+
+run "all tests (tt)" dotnet test UmlMicro.sln -c Release
+for mode in sysemu seccomp; do
+  run "integration tests ($mode)" env UMLMICRO_Kernel__Mode=$mode \
+    dotnet test tests/UmlMicro.Tests -c Release --no-build --filter "FullyQualifiedName~Integration"
+done
+
+# dotnet test's summary lines read "Passed!  - Failed:     0, Passed:   157, Skipped: ..."
+awk '/(Passed|Failed)! +- +Failed:/ { gsub(",", ""); f += $4; p += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
+exit $status
