@@ -15,8 +15,8 @@ run() { # LABEL CMD...
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
 }
 
-run "all tests (tt)" dotnet test UmlMicro.sln -c Release
-for mode in sysemu seccomp; do
+run "all tests (seccomp, the default mode)" dotnet test UmlMicro.sln -c Release
+for mode in tt sysemu; do
   run "integration tests ($mode)" env UMLMICRO_Kernel__Mode=$mode \
     dotnet test tests/UmlMicro.Tests -c Release --no-build --filter "FullyQualifiedName~Integration"
 done

@@ -27,8 +27,8 @@ public sealed class KernelConfig
 
 public sealed class KernelSection
 {
-    /// <summary>Trap path: tt (PTRACE_SYSCALL, emulated calls nullified into getpid).</summary>
-    public string Mode { get; set; } = "tt";
+    /// <summary>Trap path: tt, sysemu or seccomp (see README, "Command line").</summary>
+    public string Mode { get; set; } = "seccomp";
     /// <summary>Virtual CPUs the guest sees; 0 means the host's CPU count.</summary>
     public int Cpus { get; set; }
     /// <summary>uname release; empty means the host's version number with "-umlmicro".</summary>

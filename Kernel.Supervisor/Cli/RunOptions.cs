@@ -14,10 +14,10 @@ public sealed record RunOptions(string? ConfigFile, IReadOnlyList<string> Settin
         signal N killed it, and 2 for a usage or configuration error.
 
         options:
-          --mode MODE     trap path: tt (PTRACE_SYSCALL, 2 stops per call; emulated calls are nullified
-                          into getpid), sysemu (PTRACE_SYSEMU, 1 stop per emulated call, passed calls are
-                          re-issued), seccomp (a filter traps only routed calls; passed calls never stop,
-                          unless --trace or --stats asks to see every call)
+          --mode MODE     trap path: seccomp (the default: a filter traps only routed calls, passed calls
+                          never stop unless --trace or --stats asks to see every call), tt (PTRACE_SYSCALL,
+                          2 stops per call, emulated calls are nullified into getpid) or sysemu
+                          (PTRACE_SYSEMU, 1 stop per emulated call, passed calls are re-issued)
           --cpus N        virtual CPUs the guest sees (default: the host's CPU count)
           --config FILE   configuration file (default: configs/default.json next to umlmicro)
           --trace FILE    write one JSON object per guest syscall to FILE

@@ -38,9 +38,4 @@ internal sealed class PidMap
     {
         lock (_lock) return _toVirtual.TryGetValue(hostPid, out vpid);
     }
-
-    public int[] VirtualPids()
-    {
-        lock (_lock) return [.. _toHost.Keys];
-    }
 }

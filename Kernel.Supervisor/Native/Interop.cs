@@ -4,7 +4,7 @@ namespace UmlMicro.Supervisor.Native;
 
 /// <summary>
 /// Every native call of the supervisor, in one place. Tmds.LibC 0.5.0 has no ptrace, waitpid,
-/// process_vm_readv/writev, posix_spawn or tgkill, so they are declared here; for the rest the
+/// process_vm_readv/writev or posix_spawn, so they are declared here; for the rest the
 /// supervisor uses Tmds.LibC.
 /// </summary>
 internal static unsafe partial class Interop
@@ -29,12 +29,6 @@ internal static unsafe partial class Interop
 
     [LibraryImport(Libc, SetLastError = true)]
     internal static partial int kill(int pid, int signal);
-
-    [LibraryImport(Libc, SetLastError = true)]
-    internal static partial int tgkill(int tgid, int tid, int signal);
-
-    [LibraryImport(Libc)]
-    internal static partial int gettid();
 
     [LibraryImport(Libc, SetLastError = true)]
     internal static partial int tcgetpgrp(int fd);
@@ -85,7 +79,7 @@ internal static unsafe partial class Interop
     }
 
     // waitpid options and status decoding (x86-64 Linux)
-    internal const int WNOHANG = 1, WUNTRACED = 2, __WNOTHREAD = 0x20000000, __WALL = 0x40000000;
+    internal const int WUNTRACED = 2, __WNOTHREAD = 0x20000000, __WALL = 0x40000000;
     internal const int ECHILD = 10, EINTR = 4, ESRCH = 3;
 
     internal static bool WIFEXITED(int s) => (s & 0x7f) == 0;

@@ -25,7 +25,6 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     public Server Id { get; }
     public string Name { get; }
     public T Proxy { get; }
-    public int ProcessId => _process?.Id ?? 0;
 
     private ServerLink(Server id, string name, Process process, KernelStats stats)
     {

@@ -18,7 +18,7 @@ public sealed class KernelConfigTests : IDisposable
     {
         var root = RepoRoot.Find();
         var c = KernelConfigLoader.Load(Path.Combine(root, "configs", "default.json"), []);
-        Assert.Equal(Environment.GetEnvironmentVariable("UMLMICRO_Kernel__Mode") ?? "tt", c.Kernel.Mode); // the environment overrides the file
+        Assert.Equal(Environment.GetEnvironmentVariable("UMLMICRO_Kernel__Mode") ?? "seccomp", c.Kernel.Mode); // the environment overrides the file
         Assert.Equal("{bin}/Servers.Vfs", c.Servers.Vfs!.Command);
     }
 
