@@ -88,11 +88,12 @@ namespace UmlMicro.Supervisor
                 Handshake(vfs.HandshakeAsync(Contract.VfsName, Contract.VfsVersion, timeout)),
                 Handshake(mm.HandshakeAsync(Contract.MmName, Contract.MmVersion, timeout)),
                 Handshake(sched.HandshakeAsync(Contract.SchedName, Contract.SchedVersion, timeout)));
-            vfs.Call(v => v.ConfigureAsync(new VfsConfig(config.Vfs.Root, Environment.CurrentDirectory)));
+            var identity = Identity(config.Kernel);
+            vfs.Call(v => v.ConfigureAsync(new VfsConfig(config.Vfs.Root, Environment.CurrentDirectory, identity.Release, identity.Nodename)));
             mm.Call(m => m.ConfigureAsync(new MmConfig(config.Mm.MemoryLimit)));
             sched.Call(s => s.ConfigureAsync(new SchedConfig(cpus)));
 
-            var kernel = new Kernel(vfs, mm, sched, Identity(config.Kernel), cpus, stats, trace);
+            var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace);
             var tracer = new TracerThread(kernel, mode, observeAll: trace is not null || config.Kernel.Stats, Path.Combine(binDir, "umlmicro-launch"), program, [run.Program, .. run.Argv]);
             var forwarding = new List<PosixSignalRegistration>();
             using (Terminal.KeepForeground())

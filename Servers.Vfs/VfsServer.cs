@@ -16,7 +16,7 @@ namespace UmlMicro.Servers.Vfs;
 /// that share a cwd must be recreated with shareFs from one of them, which may not be their original parent.
 /// </para>
 /// </summary>
-internal sealed class VfsServer : KernelServerBase, IVfsServer
+internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
 {
     private const int InitPid = 1;
 
@@ -24,6 +24,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer
     private readonly Lock gate = new();
     private readonly CwdTable cwds = new();
     private RootMount root = new("/");
+    private KernelFiles? kernelFiles;
 
     /// <summary>Until configured, the guest's root is the host's "/" and init starts there.</summary>
     public VfsServer() : base(Contract.VfsName, Contract.VfsVersion) => cwds.Reset(InitPid, "/");
@@ -39,6 +40,8 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer
         {
             root = new RootMount(hostRoot);
             cwds.Reset(InitPid, initCwd);
+            kernelFiles?.Dispose();
+            kernelFiles = new KernelFiles(config.Release ?? "", config.Hostname ?? "");
         }
         return Task.CompletedTask;
     }
@@ -88,6 +91,8 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer
             if (!request.Path.StartsWith('/') && request.DirFd != LinuxFlags.AT_FDCWD)
                 return Answer(0);
             var walked = PathWalk.Walk(cwd, request.Path);
+            if (kernelFiles?.Lookup(walked.GuestPath, request.Op == PathOp.Open ? request.OpenFlags : 0, out int denied) is { } kernelFile)
+                return Task.FromResult(new PathResolution(denied, denied == 0 ? kernelFile : null, walked.GuestPath));
             string hostPath = root.ToHost(walked);
             if (root.IsIdentity || hostPath == request.Path)
                 return Task.FromResult(new PathResolution(0, null, walked.GuestPath));
@@ -134,5 +139,11 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer
         if (PathWalk.Check(path) != 0)
             throw ProtocolViolation.Of($"the {what} '{path}' is too long");
         return PathWalk.Walk("/", path).GuestPath;
+    }
+
+    public void Dispose()
+    {
+        lock (gate)
+            kernelFiles?.Dispose();
     }
 }

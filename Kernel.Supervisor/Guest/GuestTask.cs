@@ -39,6 +39,9 @@ internal sealed class GuestTask(int hostTid)
     /// <summary>A clone/fork in flight in this task: what the new task needs to know when it appears.</summary>
     public PendingClone? Clone { get; set; }
 
+    /// <summary>Where the kernel's scratch mapping sits in this task's address space (0: none yet; gone at exec).</summary>
+    public ulong Scratch { get; set; }
+
     /// <summary>The task this one just created (host tid, virtual tid), for the result of its clone/fork.</summary>
     public (int HostTid, int Vtid)? CloneResult { get; set; }
 

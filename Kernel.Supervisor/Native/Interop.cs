@@ -4,7 +4,7 @@ namespace UmlMicro.Supervisor.Native;
 
 /// <summary>
 /// Every native call of the supervisor, in one place. Tmds.LibC 0.5.0 has no ptrace, waitpid,
-/// process_vm_readv/writev or posix_spawn, so they are declared here; for the rest the
+/// process_vm_readv/writev, posix_spawn or tgkill, so they are declared here; for the rest the
 /// supervisor uses Tmds.LibC.
 /// </summary>
 internal static unsafe partial class Interop
@@ -29,6 +29,9 @@ internal static unsafe partial class Interop
 
     [LibraryImport(Libc, SetLastError = true)]
     internal static partial int kill(int pid, int signal);
+
+    [LibraryImport(Libc, SetLastError = true)]
+    internal static partial int tgkill(int tgid, int tid, int signal);
 
     [LibraryImport(Libc, SetLastError = true)]
     internal static partial int tcgetpgrp(int fd);

@@ -17,9 +17,9 @@ internal static class SysFile
 
     public static void Register(Dictionary<string, EntryHandler> h)
     {
-        h["open"] = c => Resolve(c, NoDirFd, 0, PathOp.Open, FollowUnless(c.IntArg(1), LinuxFlags.O_NOFOLLOW));
-        h["openat"] = c => Resolve(c, 0, 1, PathOp.Open, FollowUnless(c.IntArg(2), LinuxFlags.O_NOFOLLOW));
-        h["openat2"] = c => Resolve(c, 0, 1, PathOp.Open, FollowUnless((int)GuestMemory.Read<ulong>(c.Tid, c.Arg(2)), LinuxFlags.O_NOFOLLOW));
+        h["open"] = c => Resolve(c, NoDirFd, 0, PathOp.Open, FollowUnless(c.IntArg(1), LinuxFlags.O_NOFOLLOW), c.IntArg(1));
+        h["openat"] = c => Resolve(c, 0, 1, PathOp.Open, FollowUnless(c.IntArg(2), LinuxFlags.O_NOFOLLOW), c.IntArg(2));
+        h["openat2"] = c => OpenAt2(c, (int)GuestMemory.Read<ulong>(c.Tid, c.Arg(2)));
         h["stat"] = c => Resolve(c, NoDirFd, 0, PathOp.Stat, follow: true);
         h["lstat"] = c => Resolve(c, NoDirFd, 0, PathOp.Stat, follow: false);
         h["newfstatat"] = c => Resolve(c, 0, 1, PathOp.Stat, FollowUnless(c.IntArg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW));
@@ -36,12 +36,14 @@ internal static class SysFile
 
     private static bool FollowUnless(int flags, int noFollowBit) => (flags & noFollowBit) == 0;
 
+    private static void OpenAt2(SyscallCall c, int flags) => Resolve(c, 0, 1, PathOp.Open, FollowUnless(flags, LinuxFlags.O_NOFOLLOW), flags);
+
     /// <summary>
     /// Asks the VFS to resolve the path in argument <paramref name="pathArg"/> (relative to the dirfd in
     /// <paramref name="dirFdArg"/>, or the cwd). An error is the guest's errno; a host path different from
     /// the guest's string would replace the argument.
     /// </summary>
-    public static void Resolve(SyscallCall c, int dirFdArg, int pathArg, PathOp op, bool follow)
+    public static void Resolve(SyscallCall c, int dirFdArg, int pathArg, PathOp op, bool follow, int openFlags = 0)
     {
         if (c.Arg(pathArg) == 0) throw new SyscallError(Errno.EFAULT);
         string path = c.ReadPath(pathArg);
@@ -49,11 +51,10 @@ internal static class SysFile
         int dirFd = dirFdArg == NoDirFd ? LinuxFlags.AT_FDCWD : c.IntArg(dirFdArg);
         var vfs = c.Kernel.Vfs;
         c.ServerUsed = Server.Vfs;
-        var r = vfs.Call(v => v.ResolveAsync(new PathRequest(c.Task.Vpid, dirFd, path, op, follow)));
+        var r = vfs.Call(v => v.ResolveAsync(new PathRequest(c.Task.Vpid, dirFd, path, op, follow, openFlags)));
         if (r.Errno != 0) throw new SyscallError(r.Errno);
-        if (r.HostPath is not null)
-            throw new ServerFailure($"vfs server answered {path} with host path {r.HostPath}, but this supervisor cannot place rewritten paths in a guest yet (the scratch area comes with the confined VFS)");
-        if (op == PathOp.Chdir && r.GuestPath is not null) c.Note = r.GuestPath;
+        if (r.HostPath is not null) c.RewritePath(pathArg, r.HostPath);
+        else if (op == PathOp.Chdir && r.GuestPath is not null) c.Note = r.GuestPath;
     }
 
     private static void Chdir(SyscallCall c)

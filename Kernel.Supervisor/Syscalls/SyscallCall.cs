@@ -12,6 +12,12 @@ internal delegate void EntryHandler(SyscallCall call);
 /// <summary>Finishes a syscall the host ran, at its exit stop: translates or records the result.</summary>
 internal delegate void ExitHandler(SyscallCall call);
 
+/// <summary>Runs a syscall of the kernel's choosing inside a task stopped at a syscall entry (see TracerThread.Inject).</summary>
+internal interface ISyscallInjector
+{
+    long Inject(GuestTask task, long nr, ReadOnlySpan<ulong> args);
+}
+
 /// <summary>A guest's syscall failed in the kernel with an errno.</summary>
 internal sealed class SyscallError(int errno) : Exception($"errno {errno}")
 {
@@ -51,6 +57,9 @@ internal sealed class SyscallCall
 
     /// <summary>Free text for the trace, e.g. a rewritten path.</summary>
     public string? Note { get; set; }
+
+    /// <summary>The tracer that can make this task run a syscall of the kernel's choosing (null in unit tests).</summary>
+    public ISyscallInjector? Injector { get; set; }
 
     public void Begin(Kernel kernel, GuestTask task, SyscallInfo info, ReadOnlySpan<ulong> args)
     {
@@ -119,6 +128,34 @@ internal sealed class SyscallCall
     public void RestoreArgs(ref UserRegs regs)
     {
         for (int i = 0; i < 6; i++) regs.SetArg(i, _args[i]);
+    }
+
+    private const int ScratchSlot = 4096, ScratchSlots = 4;
+    private const int MMAP = 9, PROT_RW = 3, MAP_PRIVATE_ANON = 0x22;
+
+    /// <summary>
+    /// Hands the host <paramref name="hostPath"/> instead of the string argument <paramref name="i"/> points to: the
+    /// path is written into the task's scratch area, a private mapping the kernel makes inside the guest on
+    /// first need (by syscall injection), one 4 KiB slot per argument so rename's two paths never collide.
+    /// The guest's own string is never touched; its argument register is restored at exit.
+    /// </summary>
+    public void RewritePath(int i, string hostPath)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(hostPath + "\0");
+        if (bytes.Length > ScratchSlot) throw new SyscallError(Errno.ENAMETOOLONG);
+        if (Task.Scratch == 0)
+        {
+            var injector = Injector ?? throw new InvalidOperationException("no tracer to inject the scratch mapping");
+            long addr = injector.Inject(Task, MMAP, [0, ScratchSlot * ScratchSlots, PROT_RW, MAP_PRIVATE_ANON, ulong.MaxValue, 0]);
+            if (addr < 0 && addr > -4096) throw new SyscallError(Errno.ENOMEM);
+            Task.Scratch = (ulong)addr;
+            Kernel.Mm.Post(m => m.RecordAsync(new UmlMicro.Contracts.Servers.MmEvent(
+                Task.Vpid, UmlMicro.Contracts.Servers.MmOp.Mmap, 0, ScratchSlot * ScratchSlots, 0, PROT_RW, MAP_PRIVATE_ANON, -1, 0, addr)));
+        }
+        ulong slot = Task.Scratch + (ulong)(i * ScratchSlot);
+        GuestMemory.Write(Tid, slot, bytes);
+        SetArg(i, slot);
+        Note = hostPath;
     }
 
     /// <summary>Reads argument <paramref name="i"/> as a path: EFAULT, ENOENT for "", ENAMETOOLONG past PATH_MAX.</summary>

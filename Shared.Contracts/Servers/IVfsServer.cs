@@ -18,10 +18,12 @@ public enum PathOp
     Chdir,
 }
 
-public sealed record VfsConfig(string Root, string InitialCwd);
+/// <summary>The guest's root and first cwd, and what the kernel says about itself (for /proc/sys/kernel).</summary>
+public sealed record VfsConfig(string Root, string InitialCwd, string Release = "", string Hostname = "");
 
-/// <summary>A guest names <paramref name="Path"/> relative to <paramref name="DirFd"/> (AT_FDCWD for the cwd).</summary>
-public sealed record PathRequest(int Vpid, int DirFd, string Path, PathOp Op, bool FollowLast);
+/// <summary>A guest names <paramref name="Path"/> relative to <paramref name="DirFd"/> (AT_FDCWD for the cwd);
+/// <paramref name="OpenFlags"/> are open's flags for <see cref="PathOp.Open"/>.</summary>
+public sealed record PathRequest(int Vpid, int DirFd, string Path, PathOp Op, bool FollowLast, int OpenFlags = 0);
 
 /// <summary>
 /// The VFS answer: <paramref name="Errno"/> 0 means go on; <paramref name="HostPath"/> is what the host must be

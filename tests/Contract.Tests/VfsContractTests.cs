@@ -28,6 +28,21 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs")
     }
 
     [Fact]
+    public async Task The_kernels_own_files_are_handed_out_by_host_path_and_read_only()
+    {
+        await Proxy.ConfigureAsync(new VfsConfig("/", "/", Release: "6.1-test", Hostname: "guestbox"));
+
+        var release = await Proxy.ResolveAsync(new PathRequest(1, LinuxFlags.AT_FDCWD, "/proc/sys/kernel/osrelease", PathOp.Open, true));
+        Assert.Equal(0, release.Errno);
+        Assert.Equal("6.1-test\n", File.ReadAllText(release.HostPath!));
+        var host = await Proxy.ResolveAsync(new PathRequest(1, LinuxFlags.AT_FDCWD, "/proc/sys/../sys/kernel/hostname", PathOp.Stat, true));
+        Assert.Equal("guestbox\n", File.ReadAllText(host.HostPath!));
+        var write = await Proxy.ResolveAsync(new PathRequest(1, LinuxFlags.AT_FDCWD, "/proc/sys/kernel/hostname", PathOp.Open, true, LinuxFlags.O_WRONLY));
+        Assert.Equal(new PathResolution(Errno.EACCES, null, "/proc/sys/kernel/hostname"), write);
+        Assert.Null((await Resolve(1, "/proc/sys/kernel/pid_max")).HostPath);
+    }
+
+    [Fact]
     public async Task A_relative_path_is_resolved_against_the_cwd()
     {
         await Proxy.ConfigureAsync(new VfsConfig("/", "/home"));

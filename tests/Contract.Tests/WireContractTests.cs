@@ -21,6 +21,13 @@ public sealed class WireContractTests : IDisposable
         { "Sched", Contract.SchedName },
     };
 
+    public static TheoryData<string, string, int> Versions => new()
+    {
+        { "Vfs", Contract.VfsName, Contract.VfsVersion },
+        { "Mm", Contract.MmName, Contract.MmVersion },
+        { "Sched", Contract.SchedName, Contract.SchedVersion },
+    };
+
     public static TheoryData<string> Servers => new() { "Vfs", "Mm", "Sched" };
 
     public void Dispose()
@@ -30,8 +37,8 @@ public sealed class WireContractTests : IDisposable
     }
 
     [Theory]
-    [MemberData(nameof(Contracts))]
-    public async Task Hello_answers_a_plain_json_rpc_line(string server, string contractName)
+    [MemberData(nameof(Versions))]
+    public async Task Hello_answers_a_plain_json_rpc_line(string server, string contractName, int version)
     {
         var process = Start(server);
 
@@ -41,7 +48,7 @@ public sealed class WireContractTests : IDisposable
         Assert.Equal(7, reply.RootElement.GetProperty("id").GetInt32());
         var hello = reply.RootElement.GetProperty("result");
         Assert.Equal(contractName, hello.GetProperty(nameof(ServerHello.Name)).GetString());
-        Assert.Equal(1, hello.GetProperty(nameof(ServerHello.ContractVersion)).GetInt32());
+        Assert.Equal(version, hello.GetProperty(nameof(ServerHello.ContractVersion)).GetInt32());
     }
 
     [Theory]
