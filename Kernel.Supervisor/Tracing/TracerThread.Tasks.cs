@@ -1,0 +1,136 @@
+using UmlMicro.Contracts.Linux;
+using UmlMicro.Contracts.Servers;
+using UmlMicro.Supervisor.Guest;
+using UmlMicro.Supervisor.Ptrace;
+using static UmlMicro.Supervisor.Native.Interop;
+
+namespace UmlMicro.Supervisor.Tracing;
+
+/// <summary>Task lifecycle: clone events and first stops, exec, exit.</summary>
+internal sealed unsafe partial class TracerThread
+{
+    /// <summary>PTRACE_EVENT_FORK/VFORK/CLONE in the creator: Sched grants the new task its ids.</summary>
+    private void Cloned(GuestTask creator, int ev)
+    {
+        int childTid = (int)PtraceOps.EventMessage(creator.HostTid);
+        var clone = creator.Clone ?? new PendingClone(ev == PtraceOps.EVENT_VFORK ? LinuxFlags.CLONE_VM | LinuxFlags.CLONE_VFORK : 0, 0, 0);
+        creator.Clone = null;
+        bool thread = ev == PtraceOps.EVENT_CLONE && clone.Has(LinuxFlags.CLONE_THREAD);
+        var kind = thread ? CloneKind.Thread : CloneKind.Process;
+        var grant = _k.Sched.Call(s => s.TaskCreatedAsync(
+            new TaskCreation(creator.Vtid, childTid, kind, clone.Has(LinuxFlags.CLONE_PARENT) || thread)));
+
+        var child = _k.Tasks.GetOrAdd(childTid);
+        child.HostTgid = thread ? creator.HostTgid : childTid;
+        child.Vpid = grant.Vpid;
+        child.Vtid = grant.Vtid;
+        child.Clone = clone;
+        child.ResumeRequest = _idle;
+        _k.Pids.Add(grant.Vtid, childTid);
+        if (!thread)
+        {
+            _k.Mm.Post(m => m.SpaceCreatedAsync(creator.Vpid, child.Vpid, clone.Has(LinuxFlags.CLONE_VM)));
+            _k.Vfs.Post(v => v.ProcessCreatedAsync(creator.Vpid, child.Vpid, clone.Has(LinuxFlags.CLONE_FS)));
+        }
+        if (clone.Has(LinuxFlags.CLONE_PARENT_SETTID) && clone.ParentTidPtr != 0)
+            TryWrite(creator.HostTid, clone.ParentTidPtr, grant.Vtid);
+        creator.CloneResult = (childTid, grant.Vtid);
+        child.Identified = true;
+        if (child.ParkedAtFirstStop) Release(child);
+    }
+
+    /// <summary>
+    /// The first stop of a new task. It may come before its creator's clone event; then it waits,
+    /// stopped, until the event has given it its ids.
+    /// </summary>
+    private void FirstStop(GuestTask task)
+    {
+        if (task.Identified) Release(task);
+        else task.ParkedAtFirstStop = true;
+    }
+
+    private void Release(GuestTask task)
+    {
+        task.ParkedAtFirstStop = false;
+        task.Started = true;
+        // The host wrote its own tid at CLONE_CHILD_SETTID; the guest must find its virtual one there.
+        if (task.Clone is { } clone && clone.Has(LinuxFlags.CLONE_CHILD_SETTID) && clone.ChildTidPtr != 0)
+            TryWrite(task.HostTid, clone.ChildTidPtr, task.Vtid);
+        task.Clone = null;
+        ResumeWith(task, _idle);
+    }
+
+    private static void TryWrite(int tid, ulong addr, int value)
+    {
+        try
+        {
+            GuestMemory.Write(tid, addr, value);
+        }
+        catch (GuestFault)
+        {
+            // Linux ignores a bad tid pointer at clone too.
+        }
+    }
+
+    /// <summary>PTRACE_EVENT_EXEC: a new image. A non-leader that execs takes over the leader's tid.</summary>
+    private void Execed(GuestTask task)
+    {
+        int formerTid = (int)PtraceOps.EventMessage(task.HostTid);
+        int tgid = task.HostTid;
+        if (formerTid != tgid && _k.Tasks.Find(formerTid) is { } execer)
+        {
+            // The exec'ing thread is now the leader: it keeps its syscall state and takes the process's ids.
+            _k.Tasks.Remove(formerTid, out _);
+            _k.Pids.Remove(execer.Vtid);
+            execer.HostTid = tgid;
+            execer.Vtid = execer.Vpid;
+            _k.Tasks.Add(execer);
+            task = execer;
+        }
+        foreach (var other in _k.Tasks.Snapshot())
+        {
+            if (other.HostTgid != tgid || other == task) continue;
+            _k.Tasks.Remove(other.HostTid, out _);
+            _k.Pids.Remove(other.Vtid);
+        }
+        task.Call.Execed = true;
+        task.Scratch = 0; // the new image has none of the old mappings
+        _k.Sched.Post(s => s.ExecAsync(task.Vpid));
+        _k.Mm.Post(m => m.SpaceExecAsync(task.Vpid));
+        Resume(task);
+    }
+
+    private void TaskGone(int tid, int status)
+    {
+        if (!_k.Tasks.Remove(tid, out var task) || task is null) return;
+        if (task.Phase != SyscallPhase.None) Finish(task, task.Call, completed: false);
+        _k.Sched.Post(s => s.TaskExitedAsync(new TaskExit(task.Vtid, status)));
+        if (task.IsThreadGroupLeader)
+        {
+            _k.Mm.Post(m => m.SpaceExitedAsync(task.Vpid));
+            _k.Vfs.Post(v => v.ProcessExitedAsync(task.Vpid));
+        }
+        else
+        {
+            _k.Pids.Remove(task.Vtid); // a thread leaves no zombie
+        }
+        if (tid == _initHostPid)
+        {
+            _initStatus = status;
+            KillAll(); // as when a pid namespace's init dies
+        }
+    }
+
+    private void KillAll()
+    {
+        foreach (var t in _k.Tasks.Snapshot()) kill(t.HostTid, Signals.SIGKILL);
+    }
+
+    /// <summary>Reaps every remaining tracee after a failure, so nothing is left running.</summary>
+    private void Drain()
+    {
+        int status;
+        while (waitpid(-1, &status, __WALL | __WNOTHREAD) > 0 || LastErrno == EINTR)
+            if (WIFSTOPPED(status)) KillAll();
+    }
+}
