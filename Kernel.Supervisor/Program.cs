@@ -89,7 +89,7 @@ namespace UmlMicro.Supervisor
                 Handshake(mm.HandshakeAsync(Contract.MmName, Contract.MmVersion, timeout)),
                 Handshake(sched.HandshakeAsync(Contract.SchedName, Contract.SchedVersion, timeout)));
             var identity = Identity(config.Kernel);
-            vfs.Call(v => v.ConfigureAsync(new VfsConfig(config.Vfs.Root, Environment.CurrentDirectory, identity.Release, identity.Nodename)));
+            vfs.Call(v => v.ConfigureAsync(new VfsConfig(config.Vfs.Root, Environment.CurrentDirectory, identity.Release, identity.Nodename, cpus)));
             mm.Call(m => m.ConfigureAsync(new MmConfig(config.Mm.MemoryLimit)));
             sched.Call(s => s.ConfigureAsync(new SchedConfig(cpus)));
 

@@ -4,8 +4,9 @@ using UmlMicro.Contracts.Linux;
 namespace UmlMicro.Servers.Vfs;
 
 /// <summary>
-/// The files of /proc/sys/kernel that say what the kernel is, so that they agree with uname (the host's
-/// would name the host's kernel). Each is materialised as a small read-only host file in this server's own
+/// The files that say what the kernel is, so that they agree with uname and --cpus (the host's would name
+/// the host's kernel and CPUs): /proc/sys/kernel/{osrelease,hostname,ostype}, /proc/cpuinfo and
+/// /sys/devices/system/cpu/{online,possible,present}. Each is materialised as a small read-only host file in this server's own
 /// folder and handed to the host by path: the guest reads it natively, as Linux generates a proc file at
 /// open. The folder is private to this server process and removed when it exits.
 /// </summary>
@@ -14,19 +15,43 @@ internal sealed class KernelFiles : IDisposable
     private readonly Dictionary<string, string> _hostPathOf = new(StringComparer.Ordinal);
     private readonly string _dir;
 
-    public KernelFiles(string release, string hostname)
+    public KernelFiles(string release, string hostname, int cpus)
     {
         _dir = Directory.CreateTempSubdirectory($"umlmicro-vfs-{Environment.ProcessId}-").FullName;
         Add("/proc/sys/kernel/osrelease", release);
         Add("/proc/sys/kernel/hostname", hostname);
         Add("/proc/sys/kernel/ostype", "Linux");
+        if (cpus > 0)
+        {
+            // What glibc's sysconf(_SC_NPROCESSORS_*) and /proc/cpuinfo readers count: the guest's virtual CPUs.
+            string range = cpus == 1 ? "0" : $"0-{cpus - 1}";
+            foreach (var file in new[] { "online", "possible", "present" })
+                Add($"/sys/devices/system/cpu/{file}", range);
+            Add("/proc/cpuinfo", CpuInfo(cpus));
+        }
+    }
+
+    /// <summary>The host's /proc/cpuinfo cut to <paramref name="cpus"/> processors (repeating the last one if the
+    /// guest has more than the host), numbered from 0.</summary>
+    private static string CpuInfo(int cpus)
+    {
+        var blocks = File.ReadAllText("/proc/cpuinfo").Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        if (blocks.Length == 0) return "";
+        var sb = new StringBuilder();
+        for (int i = 0; i < cpus; i++)
+        {
+            var lines = blocks[Math.Min(i, blocks.Length - 1)].Trim('\n').Split('\n')
+                .Select(l => l.StartsWith("processor", StringComparison.Ordinal) ? $"processor\t: {i}" : l);
+            sb.Append(string.Join('\n', lines)).Append("\n\n");
+        }
+        return sb.ToString(); // every block ends with an empty line, the last one too, as Linux prints it
     }
 
     private void Add(string guestPath, string value)
     {
         if (value.Length == 0) return; // not configured: the guest sees the host's file
         string host = Path.Combine(_dir, guestPath.Replace('/', '_').TrimStart('_'));
-        File.WriteAllText(host, value + "\n", new UTF8Encoding(false));
+        File.WriteAllText(host, value.EndsWith('\n') ? value : value + "\n", new UTF8Encoding(false));
         File.SetUnixFileMode(host, UnixFileMode.UserRead | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
         _hostPathOf[guestPath] = host;
     }

@@ -41,7 +41,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
             root = new RootMount(hostRoot);
             cwds.Reset(InitPid, initCwd);
             kernelFiles?.Dispose();
-            kernelFiles = new KernelFiles(config.Release ?? "", config.Hostname ?? "");
+            kernelFiles = new KernelFiles(config.Release ?? "", config.Hostname ?? "", config.Cpus);
         }
         return Task.CompletedTask;
     }

@@ -18,8 +18,9 @@ public enum PathOp
     Chdir,
 }
 
-/// <summary>The guest's root and first cwd, and what the kernel says about itself (for /proc/sys/kernel).</summary>
-public sealed record VfsConfig(string Root, string InitialCwd, string Release = "", string Hostname = "");
+/// <summary>The guest's root and first cwd, and what the kernel says about itself: uname's release and host name
+/// (/proc/sys/kernel) and the guest's CPU count (/proc/cpuinfo, /sys/devices/system/cpu; 0 leaves the host's).</summary>
+public sealed record VfsConfig(string Root, string InitialCwd, string Release = "", string Hostname = "", int Cpus = 0);
 
 /// <summary>A guest names <paramref name="Path"/> relative to <paramref name="DirFd"/> (AT_FDCWD for the cwd);
 /// <paramref name="OpenFlags"/> are open's flags for <see cref="PathOp.Open"/>.</summary>

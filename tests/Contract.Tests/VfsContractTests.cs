@@ -43,6 +43,18 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs")
     }
 
     [Fact]
+    public async Task The_guests_cpus_are_what_cpuinfo_and_sysfs_count()
+    {
+        await Proxy.ConfigureAsync(new VfsConfig("/", "/", Cpus: 3));
+
+        var online = await Proxy.ResolveAsync(new PathRequest(1, LinuxFlags.AT_FDCWD, "/sys/devices/system/cpu/online", PathOp.Open, true));
+        Assert.Equal("0-2\n", File.ReadAllText(online.HostPath!));
+        var cpuinfo = await Proxy.ResolveAsync(new PathRequest(1, LinuxFlags.AT_FDCWD, "/proc/cpuinfo", PathOp.Open, true));
+        var processors = File.ReadAllLines(cpuinfo.HostPath!).Where(l => l.StartsWith("processor")).ToArray();
+        Assert.Equal(["processor\t: 0", "processor\t: 1", "processor\t: 2"], processors);
+    }
+
+    [Fact]
     public async Task A_relative_path_is_resolved_against_the_cwd()
     {
         await Proxy.ConfigureAsync(new VfsConfig("/", "/home"));

@@ -64,4 +64,17 @@ public sealed class KernelFileTests : IDisposable
             """);
         Expect.Success("bad 0 alarms True child 0\n", r);
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void Every_way_of_counting_cpus_sees_the_guests_virtual_cpus(int cpus)
+    {
+        var r = GuestRunner.Run(_dir.Path, ["--cpus", cpus.ToString()], "sh", "-c",
+            "nproc; getconf _NPROCESSORS_ONLN; getconf _NPROCESSORS_CONF; grep -c ^processor /proc/cpuinfo;" +
+            "/usr/bin/python3 -c 'import os; print(os.cpu_count()); print(len(os.sched_getaffinity(0)))';" +
+            "cat /sys/devices/system/cpu/online");
+        var n = cpus.ToString();
+        Expect.Success($"{n}\n{n}\n{n}\n{n}\n{n}\n{n}\n{(cpus == 1 ? "0" : $"0-{cpus - 1}")}\n", r);
+    }
 }
