@@ -5,8 +5,8 @@ using UmlMicro.Supervisor.Guest;
 namespace UmlMicro.Supervisor.Syscalls;
 
 /// <summary>
-/// Scheduling calls. The guest sees the virtual CPUs Sched gives it; priorities pass to the host with
-/// their pids translated (the run policy arrives with the scheduler issue).
+/// Scheduling calls. The guest sees, and sets its affinity over, the virtual CPUs it was given; priorities
+/// pass to the host with their pids translated (the run policy arrives with the scheduler issue).
 /// </summary>
 internal static class SysSched
 {
@@ -15,6 +15,7 @@ internal static class SysSched
     public static void Register(Dictionary<string, EntryHandler> h)
     {
         h["sched_getaffinity"] = GetAffinity;
+        h["sched_setaffinity"] = SetAffinity;
         h["getpriority"] = c => TranslateUnless(c, whichArg: 0, userWhich: PRIO_USER);
         h["setpriority"] = c => TranslateUnless(c, whichArg: 0, userWhich: PRIO_USER);
         h["ioprio_get"] = c => TranslateUnless(c, whichArg: 0, userWhich: IOPRIO_WHO_USER);
@@ -43,6 +44,25 @@ internal static class SysSched
         GuestMemory.Write(c.Tid, c.Arg(2), mask);
         c.ServerUsed = Server.Sched;
         c.Return(maskBytes);
+    }
+
+    /// <summary>
+    /// A mask over the guest's virtual CPUs, not the host's: it must name at least one of them (else EINVAL, as
+    /// Linux says for a mask with no online CPU); where the host runs the thread stays the kernel's choice, so
+    /// a guest can never move itself off the CPUs it was given.
+    /// </summary>
+    private static void SetAffinity(SyscallCall c)
+    {
+        int pid = c.IntArg(0);
+        if (pid < 0 || (pid > 0 && PidTranslation.ToHost(c, pid) is null)) throw new SyscallError(Errno.ESRCH);
+        int cpus = c.Kernel.Cpus;
+        var mask = new byte[(int)Math.Min(c.Arg(1), 128)];
+        GuestMemory.Read(c.Tid, c.Arg(2), mask);
+        bool any = false;
+        for (int i = 0; i < cpus && i / 8 < mask.Length; i++) any |= (mask[i / 8] & (1 << (i % 8))) != 0;
+        if (!any) throw new SyscallError(Errno.EINVAL);
+        c.ServerUsed = Server.Sched;
+        c.Return(0);
     }
 
     /// <summary>capget/capset carry a pid inside their header struct { u32 version; int pid; }.</summary>

@@ -218,7 +218,7 @@ public static class SyscallTable
             S(146, "sched_get_priority_max", Int),
             S(147, "sched_get_priority_min", Int),
             S(148, "sched_rr_get_interval", Pid, Ptr).Rewrite(K.Sched),
-            S(203, "sched_setaffinity", Pid, Size, Ptr).Rewrite(K.Sched),
+            S(203, "sched_setaffinity", Pid, Size, InBuf).Emulate(K.Sched),
             S(204, "sched_getaffinity", Pid, Size, OutBuf).Emulate(K.Sched),
             S(251, "ioprio_set", Int, Pid, Int).Rewrite(K.Sched),
             S(252, "ioprio_get", Int, Pid).Rewrite(K.Sched),

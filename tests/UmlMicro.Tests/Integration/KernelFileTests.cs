@@ -77,4 +77,25 @@ public sealed class KernelFileTests : IDisposable
         var n = cpus.ToString();
         Expect.Success($"{n}\n{n}\n{n}\n{n}\n{n}\n{n}\n{(cpus == 1 ? "0" : $"0-{cpus - 1}")}\n", r);
     }
+
+    [Fact]
+    public void Affinity_is_set_over_the_guests_cpus_as_natively()
+    {
+        // On a host with as many CPUs as the guest, every answer is the host's own.
+        const string probe = """
+            import errno, os
+            for cpus in ({0}, {0, 1}, {5}, set(range(64, 70))):
+                try:
+                    os.sched_setaffinity(0, cpus); print(sorted(cpus)[:2], "ok")
+                except OSError as e:
+                    print(sorted(cpus)[:2], errno.errorcode[e.errno])
+            try:
+                os.sched_setaffinity(99999, {0})
+            except OSError as e:
+                print("no such pid", errno.errorcode[e.errno])
+            """;
+        var native = GuestRunner.Native(_dir.Path, "/usr/bin/python3", "-c", probe);
+        var guest = GuestRunner.Run(_dir.Path, ["--cpus", Environment.ProcessorCount.ToString()], "/usr/bin/python3", "-c", probe);
+        Expect.SameAsNative(native, guest);
+    }
 }
