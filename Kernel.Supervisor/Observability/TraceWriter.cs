@@ -61,7 +61,7 @@ internal sealed class TraceWriter : IDisposable
     }
 
     /// <summary>Writes the record of a finished call; <paramref name="completed"/> is false for a call that never returned (exit, or a task that died in it).</summary>
-    public void Write(GuestTask task, SyscallCall call, object[]? args, long endTimestamp, bool completed)
+    public void Write(GuestTask task, SyscallCall call, long endTimestamp, bool completed)
     {
         lock (_lock)
         {
@@ -72,7 +72,7 @@ internal sealed class TraceWriter : IDisposable
             _json.WriteNumber("tid", task.Vtid);
             _json.WriteString("name", call.Info.Name);
             _json.WriteStartArray("args");
-            foreach (var a in args ?? [])
+            foreach (var a in call.TraceArgs ?? [])
             {
                 if (a is long l) _json.WriteNumberValue(l);
                 else if (a is int n) _json.WriteNumberValue(n);

@@ -58,6 +58,9 @@ internal sealed class SyscallCall
     /// <summary>Free text for the trace, e.g. a rewritten path.</summary>
     public string? Note { get; set; }
 
+    /// <summary>The arguments as decoded at entry for --trace (the memory they point to may be gone at exit).</summary>
+    public object[]? TraceArgs { get; set; }
+
     /// <summary>The tracer that can make this task run a syscall of the kernel's choosing (null in unit tests).</summary>
     public ISyscallInjector? Injector { get; set; }
 
@@ -75,6 +78,7 @@ internal sealed class SyscallCall
         Result = 0;
         ServerUsed = null;
         Note = null;
+        TraceArgs = null;
         StartTimestamp = Stopwatch.GetTimestamp();
     }
 

@@ -46,7 +46,7 @@ internal sealed unsafe partial class TracerThread
         call.Injector = this;
         if (stop.Arch != SyscallStopInfo.ArchX86_64 || (stop.NrOrResult & SeccompFilter.X32Bit) != 0)
             call.Fail(Errno.ENOSYS); // int 0x80 and x32 calls would bypass the table: not part of this kernel's ABI
-        else if (_k.Trace is not null) _traceArgs[task.HostTid] = Observability.TraceWriter.DecodeArgs(call);
+        else if (_k.Trace is not null) call.TraceArgs = Observability.TraceWriter.DecodeArgs(call);
 
         if (call.Emulated is null)
         {
@@ -158,7 +158,6 @@ internal sealed unsafe partial class TracerThread
         {
             return; // gone: its exit comes next
         }
-        _traceArgs.Remove(task.HostTid);
         task.Phase = SyscallPhase.None;
         task.ResumeRequest = _idle;
     }
@@ -239,16 +238,13 @@ internal sealed unsafe partial class TracerThread
     /// <summary>-ERESTARTSYS and friends: the host will re-issue the call, which then stops at a fresh entry.</summary>
     private static bool IsRestart(long rax) => rax is -512 or -513 or -514 or -516;
 
-    private readonly Dictionary<int, object[]> _traceArgs = new();
-
     private void Finish(GuestTask task, SyscallCall call, bool completed)
     {
         long end = Stopwatch.GetTimestamp();
         _k.Stats.RecordSyscall(call.Info.Number, end - call.StartTimestamp);
         if (_k.Trace is { } trace)
         {
-            _traceArgs.Remove(task.HostTid, out var args);
-            trace.Write(task, call, args, end, completed);
+            trace.Write(task, call, end, completed);
         }
     }
 }
