@@ -96,14 +96,23 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
 
     private Exception? _postFailure;
 
+    /// <summary>Wire names of the contract's methods (their JsonRpcMethod attributes), by C# name.</summary>
+    private static readonly Dictionary<string, (string Wire, System.Reflection.MethodInfo Method)> Methods =
+        new[] { typeof(T) }.Concat(typeof(T).GetInterfaces()).SelectMany(i => i.GetMethods())
+            .ToDictionary(m => m.Name, m => (m.GetCustomAttributes(typeof(JsonRpcMethodAttribute), false)
+                .OfType<JsonRpcMethodAttribute>().FirstOrDefault()?.Name ?? m.Name, m));
+
     /// <summary>
-    /// A state change the server must apply but need not confirm before the guest goes on (a task exited, a
-    /// mapping was made): sent in order and not waited for — the server handles requests one at a time, in
-    /// order, so any later request sees it applied. A failure surfaces at the next <see cref="Call{TResult}"/>.
+    /// A state change the server must apply but need not answer (a task exited, a mapping was made): a JSON-RPC
+    /// notification of contract method <paramref name="method"/> (its C# name), sent in order and never waited
+    /// for. The server handles messages one at a time, in order, so any later request sees it applied. No
+    /// reply comes back, so nothing can go wrong reading one; a message that could not be sent surfaces at the
+    /// next <see cref="Call{TResult}"/>.
     /// </summary>
-    public void Post(Func<T, Task> request)
+    public void Post(string method, params object?[] args)
     {
-        var sent = request(Proxy);
+        var (wire, info) = Methods[method];
+        Task sent = _rpc is null ? (Task)info.Invoke(Proxy, args)! : _rpc.NotifyAsync(wire, args);
         if (sent.IsCompleted) Observe(sent);
         else sent.ContinueWith(Observe, TaskScheduler.Default);
     }
@@ -113,12 +122,12 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         if (t.IsFaulted) Interlocked.CompareExchange(ref _postFailure, t.Exception!.GetBaseException(), null);
     }
 
-    /// <summary>The first state change the server refused, if any.</summary>
+    /// <summary>The first state change that could not be sent, if any.</summary>
     public Exception? PostFailure => Volatile.Read(ref _postFailure);
 
     private void ThrowIfPostFailed()
     {
-        if (Volatile.Read(ref _postFailure) is { } e) throw new ServerFailure($"{Name} server refused a state change: {e.Message}");
+        if (Volatile.Read(ref _postFailure) is { } e) throw new ServerFailure($"{Name} server: a state change could not be sent: {e.Message}");
     }
 
     /// <summary>A request that waits for its answer, timed for --stats.</summary>

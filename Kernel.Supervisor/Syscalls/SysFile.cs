@@ -76,7 +76,7 @@ internal static class SysFile
         {
             return; // the task died under us; its cwd no longer matters
         }
-        c.Kernel.Vfs.Post(v => v.SetCwdAsync(c.Task.Vpid, cwd));
+        c.Kernel.Vfs.Post(nameof(IVfsServer.SetCwdAsync), c.Task.Vpid, cwd);
     }
 
     private static void Getcwd(SyscallCall c)

@@ -21,6 +21,6 @@ internal static class SysMmap
     {
         if (c.Result < 0 && c.Result >= -4095) return; // the host refused: nothing changed
         var e = new MmEvent(c.Task.Vpid, op, addr, len, newLen, prot, flags, fd, offset, c.Result);
-        c.Kernel.Mm.Post(m => m.RecordAsync(e));
+        c.Kernel.Mm.Post(nameof(IMmServer.RecordAsync), e);
     }
 }

@@ -69,13 +69,13 @@ internal static class SysProcess
             if (x.Result != 0) return;
             int vpid = x.IntArg(0) == 0 ? x.Task.Vpid : x.IntArg(0);
             int vpgid = x.IntArg(1) == 0 ? vpid : x.IntArg(1);
-            x.Kernel.Sched.Post(s => s.GroupChangedAsync(new GroupChange(vpid, vpgid, NewSession: false)));
+            x.Kernel.Sched.Post(nameof(ISchedServer.GroupChangedAsync), new GroupChange(vpid, vpgid, NewSession: false));
         });
     }
 
     private static void NoteNewSession(SyscallCall c)
     {
-        if (c.Result > 0) c.Kernel.Sched.Post(s => s.GroupChangedAsync(new GroupChange(c.Task.Vpid, c.Task.Vpid, NewSession: true)));
+        if (c.Result > 0) c.Kernel.Sched.Post(nameof(ISchedServer.GroupChangedAsync), new GroupChange(c.Task.Vpid, c.Task.Vpid, NewSession: true));
     }
 
     private static void Wait4(SyscallCall c)
@@ -128,6 +128,6 @@ internal static class SysProcess
     {
         if (vpid <= 0) return;
         c.Kernel.Pids.Remove(vpid);
-        c.Kernel.Sched.Post(s => s.ReapedAsync(vpid));
+        c.Kernel.Sched.Post(nameof(ISchedServer.ReapedAsync), vpid);
     }
 }

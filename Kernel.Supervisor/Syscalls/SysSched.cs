@@ -33,8 +33,7 @@ internal static class SysSched
     /// <summary>The mask of the guest's virtual CPUs, as Linux answers: EINVAL when the buffer is too small.</summary>
     private static void GetAffinity(SyscallCall c)
     {
-        int pid = c.IntArg(0);
-        if (pid < 0 || (pid > 0 && PidTranslation.ToHost(c, pid) is null)) throw new SyscallError(Errno.ESRCH);
+        RequireSelfOrGuest(c, c.IntArg(0));
         ulong len = c.Arg(1);
         int cpus = c.Kernel.Cpus;
         int maskBytes = (cpus + 63) / 64 * 8;
@@ -53,8 +52,7 @@ internal static class SysSched
     /// </summary>
     private static void SetAffinity(SyscallCall c)
     {
-        int pid = c.IntArg(0);
-        if (pid < 0 || (pid > 0 && PidTranslation.ToHost(c, pid) is null)) throw new SyscallError(Errno.ESRCH);
+        RequireSelfOrGuest(c, c.IntArg(0));
         int cpus = c.Kernel.Cpus;
         var mask = new byte[(int)Math.Min(c.Arg(1), 128)];
         GuestMemory.Read(c.Tid, c.Arg(2), mask);
@@ -63,6 +61,12 @@ internal static class SysSched
         if (!any) throw new SyscallError(Errno.EINVAL);
         c.ServerUsed = Server.Sched;
         c.Return(0);
+    }
+
+    /// <summary>0 (the caller) or a pid the guest was granted; anything else does not exist for it.</summary>
+    private static void RequireSelfOrGuest(SyscallCall c, int pid)
+    {
+        if (pid < 0 || (pid > 0 && PidTranslation.ToHost(c, pid) is null)) throw new SyscallError(Errno.ESRCH);
     }
 
     /// <summary>capget/capset carry a pid inside their header struct { u32 version; int pid; }.</summary>

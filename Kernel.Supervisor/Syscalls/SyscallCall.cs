@@ -1,3 +1,4 @@
+using UmlMicro.Contracts.Servers;
 using System.Diagnostics;
 using UmlMicro.Contracts.Linux;
 using UmlMicro.Contracts.Syscalls;
@@ -153,8 +154,8 @@ internal sealed class SyscallCall
             long addr = injector.Inject(Task, MMAP, [0, ScratchSlot * ScratchSlots, PROT_RW, MAP_PRIVATE_ANON, ulong.MaxValue, 0]);
             if (addr < 0 && addr > -4096) throw new SyscallError(Errno.ENOMEM);
             Task.Scratch = (ulong)addr;
-            Kernel.Mm.Post(m => m.RecordAsync(new UmlMicro.Contracts.Servers.MmEvent(
-                Task.Vpid, UmlMicro.Contracts.Servers.MmOp.Mmap, 0, ScratchSlot * ScratchSlots, 0, PROT_RW, MAP_PRIVATE_ANON, -1, 0, addr)));
+            Kernel.Mm.Post(nameof(IMmServer.RecordAsync), new UmlMicro.Contracts.Servers.MmEvent(
+                Task.Vpid, UmlMicro.Contracts.Servers.MmOp.Mmap, 0, ScratchSlot * ScratchSlots, 0, PROT_RW, MAP_PRIVATE_ANON, -1, 0, addr));
         }
         ulong slot = Task.Scratch + (ulong)(i * ScratchSlot);
         GuestMemory.Write(Tid, slot, bytes);

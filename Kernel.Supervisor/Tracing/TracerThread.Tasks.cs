@@ -29,8 +29,8 @@ internal sealed unsafe partial class TracerThread
         _k.Pids.Add(grant.Vtid, childTid);
         if (!thread)
         {
-            _k.Mm.Post(m => m.SpaceCreatedAsync(creator.Vpid, child.Vpid, clone.Has(LinuxFlags.CLONE_VM)));
-            _k.Vfs.Post(v => v.ProcessCreatedAsync(creator.Vpid, child.Vpid, clone.Has(LinuxFlags.CLONE_FS)));
+            _k.Mm.Post(nameof(IMmServer.SpaceCreatedAsync), creator.Vpid, child.Vpid, clone.Has(LinuxFlags.CLONE_VM));
+            _k.Vfs.Post(nameof(IVfsServer.ProcessCreatedAsync), creator.Vpid, child.Vpid, clone.Has(LinuxFlags.CLONE_FS));
         }
         if (clone.Has(LinuxFlags.CLONE_PARENT_SETTID) && clone.ParentTidPtr != 0)
             TryWrite(creator.HostTid, clone.ParentTidPtr, grant.Vtid);
@@ -95,8 +95,8 @@ internal sealed unsafe partial class TracerThread
         }
         task.Call.Execed = true;
         task.Scratch = 0; // the new image has none of the old mappings
-        _k.Sched.Post(s => s.ExecAsync(task.Vpid));
-        _k.Mm.Post(m => m.SpaceExecAsync(task.Vpid));
+        _k.Sched.Post(nameof(ISchedServer.ExecAsync), task.Vpid);
+        _k.Mm.Post(nameof(IMmServer.SpaceExecAsync), task.Vpid);
         Resume(task);
     }
 
@@ -104,11 +104,11 @@ internal sealed unsafe partial class TracerThread
     {
         if (!_k.Tasks.Remove(tid, out var task) || task is null) return;
         if (task.Phase != SyscallPhase.None) Finish(task, task.Call, completed: false);
-        _k.Sched.Post(s => s.TaskExitedAsync(new TaskExit(task.Vtid, status)));
+        _k.Sched.Post(nameof(ISchedServer.TaskExitedAsync), new TaskExit(task.Vtid, status));
         if (task.IsThreadGroupLeader)
         {
-            _k.Mm.Post(m => m.SpaceExitedAsync(task.Vpid));
-            _k.Vfs.Post(v => v.ProcessExitedAsync(task.Vpid));
+            _k.Mm.Post(nameof(IMmServer.SpaceExitedAsync), task.Vpid);
+            _k.Vfs.Post(nameof(IVfsServer.ProcessExitedAsync), task.Vpid);
         }
         else
         {
