@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -99,6 +100,14 @@ static void op_exec_true(void) {
     }
 }
 
+static void op_mmap_munmap(void) {
+    /* 64 KiB private anonymous, touched once: what malloc does for a large block. */
+    char *p = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) die("mmap");
+    p[0] = 1;
+    if (munmap(p, 65536) != 0) die("munmap");
+}
+
 struct op {
     const char *name;
     void (*fn)(void);
@@ -113,6 +122,7 @@ static const struct op ops[] = {
     {"stat", op_stat, "stat(FILE) of a host file: a path resolved by the VFS server"},
     {"fork-wait", op_fork_wait, "fork + child _exit(0) + waitpid"},
     {"exec-true", op_exec_true, "fork + child execve(/bin/true) + waitpid"},
+    {"mmap-munmap", op_mmap_munmap, "mmap 64 KiB private anonymous + touch + munmap: two calls recorded by the MM server"},
 };
 #define NOPS (sizeof ops / sizeof ops[0])
 
