@@ -20,7 +20,8 @@ internal sealed class Kernel(
     KernelIdentity identity,
     int cpus,
     KernelStats stats,
-    TraceWriter? trace)
+    TraceWriter? trace,
+    long memoryLimit = 0)
 {
     public ServerLink<IVfsServer> Vfs { get; } = vfs;
     public ServerLink<IMmServer> Mm { get; } = mm;
@@ -33,4 +34,7 @@ internal sealed class Kernel(
     public PidMap Pids { get; } = new();
     public TaskTable Tasks { get; } = new();
     public SyscallRouter Router { get; } = new();
+
+    /// <summary>The guest's commit budget under --mem (see SysMmap).</summary>
+    public CommitBudget Commit { get; } = new(mm, memoryLimit);
 }

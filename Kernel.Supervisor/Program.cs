@@ -90,11 +90,13 @@ namespace UmlMicro.Supervisor
                 Handshake(sched.HandshakeAsync(Contract.SchedName, Contract.SchedVersion, timeout)));
             var identity = Identity(config.Kernel);
             vfs.Call(v => v.ConfigureAsync(new VfsConfig(config.Vfs.Root, Environment.CurrentDirectory, identity.Release, identity.Nodename, cpus)));
-            mm.Call(m => m.ConfigureAsync(new MmConfig(config.Mm.MemoryLimit)));
+            long memoryLimit = config.Mm.MemoryLimitBytes;
+            mm.Call(m => m.ConfigureAsync(new MmConfig(memoryLimit)));
             sched.Call(s => s.ConfigureAsync(new SchedConfig(cpus)));
 
-            var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace);
-            var tracer = new TracerThread(kernel, mode, observeAll: trace is not null || config.Kernel.Stats, Path.Combine(binDir, "umlmicro-launch"), program, [run.Program, .. run.Argv]);
+            var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace, memoryLimit);
+            var tracer = new TracerThread(kernel, mode, observeAll: trace is not null || config.Kernel.Stats, Path.Combine(binDir, "umlmicro-launch"), program,
+                [run.Program, .. run.Argv], config.Mm.DeterministicLayout);
             var forwarding = new List<PosixSignalRegistration>();
             using (Terminal.KeepForeground())
             {

@@ -4,15 +4,25 @@ namespace UmlMicro.Servers.Mm;
 
 /// <summary>
 /// The memory-management server: one <see cref="VmaMap"/> per address space, kept from the memory calls the host
-/// carried out, and what /proc/PID/maps shows of it. The mapping itself is done by the host kernel; this
-/// server only knows what is mapped (placement and the memory limit come in later versions).
+/// carried out, and the guest's commit limit. The mapping itself is done by the host kernel; this server knows
+/// what is mapped, and decides whether a call may commit more memory before the host runs it.
 /// <para>
-/// Rebuilding after a crash: the server keeps no journal. Its state is a function of the events the supervisor
-/// reported, in their order: mm/configure, then every mm/space_exec, mm/space_created, mm/record and
-/// mm/space_exited it saw. The supervisor may leave out the history of a space that no live pid refers to any
-/// more, but must keep the rest in order, including every brk since the space's exec (the first one seen fixes
-/// where the heap starts). A space whose memory calls were not all recorded cannot be rebuilt from the events;
-/// /proc/HOSTPID/maps of the host process would be the way to resynchronise it.
+/// The limit: committed memory is what Linux accounts (Committed_AS): private writable mappings, the heap, the
+/// stack, shared anonymous memory, all over every address space of the guest, each space counted once however
+/// many processes share it. The supervisor holds a budget granted by <see cref="ReserveAsync"/> and spends it on
+/// calls without asking; a grant counts as committed until the calls it paid for are recorded
+/// (<see cref="MmEvent.Charged"/>), so committed + granted never passes the limit by a call that was asked
+/// about. fork's copy of private memory is recorded, not refused (the host has forked already when the
+/// supervisor hears of it), so the total can pass the limit that way; the next call that commits is then refused.
+/// </para>
+/// <para>
+/// Rebuilding after a crash: the server keeps no journal. Its state is a function of the messages the supervisor
+/// sent, in their order: mm/configure, then every mm/space_exec (with the image the host showed), mm/space_created,
+/// mm/record, mm/reserve and mm/space_exited. The supervisor may leave out the history of a space that no live pid
+/// refers to any more, but must keep the rest in order, including every brk since the space's exec (the first one
+/// seen fixes where the heap starts). Instead of replaying mm/reserve it may reserve its unspent budget again. A
+/// space whose history is lost can be rebuilt from the host's /proc/HOSTPID/maps, the way mm/space_exec seeds one:
+/// exact for the map, except that the heap's start and which areas were made with MAP_NORESERVE are not shown there.
 /// </para>
 /// </summary>
 internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.MmVersion), IMmServer
@@ -20,9 +30,18 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
     // Requests are serialised: the server is a single-threaded kernel, one message at a time, as in MINIX.
     private readonly Lock gate = new();
     private readonly Dictionary<int, AddressSpace> spaces = new();
+    private readonly SortedDictionary<int, ProcessPeaks> peaks = new();
     private long memoryLimitBytes;
+    private ulong committed, peakCommitted;
+    // Budget the supervisor holds and has not spent yet: counted against the limit like committed memory.
+    private ulong granted;
 
-    /// <summary>The configured limit, recorded only: nothing is refused because of it yet.</summary>
+    private sealed class ProcessPeaks
+    {
+        public ulong Mapped, Committed;
+    }
+
+    /// <summary>The configured limit; 0 means none.</summary>
     public long MemoryLimitBytes
     {
         get
@@ -48,16 +67,42 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
             var parent = Space(parentVpid);
             if (spaces.ContainsKey(childVpid))
                 throw ProtocolViolation.Of($"process {childVpid} already has an address space");
-            spaces.Add(childVpid, shared ? parent : parent.Fork());
+            if (shared)
+            {
+                parent.Users++;
+                spaces.Add(childVpid, parent);
+            }
+            else
+            {
+                var child = parent.Fork();
+                spaces.Add(childVpid, child);
+                Commit(0, child.Vmas.Committed);
+            }
+            Observe(childVpid);
         }
         return Task.CompletedTask;
     }
 
-    /// <summary>A fresh, empty space; this is also how the first process gets one, at its first execve.</summary>
-    public Task SpaceExecAsync(int vpid)
+    /// <summary>A new space holding the image execve mapped; this is also how the first process gets one.</summary>
+    public Task SpaceExecAsync(int vpid, IReadOnlyList<Vma> image)
     {
         lock (gate)
-            spaces[vpid] = new AddressSpace();
+        {
+            AddressSpace fresh;
+            try
+            {
+                fresh = AddressSpace.FromImage(image ?? []);
+            }
+            catch (Exception ex) when (ex is ArgumentException or OverflowException)
+            {
+                throw ProtocolViolation.Of($"the image of process {vpid} is not a map: {ex.Message}");
+            }
+            if (spaces.Remove(vpid, out var old))
+                Release(old);
+            spaces[vpid] = fresh;
+            Commit(0, fresh.Vmas.Committed);
+            Observe(vpid);
+        }
         return Task.CompletedTask;
     }
 
@@ -66,8 +111,9 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
     {
         lock (gate)
         {
-            if (!spaces.Remove(vpid))
+            if (!spaces.Remove(vpid, out var space))
                 throw ProtocolViolation.Of($"process {vpid} has no address space");
+            Release(space);
         }
         return Task.CompletedTask;
     }
@@ -75,20 +121,66 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
     /// <summary>Replays a memory call; one that failed on the host (negative result) changed nothing.</summary>
     public Task RecordAsync(MmEvent e)
     {
-        if (e.Result < 0)
-            return Task.CompletedTask;
         lock (gate)
         {
+            var space = Space(e.Vpid);
+            if (e.Charged < 0)
+                throw ProtocolViolation.Of($"a call cannot be charged {e.Charged} bytes");
+            // The budget spent on the call is no longer held: what the call really committed takes its place.
+            granted -= Math.Min(granted, (ulong)e.Charged);
+            if (e.Result < 0 && e.Result >= -4095)
+                return Task.CompletedTask;
+            ulong before = space.Vmas.Committed;
             try
             {
-                Space(e.Vpid).Apply(e);
+                space.Apply(e);
             }
             catch (Exception ex) when (ex is ArgumentException or OverflowException)
             {
                 throw ProtocolViolation.Of($"{e.Op} in process {e.Vpid} cannot have succeeded on the host: {ex.Message}");
             }
+            Commit(before, space.Vmas.Committed);
+            Observe(e.Vpid);
         }
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// The call is allowed when what it commits, beyond the budget the supervisor still holds, fits under the
+    /// limit beside everything committed and granted; the grant adds up to the asked refill where it fits too.
+    /// </summary>
+    public Task<CommitReply> ReserveAsync(CommitRequest request)
+    {
+        if (request.Budget < 0 || request.Refill < 0)
+            throw ProtocolViolation.Of($"a budget ({request.Budget}) or refill ({request.Refill}) cannot be negative");
+        lock (gate)
+        {
+            ulong charge = Space(request.Call.Vpid).Charge(request.Call);
+            ulong need = charge > (ulong)request.Budget ? charge - (ulong)request.Budget : 0;
+            if (memoryLimitBytes == 0)
+                return Task.FromResult(new CommitReply(true, (long)charge, (long)need));
+            ulong used = committed + granted, limit = (ulong)memoryLimitBytes;
+            ulong free = limit > used ? limit - used : 0;
+            if (need > free)
+                return Task.FromResult(new CommitReply(false, (long)charge, 0));
+            ulong grant = need + Math.Min((ulong)request.Refill, free - need);
+            granted += grant;
+            return Task.FromResult(new CommitReply(true, (long)charge, (long)grant));
+        }
+    }
+
+    public Task<MmUsage> UsageAsync()
+    {
+        lock (gate)
+        {
+            IReadOnlyList<MmProcessStats> processes = [.. peaks.Select(p =>
+            {
+                var space = spaces.GetValueOrDefault(p.Key);
+                return new MmProcessStats(p.Key, (long)(space?.Vmas.Mapped ?? 0), (long)p.Value.Mapped,
+                    (long)(space?.Vmas.Committed ?? 0), (long)p.Value.Committed);
+            })];
+            return Task.FromResult(new MmUsage((long)committed, (long)peakCommitted, memoryLimitBytes, processes));
+        }
     }
 
     public Task<IReadOnlyList<Vma>> MapsAsync(int vpid)
@@ -98,6 +190,29 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
             IReadOnlyList<Vma> maps = [.. Space(vpid).Vmas.Areas.Select(a => a.ToVma())];
             return Task.FromResult(maps);
         }
+    }
+
+    /// <summary>A space's committed memory went from <paramref name="before"/> to <paramref name="after"/>.</summary>
+    private void Commit(ulong before, ulong after)
+    {
+        committed = committed - before + after;
+        peakCommitted = Math.Max(peakCommitted, committed);
+    }
+
+    private void Release(AddressSpace space)
+    {
+        if (--space.Users == 0)
+            Commit(space.Vmas.Committed, 0);
+    }
+
+    /// <summary>Keeps the peaks of the process's space, which may be shared: each sharer sees its size.</summary>
+    private void Observe(int vpid)
+    {
+        var space = spaces[vpid];
+        if (!peaks.TryGetValue(vpid, out var p))
+            peaks.Add(vpid, p = new ProcessPeaks());
+        p.Mapped = Math.Max(p.Mapped, space.Vmas.Mapped);
+        p.Committed = Math.Max(p.Committed, space.Vmas.Committed);
     }
 
     private AddressSpace Space(int vpid) =>

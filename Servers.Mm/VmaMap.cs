@@ -5,10 +5,18 @@ namespace UmlMicro.Servers.Mm;
 /// <summary>
 /// One mapping of an address space: [<paramref name="Start"/>, <paramref name="End"/>), page aligned. A file
 /// mapping's <paramref name="Offset"/> is the file offset of its first page; an anonymous one has offset 0, as
-/// /proc/PID/maps shows it.
+/// /proc/PID/maps shows it. <paramref name="Accounted"/> is Linux's VM_ACCOUNT: the area's pages count as committed
+/// memory (private writable memory, shared anonymous memory), and stay counted when they later lose write
+/// permission. <paramref name="NoReserve"/> is VM_NORESERVE (MAP_NORESERVE): never counted, not even when made writable.
 /// </summary>
-internal sealed record Area(ulong Start, ulong End, int Prot, bool Shared, bool Anonymous, long Offset, string? Name)
+internal sealed record Area(ulong Start, ulong End, int Prot, bool Shared, bool Anonymous, long Offset, string? Name,
+    bool Accounted = false, bool NoReserve = false)
 {
+    public ulong Size => End - Start;
+
+    /// <summary>The bytes this area adds to the committed total.</summary>
+    public ulong Charge => Accounted ? Size : 0;
+
     public Vma ToVma() => new(Start, End, Prot, Shared, Offset, Name);
 
     /// <summary>The part [start, end) of this area: a file mapping's offset moves with the start.</summary>
@@ -22,7 +30,8 @@ internal sealed record Area(ulong Start, ulong End, int Prot, bool Shared, bool 
     /// private anonymous memory, whose neighbours are indistinguishable. File and shared mappings stay apart,
     /// since this map does not know whether they are the same object.</summary>
     public bool MergesWith(Area next) =>
-        End == next.Start && Anonymous && next.Anonymous && !Shared && !next.Shared && Prot == next.Prot && Name == next.Name;
+        End == next.Start && Anonymous && next.Anonymous && !Shared && !next.Shared && Prot == next.Prot && Name == next.Name
+        && Accounted == next.Accounted && NoReserve == next.NoReserve;
 }
 
 /// <summary>
@@ -39,6 +48,12 @@ internal sealed class VmaMap
 
     public int Count => areas.Count;
 
+    /// <summary>Bytes mapped (Linux's total_vm, in bytes).</summary>
+    public ulong Mapped { get; private set; }
+
+    /// <summary>Bytes of accounted areas: what this space adds to the guest's committed memory.</summary>
+    public ulong Committed { get; private set; }
+
     /// <summary>A snapshot of the areas, in address order.</summary>
     public IReadOnlyList<Area> Areas => [.. areas.Values];
 
@@ -47,12 +62,13 @@ internal sealed class VmaMap
 
     public static bool IsPageAligned(ulong address) => (address & (PageSize - 1)) == 0;
 
-    /// <summary>A copy that shares nothing mutable with this map (fork without CLONE_VM).</summary>
-    public VmaMap Clone()
+    /// <summary>A copy that shares nothing mutable with this map (fork without CLONE_VM), each area passed through
+    /// <paramref name="copyOf"/>.</summary>
+    public VmaMap Clone(Func<Area, Area> copyOf)
     {
         var copy = new VmaMap();
-        foreach (var (start, area) in areas)
-            copy.areas.Add(start, area);
+        foreach (var area in areas.Values)
+            copy.Put(copyOf(area));
         return copy;
     }
 
@@ -68,7 +84,7 @@ internal sealed class VmaMap
     {
         CheckRange(area.Start, area.End);
         Unmap(area.Start, area.End);
-        areas.Add(area.Start, area);
+        Put(area);
         MergeAround(area.Start, area.End);
     }
 
@@ -82,9 +98,35 @@ internal sealed class VmaMap
         SplitAt(start);
         SplitAt(end);
         for (int i = FirstEndingAfter(start); i < areas.Count && areas.Values[i].Start < end; i++)
-            areas.SetValueAtIndex(i, areas.Values[i] with { Prot = prot });
+        {
+            var area = areas.Values[i];
+            Replace(i, area with { Prot = prot, Accounted = area.Accounted || ChargedWhenProtected(area, prot) });
+        }
         MergeAround(start, end);
     }
+
+    /// <summary>What mprotect to <paramref name="prot"/> would newly commit in [start, end) (mprotect_fixup's charge).</summary>
+    public ulong ProtectCharge(ulong start, ulong end, int prot)
+    {
+        ulong charge = 0;
+        foreach (var piece in Copy(start, end))
+            if (!piece.Accounted && ChargedWhenProtected(piece, prot))
+                charge += piece.Size;
+        return charge;
+    }
+
+    /// <summary>Bytes of accounted areas inside [start, end).</summary>
+    public ulong ChargeIn(ulong start, ulong end)
+    {
+        ulong charge = 0;
+        foreach (var piece in Copy(start, end))
+            charge += piece.Charge;
+        return charge;
+    }
+
+    /// <summary>Linux charges a private mapping that becomes writable, unless it was made with MAP_NORESERVE.</summary>
+    private static bool ChargedWhenProtected(Area area, int prot) =>
+        (prot & AddressSpace.PROT_WRITE) != 0 && !area.Shared && !area.NoReserve;
 
     /// <summary>
     /// Replays mremap: the pages of [oldStart, oldStart+oldLength) now live at newStart with newLength (lengths
@@ -129,7 +171,7 @@ internal sealed class VmaMap
         while (i < areas.Count && areas.Values[i].Start < end)
         {
             inside.Add(areas.Values[i]);
-            areas.RemoveAt(i);
+            Remove(i);
         }
         return inside;
     }
@@ -155,8 +197,8 @@ internal sealed class VmaMap
         var area = areas.Values[i];
         if (area.Start >= address)
             return;
-        areas.SetValueAtIndex(i, area.Slice(area.Start, address));
-        areas.Add(address, area.Slice(address, area.End));
+        Replace(i, area.Slice(area.Start, address));
+        Put(area.Slice(address, area.End));
     }
 
     /// <summary>Merges neighbours in [start, end) and across its two edges.</summary>
@@ -168,14 +210,38 @@ internal sealed class VmaMap
             var (area, next) = (areas.Values[i], areas.Values[i + 1]);
             if (area.MergesWith(next))
             {
-                areas.SetValueAtIndex(i, area with { End = next.End });
-                areas.RemoveAt(i + 1);
+                Remove(i + 1);
+                Replace(i, area with { End = next.End });
             }
             else
             {
                 i++;
             }
         }
+    }
+
+    // The three ways the list changes, so that the totals follow every change.
+    private void Put(Area area)
+    {
+        areas.Add(area.Start, area);
+        Mapped += area.Size;
+        Committed += area.Charge;
+    }
+
+    private void Remove(int i)
+    {
+        var area = areas.Values[i];
+        areas.RemoveAt(i);
+        Mapped -= area.Size;
+        Committed -= area.Charge;
+    }
+
+    private void Replace(int i, Area area)
+    {
+        var old = areas.Values[i];
+        areas.SetValueAtIndex(i, area);
+        Mapped = Mapped - old.Size + area.Size;
+        Committed = Committed - old.Charge + area.Charge;
     }
 
     /// <summary>The index of the first area that ends after <paramref name="address"/> (the one containing it,

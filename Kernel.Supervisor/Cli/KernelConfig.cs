@@ -21,7 +21,8 @@ public sealed class KernelConfig
         foreach (var (name, command) in new[] { ("Vfs", Servers.Vfs), ("Mm", Servers.Mm), ("Sched", Servers.Sched) })
             if (command is not { Command.Length: > 0 }) Fail($"Servers:{name}:Command", "missing");
         if (Vfs.Root != "/") Fail("Vfs:Root", $"'{Vfs.Root}': only / is supported until the confined VFS lands");
-        if (Mm.MemoryLimit < 0) Fail("Mm:MemoryLimit", "negative");
+        if (MemorySize.Parse(Mm.MemoryLimit, out long limit) is { } problem) Fail("Mm:MemoryLimit", problem);
+        Mm.MemoryLimitBytes = limit;
     }
 }
 
@@ -56,8 +57,33 @@ public sealed class VfsSection
 
 public sealed class MmSection
 {
-    /// <summary>Committed-memory limit in bytes for the whole guest; 0 means none.</summary>
-    public long MemoryLimit { get; set; }
+    /// <summary>Committed-memory limit for the whole guest: bytes, or a size with K, M, G or T (powers of 1024); 0 means none.</summary>
+    public string MemoryLimit { get; set; } = "0";
+
+    /// <summary>Host address-space randomisation off: the same program gets the same addresses in every run.</summary>
+    public bool DeterministicLayout { get; set; }
+
+    /// <summary><see cref="MemoryLimit"/> in bytes, set by <see cref="KernelConfig.Validate"/>.</summary>
+    internal long MemoryLimitBytes { get; set; }
+}
+
+/// <summary>Memory sizes as a user writes them: 512M, 1G, 65536, 1.5G is not one (whole numbers only).</summary>
+public static class MemorySize
+{
+    /// <summary>Null and the size in bytes, or what is wrong with <paramref name="text"/>.</summary>
+    public static string? Parse(string? text, out long bytes)
+    {
+        bytes = 0;
+        var s = (text ?? "").Trim();
+        if (s.Length == 0) return "empty (a size like 512M or 1G, or 0 for none)";
+        int shift = char.ToUpperInvariant(s[^1]) switch { 'K' => 10, 'M' => 20, 'G' => 30, 'T' => 40, _ => 0 };
+        var digits = shift > 0 ? s[..^1] : s;
+        if (!long.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long n))
+            return $"'{text}' is not a size like 512M or 1G (or 0 for none)";
+        if (n > long.MaxValue >> shift) return $"'{text}' is too large";
+        bytes = n << shift;
+        return null;
+    }
 }
 
 /// <summary>A configuration problem the user must fix: printed as one line, exit status 2.</summary>

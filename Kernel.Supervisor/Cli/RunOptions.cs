@@ -19,6 +19,12 @@ public sealed record RunOptions(string? ConfigFile, IReadOnlyList<string> Settin
                           2 stops per call, emulated calls are nullified into getpid) or sysemu
                           (PTRACE_SYSEMU, 1 stop per emulated call, passed calls are re-issued)
           --cpus N        virtual CPUs the guest sees (default: the host's CPU count)
+          --mem SIZE      limit on the memory the guest commits over all its processes (512M, 1G; K, M, G
+                          and T are powers of 1024): an mmap, brk or mremap beyond it fails with ENOMEM,
+                          so malloc returns NULL (default: no limit)
+          --deterministic-layout
+                          the same program gets the same addresses in every run (the host's address-space
+                          randomisation is off for the guest; default: randomised as on the host)
           --config FILE   configuration file (default: configs/default.json next to umlmicro)
           --trace FILE    write one JSON object per guest syscall to FILE
           --stats         print counts and p50/p99 latencies per server and per syscall on exit
@@ -32,6 +38,7 @@ public sealed record RunOptions(string? ConfigFile, IReadOnlyList<string> Settin
         ["--mode"] = "Kernel:Mode",
         ["--cpus"] = "Kernel:Cpus",
         ["--trace"] = "Kernel:Trace",
+        ["--mem"] = "Mm:MemoryLimit",
     };
 
     public static RunOptions Parse(IReadOnlyList<string> args)
@@ -47,6 +54,7 @@ public sealed record RunOptions(string? ConfigFile, IReadOnlyList<string> Settin
             if (!a.StartsWith('-') || a == "-") break;
             var (name, inline) = a.IndexOf('=') is var eq and > 0 ? (a[..eq], a[(eq + 1)..]) : (a, null);
             if (name == "--stats" && inline is null) { settings.Add("--Kernel:Stats=true"); continue; }
+            if (name == "--deterministic-layout" && inline is null) { settings.Add("--Mm:DeterministicLayout=true"); continue; }
             if (name != "--config" && !ValueOptions.ContainsKey(name))
                 throw new UsageError($"unknown option {name} (see umlmicro run --help)");
             string value = inline ?? (i + 1 < args.Count ? args[++i] : throw new UsageError($"option {name} needs a value"));
@@ -55,6 +63,8 @@ public sealed record RunOptions(string? ConfigFile, IReadOnlyList<string> Settin
             {
                 if (name == "--cpus" && (!int.TryParse(value, out var n) || n < 1 || n > 1024))
                     throw new UsageError($"--cpus wants a number from 1 to 1024, not '{value}'");
+                if (name == "--mem" && MemorySize.Parse(value, out _) is { } problem)
+                    throw new UsageError($"--mem: {problem}");
                 settings.Add($"--{ValueOptions[name]}={value}");
             }
         }

@@ -1,6 +1,6 @@
 /* umlmicro-launch: the first guest process before it becomes the guest.
  *
- *   umlmicro-launch SIGIGN FILTER PATH ARGV0 [ARGS...]
+ *   umlmicro-launch SIGIGN FILTER LAYOUT PATH ARGV0 [ARGS...]
  *
  * SIGIGN is the hex mask of signals the user's shell left ignored (SigIgn of /proc/PID/status): the
  * guest inherits those as ignored and every other signal at its default, as it would have without
@@ -10,7 +10,9 @@
  * pid namespace (the setting survives execve). Then it stops itself so the supervisor's tracer thread can PTRACE_SEIZE it with its options.
  * Once resumed it installs FILTER (hex bytes of a struct sock_filter array, or "-" for none) as a
  * seccomp filter — only now, after the tracer set PTRACE_O_TRACESECCOMP, or trapped calls would
- * fail with ENOSYS — and execs PATH with the rest of its arguments and the environment it was given.
+ * fail with ENOSYS — LAYOUT "fixed" turns the host's address-space randomisation off for the guest
+ * (personality ADDR_NO_RANDOMIZE, which every guest process inherits across fork and execve, so the same
+ * program gets the same addresses in every run), "random" keeps it — and execs PATH with the rest of its arguments and the environment it was given.
  * The exec is the first syscall the kernel sees from the guest. */
 #include <errno.h>
 #include <linux/filter.h>
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -48,8 +51,8 @@ static int install_filter(const char *hex) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 5) {
-        fputs("umlmicro-launch: usage: umlmicro-launch SIGIGN FILTER PATH ARGV0 [ARGS...]\n", stderr);
+    if (argc < 6 || (strcmp(argv[3], "fixed") != 0 && strcmp(argv[3], "random") != 0)) {
+        fputs("umlmicro-launch: usage: umlmicro-launch SIGIGN FILTER fixed|random PATH ARGV0 [ARGS...]\n", stderr);
         return 2;
     }
     /* Its own process group, so kill(0, sig) in the guest reaches the guest only, never the supervisor or
@@ -82,7 +85,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "umlmicro: cannot install the seccomp filter: %s\n", strerror(errno));
         return 126;
     }
-    execve(argv[3], argv + 4, environ);
-    fprintf(stderr, "umlmicro: %s: %s\n", argv[3], strerror(errno));
+    if (strcmp(argv[3], "fixed") == 0) {
+        int persona = personality(0xffffffff);
+        if (persona == -1 || personality((unsigned long)persona | ADDR_NO_RANDOMIZE) == -1) {
+            fprintf(stderr, "umlmicro: cannot turn address randomisation off: %s\n", strerror(errno));
+            return 126;
+        }
+    }
+    execve(argv[4], argv + 5, environ);
+    fprintf(stderr, "umlmicro: %s: %s\n", argv[4], strerror(errno));
     return errno == ENOENT ? 127 : 126;
 }

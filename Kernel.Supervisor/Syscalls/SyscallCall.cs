@@ -154,8 +154,10 @@ internal sealed class SyscallCall
             long addr = injector.Inject(Task, MMAP, [0, ScratchSlot * ScratchSlots, PROT_RW, MAP_PRIVATE_ANON, ulong.MaxValue, 0]);
             if (addr < 0 && addr > -4096) throw new SyscallError(Errno.ENOMEM);
             Task.Scratch = (ulong)addr;
-            Kernel.Mm.Post(nameof(IMmServer.RecordAsync), new UmlMicro.Contracts.Servers.MmEvent(
-                Task.Vpid, UmlMicro.Contracts.Servers.MmOp.Mmap, 0, ScratchSlot * ScratchSlots, 0, PROT_RW, MAP_PRIVATE_ANON, -1, 0, addr));
+            // Recorded like the guest's own mappings, so the map stays exact; it commits 16 KiB without asking,
+            // since the kernel's own working memory must not fail because the guest is near its limit.
+            Kernel.Mm.Post(nameof(IMmServer.RecordAsync), new MmEvent(
+                Task.Vpid, MmOp.Mmap, 0, ScratchSlot * ScratchSlots, 0, PROT_RW, MAP_PRIVATE_ANON, -1, 0, addr));
         }
         ulong slot = Task.Scratch + (ulong)(i * ScratchSlot);
         GuestMemory.Write(Tid, slot, bytes);

@@ -96,7 +96,9 @@ internal sealed unsafe partial class TracerThread
         task.Call.Execed = true;
         task.Scratch = 0; // the new image has none of the old mappings
         _k.Sched.Post(nameof(ISchedServer.ExecAsync), task.Vpid);
-        _k.Mm.Post(nameof(IMmServer.SpaceExecAsync), task.Vpid);
+        // The MM map starts from what the host's execve mapped: program, interpreter, stack, vdso.
+        _k.Mm.Post(nameof(IMmServer.SpaceExecAsync), task.Vpid, HostMaps.Read(tgid));
+        _k.Commit.Forget(task.Vpid);
         Resume(task);
     }
 
@@ -108,6 +110,7 @@ internal sealed unsafe partial class TracerThread
         if (task.IsThreadGroupLeader)
         {
             _k.Mm.Post(nameof(IMmServer.SpaceExitedAsync), task.Vpid);
+            _k.Commit.Forget(task.Vpid);
             _k.Vfs.Post(nameof(IVfsServer.ProcessExitedAsync), task.Vpid);
         }
         else

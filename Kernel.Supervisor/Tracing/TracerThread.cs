@@ -14,7 +14,8 @@ namespace UmlMicro.Supervisor.Tracing;
 /// thread that attached a tracee, so nothing here may hop threads (no async, no thread pool).
 /// Guest tasks are host threads and run in parallel on all host CPUs; they stop only at syscalls.
 /// </summary>
-internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, bool observeAll, string launcher, string program, IReadOnlyList<string> argv)
+internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, bool observeAll, string launcher, string program, IReadOnlyList<string> argv,
+    bool deterministicLayout = false)
     : ISyscallInjector
 {
     /// <summary>TT mode turns a syscall the kernel handles itself into this harmless one on the host.</summary>
@@ -89,7 +90,10 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
     private int Spawn()
     {
         string filter = mode == TrapMode.Seccomp ? SeccompFilter.ToHex(SeccompFilter.Build(everything: observeAll)) : "-";
-        var args = new List<string> { launcher, Environment.GetEnvironmentVariable(SigIgnVariable) ?? "0", filter, program };
+        var args = new List<string>
+        {
+            launcher, Environment.GetEnvironmentVariable(SigIgnVariable) ?? "0", filter, deterministicLayout ? "fixed" : "random", program,
+        };
         args.AddRange(argv);
         var env = GuestEnvironment();
         var blocks = args.Concat(env).Select(a => Marshal.StringToCoTaskMemUTF8(a)).ToArray();

@@ -16,20 +16,48 @@ public enum MmOp
     Mremap,
 }
 
+/// <summary>The guest's limit on committed memory over all its processes, in bytes; 0 means none.</summary>
 public sealed record MmConfig(long MemoryLimitBytes);
 
 /// <summary>
 /// A memory call the host carried out in process <paramref name="Vpid"/>, with its arguments and the host's
 /// result (negative errno on failure). For mremap <paramref name="NewLength"/> and <paramref name="Result"/> carry the new extent.
+/// <paramref name="Charged"/> is what the supervisor took from its commit budget for the call at its entry
+/// (see <see cref="IMmServer.ReserveAsync"/>); 0 when no limit is set or the kernel made the call itself.
 /// </summary>
-public sealed record MmEvent(int Vpid, MmOp Op, ulong Addr, ulong Length, ulong NewLength, int Prot, int Flags, int Fd, long Offset, long Result);
+public sealed record MmEvent(int Vpid, MmOp Op, ulong Addr, ulong Length, ulong NewLength, int Prot, int Flags, int Fd, long Offset, long Result,
+    long Charged = 0);
 
 /// <summary>One mapping of an address space, as /proc/PID/maps shows it.</summary>
 public sealed record Vma(ulong Start, ulong End, int Prot, bool Shared, long Offset, string? Name);
 
 /// <summary>
+/// A memory call at its entry, before the host runs it, that the supervisor's commit budget cannot cover:
+/// <paramref name="Call"/> describes it (its Result is unused), <paramref name="Budget"/> is what the supervisor
+/// still holds, <paramref name="Refill"/> how much more it would like to hold afterwards so that the next calls
+/// need no round trip.
+/// </summary>
+public sealed record CommitRequest(MmEvent Call, long Budget, long Refill);
+
+/// <summary>
+/// The answer: <paramref name="Allowed"/> false means the call would take the guest over its limit (ENOMEM);
+/// otherwise <paramref name="Charge"/> is what the call commits, exactly, by the server's map, and
+/// <paramref name="Granted"/> what the supervisor's budget grows by (at least Charge minus the budget it had).
+/// </summary>
+public sealed record CommitReply(bool Allowed, long Charge, long Granted);
+
+/// <summary>
+/// Memory statistics of one guest process over its life (all its images): bytes mapped and committed now
+/// (0 once it exited) and at their peak.
+/// </summary>
+public sealed record MmProcessStats(int Vpid, long Mapped, long PeakMapped, long Committed, long PeakCommitted);
+
+/// <summary>The guest's committed memory over all processes, its peak and the limit (0: none).</summary>
+public sealed record MmUsage(long Committed, long PeakCommitted, long Limit, IReadOnlyList<MmProcessStats> Processes);
+
+/// <summary>
 /// The memory-management server: one map of mappings per address space, kept from the memory calls
-/// the host carried out.
+/// the host carried out, and the guest's commit limit, decided before the host runs a call.
 /// </summary>
 public interface IMmServer : IKernelServer
 {
@@ -40,9 +68,12 @@ public interface IMmServer : IKernelServer
     [JsonRpcMethod("mm/space_created")]
     Task SpaceCreatedAsync(int parentVpid, int childVpid, bool shared);
 
-    /// <summary>execve replaced the space of <paramref name="vpid"/> with a new, empty one.</summary>
+    /// <summary>
+    /// execve replaced the space of <paramref name="vpid"/> with a new one holding <paramref name="image"/>: what the
+    /// host's execve mapped (program, interpreter, stack, vdso), as the host's /proc/PID/maps showed it at the exec.
+    /// </summary>
     [JsonRpcMethod("mm/space_exec")]
-    Task SpaceExecAsync(int vpid);
+    Task SpaceExecAsync(int vpid, IReadOnlyList<Vma> image);
 
     [JsonRpcMethod("mm/space_exited")]
     Task SpaceExitedAsync(int vpid);
@@ -52,4 +83,14 @@ public interface IMmServer : IKernelServer
 
     [JsonRpcMethod("mm/maps")]
     Task<IReadOnlyList<Vma>> MapsAsync(int vpid);
+
+    /// <summary>
+    /// May the call commit what it asks for? Asked at the call's entry when the supervisor's budget is too small;
+    /// a grant counts as committed until the supervisor reports the calls it paid for (<see cref="MmEvent.Charged"/>).
+    /// </summary>
+    [JsonRpcMethod("mm/reserve")]
+    Task<CommitReply> ReserveAsync(CommitRequest request);
+
+    [JsonRpcMethod("mm/usage")]
+    Task<MmUsage> UsageAsync();
 }

@@ -10,7 +10,7 @@ public sealed class MmContractTests : ServerContractTest<IMmServer>
     private const int MREMAP_MAYMOVE = 1;
     private const int Anon = MAP_PRIVATE | MAP_ANONYMOUS;
 
-    public MmContractTests() : base("Mm") => Proxy.SpaceExecAsync(1).GetAwaiter().GetResult();
+    public MmContractTests() : base("Mm") => Proxy.SpaceExecAsync(1, []).GetAwaiter().GetResult();
 
     [Fact]
     public async Task Hello_names_the_mm_contract()
@@ -149,7 +149,7 @@ public sealed class MmContractTests : ServerContractTest<IMmServer>
         await Mmap(1, 0x10000, 0x1000, RW, Anon);
         await Proxy.SpaceCreatedAsync(1, 2, shared: true);
 
-        await Proxy.SpaceExecAsync(2);
+        await Proxy.SpaceExecAsync(2, []);
         await Mmap(2, 0x20000, 0x1000, RW, Anon);
 
         Assert.Equal([Private(0x10000, 0x11000, RW)], await Proxy.MapsAsync(1));
@@ -178,10 +178,45 @@ public sealed class MmContractTests : ServerContractTest<IMmServer>
     }
 
     [Fact]
-    public async Task The_memory_limit_is_accepted()
+    public async Task A_commit_beyond_the_limit_is_refused_before_the_host_runs_it()
     {
-        await Proxy.ConfigureAsync(new MmConfig(256L << 20));
+        await Proxy.ConfigureAsync(new MmConfig(1L << 20));
+        await Mmap(1, 0x100000, 0xc0000, RW, Anon);
+
+        var over = await Proxy.ReserveAsync(new CommitRequest(Call(MmOp.Mmap, 0x80000, RW, Anon), Budget: 0, Refill: 0));
+        var readOnly = await Proxy.ReserveAsync(new CommitRequest(Call(MmOp.Mmap, 0x800000, PROT_READ, Anon), Budget: 0, Refill: 0));
+        var fits = await Proxy.ReserveAsync(new CommitRequest(Call(MmOp.Mmap, 0x10000, RW, Anon), Budget: 0, Refill: 1L << 20));
+
+        Assert.False(over.Allowed);
+        Assert.Equal(new CommitReply(true, 0, 0), readOnly);
+        Assert.Equal(new CommitReply(true, 0x10000, 0x40000), fits); // the refill stops at the limit
     }
+
+    [Fact]
+    public async Task Usage_counts_what_the_guest_committed_and_its_peak()
+    {
+        await Mmap(1, 0x100000, 0x3000, RW, Anon);
+        await Mmap(1, 0x200000, 0x5000, PROT_READ, MAP_PRIVATE, fd: 3);
+        await Record(1, MmOp.Munmap, 0x100000, 0x1000);
+
+        var usage = await Proxy.UsageAsync();
+
+        Assert.Equal((0x2000L, 0x3000L, 0L), (usage.Committed, usage.PeakCommitted, usage.Limit));
+        Assert.Equal([new MmProcessStats(1, 0x7000, 0x8000, 0x2000, 0x3000)], usage.Processes);
+    }
+
+    [Fact]
+    public async Task An_exec_starts_from_the_image_the_host_mapped()
+    {
+        Vma[] image = [new(0x400000, 0x401000, PROT_READ, false, 0, "/bin/true"), new(0x7ff000, 0x800000, RW, false, 0, "[stack]")];
+
+        await Proxy.SpaceExecAsync(1, image);
+
+        Assert.Equal(image, await Proxy.MapsAsync(1));
+        Assert.Equal(0x1000L, (await Proxy.UsageAsync()).Committed);
+    }
+
+    private static MmEvent Call(MmOp op, ulong length, int prot, int flags) => new(1, op, 0, length, 0, prot, flags, -1, 0, 0);
 
     private static Vma Private(ulong start, ulong end, int prot) => new(start, end, prot, false, 0, null);
 

@@ -93,7 +93,7 @@ public sealed class AddressSpaceTests
     public async Task The_server_keeps_shared_spaces_until_the_last_process_lets_go()
     {
         var mm = new MmServer();
-        await mm.SpaceExecAsync(1);
+        await mm.SpaceExecAsync(1, []);
         await mm.SpaceCreatedAsync(1, 2, shared: true);
         await mm.RecordAsync(Event(MmOp.Mmap, length: 0x1000, prot: RW, flags: MAP_SHARED | MAP_ANONYMOUS, result: 0x10000) with { Vpid = 2 });
 
@@ -107,7 +107,7 @@ public sealed class AddressSpaceTests
     public async Task The_server_refuses_an_extent_the_host_would_have_refused()
     {
         var mm = new MmServer();
-        await mm.SpaceExecAsync(1);
+        await mm.SpaceExecAsync(1, []);
 
         var error = await Assert.ThrowsAsync<LocalRpcException>(() =>
             mm.RecordAsync(Event(MmOp.Munmap, addr: 0x10010, length: 0x1000)));
@@ -115,22 +115,142 @@ public sealed class AddressSpaceTests
         Assert.Contains("Munmap", error.Message);
     }
 
+    private const int PROT_READ = 1, MAP_FIXED = 0x10, MAP_NORESERVE = 0x4000;
+    private const int Anon = MAP_PRIVATE | MAP_ANONYMOUS;
+
     [Fact]
-    public async Task The_server_records_the_memory_limit_without_enforcing_it()
+    public void Private_writable_and_shared_anonymous_memory_is_committed_as_linux_accounts_it()
+    {
+        space.Apply(Event(MmOp.Mmap, length: 0x3000, prot: RW, flags: Anon, result: 0x10000));
+        space.Apply(Event(MmOp.Mmap, length: 0x1000, prot: RW, flags: MAP_PRIVATE, fd: 3, result: 0x20000));
+        space.Apply(Event(MmOp.Mmap, length: 0x2000, prot: RW, flags: MAP_SHARED | MAP_ANONYMOUS, result: 0x30000));
+        space.Apply(Event(MmOp.Mmap, length: 0x5000, prot: PROT_READ, flags: Anon, result: 0x40000));
+        space.Apply(Event(MmOp.Mmap, length: 0x5000, prot: RW, flags: MAP_SHARED, fd: 3, result: 0x50000));
+        space.Apply(Event(MmOp.Mmap, length: 0x5000, prot: RW, flags: Anon | MAP_NORESERVE, result: 0x60000));
+
+        Assert.Equal(0x6000UL, space.Vmas.Committed);
+        Assert.Equal(0x15000UL, space.Vmas.Mapped);
+    }
+
+    [Fact]
+    public void Mprotect_commits_private_memory_made_writable_and_keeps_it_committed_after()
+    {
+        space.Apply(Event(MmOp.Mmap, length: 0x4000, prot: PROT_READ, flags: Anon, result: 0x10000));
+        var call = Event(MmOp.Mprotect, addr: 0x11000, length: 0x2000, prot: RW);
+
+        Assert.Equal(0x2000UL, space.Charge(call));
+        space.Apply(call);
+        space.Apply(Event(MmOp.Mprotect, addr: 0x10000, length: 0x4000, prot: PROT_READ));
+
+        Assert.Equal(0x2000UL, space.Vmas.Committed);
+        Assert.Equal(0UL, space.Charge(call));
+    }
+
+    [Fact]
+    public void Map_fixed_over_committed_memory_charges_only_the_difference()
+    {
+        space.Apply(Event(MmOp.Mmap, length: 0x2000, prot: RW, flags: Anon, result: 0x10000));
+
+        Assert.Equal(0x1000UL, space.Charge(Event(MmOp.Mmap, addr: 0x11000, length: 0x2000, prot: RW, flags: Anon | MAP_FIXED)));
+        Assert.Equal(0x2000UL, space.Charge(Event(MmOp.Mmap, addr: 0x11000, length: 0x2000, prot: RW, flags: Anon)));
+    }
+
+    [Fact]
+    public void Brk_and_mremap_charge_their_growth()
+    {
+        Brk(0x555000);
+        Assert.Equal(0x3000UL, space.Charge(Event(MmOp.Brk, addr: 0x557001)));
+        Assert.Equal(0UL, space.Charge(Event(MmOp.Brk, addr: 0x554000)));
+        space.Apply(Event(MmOp.Mmap, length: 0x2000, prot: RW, flags: Anon, result: 0x10000));
+        space.Apply(Event(MmOp.Mmap, length: 0x2000, prot: PROT_READ, flags: MAP_PRIVATE, fd: 3, result: 0x20000));
+
+        Assert.Equal(0x3000UL, space.Charge(Event(MmOp.Mremap, addr: 0x10000, length: 0x2000, newLength: 0x5000)));
+        Assert.Equal(0UL, space.Charge(Event(MmOp.Mremap, addr: 0x20000, length: 0x2000, newLength: 0x5000)));
+        Assert.Equal(0x2000UL, space.Charge(Event(MmOp.Mremap, addr: 0x10000, length: 0x2000, newLength: 0x2000, flags: MREMAP_MAYMOVE | MREMAP_DONTUNMAP)));
+    }
+
+    [Fact]
+    public void A_fork_commits_private_memory_again_but_not_shared_memory()
+    {
+        space.Apply(Event(MmOp.Mmap, length: 0x2000, prot: RW, flags: Anon, result: 0x10000));
+        space.Apply(Event(MmOp.Mmap, length: 0x3000, prot: RW, flags: MAP_SHARED | MAP_ANONYMOUS, result: 0x20000));
+
+        var child = space.Fork();
+
+        Assert.Equal(0x5000UL, space.Vmas.Committed);
+        Assert.Equal(0x2000UL, child.Vmas.Committed);
+        Assert.Equal(space.Vmas.Mapped, child.Vmas.Mapped);
+    }
+
+    [Fact]
+    public void An_image_commits_its_writable_private_areas()
+    {
+        var image = AddressSpace.FromImage([
+            new Vma(0x555000, 0x557000, PROT_READ | 4, false, 0, "/usr/bin/cat"),
+            new Vma(0x557000, 0x558000, RW, false, 0x2000, "/usr/bin/cat"),
+            new Vma(0x7ffc000, 0x7fff000, RW, false, 0, "[stack]"),
+            new Vma(0x8000000, 0x8002000, PROT_READ | 4, false, 0, "[vdso]"),
+        ]);
+
+        Assert.Equal(0x4000UL, image.Vmas.Committed);
+        Assert.Equal(["/usr/bin/cat", "/usr/bin/cat", "[stack]", "[vdso]"], image.Vmas.Areas.Select(a => a.Name));
+    }
+
+    [Fact]
+    public async Task The_server_refuses_a_commit_beyond_the_limit_and_grants_up_to_it()
     {
         var mm = new MmServer();
+        await mm.ConfigureAsync(new MmConfig(0x10000));
+        await mm.SpaceExecAsync(1, []);
 
-        await mm.ConfigureAsync(new MmConfig(1 << 20));
-        await mm.SpaceExecAsync(1);
-        await mm.RecordAsync(Event(MmOp.Mmap, length: 1UL << 30, prot: RW, flags: MAP_PRIVATE | MAP_ANONYMOUS, result: 0x10000000));
+        var tooBig = await mm.ReserveAsync(new CommitRequest(Event(MmOp.Mmap, length: 0x11000, prot: RW, flags: Anon), Budget: 0, Refill: 0));
+        var fits = await mm.ReserveAsync(new CommitRequest(Event(MmOp.Mmap, length: 0x4000, prot: RW, flags: Anon), Budget: 0, Refill: 0x100000));
 
-        Assert.Equal(1 << 20, mm.MemoryLimitBytes);
-        Assert.Single(await mm.MapsAsync(1));
+        Assert.False(tooBig.Allowed);
+        Assert.Equal(new CommitReply(true, 0x4000, 0x10000), fits);
+    }
+
+    [Fact]
+    public async Task A_grant_counts_until_its_calls_are_recorded_and_unmapping_frees_room()
+    {
+        var mm = new MmServer();
+        await mm.ConfigureAsync(new MmConfig(0x10000));
+        await mm.SpaceExecAsync(1, []);
+        var call = Event(MmOp.Mmap, length: 0xc000, prot: RW, flags: Anon);
+
+        Assert.True((await mm.ReserveAsync(new CommitRequest(call, 0, 0))).Allowed);
+        Assert.False((await mm.ReserveAsync(new CommitRequest(call, 0, 0))).Allowed);
+        await mm.RecordAsync(call with { Result = 0x100000, Charged = 0xc000 });
+        Assert.False((await mm.ReserveAsync(new CommitRequest(call, 0, 0))).Allowed);
+        await mm.RecordAsync(Event(MmOp.Munmap, addr: 0x100000, length: 0xc000));
+
+        Assert.True((await mm.ReserveAsync(new CommitRequest(call, 0, 0))).Allowed);
+    }
+
+    [Fact]
+    public async Task A_space_shared_by_two_processes_is_committed_once_until_both_let_go()
+    {
+        var mm = new MmServer();
+        await mm.SpaceExecAsync(1, []);
+        await mm.RecordAsync(Event(MmOp.Mmap, length: 0x2000, prot: RW, flags: Anon, result: 0x10000));
+        await mm.SpaceCreatedAsync(1, 2, shared: true);
+        await mm.SpaceCreatedAsync(1, 3, shared: false);
+
+        Assert.Equal(0x4000, (await mm.UsageAsync()).Committed);
+        await mm.SpaceExitedAsync(1);
+        await mm.SpaceExitedAsync(3);
+        Assert.Equal(0x2000, (await mm.UsageAsync()).Committed);
+        await mm.SpaceExitedAsync(2);
+        var usage = await mm.UsageAsync();
+
+        Assert.Equal((0L, 0x4000L), (usage.Committed, usage.PeakCommitted));
+        Assert.Equal([1, 2, 3], usage.Processes.Select(p => p.Vpid));
+        Assert.All(usage.Processes, p => Assert.Equal((0L, 0x2000L), (p.Mapped, p.PeakMapped)));
     }
 
     private void Brk(ulong result) => space.Apply(Event(MmOp.Brk, addr: result, result: (long)result));
 
-    private static Area Heap(ulong start, ulong end) => new(start, end, RW, false, true, 0, AddressSpace.HeapName);
+    private static Area Heap(ulong start, ulong end) => new(start, end, RW, false, true, 0, AddressSpace.HeapName, Accounted: true);
 
     private static MmEvent Event(MmOp op, ulong addr = 0, ulong length = 0, ulong newLength = 0, int prot = 0, int flags = 0,
         int fd = -1, long offset = 0, long result = 0) =>

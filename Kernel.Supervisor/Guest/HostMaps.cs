@@ -1,0 +1,53 @@
+using System.Globalization;
+using UmlMicro.Contracts.Servers;
+
+namespace UmlMicro.Supervisor.Guest;
+
+/// <summary>
+/// A guest process's mappings as the host kernel shows them in /proc/HOSTPID/maps: what execve mapped (the MM
+/// server's map starts from it) and the reference the MM map is checked against.
+/// </summary>
+internal static class HostMaps
+{
+    private const int PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
+
+    /// <summary>The mappings of host process <paramref name="hostPid"/>; empty when it is gone.</summary>
+    public static IReadOnlyList<Vma> Read(int hostPid)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText($"/proc/{hostPid}/maps");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
+        return Parse(text);
+    }
+
+    /// <summary>
+    /// Parses maps lines: "start-end perms offset dev inode [name]". A name is a path or a bracketed name
+    /// ([stack], [vdso], [heap]); an unnamed line is anonymous memory. " (deleted)" stays part of the name.
+    /// </summary>
+    public static IReadOnlyList<Vma> Parse(string text)
+    {
+        var maps = new List<Vma>();
+        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var fields = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length < 5) throw new FormatException($"not a maps line: '{line}'");
+            var range = fields[0].Split('-');
+            string perms = fields[1];
+            int prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) | (perms[2] == 'x' ? PROT_EXEC : 0);
+            string? name = fields.Length == 6 ? fields[5].Trim() : null;
+            maps.Add(new Vma(
+                ulong.Parse(range[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                ulong.Parse(range[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                prot, Shared: perms[3] == 's',
+                long.Parse(fields[2], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                string.IsNullOrEmpty(name) ? null : name));
+        }
+        return maps;
+    }
+}
