@@ -21,7 +21,8 @@ internal sealed class Kernel(
     int cpus,
     KernelStats stats,
     TraceWriter? trace,
-    long memoryLimit = 0)
+    long memoryLimit = 0,
+    MapCheck? mapCheck = null)
 {
     public ServerLink<IVfsServer> Vfs { get; } = vfs;
     public ServerLink<IMmServer> Mm { get; } = mm;
@@ -37,4 +38,7 @@ internal sealed class Kernel(
 
     /// <summary>The guest's commit budget under --mem (see SysMmap).</summary>
     public CommitBudget Commit { get; } = new(mm, memoryLimit);
+
+    /// <summary>The debug comparison of MM's maps with the host's (Mm:CheckMaps), or null.</summary>
+    public MapCheck? MapCheck { get; } = mapCheck;
 }

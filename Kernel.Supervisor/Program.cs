@@ -94,7 +94,8 @@ namespace UmlMicro.Supervisor
             mm.Call(m => m.ConfigureAsync(new MmConfig(memoryLimit)));
             sched.Call(s => s.ConfigureAsync(new SchedConfig(cpus)));
 
-            var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace, memoryLimit);
+            var mapCheck = config.Mm.CheckMaps ? new MapCheck() : null;
+            var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace, memoryLimit, mapCheck);
             var tracer = new TracerThread(kernel, mode, observeAll: trace is not null || config.Kernel.Stats, Path.Combine(binDir, "umlmicro-launch"), program,
                 [run.Program, .. run.Argv], config.Mm.DeterministicLayout);
             var forwarding = new List<PosixSignalRegistration>();
@@ -104,7 +105,12 @@ namespace UmlMicro.Supervisor
                 forwarding.ForEach(r => r.Dispose());
             }
 
-            if (config.Kernel.Stats) Console.Error.Write(stats.Render());
+            if (config.Kernel.Stats)
+            {
+                Console.Error.Write(stats.Render());
+                if (mm.PostFailure is null) Console.Error.Write(KernelStats.RenderMemory(mm.Call(m => m.UsageAsync())));
+            }
+            if (mapCheck is not null) Console.Error.Write(mapCheck.Summary);
             if ((tracer.Failure ?? vfs.PostFailure ?? mm.PostFailure ?? sched.PostFailure) is { } failure)
             {
                 Console.Error.WriteLine($"umlmicro: kernel failure, guest ended: {failure.Message}");

@@ -132,6 +132,11 @@ internal sealed class AddressSpace
             case MmOp.Brk:
                 Brk((ulong)e.Result);
                 break;
+            case MmOp.Shmat:
+                // A segment is a shmem object, committed once by shmget in Linux, not by each attach.
+                ulong at = (ulong)e.Result;
+                Vmas.Map(new Area(at, checked(at + VmaMap.PageAlign(e.Length)), Prot(e.Prot), Shared: true, Anonymous: false, Offset: 0, Name: null));
+                break;
             default:
                 throw new ArgumentException($"unknown memory call {e.Op}");
         }

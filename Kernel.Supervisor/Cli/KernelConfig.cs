@@ -63,6 +63,9 @@ public sealed class MmSection
     /// <summary>Host address-space randomisation off: the same program gets the same addresses in every run.</summary>
     public bool DeterministicLayout { get; set; }
 
+    /// <summary>Debug: compare MM's map with the host's /proc/PID/maps after every memory call (see MapCheck).</summary>
+    public bool CheckMaps { get; set; }
+
     /// <summary><see cref="MemoryLimit"/> in bytes, set by <see cref="KernelConfig.Validate"/>.</summary>
     internal long MemoryLimitBytes { get; set; }
 }

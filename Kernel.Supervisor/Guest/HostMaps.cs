@@ -27,6 +27,20 @@ internal static class HostMaps
     }
 
     /// <summary>
+    /// The length of the System V segment attached at <paramref name="start"/>: the areas from there on that carry
+    /// the segment's name (mprotect may have split it); 0 when nothing is mapped there.
+    /// </summary>
+    public static ulong SegmentLength(IReadOnlyList<Vma> maps, ulong start)
+    {
+        int i = 0;
+        while (i < maps.Count && maps[i].Start != start) i++;
+        if (i == maps.Count) return 0;
+        ulong end = maps[i].End;
+        for (int j = i + 1; j < maps.Count && maps[j].Start == end && maps[j].Name == maps[i].Name; j++) end = maps[j].End;
+        return end - start;
+    }
+
+    /// <summary>
     /// Parses maps lines: "start-end perms offset dev inode [name]". A name is a path or a bracketed name
     /// ([stack], [vdso], [heap]); an unnamed line is anonymous memory. " (deleted)" stays part of the name.
     /// </summary>

@@ -43,6 +43,21 @@ internal sealed class KernelStats
         return sb.ToString();
     }
 
+    /// <summary>
+    /// The memory block --stats prints, from the MM server's accounting: the guest's committed memory (now, at its
+    /// peak, and the limit), then per process the bytes mapped and committed at their peak over its life.
+    /// </summary>
+    public static string RenderMemory(UmlMicro.Contracts.Servers.MmUsage usage)
+    {
+        static string KiB(long bytes) => (bytes / 1024).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var sb = new StringBuilder();
+        sb.AppendLine($"memory (KiB): committed {KiB(usage.Committed)}, peak {KiB(usage.PeakCommitted)}, limit {(usage.Limit > 0 ? KiB(usage.Limit) : "none")}");
+        sb.AppendLine($"{"pid",8} {"mapped",12} {"peak mapped",12} {"committed",12} {"peak commit",12}");
+        foreach (var p in usage.Processes)
+            sb.AppendLine($"{p.Vpid,8} {KiB(p.Mapped),12} {KiB(p.PeakMapped),12} {KiB(p.Committed),12} {KiB(p.PeakCommitted),12}");
+        return sb.ToString();
+    }
+
     public static string Name(Server s) => s switch
     {
         Server.Kernel => "kernel",

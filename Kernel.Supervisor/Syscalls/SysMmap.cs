@@ -1,5 +1,6 @@
 using UmlMicro.Contracts.Linux;
 using UmlMicro.Contracts.Servers;
+using UmlMicro.Supervisor.Guest;
 
 namespace UmlMicro.Supervisor.Syscalls;
 
@@ -18,6 +19,36 @@ internal static class SysMmap
         h["munmap"] = c => Enter(c, MmOp.Munmap, c.Arg(0), c.Arg(1), 0, 0, 0, -1, 0);
         h["mprotect"] = c => Enter(c, MmOp.Mprotect, c.Arg(0), c.Arg(1), 0, c.IntArg(2), 0, -1, 0);
         h["mremap"] = c => Enter(c, MmOp.Mremap, c.Arg(0), c.Arg(1), c.Arg(2), 0, c.IntArg(3), -1, 0);
+        h["shmat"] = c => c.AtExit(Shmat);
+        h["shmdt"] = Shmdt;
+    }
+
+    private const int SHM_RDONLY = 0x1000, SHM_EXEC = 0x8000, PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
+
+    /// <summary>shmat: the host chose the address and knows the segment's size; the attach is recorded from its maps.</summary>
+    private static void Shmat(SyscallCall c)
+    {
+        if (c.Result < 0 && c.Result >= -4095) return;
+        ulong length = HostMaps.SegmentLength(HostMaps.Read(c.Task.HostTgid), (ulong)c.Result);
+        if (length == 0) return; // detached already by another thread: the map never held it
+        int flags = c.IntArg(2);
+        int prot = PROT_READ | ((flags & SHM_RDONLY) != 0 ? 0 : PROT_WRITE) | ((flags & SHM_EXEC) != 0 ? PROT_EXEC : 0);
+        c.Kernel.Mm.Post(nameof(IMmServer.RecordAsync), new MmEvent(c.Task.Vpid, MmOp.Shmat, c.Arg(1), length, 0, prot, flags, -1, 0, c.Result));
+        c.Kernel.MapCheck?.Check(c.Kernel, c.Task);
+    }
+
+    /// <summary>shmdt: the segment's extent is read from the host's maps before the host detaches it.</summary>
+    private static void Shmdt(SyscallCall c)
+    {
+        ulong addr = c.Arg(0);
+        ulong length = HostMaps.SegmentLength(HostMaps.Read(c.Task.HostTgid), addr);
+        if (length == 0) return; // nothing attached there: the host answers EINVAL and nothing changes
+        c.AtExit(x =>
+        {
+            if (x.Result != 0) return;
+            x.Kernel.Mm.Post(nameof(IMmServer.RecordAsync), new MmEvent(x.Task.Vpid, MmOp.Munmap, addr, length, 0, 0, 0, -1, 0, 0));
+            x.Kernel.MapCheck?.Check(x.Kernel, x.Task);
+        });
     }
 
     private static void Enter(SyscallCall c, MmOp op, ulong addr, ulong len, ulong newLen, int prot, int flags, int fd, long offset)
@@ -54,5 +85,6 @@ internal static class SysMmap
         }
         if (e.Op == MmOp.Brk && c.Kernel.Commit.Limited) c.Kernel.Commit.NoteBreak(e.Vpid, (ulong)c.Result);
         c.Kernel.Mm.Post(nameof(IMmServer.RecordAsync), e with { Result = c.Result });
+        c.Kernel.MapCheck?.Check(c.Kernel, c.Task);
     }
 }

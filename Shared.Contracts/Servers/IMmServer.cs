@@ -14,6 +14,8 @@ public enum MmOp
     Munmap,
     Mprotect,
     Mremap,
+    /// <summary>A System V shared memory segment attached at Result, Length bytes (shmat's result and the segment's size).</summary>
+    Shmat,
 }
 
 /// <summary>The guest's limit on committed memory over all its processes, in bytes; 0 means none.</summary>
