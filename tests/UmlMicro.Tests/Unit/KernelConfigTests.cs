@@ -46,5 +46,32 @@ public sealed class KernelConfigTests : IDisposable
         Assert.Throws<ConfigError>(() => KernelConfigLoader.Load(Path.Combine(_dir, "none.json"), []));
     }
 
+    [Theory]
+    [InlineData("0", 0L)]
+    [InlineData("65536", 65536L)]
+    [InlineData("512M", 512L << 20)]
+    [InlineData("1g", 1L << 30)]
+    [InlineData("2T", 2L << 40)]
+    public void A_memory_limit_is_bytes_or_a_size_with_a_binary_unit(string value, long bytes)
+    {
+        var c = KernelConfigLoader.Load(Path.Combine(RepoRoot.Find(), "configs", "default.json"), [$"--Mm:MemoryLimit={value}"]);
+        c.Validate("c.json");
+        Assert.Equal(bytes, c.Mm.MemoryLimitBytes);
+    }
+
+    [Theory]
+    [InlineData("-1")]
+    [InlineData("1.5G")]
+    [InlineData("12X")]
+    [InlineData("")]
+    [InlineData("99999999999T")]
+    public void A_bad_memory_limit_is_a_one_line_config_error_naming_the_key(string value)
+    {
+        var c = KernelConfigLoader.Load(Path.Combine(RepoRoot.Find(), "configs", "default.json"), [$"--Mm:MemoryLimit={value}"]);
+        var e = Assert.Throws<ConfigError>(() => c.Validate("c.json"));
+        Assert.Contains("Mm:MemoryLimit", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 }

@@ -27,8 +27,21 @@ public class RunOptionsTests
     [InlineData("--cpus", "zero")]
     [InlineData("--cpus", "0")]
     [InlineData("--mode")]
+    [InlineData("--mem", "lots")]
+    [InlineData("--mem", "-5M")]
+    [InlineData("--mem")]
     public void Bad_usage_is_a_usage_error(params string[] args) =>
         Assert.Throws<UsageError>(() => RunOptions.Parse([.. args, "true"]));
+
+    [Fact]
+    public void Mem_and_deterministic_layout_set_the_mm_section()
+    {
+        var o = RunOptions.Parse(["--mem", "256M", "--deterministic-layout", "python3"]);
+        Assert.Contains("--Mm:MemoryLimit=256M", o.Settings);
+        Assert.Contains("--Mm:DeterministicLayout=true", o.Settings);
+        Assert.Contains("--mem SIZE", RunOptions.RunHelp);
+        Assert.Contains("--deterministic-layout", RunOptions.RunHelp);
+    }
 
     [Fact]
     public void A_missing_program_is_a_usage_error() =>

@@ -1,0 +1,178 @@
+using Moq;
+using UmlMicro.Contracts.Linux;
+using UmlMicro.Contracts.Servers;
+using UmlMicro.Contracts.Syscalls;
+using UmlMicro.Supervisor;
+using UmlMicro.Supervisor.Guest;
+using UmlMicro.Supervisor.Observability;
+using UmlMicro.Supervisor.Ptrace;
+using UmlMicro.Supervisor.Servers;
+using UmlMicro.Supervisor.Syscalls;
+
+namespace UmlMicro.Tests.Unit;
+
+/// <summary>Memory calls under a limit: what the MM server is asked at entry, what the host gets to run, what is recorded.</summary>
+public class MmHandlerTests
+{
+    private const long Limit = 64L << 20, Refill = 2L << 20; // the refill is a 32nd of the limit
+    private const int RW = 3, PRIVATE_ANON = 0x22, MAP_SHARED = 0x01;
+
+    private readonly Mock<IMmServer> _mm = new(MockBehavior.Strict);
+    private readonly List<MmEvent> _recorded = [];
+    private readonly Kernel _kernel;
+    private readonly GuestTask _task = new(hostTid: 4242) { HostTgid = 4242, Vpid = 3, Vtid = 3, Started = true };
+
+    public MmHandlerTests()
+    {
+        var stats = new KernelStats();
+        _kernel = new Kernel(
+            ServerLink<IVfsServer>.InProcess(Server.Vfs, "vfs", new Mock<IVfsServer>(MockBehavior.Strict).Object, stats),
+            ServerLink<IMmServer>.InProcess(Server.Mm, "mm", _mm.Object, stats),
+            ServerLink<ISchedServer>.InProcess(Server.Sched, "sched", new Mock<ISchedServer>(MockBehavior.Strict).Object, stats),
+            new KernelIdentity("Linux", "h", "6.1-umlmicro", "#1", "x86_64", "(none)"), cpus: 2, stats, trace: null, memoryLimit: Limit);
+        _mm.Setup(m => m.RecordAsync(It.IsAny<MmEvent>())).Callback<MmEvent>(_recorded.Add).Returns(Task.CompletedTask);
+    }
+
+    private SyscallCall Enter(string name, params long[] args)
+    {
+        var info = SyscallTable.Find(name)!;
+        var regs = new UserRegs { OrigRax = (ulong)info.Number };
+        for (int i = 0; i < args.Length; i++) regs.SetArg(i, (ulong)args[i]);
+        var raw = new ulong[6];
+        for (int i = 0; i < 6; i++) raw[i] = regs.Arg(i);
+        var call = _task.Call;
+        call.Begin(_kernel, _task, info, raw);
+        call.UseRegs(regs);
+        _kernel.Router.Handler(info.Number)!(call);
+        return call;
+    }
+
+    /// <summary>The host ran the call and it returned <paramref name="result"/>.</summary>
+    private static void Exit(SyscallCall call, long result)
+    {
+        call.Result = result;
+        call.Exit?.Invoke(call);
+    }
+
+    private void Grant(bool allowed, long charge, long granted) =>
+        _mm.Setup(m => m.ReserveAsync(It.IsAny<CommitRequest>())).ReturnsAsync(new CommitReply(allowed, charge, granted));
+
+    [Fact]
+    public void An_mmap_the_budget_cannot_cover_asks_the_server_with_the_call_and_a_refill()
+    {
+        Grant(true, 0x10000, 0x10000 + Refill);
+
+        var call = Enter("mmap", 0, 0x10000, RW, PRIVATE_ANON, -1, 0);
+        Exit(call, 0x7f0000000000);
+
+        Assert.Null(call.Emulated);
+        _mm.Verify(m => m.ReserveAsync(It.Is<CommitRequest>(r =>
+            r.Call.Op == MmOp.Mmap && r.Call.Length == 0x10000 && r.Call.Vpid == 3 && r.Budget == 0 && r.Refill == Refill)), Times.Once);
+        Assert.Equal(0x10000, Assert.Single(_recorded).Charged);
+    }
+
+    [Fact]
+    public void Calls_within_the_granted_budget_need_no_round_trip()
+    {
+        Grant(true, 0x10000, 0x10000 + Refill);
+        Exit(Enter("mmap", 0, 0x10000, RW, PRIVATE_ANON, -1, 0), 0x7f0000000000);
+
+        for (int i = 0; i < 10; i++)
+            Exit(Enter("mmap", 0, 0x10000, RW, PRIVATE_ANON, -1, 0), 0x7f0000100000 + i * 0x10000);
+
+        _mm.Verify(m => m.ReserveAsync(It.IsAny<CommitRequest>()), Times.Once);
+        Assert.All(_recorded, e => Assert.Equal(0x10000, e.Charged));
+    }
+
+    [Fact]
+    public void Memory_that_commits_nothing_is_never_asked_about()
+    {
+        Exit(Enter("mmap", 0, 1L << 30, 1, PRIVATE_ANON, -1, 0), 0x7f0000000000); // read-only
+        Exit(Enter("mmap", 0, 1L << 30, RW, MAP_SHARED, 5, 0), 0x7f4000000000); // a shared file
+        Exit(Enter("munmap", 0x7f0000000000, 1L << 30), 0);
+
+        _mm.Verify(m => m.ReserveAsync(It.IsAny<CommitRequest>()), Times.Never);
+        Assert.Equal(3, _recorded.Count);
+    }
+
+    [Fact]
+    public void An_mmap_over_the_limit_fails_with_enomem_and_the_host_never_runs_it()
+    {
+        Grant(false, 600L << 20, 0);
+
+        var call = Enter("mmap", 0, 600L << 20, RW, PRIVATE_ANON, -1, 0);
+
+        Assert.Equal(-Errno.ENOMEM, call.Emulated);
+        Assert.Null(call.Exit);
+        Assert.Empty(_recorded);
+    }
+
+    [Fact]
+    public void A_brk_over_the_limit_becomes_brk_0_so_the_host_returns_the_old_break()
+    {
+        Exit(Enter("brk", 0), 0x555000); // the query: its break is known from now on
+        Grant(false, 100L << 20, 0);
+
+        var call = Enter("brk", 0x555000 + (100L << 20));
+
+        Assert.Null(call.Emulated);
+        Assert.Equal(0ul, call.Regs.Arg(0));
+        Exit(call, 0x555000);
+        Assert.Equal(0x555000, _recorded[^1].Result);
+    }
+
+    [Fact]
+    public void A_call_the_host_refused_gives_its_charge_back_to_the_budget()
+    {
+        Grant(true, 0x10000, 0x10000);
+        Exit(Enter("mmap", 0, 0x10000, RW, PRIVATE_ANON, -1, 0), -Errno.ENOMEM);
+
+        Exit(Enter("mmap", 0, 0x10000, RW, PRIVATE_ANON, -1, 0), 0x7f0000000000);
+
+        _mm.Verify(m => m.ReserveAsync(It.IsAny<CommitRequest>()), Times.Once);
+        Assert.Equal(0x10000, Assert.Single(_recorded).Charged);
+    }
+
+    [Fact]
+    public void Without_a_limit_memory_calls_are_only_recorded()
+    {
+        var stats = new KernelStats();
+        var kernel = new Kernel(
+            ServerLink<IVfsServer>.InProcess(Server.Vfs, "vfs", new Mock<IVfsServer>(MockBehavior.Strict).Object, stats),
+            ServerLink<IMmServer>.InProcess(Server.Mm, "mm", _mm.Object, stats),
+            ServerLink<ISchedServer>.InProcess(Server.Sched, "sched", new Mock<ISchedServer>(MockBehavior.Strict).Object, stats),
+            new KernelIdentity("Linux", "h", "6.1-umlmicro", "#1", "x86_64", "(none)"), cpus: 2, stats, trace: null);
+        var info = SyscallTable.Find("mmap")!;
+        var call = _task.Call;
+        call.Begin(kernel, _task, info, [0, 1UL << 40, RW, PRIVATE_ANON, ulong.MaxValue, 0]);
+        kernel.Router.Handler(info.Number)!(call);
+        Exit(call, 0x7f0000000000);
+
+        Assert.Equal(0, Assert.Single(_recorded).Charged);
+        _mm.Verify(m => m.ReserveAsync(It.IsAny<CommitRequest>()), Times.Never);
+    }
+
+    [Fact]
+    public void The_map_check_finds_a_difference_and_tolerates_what_linux_may_merge_or_grow()
+    {
+        Vma[] host =
+        [
+            new(0x400000, 0x402000, 5, false, 0, "/bin/x"),
+            new(0x402000, 0x403000, 5, false, 0x2000, "/bin/x"),
+            new(0x10000, 0x12000, RW, false, 0, null),
+            new(0x7ff0000, 0x8000000, RW, false, 0, "[stack]"),
+        ];
+        Vma[] server =
+        [
+            new(0x400000, 0x403000, 5, false, 0, null),
+            new(0x10000, 0x11000, RW, false, 0, null),
+            new(0x11000, 0x12000, RW, false, 0, null),
+            new(0x7ffe000, 0x8000000, RW, false, 0, "[stack]"),
+        ];
+
+        Assert.Null(MapCheck.Difference(server, host));
+        Assert.Contains("server has 11000-12000 rw-p 0, host has 10000-12000 rw-p 0", MapCheck.Difference(server[..1].Concat(server[2..]).ToArray(), host));
+        Assert.NotNull(MapCheck.Difference(server, [.. host, new(0x9000000, 0x9001000, 1, true, 0, null)]));
+        Assert.NotNull(MapCheck.Difference([.. server[..3], server[3] with { Prot = 1 }], host));
+    }
+}
