@@ -1,0 +1,81 @@
+using System.Text.RegularExpressions;
+
+namespace UmlMicro.Tests.Integration;
+
+/// <summary>The MM server at work: the commit limit (--mem), the map kept exact, a deterministic layout, statistics.</summary>
+public sealed class MemoryTests(FixturePrograms fixtures) : IClassFixture<FixturePrograms>, IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public void Python_raises_MemoryError_beyond_the_limit_and_not_within_it()
+    {
+        const string script = "x = bytearray(600 * 1024 * 1024); print(len(x))";
+
+        var limited = GuestRunner.Run(_dir.Path, ["--mem", "256M"], "python3", "-c", script);
+        var roomy = GuestRunner.Run(_dir.Path, ["--mem", "1G"], "python3", "-c", script);
+
+        Assert.True(limited.ExitCode != 0 && limited.Stderr.Contains("MemoryError"), $"expected a MemoryError\n{limited}");
+        Expect.Success("629145600\n", roomy);
+    }
+
+    [Fact]
+    public void Every_call_beyond_the_limit_fails_with_enomem_and_what_linux_does_not_count_is_given()
+    {
+        var native = GuestRunner.Native(_dir.Path, fixtures["mm_limit"]);
+        var guest = GuestRunner.Run(_dir.Path, ["--mem", "64M"], fixtures["mm_limit"]);
+
+        Assert.Contains(": no\n", native.Stdout); // without a limit the host gives all of it: the steps can fail
+        Expect.ExitCode(0, guest);
+        Assert.True(guest.StdoutLines.Length == 13 && guest.StdoutLines.All(l => l.EndsWith(": yes")), $"every step as under a limit\n{guest}");
+    }
+
+    [Fact]
+    public void The_mm_map_agrees_with_the_hosts_after_every_kind_of_memory_call()
+    {
+        var spec = new RunSpec(_dir.Path, fixtures["mm_maps"], []) { Environment = new() { ["UMLMICRO_Mm__CheckMaps"] = "true" } };
+
+        var guest = GuestRunner.Run(spec);
+
+        Expect.SameAsNative(GuestRunner.Native(_dir.Path, fixtures["mm_maps"]), guest);
+        var summary = Regex.Match(guest.Stderr, @"mm check: (\d+) maps compared with the host's, (\d+) differed");
+        Assert.True(summary.Success && int.Parse(summary.Groups[1].Value) >= 40 && summary.Groups[2].Value == "0", $"expected no difference\n{guest}");
+    }
+
+    [Fact]
+    public void A_deterministic_layout_gives_the_same_addresses_in_every_run_and_the_default_does_not()
+    {
+        var first = GuestRunner.Run(_dir.Path, ["--deterministic-layout"], "cat", "/proc/self/maps");
+        var second = GuestRunner.Run(_dir.Path, ["--deterministic-layout"], "cat", "/proc/self/maps");
+        var random = GuestRunner.Run(_dir.Path, "cat", "/proc/self/maps");
+
+        Expect.ExitCode(0, first);
+        Assert.Contains("[heap]", first.Stdout);
+        Assert.Contains("[stack]", first.Stdout);
+        Expect.Stdout(first.Stdout, second);
+        Assert.NotEqual(Regex.Match(first.Stdout, @".*\[stack\]").Value, Regex.Match(random.Stdout, @".*\[stack\]").Value);
+    }
+
+    [Fact]
+    public void Stats_show_committed_memory_and_each_processs_peaks()
+    {
+        var guest = GuestRunner.Run(_dir.Path, ["--stats", "--mem", "512M"], "python3", "-c", "x = bytearray(100 * 1024 * 1024)");
+
+        Expect.ExitCode(0, guest);
+        var total = Regex.Match(guest.Stderr, @"memory \(KiB\): committed \d+, peak (\d+), limit 524288");
+        Assert.True(total.Success && long.Parse(total.Groups[1].Value) >= 100 * 1024, $"a peak of at least 100 MiB\n{guest}");
+        var pid1 = Regex.Match(guest.Stderr, @"\n +1 +\d+ +(\d+) +\d+ +(\d+)\n");
+        Assert.True(pid1.Success && long.Parse(pid1.Groups[2].Value) >= 100 * 1024, $"pid 1 committed 100 MiB at its peak\n{guest}");
+    }
+
+    [Theory]
+    [InlineData("--mem", "lots")]
+    [InlineData("--mem", "1.5G")]
+    public void A_bad_memory_size_is_a_usage_error(string option, string value)
+    {
+        var line = Expect.UsageError(GuestRunner.Supervise(_dir.Path, "run", option, value, "--", "true"));
+        Assert.Contains("--mem", line);
+    }
+}
