@@ -74,7 +74,7 @@ namespace UmlMicro.Supervisor
                 throw new ConfigError($"config {configFile}: Kernel:Mode: {e.Message}");
             }
             config.Validate(configFile);
-            var program = RunOptions.LookupProgram(run.Program, Environment.GetEnvironmentVariable("PATH"))
+            var program = RunOptions.LookupProgram(run.Program, Environment.GetEnvironmentVariable("PATH"), config.Vfs.Root)
                 ?? throw new UsageError($"{run.Program}: command not found");
             int cpus = config.Kernel.Cpus > 0 ? config.Kernel.Cpus : Environment.ProcessorCount;
 
@@ -89,8 +89,10 @@ namespace UmlMicro.Supervisor
                 Handshake(mm.HandshakeAsync(Contract.MmName, Contract.MmVersion, timeout)),
                 Handshake(sched.HandshakeAsync(Contract.SchedName, Contract.SchedVersion, timeout)));
             var identity = Identity(config.Kernel);
-            vfs.Call(v => v.ConfigureAsync(new VfsConfig(config.Vfs.Root, Environment.CurrentDirectory, identity.Release, identity.Nodename, cpus)));
+            using var ns = GuestNamespace.Create(config.Vfs, Environment.CurrentDirectory);
             long memoryLimit = config.Mm.MemoryLimitBytes;
+            vfs.Call(v => v.ConfigureAsync(new VfsConfig(ns.Mounts, ns.InitialCwd, ns.StateDir, ns.MemoryDir, ns.UpperDir,
+                identity.Release, identity.Nodename, cpus, memoryLimit)));
             mm.Call(m => m.ConfigureAsync(new MmConfig(memoryLimit)));
             sched.Call(s => s.ConfigureAsync(new SchedConfig(cpus)));
 
