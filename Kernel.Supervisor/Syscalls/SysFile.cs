@@ -62,6 +62,7 @@ internal static class SysFile
         h["listxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Lookup, follow: true);
         h["llistxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Lookup, follow: false);
         h["statfs"] = c => Resolve(c, NoDirFd, 0, PathOp.Lookup, follow: true);
+        h["name_to_handle_at"] = c => Resolve(c, 0, 1, PathOp.Lookup, follow: (c.IntArg(4) & LinuxFlags.AT_SYMLINK_FOLLOW) != 0);
         h["inotify_add_watch"] = c => Resolve(c, 0, 1, PathOp.Lookup, FollowUnless(c.IntArg(2), IN_DONT_FOLLOW), dirFdIsPlainFd: true);
 
         // New entries the host makes, with the guest's umask.
