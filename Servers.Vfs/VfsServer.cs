@@ -341,13 +341,13 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer
                 if (present.Add(name)) entries.Add(new DirEntry(name, NodeType.Directory));
             return snapshots.For(w.Mount, w.Rel, w.GuestPath, node, entries);
         }
-        if (node.HostPath is { } host) return host;
-        if (node.Type == NodeType.Symlink)
+        if (node.Type == NodeType.Symlink && node.Layer is Layer.Synthetic or Layer.Magic && node.LinkText is not null)
         {
             string link = Path.Combine(linkDir, (++nextLink).ToString(System.Globalization.CultureInfo.InvariantCulture));
-            HostFs.Symlink(node.LinkText ?? "", link);
+            HostFs.Symlink(node.LinkText, link);
             return link;
         }
+        if (node.HostPath is { } host) return host;
         return w.Mount.Materialize(w.Rel, node);
     }
 
