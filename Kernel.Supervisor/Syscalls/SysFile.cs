@@ -62,6 +62,7 @@ internal static class SysFile
         h["listxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Lookup, follow: true);
         h["llistxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Lookup, follow: false);
         h["statfs"] = c => Resolve(c, NoDirFd, 0, PathOp.Lookup, follow: true);
+        h["name_to_handle_at"] = c => Resolve(c, 0, 1, PathOp.Lookup, follow: (c.IntArg(4) & LinuxFlags.AT_SYMLINK_FOLLOW) != 0);
         h["inotify_add_watch"] = c => Resolve(c, 0, 1, PathOp.Lookup, FollowUnless(c.IntArg(2), IN_DONT_FOLLOW), dirFdIsPlainFd: true);
 
         // New entries the host makes, with the guest's umask.
@@ -101,14 +102,14 @@ internal static class SysFile
     /// <paramref name="dirFdArg"/>, or the cwd). An error is the guest's errno; a host path different from the
     /// guest's string replaces the argument.
     /// </summary>
-    public static void Resolve(SyscallCall c, int dirFdArg, int pathArg, PathOp op, bool follow, int flags = 0, bool dirFdIsPlainFd = false)
+    public static PathResolution? Resolve(SyscallCall c, int dirFdArg, int pathArg, PathOp op, bool follow, int flags = 0, bool dirFdIsPlainFd = false)
     {
         if (dirFdIsPlainFd)
         {
             // inotify_add_watch's first argument is the inotify fd, not a directory: the path is the cwd's.
             dirFdArg = NoDirFd;
         }
-        if (Arg(c, dirFdArg, pathArg) is not { } arg) return; // "" is the host's to judge: ENOENT, or AT_EMPTY_PATH
+        if (Arg(c, dirFdArg, pathArg) is not { } arg) return null; // "" is the host's to judge: ENOENT, or AT_EMPTY_PATH
         c.ServerUsed = Server.Vfs;
         var request = new PathRequest(c.Task.Vpid, c.Task.Vtid, arg, op, follow, flags);
         var r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
@@ -124,6 +125,7 @@ internal static class SysFile
             {
                 if (x.Result >= 0) x.Kernel.Vfs.Post(nameof(IVfsServer.CreatedAsync), created);
             });
+        return r;
     }
 
     /// <summary>

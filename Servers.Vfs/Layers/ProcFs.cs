@@ -85,13 +85,16 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<int, s
         }
     }
 
-    /// <summary>/proc/PID/fd/N: a link to the guest path of what the fd holds, or the host's magic link for a pipe,
-    /// socket or anything else with no path (which can be opened but not walked through).</summary>
+    /// <summary>
+    /// /proc/PID/fd/N, a "magic link" as on Linux: opening it reopens the very file the fd holds (through the host's
+    /// own link, so an inherited stdout stays the user's file, not a copy-up), while readlink and a walk through it
+    /// see the guest path of that file; one with no path (a pipe, a socket) reads as the host says ("pipe:[N]").
+    /// </summary>
     private Node FdLink(string host)
     {
         if (HostFs.ReadLink(host) is not { } target) return Node.Missing(null, Layer.Synthetic);
-        if (target.StartsWith('/') && mounts.GuestPathOf(StripDeleted(target)) is { } guest) return Link(guest);
-        return new Node(NodeType.Symlink, host, Layer.Magic);
+        string? guest = target.StartsWith('/') ? mounts.GuestPathOf(StripDeleted(target)) : null;
+        return new Node(NodeType.Symlink, host, Layer.Magic, guest);
     }
 
     public override IEnumerable<DirEntry> List(string rel)
