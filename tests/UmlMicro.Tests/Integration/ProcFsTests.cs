@@ -98,6 +98,13 @@ public sealed class ProcFsTests : IDisposable
         Expect.Success("/scratch/t (deleted)\n/etc/umlmicro-deleted-probe (deleted)\n", r);
     }
 
+    [Fact(Skip = "VFS bug: a listing of /proc/self/fd is made before the fd that reads it is open, so it lacks that fd")]
+    public void Ls_proc_self_fd_lists_the_fd_it_reads_with_as_natively()
+    {
+        const string script = "ls /proc/self/fd | tr '\\n' ' '; echo; ls /proc/self/fdinfo | tr '\\n' ' '";
+        Expect.SameAsNative(GuestRunner.Native(_dir.Path, "/bin/sh", "-c", script), GuestRunner.Run(_dir.Path, "/bin/sh", "-c", script));
+    }
+
     [Fact]
     public void Proc_mounts_lists_the_guests_mounts()
     {
