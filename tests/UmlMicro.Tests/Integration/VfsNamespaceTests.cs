@@ -120,6 +120,31 @@ public sealed class VfsNamespaceTests : IDisposable
         Expect.Success("kept\nNo such file or directory\nNo such file or directory\n", again);
     }
 
+    [Fact(Skip = "supervisor bug: fchmod/fchown/futimens on an fd opened read-only on a lower file or directory change the host's file (no copy-up)")]
+    public void Changing_a_lower_file_through_a_read_only_fd_leaves_the_host_alone()
+    {
+        string file = _lower.Write("f", "orig\n");
+        string dir = _lower.MakeDir("d");
+        File.SetUnixFileMode(file, (UnixFileMode)0x1A4); // 0644
+        File.SetLastWriteTimeUtc(file, new DateTime(2001, 1, 1, 0, 0, 0, DateTimeKind.Utc));
+        var dirMode = File.GetUnixFileMode(dir);
+
+        var r = GuestRunner.Run(_cwd.Path, Tools.Python3, "-c", $"""
+            import os, stat
+            fd = os.open("{file}", os.O_RDONLY)
+            os.fchmod(fd, 0o600); os.utime(fd, (5, 5)); os.fchown(fd, 1, 1)
+            d = os.open("{dir}", os.O_RDONLY | os.O_DIRECTORY)
+            os.fchmod(d, 0o700)
+            st = os.stat("{file}")
+            print(oct(stat.S_IMODE(st.st_mode)), int(st.st_mtime), st.st_uid, oct(stat.S_IMODE(os.stat("{dir}").st_mode)))
+            """);
+
+        Expect.Success("0o600 5 1 0o700\n", r);
+        Assert.Equal((UnixFileMode)0x1A4, File.GetUnixFileMode(file));
+        Assert.Equal(new DateTime(2001, 1, 1, 0, 0, 0, DateTimeKind.Utc), File.GetLastWriteTimeUtc(file));
+        Assert.Equal(dirMode, File.GetUnixFileMode(dir));
+    }
+
     [Fact(Skip = "supervisor bug: bind(2) of an AF_UNIX socket is passed to the host with the guest's path: it creates the socket in the host's /etc")]
     public void A_unix_socket_bound_outside_the_cwd_stays_in_the_guest()
     {
