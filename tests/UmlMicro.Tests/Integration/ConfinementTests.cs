@@ -73,17 +73,19 @@ public sealed class ConfinementTests : IDisposable
     }
 
     [Fact]
-    public void The_tree_is_the_guests_whole_world()
+    public void The_tree_is_the_guests_whole_world_and_symlink_loops_are_ELOOP()
     {
         var r = Busybox("cat /etc/hostname; ls / | tr '\\n' ' '; echo; cat /proc/1/root/etc/hostname; " +
-                        "ls /usr /home/u/up/usr 2>&1 | sed 's/.*: //'; echo changed > /etc/hostname; cat /escape/etc/hostname");
+                        "ls /usr /home/u/up/usr 2>&1 | sed 's/.*: //'; echo changed > /etc/hostname; cat /escape/etc/hostname; " +
+                        "cat /loop-a; cat /loop-b/x; cat /self-loop; cd /loop-a; ls /self-loop/; echo > /loop-a");
 
-        Expect.ExitCode(0, r);
         Assert.Equal("guest", r.StdoutLines[0]);
         Assert.Equal(["bin", "dev", "escape", "etc", "home", "loop-a", "loop-b", "outside", "proc", "procroot", "secret-link", "self-loop", "sys", "tmp", "up"],
             r.StdoutLines[1].Split(' ', StringSplitOptions.RemoveEmptyEntries));
         Assert.Equal(["guest", "No such file or directory", "No such file or directory", "changed"], r.StdoutLines[2..]);
         Assert.Equal("guest\n", File.ReadAllText(_root.File("etc/hostname")));
+        Assert.True(r.StderrLines.Length == 6 && r.StderrLines.All(l => l.EndsWith("Too many levels of symbolic links", StringComparison.Ordinal)), r.ToString());
+        Assert.Equal("loop-b", new FileInfo(_root.File("loop-a")).LinkTarget);
     }
 
     [Fact(Skip = "supervisor bug: connect/bind pass AF_UNIX paths to the host unresolved: a --root guest connects to a host socket outside its root")]
@@ -127,14 +129,5 @@ public sealed class ConfinementTests : IDisposable
         gcc.WaitForExit();
         Assert.True(gcc.ExitCode == 0, $"gcc -static {name}.c failed (a static libc is in libc6-dev):\n{errors}");
         return output;
-    }
-
-    [Fact]
-    public void Symlink_loops_are_too_many_levels_of_symbolic_links()
-    {
-        var r = Busybox("cat /loop-a; cat /loop-b/x; cat /self-loop; cd /loop-a; ls /self-loop/; echo > /loop-a");
-
-        Assert.Equal(6, r.StderrLines.Count(l => l.EndsWith("Too many levels of symbolic links", StringComparison.Ordinal)));
-        Assert.Equal("loop-b", new FileInfo(_root.File("loop-a")).LinkTarget);
     }
 }

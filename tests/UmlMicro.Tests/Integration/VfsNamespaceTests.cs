@@ -22,9 +22,9 @@ public sealed class VfsNamespaceTests : IDisposable
         const string probe = "/etc/umlmicro-probe";
         Assert.False(File.Exists(probe), $"{probe} exists on the host before the test");
 
-        var r = GuestRunner.Run(_cwd.Path, "/bin/sh", "-c", $"echo x > {probe}; cat {probe}; echo kept > here.txt");
+        var r = GuestRunner.Run(_cwd.Path, "/bin/sh", "-c", $"echo x > {probe}; cat {probe}; echo kept > here.txt; cut -d' ' -f2-4 /proc/mounts | grep -F \"$PWD \"");
 
-        Expect.Success("x\n", r);
+        Expect.Success($"x\n{_cwd.Path} hostfs rw,relatime\n", r);
         Assert.False(File.Exists(probe), $"the guest wrote the host's {probe}");
         Assert.Equal("kept\n", File.ReadAllText(_cwd.File("here.txt")));
     }
