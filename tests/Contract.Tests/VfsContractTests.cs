@@ -290,6 +290,14 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
         await Refused(() => Proxy.ConfigureAsync(HostRoot("/", new MountSpec("nfs", "/net", "", false))));
     }
 
+    [Fact(Skip = "VFS bug: a vfs/configure refused for its initial cwd has already replaced the mounts (the server is left half-configured)")]
+    public async Task A_refused_configuration_changes_nothing()
+    {
+        await Refused(() => Proxy.ConfigureAsync(HostRoot("/no/such/umlmicro/cwd")));
+
+        await Refused(() => Proxy.ResolveAsync(new PathRequest(1, 1, new PathArg("/etc/passwd"), PathOp.Stat, true)));
+    }
+
     public new void Dispose()
     {
         base.Dispose();

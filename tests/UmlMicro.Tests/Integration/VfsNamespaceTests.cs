@@ -145,6 +145,28 @@ public sealed class VfsNamespaceTests : IDisposable
         Assert.Equal(dirMode, File.GetUnixFileMode(dir));
     }
 
+    [Fact(Skip = "supervisor bug: linkat(fd, \"\", AT_FDCWD, newpath, AT_EMPTY_PATH) goes to the host with newpath unresolved: it links into the host's /etc")]
+    public void Linkat_with_an_empty_path_links_inside_the_guest()
+    {
+        string name = $"/etc/umlmicro-linkat-{Guid.NewGuid():N}";
+        try
+        {
+            var r = GuestRunner.Run(_cwd.Path, ["--isolate"], Tools.Python3, "-c", $"""
+                import ctypes, os
+                libc = ctypes.CDLL(None, use_errno=True)
+                fd = os.open("/etc/hostname", os.O_RDONLY)
+                rc = libc.linkat(fd, b"", -100, b"{name}", 0x1000)
+                print(rc, os.path.exists("{name}") and open("{name}").read() == open("/etc/hostname").read())
+                """);
+            Expect.Success("0 True\n", r);
+            Assert.False(File.Exists(name), $"the guest's link {name} is on the host");
+        }
+        finally
+        {
+            File.Delete(name);
+        }
+    }
+
     [Fact(Skip = "supervisor bug: bind(2) of an AF_UNIX socket is passed to the host with the guest's path: it creates the socket in the host's /etc")]
     public void A_unix_socket_bound_outside_the_cwd_stays_in_the_guest()
     {
