@@ -134,6 +134,14 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer
         if (kernelFiles!.Lookup(w.GuestPath, write || request.Op == PathOp.Modify, out int denied) is { } kernelFile)
             return denied != 0 ? Fail(denied) : Answer(path, baseHost, kernelFile, w.GuestPath);
 
+        if (node.Layer == Layer.Magic && (write || request.Op == PathOp.Modify) && node.LinkText is { } through && !OpenForWriting(node.HostPath!))
+        {
+            // Reopening for writing an fd that was opened read-only: that must not reach the host's file behind
+            // it; it goes by the file's guest path, where a read-only layer is copied up first.
+            w = namei.Walk("/", through, followLast: false);
+            if (w.Errno != 0) return Fail(w.Errno);
+            node = w.Node;
+        }
         string host;
         bool commit = false;
         switch (request.Op)
@@ -349,6 +357,21 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer
         }
         if (node.HostPath is { } host) return host;
         return w.Mount.Materialize(w.Rel, node);
+    }
+
+    /// <summary>Whether the fd behind a host /proc/PID/fd/N link was opened for writing (its fdinfo flags).</summary>
+    private static bool OpenForWriting(string fdLink)
+    {
+        try
+        {
+            string info = File.ReadAllText(fdLink.Replace("/fd/", "/fdinfo/", StringComparison.Ordinal));
+            string? flags = info.Split('\n').FirstOrDefault(l => l.StartsWith("flags:", StringComparison.Ordinal));
+            return flags is not null && (Convert.ToInt32(flags[6..].Trim(), 8) & LinuxFlags.O_ACCMODE) != 0;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+            return false;
+        }
     }
 
     /// <summary>The interpreter line of a "#!" script (path and the one optional argument), or null.</summary>

@@ -50,6 +50,7 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<int, s
             case "self": context.Need(); return parts.Length == 1 ? Link(Num(context.Vpid)) : Node.Missing(null, Layer.Synthetic);
             case "thread-self": context.Need(); return parts.Length == 1 ? Link($"{Num(context.Vpid)}/task/{Num(context.Vtid)}") : Node.Missing(null, Layer.Synthetic);
         }
+        if (rel == "loadavg") return new Node(NodeType.File, null, Layer.Synthetic);
         if (IsNumber(parts[0]))
             return FindTask(int.Parse(parts[0], CultureInfo.InvariantCulture)) is { } task ? TaskNode(task, parts.AsSpan(1)) : Node.Missing(null, Layer.Synthetic);
         return HostNode("/proc/" + rel, Layer.Host);
@@ -176,6 +177,7 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<int, s
 
     private string Render(string rel)
     {
+        if (rel == "loadavg") return LoadAvg(ReadHost("/proc/loadavg"));
         var parts = rel.Split('/');
         var task = FindTask(int.Parse(parts[0], CultureInfo.InvariantCulture)) ?? throw new NeedProcessesException();
         if (parts.Length == 4) task = new TaskView(task.Process, task.Process.Threads.First(t => t.Vtid == int.Parse(parts[2], CultureInfo.InvariantCulture)));
@@ -228,6 +230,18 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<int, s
             fields[5] = Num(context.Need().FirstOrDefault(p => p.HostPid == tpgid)?.Vpid ?? -1);
         string comm = host[host.IndexOf('(')..(close + 1)];
         return $"{Num(task.Vtid)} {comm} {string.Join(' ', fields)}\n";
+    }
+
+    /// <summary>The host's load averages (the guest's threads run on the host's CPUs), with the guest's own
+    /// thread count and last pid in place of the host's.</summary>
+    private string LoadAvg(string host)
+    {
+        var fields = host.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (fields.Length < 5) return host;
+        var processes = context.Need();
+        int threads = processes.Sum(p => p.Threads.Count);
+        int last = processes.Count == 0 ? 0 : processes.Max(p => p.Threads.Select(t => t.Vtid).DefaultIfEmpty(p.Vpid).Max());
+        return $"{fields[0]} {fields[1]} {fields[2]} 1/{Num(threads)} {Num(last)}\n";
     }
 
     private string Maps(string host)
