@@ -155,7 +155,9 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         {
             if (!_process.HasExited)
             {
-                _rpc.NotifyAsync("shutdown").Wait(TimeSpan.FromMilliseconds(200));
+                // Notifications go out in order: once shutdown is on the wire, every state change before it is
+                // too. Closing the pipe earlier would cut a message in half under the server's reader.
+                _rpc.NotifyAsync("shutdown").Wait(TimeSpan.FromSeconds(2));
                 _process.StandardInput.Close();
                 if (!_process.WaitForExit(TimeSpan.FromSeconds(2))) _process.Kill(entireProcessTree: true);
             }

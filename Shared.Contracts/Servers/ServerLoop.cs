@@ -36,7 +36,8 @@ public static class ServerLoop
         var ended = await Task.WhenAny(rpc.Completion, shutdownAnswered.Task).ConfigureAwait(false);
         if (ended == shutdownAnswered.Task)
             await Task.WhenAny(rpc.Completion, Task.Delay(TimeSpan.FromSeconds(1))).ConfigureAwait(false);
-        if (rpc.Completion.IsFaulted)
+        // After shutdown every message before it has been handled: a pipe that breaks now has lost nothing.
+        if (rpc.Completion.IsFaulted && !shutdownRequested.IsCompleted)
         {
             Console.Error.WriteLine($"{name}: connection lost: {rpc.Completion.Exception?.GetBaseException().Message}");
             return 1;
