@@ -1,6 +1,7 @@
 using UmlMicro.Contracts.Servers;
 using UmlMicro.Supervisor.Guest;
 using UmlMicro.Supervisor.Observability;
+using UmlMicro.Supervisor.Scheduling;
 using UmlMicro.Supervisor.Servers;
 using UmlMicro.Supervisor.Syscalls;
 
@@ -20,7 +21,8 @@ internal sealed class Kernel(
     KernelIdentity identity,
     int cpus,
     KernelStats stats,
-    TraceWriter? trace)
+    TraceWriter? trace,
+    VcpuScheduler? vcpus = null)
 {
     public ServerLink<IVfsServer> Vfs { get; } = vfs;
     public ServerLink<IMmServer> Mm { get; } = mm;
@@ -29,6 +31,9 @@ internal sealed class Kernel(
     public int Cpus { get; } = cpus;
     public KernelStats Stats { get; } = stats;
     public TraceWriter? Trace { get; } = trace;
+
+    /// <summary>The virtual CPUs and their run policy (round-robin with a 10 ms quantum unless configured).</summary>
+    public VcpuScheduler Vcpus { get; } = vcpus ?? new VcpuScheduler(cpus, new RoundRobinPolicy(TimeSpan.FromMilliseconds(10)), TimeSpan.FromMilliseconds(10));
 
     public PidMap Pids { get; } = new();
     public TaskTable Tasks { get; } = new();

@@ -5,6 +5,7 @@ using UmlMicro.Supervisor;
 using UmlMicro.Supervisor.Cli;
 using UmlMicro.Supervisor.Native;
 using UmlMicro.Supervisor.Observability;
+using UmlMicro.Supervisor.Scheduling;
 using UmlMicro.Supervisor.Servers;
 using UmlMicro.Supervisor.Tracing;
 
@@ -93,7 +94,9 @@ namespace UmlMicro.Supervisor
             mm.Call(m => m.ConfigureAsync(new MmConfig(config.Mm.MemoryLimit)));
             sched.Call(s => s.ConfigureAsync(new SchedConfig(cpus)));
 
-            var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace);
+            var quantum = TimeSpan.FromMilliseconds(config.Sched.QuantumMs);
+            var vcpus = new VcpuScheduler(cpus, RunPolicies.Create(config.Sched.Policy, quantum), quantum);
+            var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace, vcpus);
             var tracer = new TracerThread(kernel, mode, observeAll: trace is not null || config.Kernel.Stats, Path.Combine(binDir, "umlmicro-launch"), program, [run.Program, .. run.Argv]);
             var forwarding = new List<PosixSignalRegistration>();
             using (Terminal.KeepForeground())

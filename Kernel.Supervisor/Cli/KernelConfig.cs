@@ -11,6 +11,7 @@ public sealed class KernelConfig
     public ServersSection Servers { get; set; } = new();
     public VfsSection Vfs { get; set; } = new();
     public MmSection Mm { get; set; } = new();
+    public SchedSection Sched { get; set; } = new();
 
     /// <summary>Values the binder accepts but the kernel cannot use: each is a one-line error naming the key.</summary>
     public void Validate(string file)
@@ -22,6 +23,9 @@ public sealed class KernelConfig
             if (command is not { Command.Length: > 0 }) Fail($"Servers:{name}:Command", "missing");
         if (Vfs.Root != "/") Fail("Vfs:Root", $"'{Vfs.Root}': only / is supported until the confined VFS lands");
         if (Mm.MemoryLimit < 0) Fail("Mm:MemoryLimit", "negative");
+        if (!Scheduling.RunPolicies.Names.Contains(Sched.Policy))
+            Fail("Sched:Policy", $"unknown policy '{Sched.Policy}' ({string.Join(", ", Scheduling.RunPolicies.Names)})");
+        if (Sched.QuantumMs is < 2 or > 10_000) Fail("Sched:QuantumMs", $"{Sched.QuantumMs} is not from 2 to 10000");
     }
 }
 
@@ -58,6 +62,14 @@ public sealed class MmSection
 {
     /// <summary>Committed-memory limit in bytes for the whole guest; 0 means none.</summary>
     public long MemoryLimit { get; set; }
+}
+
+public sealed class SchedSection
+{
+    /// <summary>The run policy of the virtual CPUs: round-robin (preempts after a quantum) or fifo (never preempts).</summary>
+    public string Policy { get; set; } = "round-robin";
+    /// <summary>Round-robin's time quantum at nice 0, in milliseconds; the tracer ticks every half quantum while vCPUs are contended.</summary>
+    public int QuantumMs { get; set; } = 10;
 }
 
 /// <summary>A configuration problem the user must fix: printed as one line, exit status 2.</summary>

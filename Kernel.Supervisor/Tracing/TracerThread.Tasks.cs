@@ -57,7 +57,8 @@ internal sealed unsafe partial class TracerThread
         if (task.Clone is { } clone && clone.Has(LinuxFlags.CLONE_CHILD_SETTID) && clone.ChildTidPtr != 0)
             TryWrite(task.HostTid, clone.ChildTidPtr, task.Vtid);
         task.Clone = null;
-        ResumeWith(task, _idle);
+        task.ResumeRequest = _idle;
+        if (_k.Vcpus.Admit(task.Vcpu, _idle)) PtraceOps.Resume(task.HostTid, _idle, 0);
     }
 
     private static void TryWrite(int tid, ulong addr, int value)
@@ -92,6 +93,7 @@ internal sealed unsafe partial class TracerThread
             if (other.HostTgid != tgid || other == task) continue;
             _k.Tasks.Remove(other.HostTid, out _);
             _k.Pids.Remove(other.Vtid);
+            _k.Vcpus.Forget(other.Vcpu);
         }
         task.Call.Execed = true;
         task.Scratch = 0; // the new image has none of the old mappings
@@ -104,6 +106,7 @@ internal sealed unsafe partial class TracerThread
     {
         if (!_k.Tasks.Remove(tid, out var task) || task is null) return;
         if (task.Phase != SyscallPhase.None) Finish(task, task.Call, completed: false);
+        _k.Vcpus.Forget(task.Vcpu);
         _k.Sched.Post(nameof(ISchedServer.TaskExitedAsync), new TaskExit(task.Vtid, status));
         if (task.IsThreadGroupLeader)
         {
@@ -124,6 +127,7 @@ internal sealed unsafe partial class TracerThread
     private void KillAll()
     {
         foreach (var t in _k.Tasks.Snapshot()) kill(t.HostTid, Signals.SIGKILL);
+        if (_tickerPid > 0) kill(_tickerPid, Signals.SIGKILL);
     }
 
     /// <summary>Reaps every remaining tracee after a failure, so nothing is left running.</summary>
