@@ -46,13 +46,13 @@ internal sealed class VcpuScheduler(int cpus, IRunPolicy policy, TimeSpan quantu
     public long Ticks { get; private set; }
 
     /// <summary>
-    /// A new thread at its first stop: it gets a vCPU if one is free, else it waits, parked with
-    /// <paramref name="request"/>. Returns whether the tracer may resume it now.
+    /// A new thread at its first stop: it gets a vCPU if one is free and nobody waits (it must not jump the
+    /// queue), else it waits, parked with <paramref name="request"/>. Returns whether the tracer may resume it now.
     /// </summary>
     public bool Admit(SchedEntity thread, long request)
     {
         long now = Stopwatch.GetTimestamp();
-        if (_granted.Count < Cpus || CountRunning() < Cpus)
+        if (Policy.Waiting == 0 && (_granted.Count < Cpus || CountRunning() < Cpus))
         {
             Grant(thread, now);
             return true;

@@ -112,9 +112,11 @@ internal sealed unsafe partial class TracerThread
         Span<byte> info = stackalloc byte[128];
         if (!PtraceOps.GetSigInfo(task.HostTid, info)) return;
         int code = MemoryMarshal.Read<int>(info[8..]);
-        // si_pid sits at offset 16 for SIGCHLD's CLD_* codes (> 0) and for the user-sent codes SI_USER (0),
-        // SI_QUEUE (-1) and SI_TKILL (-6); other codes (a fault's si_addr, a timer's id) use the bytes otherwise.
-        bool hasPid = code is 0 or -1 or -6 || (sig == Signals.SIGCHLD && code > 0);
+        // si_pid sits at offset 16 for SIGCHLD's CLD_* codes (> 0) and for the codes whose si_pid the host kernel
+        // fills in: SI_USER (0, kill), SI_TKILL (-6, tkill/tgkill) and SI_MESGQ (-3, mq_notify). SI_QUEUE (-1) carries
+        // the siginfo its sender wrote (glibc's sigqueue puts getpid() there: a guest pid already); other codes (a
+        // fault's si_addr, a timer's id) use those bytes otherwise.
+        bool hasPid = code is 0 or -6 or -3 || (sig == Signals.SIGCHLD && code > 0);
         if (!hasPid) return;
         int hostPid = MemoryMarshal.Read<int>(info[16..]);
         if (hostPid <= 0) return;

@@ -1,0 +1,90 @@
+namespace UmlMicro.Tests.Integration;
+
+/// <summary>
+/// Virtual CPUs and their run policy, seen from the guest: two threads that spin without a syscall report
+/// whether the other one ran meanwhile (tests/fixtures/spin_pair.c). Timing is measured in bench/, never here.
+/// </summary>
+public sealed class SchedulerTests(FixturePrograms fixtures) : IClassFixture<FixturePrograms>, IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private const string BothRan = "thread 0: other ran meanwhile: yes\nthread 1: other ran meanwhile: yes\n";
+    private const string NeitherRan = "thread 0: other ran meanwhile: no\nthread 1: other ran meanwhile: no\n";
+
+    private RunResult SpinPair(int cpus, string policy, params string[] args) => GuestRunner.Run(
+        new RunSpec(_dir.Path, fixtures["spin_pair"], ["200", .. args])
+        {
+            Options = ["--cpus", cpus.ToString()],
+            Environment = { ["UMLMICRO_Sched__Policy"] = policy },
+        });
+
+    [Fact]
+    public void Round_robin_preempts_so_two_spinning_threads_share_one_vcpu()
+    {
+        Expect.Success(BothRan, SpinPair(1, "round-robin"));
+    }
+
+    [Fact]
+    public void Fifo_never_preempts_so_one_vcpu_runs_one_spinning_thread_to_its_end()
+    {
+        Expect.Success(NeitherRan, SpinPair(1, "fifo"));
+    }
+
+    [Fact]
+    public void Sched_yield_gives_the_vcpu_to_the_waiting_thread_even_under_fifo()
+    {
+        Expect.Success(BothRan, SpinPair(1, "fifo", "yield"));
+    }
+
+    [Theory]
+    [InlineData("round-robin")]
+    [InlineData("fifo")]
+    public void Two_vcpus_run_two_threads_at_once(string policy)
+    {
+        Expect.Success(BothRan, SpinPair(2, policy));
+    }
+
+    /// <summary>
+    /// A thread blocked in the host (here: in read on a pipe, in seccomp mode without a stop) must not hold the only
+    /// vCPU, or the thread that is to wake it would never run: a shell pipeline where every stage waits on the next.
+    /// </summary>
+    [Theory]
+    [InlineData("round-robin")]
+    [InlineData("fifo")]
+    public void Threads_blocked_in_the_host_do_not_hold_the_only_vcpu(string policy)
+    {
+        var r = GuestRunner.Run(new RunSpec(_dir.Path, "sh", ["-c", "seq 1 3000 | sort -rn | head -1; echo x | cat | cat | wc -l"])
+        {
+            Options = ["--cpus", "1"],
+            Environment = { ["UMLMICRO_Sched__Policy"] = policy },
+        });
+        Expect.Success("3000\n1\n", r);
+    }
+
+    [Fact]
+    public void Python_threads_waiting_on_each_other_finish_under_one_vcpu()
+    {
+        const string script = """
+            import threading, queue
+            q, r = queue.Queue(), queue.Queue()
+            def worker():
+                while (item := q.get()) is not None: r.put(item * 2)
+            ts = [threading.Thread(target=worker) for _ in range(3)]
+            for t in ts: t.start()
+            for i in range(300): q.put(i)
+            for _ in ts: q.put(None)
+            for t in ts: t.join()
+            print(sum(r.get() for _ in range(300)))
+            """;
+        var r = GuestRunner.Run(new RunSpec(_dir.Path, "python3", ["-c", script]) { Options = ["--cpus", "1"] });
+        Expect.Success("89700\n", r);
+    }
+
+    [Fact]
+    public void An_orphaned_grandchild_gets_guest_pid_1_as_its_parent()
+    {
+        Expect.Success("before: my parent is the child: yes\nafter: my parent is 1\n", GuestRunner.Run(_dir.Path, fixtures["orphan"]));
+    }
+}
