@@ -81,6 +81,16 @@ internal sealed class VcpuScheduler(int cpus, IRunPolicy policy, TimeSpan quantu
         thread.Hold = HoldReason.HandOff;
     }
 
+    /// <summary>
+    /// The thread is about to wait (wait4, waitid): a waiting thread gets its vCPU now rather than at the next
+    /// tick — a shell's forked child starts at once. The caller keeps its grant; should it not block after all,
+    /// the next tick finds one thread too many running and stops one.
+    /// </summary>
+    public void MayBlock(SchedEntity thread)
+    {
+        if (thread.State == VcpuState.Granted && thread.Hold == HoldReason.None) GrantNext();
+    }
+
     /// <summary>A thread is gone (exit, or a thread of a process that exec'd): its vCPU goes to the next waiting one.</summary>
     public void Forget(SchedEntity thread)
     {
@@ -118,7 +128,7 @@ internal sealed class VcpuScheduler(int cpus, IRunPolicy policy, TimeSpan quantu
                 if (t.Hold == HoldReason.HandOff) busy++;
                 continue;
             }
-            if (host.Value.Running)
+            if (WantsCpu(t, host.Value))
             {
                 _running.Add(t);
                 busy++;
@@ -153,9 +163,16 @@ internal sealed class VcpuScheduler(int cpus, IRunPolicy policy, TimeSpan quantu
     {
         int n = 0;
         foreach (var t in _granted)
-            if (t.Hold == HoldReason.None && HostThreadState.Read(t.Task.HostTid) is { Running: true }) n++;
+            if (t.Hold == HoldReason.None && HostThreadState.Read(t.Task.HostTid) is { } host && WantsCpu(t, host)) n++;
         return n;
     }
+
+    /// <summary>
+    /// Running on the host, or in a ptrace stop that the tracer will resume (a syscall being served): both use
+    /// the thread's vCPU. Blocked in a syscall (S, D) or in a job-control stop, it uses none.
+    /// </summary>
+    private static bool WantsCpu(SchedEntity t, HostThreadState host) =>
+        host.Running || (host.State == 't' && !t.Task.JobStopped);
 
     private void Grant(SchedEntity thread, long now)
     {
