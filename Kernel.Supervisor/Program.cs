@@ -105,7 +105,12 @@ namespace UmlMicro.Supervisor
                 forwarding.ForEach(r => r.Dispose());
             }
 
-            if (config.Kernel.Stats) Console.Error.Write(stats.Render());
+            if (config.Kernel.Stats)
+            {
+                Console.Error.Write(stats.Render());
+                Console.Error.WriteLine($"vcpus {vcpus.Cpus}, policy {vcpus.Policy.Name}, quantum {vcpus.Quantum.TotalMilliseconds:0} ms: " +
+                    $"{vcpus.Ticks} ticks, {vcpus.Preemptions} preemptions");
+            }
             if ((tracer.Failure ?? vfs.PostFailure ?? mm.PostFailure ?? sched.PostFailure) is { } failure)
             {
                 Console.Error.WriteLine($"umlmicro: kernel failure, guest ended: {failure.Message}");

@@ -26,6 +26,26 @@ public sealed class SchedulerTests(FixturePrograms fixtures) : IClassFixture<Fix
         Expect.Success(BothRan, SpinPair(1, "round-robin"));
     }
 
+    /// <summary>The kernel preempted them, not only the host: --stats counts the round-robin preemptions.</summary>
+    [Fact]
+    public void Stats_count_the_preemptions_of_two_spinning_threads_under_one_vcpu()
+    {
+        var r = GuestRunner.Run(new RunSpec(_dir.Path, fixtures["spin_pair"], ["200"]) { Options = ["--cpus", "1", "--stats"] });
+        Expect.Success(BothRan, r);
+        var line = r.StderrLines.FirstOrDefault(l => l.StartsWith("vcpus 1, policy round-robin", StringComparison.Ordinal));
+        Assert.True(line is not null, $"no vcpus line in the stats\n{r}");
+        var m = System.Text.RegularExpressions.Regex.Match(line!, @"(\d+) ticks, (\d+) preemptions");
+        Assert.True(m.Success && int.Parse(m.Groups[2].Value) >= 2, $"two threads spinning 200 ms each on one vCPU with a 10 ms quantum: no preemptions?\n{r}");
+    }
+
+    [Fact]
+    public void An_uncontended_guest_never_ticks()
+    {
+        var r = GuestRunner.Run(new RunSpec(_dir.Path, "sh", ["-c", "echo a | cat"]) { Options = ["--cpus", "4", "--stats"] });
+        Expect.Success("a\n", r);
+        Assert.Contains("vcpus 4, policy round-robin, quantum 10 ms: 0 ticks, 0 preemptions", r.Stderr);
+    }
+
     [Fact]
     public void Fifo_never_preempts_so_one_vcpu_runs_one_spinning_thread_to_its_end()
     {
