@@ -75,7 +75,7 @@ namespace UmlMicro.Supervisor
                 throw new ConfigError($"config {configFile}: Kernel:Mode: {e.Message}");
             }
             config.Validate(configFile);
-            var program = RunOptions.LookupProgram(run.Program, Environment.GetEnvironmentVariable("PATH"))
+            var program = RunOptions.LookupProgram(run.Program, Environment.GetEnvironmentVariable("PATH"), config.Vfs.Root)
                 ?? throw new UsageError($"{run.Program}: command not found");
             int cpus = config.Kernel.Cpus > 0 ? config.Kernel.Cpus : Environment.ProcessorCount;
 
@@ -90,7 +90,9 @@ namespace UmlMicro.Supervisor
                 Handshake(mm.HandshakeAsync(Contract.MmName, Contract.MmVersion, timeout)),
                 Handshake(sched.HandshakeAsync(Contract.SchedName, Contract.SchedVersion, timeout)));
             var identity = Identity(config.Kernel);
-            vfs.Call(v => v.ConfigureAsync(new VfsConfig(config.Vfs.Root, Environment.CurrentDirectory, identity.Release, identity.Nodename, cpus)));
+            using var ns = GuestNamespace.Create(config.Vfs, Environment.CurrentDirectory);
+            vfs.Call(v => v.ConfigureAsync(new VfsConfig(ns.Mounts, ns.InitialCwd, ns.StateDir, ns.MemoryDir, ns.UpperDir,
+                identity.Release, identity.Nodename, cpus, config.Mm.MemoryLimit)));
             mm.Call(m => m.ConfigureAsync(new MmConfig(config.Mm.MemoryLimit)));
             sched.Call(s => s.ConfigureAsync(new SchedConfig(cpus)));
 

@@ -51,6 +51,8 @@ internal sealed class ProcessTable(PidNamespace pids)
     private readonly Dictionary<int, GuestProcess> processes = new();
     private readonly Dictionary<int, GuestThread> threads = new();
 
+    public IEnumerable<GuestProcess> Processes => processes.Values;
+
     public bool TryGetProcess(int pid, out GuestProcess process) => processes.TryGetValue(pid, out process!);
 
     public bool TryGetThread(int tid, out GuestThread thread) => threads.TryGetValue(tid, out thread!);

@@ -93,5 +93,15 @@ internal sealed class SchedServer : KernelServerBase, ISchedServer
             return Task.FromResult(cpus);
     }
 
+    public Task<IReadOnlyList<ProcessFacts>> ProcessesAsync()
+    {
+        lock (gate)
+            return Task.FromResult<IReadOnlyList<ProcessFacts>>(table.Processes
+                .OrderBy(p => p.Pid)
+                .Select(p => new ProcessFacts(p.Pid, p.HostPid, p.ParentPid, p.Pgid, p.Sid,
+                    p.Threads.Values.OrderBy(t => t.Tid).Select(t => new ThreadFacts(t.Tid, t.HostTid)).ToList()))
+                .ToList());
+    }
+
     private static TaskGrant Grant(GuestThread thread) => new(thread.Process.Pid, thread.Tid);
 }

@@ -1,41 +1,51 @@
 namespace UmlMicro.Servers.Vfs;
 
 /// <summary>
-/// Each guest process's current directory, as a guest path. Processes made with CLONE_FS share one entry, as
-/// Linux shares one fs_struct, so a chdir in either moves both.
+/// Each guest process's current directory: its guest path, and the host path the host's cwd was set to (the
+/// same string when the directory is the host's own, a snapshot or an upper-layer directory otherwise).
+/// Processes made with CLONE_FS share one entry, as Linux shares one fs_struct, so a chdir in either moves both.
 /// </summary>
 internal sealed class CwdTable
 {
-    private sealed class FsContext(string cwd)
+    private sealed class FsContext(string guest, string host)
     {
-        public string Cwd { get; set; } = cwd;
+        public string Guest { get; set; } = guest;
+        public string Host { get; set; } = host;
     }
 
     private readonly Dictionary<int, FsContext> byPid = new();
 
-    /// <summary>A new namespace: only init exists, in <paramref name="initCwd"/>.</summary>
-    public void Reset(int initPid, string initCwd)
+    /// <summary>A new namespace: only init exists.</summary>
+    public void Reset(int initPid, string guest, string host)
     {
         byPid.Clear();
-        byPid.Add(initPid, new FsContext(initCwd));
+        byPid.Add(initPid, new FsContext(guest, host));
     }
 
     public bool Contains(int pid) => byPid.ContainsKey(pid);
 
-    public bool TryGet(int pid, out string cwd)
+    public bool TryGet(int pid, out string guest, out string host)
     {
         bool found = byPid.TryGetValue(pid, out var fs);
-        cwd = fs?.Cwd ?? "";
+        guest = fs?.Guest ?? "";
+        host = fs?.Host ?? "";
         return found;
     }
+
+    public string? GuestOf(int pid) => byPid.TryGetValue(pid, out var fs) ? fs.Guest : null;
 
     public void Fork(int parentPid, int childPid, bool shareFs)
     {
         var parent = byPid[parentPid];
-        byPid.Add(childPid, shareFs ? parent : new FsContext(parent.Cwd));
+        byPid.Add(childPid, shareFs ? parent : new FsContext(parent.Guest, parent.Host));
     }
 
-    public void Set(int pid, string cwd) => byPid[pid].Cwd = cwd;
+    public void Set(int pid, string guest, string host)
+    {
+        var fs = byPid[pid];
+        fs.Guest = guest;
+        fs.Host = host;
+    }
 
     public void Exit(int pid) => byPid.Remove(pid);
 }

@@ -4,20 +4,21 @@ using UmlMicro.Contracts.Linux;
 namespace UmlMicro.Servers.Vfs;
 
 /// <summary>
-/// The files that say what the kernel is, so that they agree with uname and --cpus (the host's would name
-/// the host's kernel and CPUs): /proc/sys/kernel/{osrelease,hostname,ostype}, /proc/cpuinfo and
-/// /sys/devices/system/cpu/{online,possible,present}. Each is materialised as a small read-only host file in this server's own
-/// folder and handed to the host by path: the guest reads it natively, as Linux generates a proc file at
-/// open. The folder is private to this server process and removed when it exits.
+/// The files that say what the kernel is, so that they agree with uname, --cpus and --mem (the host's would name
+/// the host's kernel, CPUs and memory): /proc/sys/kernel/{osrelease,hostname,ostype}, /proc/cpuinfo,
+/// /proc/meminfo and /sys/devices/system/cpu/{online,possible,present}. Each is materialised as a small
+/// read-only host file in the VFS's state directory and handed to the host by path: the guest reads it natively,
+/// as Linux generates a proc file at open.
 /// </summary>
-internal sealed class KernelFiles : IDisposable
+internal sealed class KernelFiles
 {
     private readonly Dictionary<string, string> _hostPathOf = new(StringComparer.Ordinal);
     private readonly string _dir;
 
-    public KernelFiles(string release, string hostname, int cpus)
+    public KernelFiles(string dir, string release, string hostname, int cpus, long memoryLimit)
     {
-        _dir = Directory.CreateTempSubdirectory($"umlmicro-vfs-{Environment.ProcessId}-").FullName;
+        _dir = dir;
+        Directory.CreateDirectory(dir);
         Add("/proc/sys/kernel/osrelease", release);
         Add("/proc/sys/kernel/hostname", hostname);
         Add("/proc/sys/kernel/ostype", "Linux");
@@ -29,6 +30,7 @@ internal sealed class KernelFiles : IDisposable
                 Add($"/sys/devices/system/cpu/{file}", range);
             Add("/proc/cpuinfo", CpuInfo(cpus));
         }
+        if (memoryLimit > 0) Add("/proc/meminfo", MemInfo(memoryLimit));
     }
 
     /// <summary>The host's /proc/cpuinfo cut to <paramref name="cpus"/> processors (repeating the last one if the
@@ -47,6 +49,23 @@ internal sealed class KernelFiles : IDisposable
         return sb.ToString(); // every block ends with an empty line, the last one too, as Linux prints it
     }
 
+    /// <summary>The host's /proc/meminfo with MemTotal at the guest's limit and the free figures no larger.</summary>
+    private static string MemInfo(long limit)
+    {
+        long limitKb = limit / 1024;
+        var sb = new StringBuilder();
+        foreach (var line in File.ReadAllLines("/proc/meminfo"))
+        {
+            var parts = line.Split(':', 2);
+            string key = parts[0];
+            if (key is "MemTotal" or "MemFree" or "MemAvailable" && long.TryParse(parts[1].Trim().Split(' ')[0], out long kb))
+                sb.Append($"{key + ":",-16}{Math.Min(kb, limitKb),8} kB\n");
+            else
+                sb.Append(line).Append('\n');
+        }
+        return sb.ToString();
+    }
+
     private void Add(string guestPath, string value)
     {
         if (value.Length == 0) return; // not configured: the guest sees the host's file
@@ -60,23 +79,11 @@ internal sealed class KernelFiles : IDisposable
     /// The host file behind a walked guest path, or null when the path is not one of these files. Writing is
     /// EACCES: the kernel's name is the supervisor's configuration, not the guest's to change.
     /// </summary>
-    public string? Lookup(string guestPath, int openFlags, out int errno)
+    public string? Lookup(string guestPath, bool write, out int errno)
     {
         errno = 0;
         if (!_hostPathOf.TryGetValue(guestPath, out var host)) return null;
-        if ((openFlags & LinuxFlags.O_ACCMODE) != 0 || (openFlags & LinuxFlags.O_TRUNC) != 0) errno = Errno.EACCES;
+        if (write) errno = Errno.EACCES;
         return host;
-    }
-
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(_dir, recursive: true);
-        }
-        catch (IOException)
-        {
-            // Already gone; nothing to keep.
-        }
     }
 }

@@ -1,47 +1,83 @@
 using System.Text;
 using UmlMicro.Contracts.Linux;
 using UmlMicro.Contracts.Servers;
+using UmlMicro.Servers.Vfs.Layers;
+using UmlMicro.Servers.Vfs.Native;
 
 namespace UmlMicro.Servers.Vfs;
 
 /// <summary>
-/// The VFS server: the guest's namespace (in this version one root mount, a host directory) and each process's
-/// current directory; it turns the paths a guest names into the paths the host must be given.
+/// The VFS server: the guest's namespace (mounts: a copy-on-write root over a read-only host tree, bind mounts,
+/// tmpfs, procfs, devfs), path resolution that never leaves the guest root, the namespace changes that must keep
+/// the layers in step (unlink, rmdir, rename, link, symlink), and each process's cwd. It turns the paths a guest
+/// names into the host paths the host must be given.
 /// <para>
-/// Rebuilding after a crash: the server keeps no journal and reads nothing back from the host. Its state is the
-/// root and each live process's cwd, and both come from events the supervisor saw. A restarted server is given
-/// vfs/configure (which starts a fresh table with pid 1 in the initial cwd), then the vfs/process_created,
-/// vfs/set_cwd and vfs/process_exited events in the order the supervisor saw them; that rebuilds the table
-/// exactly. A shorter replay of the live processes only is possible if it keeps CLONE_FS sharing: processes
-/// that share a cwd must be recreated with shareFs from one of them, which may not be their original parent.
+/// Rebuilding after a crash: the mounts come from vfs/configure; the upper layer is on disk and the whiteouts and
+/// opaque directories are read back from its journal (OverlayMount); snapshots and generated /proc files are
+/// caches, made again on the next walk. What only events can restore is each live process's cwd: a restarted
+/// server is given vfs/configure (pid 1 in the initial cwd), then the vfs/process_created, vfs/set_cwd and
+/// vfs/process_exited events in the order the supervisor saw them. Processes that share a cwd (CLONE_FS) must be
+/// recreated with shareFs from one of them.
 /// </para>
 /// </summary>
-internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
+internal sealed class VfsServer : KernelServerBase, IVfsServer
 {
     private const int InitPid = 1;
+    private const int S_IFMT = 0xF000, S_IFCHR = 0x2000, S_IFBLK = 0x6000;
 
     // Requests are serialised: the server is a single-threaded kernel, one message at a time, as in MINIX.
     private readonly Lock gate = new();
     private readonly CwdTable cwds = new();
-    private RootMount root = new("/");
+    private readonly ProcContext proc = new();
+    private MountTable mounts = new();
+    private Namei namei = null!;
+    private Snapshots snapshots = null!;
     private KernelFiles? kernelFiles;
+    private string linkDir = "", stateDir = "/nonexistent";
+    private long nextLink;
+    private readonly Dictionary<string, string> execLinks = new(StringComparer.Ordinal);
 
-    /// <summary>Until configured, the guest's root is the host's "/" and init starts there.</summary>
-    public VfsServer() : base(Contract.VfsName, Contract.VfsVersion) => cwds.Reset(InitPid, "/");
+    public VfsServer() : base(Contract.VfsName, Contract.VfsVersion)
+    {
+    }
 
-    /// <summary>Sets the root and starts a new cwd table in which only init exists.</summary>
     public Task ConfigureAsync(VfsConfig config)
     {
-        string hostRoot = AbsolutePath(config.Root, "root");
-        if (!Directory.Exists(hostRoot))
-            throw ProtocolViolation.Of($"the guest root {config.Root} is not a host directory");
+        if (config.Mounts is not { Count: > 0 } specs || specs[0].GuestPath != "/")
+            throw ProtocolViolation.Of("the first mount must be the root");
+        string state = HostDir(config.StateDir, "state directory");
+        string memory = HostDir(config.MemoryDir, "memory directory");
+        string upper = config.UpperDir is { Length: > 0 } u ? Path.GetFullPath(u) : Path.Combine(state, "upper");
         string initCwd = AbsolutePath(config.InitialCwd, "initial cwd");
         lock (gate)
         {
-            root = new RootMount(hostRoot);
-            cwds.Reset(InitPid, initCwd);
-            kernelFiles?.Dispose();
-            kernelFiles = new KernelFiles(config.Release ?? "", config.Hostname ?? "", config.Cpus);
+            var table = new MountTable();
+            int tmpfs = 0;
+            foreach (var spec in specs)
+            {
+                string point = AbsolutePath(spec.GuestPath, "mount point");
+                table.Add(spec.Kind switch
+                {
+                    "overlay" when point == "/" => new OverlayMount("/", HostDir(spec.Source, "root"), upper,
+                        config.UpperDir is { Length: > 0 } ? Path.Combine(upper, OverlayMount.JournalName) : Path.Combine(state, "whiteouts"),
+                        [state, memory, upper]),
+                    "bind" => new HostMount(point, HostDir(spec.Source, $"source of {point}"), spec.ReadOnly, "hostfs"),
+                    "tmpfs" => new HostMount(point, Directory.CreateDirectory(Path.Combine(memory, $"tmpfs{++tmpfs}")).FullName, spec.ReadOnly, "tmpfs"),
+                    "proc" => new ProcFs(proc, table, cwds.GuestOf, Directory.CreateDirectory(Path.Combine(state, "proc")).FullName),
+                    "dev" => new DevFs(point),
+                    _ => throw ProtocolViolation.Of($"cannot mount a {spec.Kind} at {point}"),
+                });
+            }
+            mounts = table;
+            namei = new Namei(table);
+            snapshots = new Snapshots(Directory.CreateDirectory(Path.Combine(state, "snapshots")).FullName);
+            linkDir = Directory.CreateDirectory(Path.Combine(state, "links")).FullName;
+            stateDir = state;
+            kernelFiles = new KernelFiles(Path.Combine(state, "kernel"), config.Release ?? "", config.Hostname ?? "", config.Cpus, config.MemoryLimit);
+            var start = namei.Walk("/", initCwd, followLast: true);
+            if (start.Errno != 0 || start.Node.Type != NodeType.Directory)
+                throw ProtocolViolation.Of($"the initial cwd {initCwd} is not a directory of the guest");
+            cwds.Reset(InitPid, start.GuestPath, Readable(start));
         }
         return Task.CompletedTask;
     }
@@ -50,10 +86,8 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
     {
         lock (gate)
         {
-            if (!cwds.Contains(parentVpid))
-                throw ProtocolViolation.Of($"no process {parentVpid}");
-            if (cwds.Contains(childVpid))
-                throw ProtocolViolation.Of($"process {childVpid} already exists");
+            if (!cwds.Contains(parentVpid)) throw ProtocolViolation.Of($"no process {parentVpid}");
+            if (cwds.Contains(childVpid)) throw ProtocolViolation.Of($"process {childVpid} already exists");
             cwds.Fork(parentVpid, childVpid, shareFs);
         }
         return Task.CompletedTask;
@@ -63,87 +97,311 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
     {
         lock (gate)
         {
-            if (!cwds.Contains(vpid))
-                throw ProtocolViolation.Of($"no process {vpid}");
+            if (!cwds.Contains(vpid)) throw ProtocolViolation.Of($"no process {vpid}");
             cwds.Exit(vpid);
         }
         return Task.CompletedTask;
     }
 
-    /// <summary>
-    /// Resolves a guest path. The host path is null when the guest's own string already names the file, so the
-    /// supervisor need not rewrite guest memory. That is always so under the identity root: the host's own walk
-    /// (its cwd is the guest's, its symlinks are the guest's) finds the same file, where a lexical rewrite could
-    /// only get ".." after a symlink wrong. Both paths are null for a relative path under a directory fd other
-    /// than AT_FDCWD: fd tables come later, and the host resolves it against the real fd.
-    /// </summary>
     public Task<PathResolution> ResolveAsync(PathRequest request)
     {
-        if (request.Path is null)
-            throw ProtocolViolation.Of("a path request without a path");
+        if (request.Arg?.Path is null) throw ProtocolViolation.Of("a path request without a path");
         lock (gate)
         {
-            if (!cwds.TryGet(request.Vpid, out string cwd))
-                return Answer(Errno.ESRCH);
-            int errno = PathWalk.Check(request.Path);
-            if (errno != 0)
-                return Answer(errno);
-            if (!request.Path.StartsWith('/') && request.DirFd != LinuxFlags.AT_FDCWD)
-                return Answer(0);
-            var walked = PathWalk.Walk(cwd, request.Path);
-            if (kernelFiles?.Lookup(walked.GuestPath, request.Op == PathOp.Open ? request.OpenFlags : 0, out int denied) is { } kernelFile)
-                return Task.FromResult(new PathResolution(denied, denied == 0 ? kernelFile : null, walked.GuestPath));
-            string hostPath = root.ToHost(walked);
-            if (root.IsIdentity || hostPath == request.Path)
-                return Task.FromResult(new PathResolution(0, null, walked.GuestPath));
-            // Linux walks a long cwd piece by piece, but the host is handed one string and refuses it.
-            if (Encoding.UTF8.GetByteCount(hostPath) >= LinuxFlags.PATH_MAX)
-                return Answer(Errno.ENAMETOOLONG);
-            return Task.FromResult(new PathResolution(0, hostPath, walked.GuestPath));
+            Configured();
+            proc.Vpid = request.Vpid;
+            proc.Vtid = request.Vtid;
+            proc.Processes = request.Processes;
+            try
+            {
+                return Task.FromResult(Resolve(request));
+            }
+            catch (NeedProcessesException)
+            {
+                return Task.FromResult(new PathResolution(0, null, null, NeedProcesses: true));
+            }
         }
+    }
+
+    private PathResolution Resolve(PathRequest request)
+    {
+        string path = request.Arg.Path;
+        int errno = Walk(request.Vpid, request.Arg, request.FollowLast, out var w, out string baseHost);
+        if (errno != 0) return Fail(errno);
+        var node = w.Node;
+        int flags = request.OpenFlags;
+        bool write = request.Op == PathOp.Open && ((flags & LinuxFlags.O_ACCMODE) != 0 || (flags & LinuxFlags.O_TRUNC) != 0);
+        if (kernelFiles!.Lookup(w.GuestPath, write || request.Op == PathOp.Modify, out int denied) is { } kernelFile)
+            return denied != 0 ? Fail(denied) : Answer(path, baseHost, kernelFile, w.GuestPath);
+
+        string host;
+        bool commit = false;
+        switch (request.Op)
+        {
+            case PathOp.Open when !node.Exists:
+                if ((flags & LinuxFlags.O_CREAT) == 0) return Fail(Errno.ENOENT);
+                if (path.EndsWith('/')) return Fail(Errno.EISDIR);
+                errno = w.Mount.PrepareCreate(w.Rel, node, out host, out commit);
+                break;
+            case PathOp.Create when node.Exists:
+                return Fail(Errno.EEXIST);
+            case PathOp.Create:
+                if ((flags & S_IFMT) is S_IFCHR or S_IFBLK) return Fail(Errno.EPERM); // no host devices for a guest
+                errno = w.Mount.PrepareCreate(w.Rel, node, out host, out commit);
+                break;
+            case PathOp.Open when (flags & (LinuxFlags.O_CREAT | LinuxFlags.O_EXCL)) == (LinuxFlags.O_CREAT | LinuxFlags.O_EXCL):
+                return Fail(Errno.EEXIST);
+            case PathOp.Open when write && node.Type == NodeType.Directory:
+                return Fail(Errno.EISDIR);
+            case PathOp.Open when write:
+            case PathOp.Modify when node.Exists:
+                errno = w.Mount.PrepareWrite(w.Rel, node, truncate: request.Op == PathOp.Open && (flags & LinuxFlags.O_TRUNC) != 0 && node.Type == NodeType.File, out host);
+                break;
+            case PathOp.Access when node.Exists && (flags & HostFs.W_OK) != 0 && w.Mount.ReadOnly:
+                return Fail(Errno.EROFS);
+            case var _ when !node.Exists:
+                return Fail(Errno.ENOENT);
+            case PathOp.Exec:
+                host = ExecName(Readable(w), LastComponent(path), w.GuestPath);
+                break;
+            default:
+                host = Readable(w);
+                break;
+        }
+        if (errno != 0) return Fail(errno);
+        if (Encoding.UTF8.GetByteCount(host) >= LinuxFlags.PATH_MAX) return Fail(Errno.ENAMETOOLONG);
+        return Answer(path, baseHost, host, w.GuestPath) with { CommitOnSuccess = commit };
+    }
+
+    public Task CreatedAsync(string guestPath)
+    {
+        lock (gate)
+        {
+            Configured();
+            var (mount, rel) = mounts.Find(AbsolutePath(guestPath, "created path"));
+            mount.Created(rel);
+        }
+        return Task.CompletedTask;
+    }
+
+    public Task<int> ChangeAsync(NameChange change)
+    {
+        if (change?.Path?.Path is null) throw ProtocolViolation.Of("a change without a path");
+        lock (gate)
+        {
+            Configured();
+            proc.Vpid = change.Vpid;
+            proc.Processes = null;
+            try
+            {
+                return Task.FromResult(Change(change));
+            }
+            catch (NeedProcessesException)
+            {
+                return Task.FromResult(Errno.EACCES); // names under /proc/PID cannot be changed anyway
+            }
+        }
+    }
+
+    private int Change(NameChange c)
+    {
+        bool follow = c.Op == NameOp.Link && (c.Flags & LinuxFlags.AT_SYMLINK_FOLLOW) != 0;
+        int errno = Walk(c.Vpid, c.Path, follow, out var w, out _);
+        if (errno != 0) return errno;
+        string last = LastComponent(c.Path.Path);
+        switch (c.Op)
+        {
+            case NameOp.Unlink:
+                if (!w.Node.Exists) return Errno.ENOENT;
+                if (w.Node.Type == NodeType.Directory) return Errno.EISDIR;
+                return w.Mount.Remove(w.Rel, w.Node, directory: false);
+            case NameOp.Rmdir:
+                if (last == ".") return Errno.EINVAL;
+                if (last == "..") return Errno.ENOTEMPTY;
+                if (!w.Node.Exists) return Errno.ENOENT;
+                if (w.Node.Type != NodeType.Directory) return Errno.ENOTDIR;
+                if (w.Rel.Length == 0) return Errno.EBUSY;
+                return w.Mount.Remove(w.Rel, w.Node, directory: true);
+            case NameOp.Symlink:
+                if (w.Node.Exists) return Errno.EEXIST;
+                if (string.IsNullOrEmpty(c.Target)) return Errno.ENOENT;
+                return w.Mount.Symlink(c.Target, w.Rel, w.Node);
+        }
+        if (c.NewPath is null) throw ProtocolViolation.Of($"{c.Op} without a new path");
+        errno = Walk(c.Vpid, c.NewPath, followLast: false, out var to, out _);
+        if (errno != 0) return errno;
+        if (!w.Node.Exists) return Errno.ENOENT;
+        if (c.Op == NameOp.Link)
+        {
+            if (w.Node.Type == NodeType.Directory) return Errno.EPERM;
+            if (to.Node.Exists) return Errno.EEXIST;
+            if (to.Mount != w.Mount) return Errno.EXDEV;
+            return to.Mount.Link(w.Rel, w.Node, to.Rel, to.Node);
+        }
+        // rename
+        if (last is "." or ".." || LastComponent(c.NewPath.Path) is "." or "..") return Errno.EBUSY;
+        if (to.Mount != w.Mount) return Errno.EXDEV;
+        if (w.Rel.Length == 0 || to.Rel.Length == 0) return Errno.EBUSY;
+        if (to.GuestPath == w.GuestPath) return 0;
+        if (to.GuestPath.StartsWith(w.GuestPath + "/", StringComparison.Ordinal)) return Errno.EINVAL;
+        if ((c.Flags & HostFs.RENAME_EXCHANGE) == 0 && to.Node.Exists)
+        {
+            if ((c.Flags & HostFs.RENAME_NOREPLACE) != 0) return Errno.EEXIST;
+            if (w.Node.Type == NodeType.Directory && to.Node.Type != NodeType.Directory) return Errno.ENOTDIR;
+            if (w.Node.Type != NodeType.Directory && to.Node.Type == NodeType.Directory) return Errno.EISDIR;
+        }
+        else if ((c.Flags & HostFs.RENAME_EXCHANGE) != 0 && !to.Node.Exists)
+        {
+            return Errno.ENOENT;
+        }
+        return w.Mount.Rename(w.Rel, w.Node, to.Rel, to.Node, (uint)c.Flags);
     }
 
     public Task<CwdResult> GetCwdAsync(int vpid)
     {
         lock (gate)
         {
-            if (!cwds.TryGet(vpid, out string cwd))
-                return Task.FromResult(new CwdResult(Errno.ESRCH, null));
+            Configured();
+            if (!cwds.TryGet(vpid, out string guest, out _)) return Task.FromResult(new CwdResult(Errno.ESRCH, null));
             // A cwd that was removed has no path any more: Linux's getcwd says ENOENT.
-            if (!Directory.Exists(root.ToHost(new WalkedPath(cwd, MustBeDirectory: false))))
-                return Task.FromResult(new CwdResult(Errno.ENOENT, null));
-            return Task.FromResult(new CwdResult(0, cwd));
+            proc.Processes = null;
+            try
+            {
+                var w = namei.Walk("/", guest, followLast: false);
+                if (w.Errno != 0 || w.Node.Type != NodeType.Directory) return Task.FromResult(new CwdResult(Errno.ENOENT, null));
+            }
+            catch (NeedProcessesException)
+            {
+                // A cwd inside /proc/PID: it is there as long as the process is.
+            }
+            return Task.FromResult(new CwdResult(0, guest));
         }
     }
 
-    public Task SetCwdAsync(int vpid, string guestPath)
+    public Task SetCwdAsync(int vpid, string hostPath)
     {
-        string cwd = AbsolutePath(guestPath, "cwd");
+        if (hostPath is null || !hostPath.StartsWith('/')) throw ProtocolViolation.Of($"the cwd must be an absolute host path, not '{hostPath}'");
         lock (gate)
         {
-            if (!cwds.Contains(vpid))
-                throw ProtocolViolation.Of($"no process {vpid}");
-            cwds.Set(vpid, cwd);
+            Configured();
+            if (!cwds.Contains(vpid)) throw ProtocolViolation.Of($"no process {vpid}");
+            cwds.Set(vpid, GuestPathOf(hostPath) ?? "/", hostPath);
         }
         return Task.CompletedTask;
     }
 
-    private static Task<PathResolution> Answer(int errno) => Task.FromResult(new PathResolution(errno, null, null));
+    public Task<string?> GuestPathAsync(string hostPath)
+    {
+        lock (gate)
+        {
+            Configured();
+            return Task.FromResult(hostPath is null ? null : GuestPathOf(hostPath));
+        }
+    }
+
+    /// <summary>Walks a path the guest named, from its cwd or the directory its dirfd holds.</summary>
+    private int Walk(int vpid, PathArg arg, bool followLast, out Walked walked, out string baseHost)
+    {
+        walked = default;
+        baseHost = "";
+        if (!cwds.TryGet(vpid, out string start, out baseHost)) return Errno.ESRCH;
+        int errno = PathWalk.Check(arg.Path);
+        if (errno != 0) return errno;
+        if (!arg.Path.StartsWith('/') && arg.DirHostPath is { } dirHost)
+        {
+            // The dirfd's directory, as the guest knows it; one that is not in the guest's namespace (or not a
+            // directory) cannot be walked from.
+            if (GuestPathOf(dirHost) is not { } dirGuest) return dirHost.StartsWith('/') ? Errno.EACCES : Errno.ENOTDIR;
+            var dir = namei.Walk("/", dirGuest, followLast: false);
+            if (dir.Errno != 0) return dir.Errno;
+            if (dir.Node.Type != NodeType.Directory) return Errno.ENOTDIR;
+            (start, baseHost) = (dir.GuestPath, dirHost);
+        }
+        string path = arg.Path;
+        // A host path the kernel handed out itself (the host passes an exec'd script's path to its interpreter)
+        // means the guest path it stands for.
+        if (path.StartsWith(stateDir + "/", StringComparison.Ordinal) && GuestPathOf(path) is { } alias) path = alias;
+        walked = namei.Walk(start, path, followLast);
+        return walked.Errno;
+    }
+
+    /// <summary>The host object that reads as the walked node: a snapshot for a directory whose host listing is not
+    /// the guest's, a generated file or link for a synthetic node, else the node's own host path.</summary>
+    private string Readable(Walked w)
+    {
+        var node = w.Node;
+        if (node.Type == NodeType.Directory && node.NeedsMerge)
+        {
+            var entries = w.Mount.List(w.Rel).ToList();
+            var present = entries.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
+            foreach (var name in mounts.ChildMountNames(w.GuestPath))
+                if (present.Add(name)) entries.Add(new DirEntry(name, NodeType.Directory));
+            return snapshots.For(w.Mount, w.Rel, w.GuestPath, node, entries);
+        }
+        if (node.HostPath is { } host) return host;
+        if (node.Type == NodeType.Symlink)
+        {
+            string link = Path.Combine(linkDir, (++nextLink).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            HostFs.Symlink(node.LinkText ?? "", link);
+            return link;
+        }
+        return w.Mount.Materialize(w.Rel, node);
+    }
+
+    /// <summary>
+    /// Linux names a process (comm, ps) after the last component of the path given to execve, not the file a
+    /// symlink led to: "python3", not "python3.11". When the walk changed that name, the host is given a link with
+    /// the guest's name to the file found.
+    /// </summary>
+    private string ExecName(string host, string name, string guestPath)
+    {
+        if (Mount.NameOf(host) == name || name is "." or ".." or "") return host;
+        string dir = Path.Combine(linkDir, "exec" + (++nextLink).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Directory.CreateDirectory(dir);
+        string link = Path.Combine(dir, name);
+        HostFs.Symlink(host, link);
+        execLinks[link] = guestPath;
+        return link;
+    }
+
+    private string? GuestPathOf(string hostPath) => execLinks.GetValueOrDefault(hostPath) ?? snapshots.GuestPathOf(hostPath) ?? mounts.GuestPathOf(hostPath);
+
+    /// <summary>The answer for a host path: none when the guest's own string makes the host find that same path
+    /// (absolute, or relative to a cwd or dirfd that is the same on both sides, with no symlink or ".." on the way),
+    /// which spares rewriting the guest's argument.</summary>
+    private static PathResolution Answer(string guestString, string baseHost, string host, string guestPath)
+    {
+        var names = guestString.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(n => n != ".").ToList();
+        if (!names.Contains(".."))
+        {
+            string plain = guestString.StartsWith('/') ? "/" + string.Join('/', names) : Mount.Join(baseHost, string.Join('/', names));
+            if (plain == host) return new PathResolution(0, null, guestPath);
+        }
+        return new PathResolution(0, host, guestPath);
+    }
+
+    private static PathResolution Fail(int errno) => new(errno, null, null);
+
+    private static string LastComponent(string path) => path.TrimEnd('/').Split('/')[^1];
+
+    private void Configured()
+    {
+        if (kernelFiles is null) throw ProtocolViolation.Of("vfs/configure must come first");
+    }
+
+    private static string HostDir(string? path, string what)
+    {
+        if (path is null || !path.StartsWith('/')) throw ProtocolViolation.Of($"the {what} must be an absolute host path, not '{path}'");
+        if (!Directory.Exists(path)) throw ProtocolViolation.Of($"the {what} {path} is not a host directory");
+        return Path.GetFullPath(path).TrimEnd('/') is { Length: > 0 } p ? p : "/";
+    }
 
     /// <summary>A path that names a directory the kernel itself records: it must be absolute and valid as Linux
     /// checks paths; it is stored walked, without a trailing slash.</summary>
     private static string AbsolutePath(string? path, string what)
     {
-        if (path is null || !path.StartsWith('/'))
-            throw ProtocolViolation.Of($"the {what} must be an absolute path, not '{path}'");
-        if (PathWalk.Check(path) != 0)
-            throw ProtocolViolation.Of($"the {what} '{path}' is too long");
+        if (path is null || !path.StartsWith('/')) throw ProtocolViolation.Of($"the {what} must be an absolute path, not '{path}'");
+        if (PathWalk.Check(path) != 0) throw ProtocolViolation.Of($"the {what} '{path}' is too long");
         return PathWalk.Walk("/", path).GuestPath;
-    }
-
-    public void Dispose()
-    {
-        lock (gate)
-            kernelFiles?.Dispose();
     }
 }

@@ -21,7 +21,12 @@ public sealed class KernelConfig
         if (Servers.HandshakeTimeoutMs is < 1 or > 600_000) Fail("Servers:HandshakeTimeoutMs", $"{Servers.HandshakeTimeoutMs} is not from 1 to 600000");
         foreach (var (name, command) in new[] { ("Vfs", Servers.Vfs), ("Mm", Servers.Mm), ("Sched", Servers.Sched) })
             if (command is not { Command.Length: > 0 }) Fail($"Servers:{name}:Command", "missing");
-        if (Vfs.Root != "/") Fail("Vfs:Root", $"'{Vfs.Root}': only / is supported until the confined VFS lands");
+        if (!Vfs.Root.StartsWith('/') || !Directory.Exists(Vfs.Root)) Fail("Vfs:Root", $"'{Vfs.Root}' is not an absolute path of a host directory");
+        for (int i = 0; i < Vfs.Binds.Count; i++)
+            if (BindSpec.Parse(Vfs.Binds[i]) is { Problem: { } problem }) Fail($"Vfs:Binds:{i}", problem);
+        for (int i = 0; i < Vfs.Tmpfs.Count; i++)
+            if (!Vfs.Tmpfs[i].StartsWith('/')) Fail($"Vfs:Tmpfs:{i}", $"'{Vfs.Tmpfs[i]}' is not an absolute guest path");
+        if (Vfs.KeepChanges.Length > 0 && File.Exists(Vfs.KeepChanges)) Fail("Vfs:KeepChanges", $"'{Vfs.KeepChanges}' is a file, not a directory");
         if (Mm.MemoryLimit < 0) Fail("Mm:MemoryLimit", "negative");
         if (!Scheduling.RunPolicies.Names.Contains(Sched.Policy))
             Fail("Sched:Policy", $"unknown policy '{Sched.Policy}' ({string.Join(", ", Scheduling.RunPolicies.Names)})");
@@ -54,8 +59,34 @@ public sealed class ServersSection
 
 public sealed class VfsSection
 {
-    /// <summary>The host directory that is the guest's root.</summary>
+    /// <summary>The host directory that is the guest's root, read-only under a private copy-on-write layer.</summary>
     public string Root { get; set; } = "/";
+    /// <summary>Leave the current directory out: nothing of the host is writable.</summary>
+    public bool Isolate { get; set; }
+    /// <summary>Bind mounts, each "HOST[:GUEST][:ro]".</summary>
+    public List<string> Binds { get; set; } = [];
+    /// <summary>Guest paths that get a private in-memory filesystem.</summary>
+    public List<string> Tmpfs { get; set; } = [];
+    /// <summary>A host directory that keeps the copy-on-write layer after the guest ends; empty throws it away.</summary>
+    public string KeepChanges { get; set; } = "";
+}
+
+/// <summary>A bind mount as written in the config or after --bind: HOST[:GUEST][:ro].</summary>
+public sealed record BindSpec(string Host, string Guest, bool ReadOnly, string? Problem)
+{
+    public static BindSpec Parse(string text)
+    {
+        var parts = text.Split(':');
+        bool ro = parts.Length > 1 && parts[^1] is "ro" or "rw";
+        bool readOnly = ro && parts[^1] == "ro";
+        if (ro) parts = parts[..^1];
+        string host = parts[0], guest = parts.Length > 1 ? parts[1] : parts[0];
+        string? problem = parts.Length > 2 ? $"'{text}' is not HOST[:GUEST][:ro]"
+            : !Directory.Exists(host) ? $"'{host}' is not a host directory"
+            : !guest.StartsWith('/') ? $"'{guest}' is not an absolute guest path"
+            : null;
+        return new BindSpec(Path.GetFullPath(host.Length > 0 ? host : "/"), guest, readOnly, problem);
+    }
 }
 
 public sealed class MmSection
@@ -118,7 +149,8 @@ public static class KernelConfigLoader
             var prop = type.GetProperty(child.Key, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase);
             if (prop is null) throw new ConfigError($"config {file}: unknown key '{prefix}{child.Key}'");
             var t = Nullable.GetUnderlyingType(prop.PropertyType) ?? prop.PropertyType;
-            if (t.IsClass && t != typeof(string)) CheckKeys(child, t, $"{prefix}{child.Key}:", file);
+            bool list = t.IsGenericType && t.GetGenericTypeDefinition() == typeof(List<>);
+            if (t.IsClass && t != typeof(string) && !list) CheckKeys(child, t, $"{prefix}{child.Key}:", file);
         }
     }
 }

@@ -19,6 +19,13 @@ public sealed record RunOptions(string? ConfigFile, IReadOnlyList<string> Settin
                           2 stops per call, emulated calls are nullified into getpid) or sysemu
                           (PTRACE_SYSEMU, 1 stop per emulated call, passed calls are re-issued)
           --cpus N        virtual CPUs the guest sees (default: the host's CPU count)
+          --root DIR      the guest's root is host directory DIR (default /), read-only under a private
+                          copy-on-write layer that is thrown away when the guest ends
+          --keep-changes DIR  keep that copy-on-write layer in DIR (made if missing) instead
+          --bind HOST[:GUEST][:ro]  mount host directory HOST at GUEST (default: the same path); repeatable
+          --tmpfs PATH    mount a private in-memory filesystem at guest path PATH; repeatable
+          --isolate       do not mount the current directory writable (by default it is, at its own path,
+                          when the root is /): nothing of the host is then writable
           --config FILE   configuration file (default: configs/default.json next to umlmicro)
           --trace FILE    write one JSON object per guest syscall to FILE
           --stats         print counts and p50/p99 latencies per server and per syscall on exit
@@ -32,12 +39,22 @@ public sealed record RunOptions(string? ConfigFile, IReadOnlyList<string> Settin
         ["--mode"] = "Kernel:Mode",
         ["--cpus"] = "Kernel:Cpus",
         ["--trace"] = "Kernel:Trace",
+        ["--root"] = "Vfs:Root",
+        ["--keep-changes"] = "Vfs:KeepChanges",
+    };
+
+    /// <summary>Options that may be repeated, each time adding one element to a list in the configuration.</summary>
+    private static readonly Dictionary<string, string> ListOptions = new()
+    {
+        ["--bind"] = "Vfs:Binds",
+        ["--tmpfs"] = "Vfs:Tmpfs",
     };
 
     public static RunOptions Parse(IReadOnlyList<string> args)
     {
         string? config = null;
         var settings = new List<string>();
+        var counts = new Dictionary<string, int>();
         int i = 0;
         for (; i < args.Count; i++)
         {
@@ -47,6 +64,15 @@ public sealed record RunOptions(string? ConfigFile, IReadOnlyList<string> Settin
             if (!a.StartsWith('-') || a == "-") break;
             var (name, inline) = a.IndexOf('=') is var eq and > 0 ? (a[..eq], a[(eq + 1)..]) : (a, null);
             if (name == "--stats" && inline is null) { settings.Add("--Kernel:Stats=true"); continue; }
+            if (name == "--isolate" && inline is null) { settings.Add("--Vfs:Isolate=true"); continue; }
+            if (ListOptions.TryGetValue(name, out var listKey))
+            {
+                string item = inline ?? (i + 1 < args.Count ? args[++i] : throw new UsageError($"option {name} needs a value"));
+                int index = counts[listKey] = counts.GetValueOrDefault(listKey);
+                counts[listKey]++;
+                settings.Add($"--{listKey}:{index}={item}");
+                continue;
+            }
             if (name != "--config" && !ValueOptions.ContainsKey(name))
                 throw new UsageError($"unknown option {name} (see umlmicro run --help)");
             string value = inline ?? (i + 1 < args.Count ? args[++i] : throw new UsageError($"option {name} needs a value"));
@@ -62,16 +88,18 @@ public sealed record RunOptions(string? ConfigFile, IReadOnlyList<string> Settin
         return new RunOptions(config, settings, args[i], args.Skip(i + 1).ToList(), Help: false);
     }
 
-    /// <summary>PROGRAM as a shell finds it: a name with a slash as is, otherwise the first executable match in PATH.</summary>
-    public static string? LookupProgram(string program, string? path)
+    /// <summary>PROGRAM as a shell in the guest finds it: a name with a slash as is, otherwise the first executable
+    /// match in PATH; looked up under the guest's <paramref name="root"/>, and given as a guest path.</summary>
+    public static string? LookupProgram(string program, string? path, string root = "/")
     {
-        if (program.Contains('/')) return IsExecutableFile(program) ? Path.GetFullPath(program) : null;
+        string hostRoot = Path.GetFullPath(root);
+        string cwd = hostRoot == "/" ? Environment.CurrentDirectory : "/";
+        if (program.Contains('/')) return Candidate(Path.GetFullPath(program, cwd));
         foreach (var dir in (path ?? "/usr/local/bin:/usr/bin:/bin").Split(':'))
-        {
-            var candidate = Path.Combine(dir.Length == 0 ? "." : dir, program);
-            if (IsExecutableFile(candidate)) return Path.GetFullPath(candidate);
-        }
+            if (Candidate(Path.GetFullPath(Path.Combine(dir.Length == 0 ? "." : dir, program), cwd)) is { } found) return found;
         return null;
+
+        string? Candidate(string guestPath) => IsExecutableFile(hostRoot == "/" ? guestPath : hostRoot + guestPath) ? guestPath : null;
     }
 
     private static bool IsExecutableFile(string p) =>

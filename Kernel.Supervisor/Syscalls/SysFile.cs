@@ -3,58 +3,179 @@ using UmlMicro.Contracts.Linux;
 using UmlMicro.Contracts.Servers;
 using UmlMicro.Contracts.Syscalls;
 using UmlMicro.Supervisor.Guest;
-using UmlMicro.Supervisor.Servers;
 
 namespace UmlMicro.Supervisor.Syscalls;
 
 /// <summary>
-/// Path-taking calls: the VFS resolves every path a guest names, and owns each process's cwd. The
-/// data path (read, write, ...) of host-backed files never comes here.
+/// Path-taking calls: the VFS resolves every path a guest names (the host is then given the host path it found),
+/// carries out the namespace changes that must keep its layers in step (unlink, rmdir, rename, link, symlink),
+/// and owns each process's cwd. The data path (read, write, ...) of host-backed files never comes here.
 /// </summary>
 internal static class SysFile
 {
     private const int NoDirFd = -1;
+    private const int IN_DONT_FOLLOW = 0x02000000;
+    private const int RENAME_WHITEOUT = 4;
 
     public static void Register(Dictionary<string, EntryHandler> h)
     {
-        h["open"] = c => Resolve(c, NoDirFd, 0, PathOp.Open, FollowUnless(c.IntArg(1), LinuxFlags.O_NOFOLLOW), c.IntArg(1));
-        h["openat"] = c => Resolve(c, 0, 1, PathOp.Open, FollowUnless(c.IntArg(2), LinuxFlags.O_NOFOLLOW), c.IntArg(2));
-        h["openat2"] = c => OpenAt2(c, (int)GuestMemory.Read<ulong>(c.Tid, c.Arg(2)));
+        h["open"] = c => Open(c, NoDirFd, 0, c.IntArg(1));
+        h["openat"] = c => Open(c, 0, 1, c.IntArg(2));
+        h["openat2"] = c => Open(c, 0, 1, (int)GuestMemory.Read<ulong>(c.Tid, c.Arg(2)));
+        h["creat"] = c => Open(c, NoDirFd, 0, LinuxFlags.O_CREAT | LinuxFlags.O_WRONLY | LinuxFlags.O_TRUNC);
         h["stat"] = c => Resolve(c, NoDirFd, 0, PathOp.Stat, follow: true);
         h["lstat"] = c => Resolve(c, NoDirFd, 0, PathOp.Stat, follow: false);
         h["newfstatat"] = c => Resolve(c, 0, 1, PathOp.Stat, FollowUnless(c.IntArg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW));
         h["statx"] = c => Resolve(c, 0, 1, PathOp.Stat, FollowUnless(c.IntArg(2), LinuxFlags.AT_SYMLINK_NOFOLLOW));
-        h["access"] = c => Resolve(c, NoDirFd, 0, PathOp.Access, follow: true);
-        h["faccessat"] = c => Resolve(c, 0, 1, PathOp.Access, follow: true);
-        h["faccessat2"] = c => Resolve(c, 0, 1, PathOp.Access, FollowUnless(c.IntArg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW));
+        h["access"] = c => Resolve(c, NoDirFd, 0, PathOp.Access, follow: true, c.IntArg(1));
+        h["faccessat"] = c => Resolve(c, 0, 1, PathOp.Access, follow: true, c.IntArg(2));
+        h["faccessat2"] = c => Resolve(c, 0, 1, PathOp.Access, FollowUnless(c.IntArg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW), c.IntArg(2));
         h["readlink"] = c => Resolve(c, NoDirFd, 0, PathOp.Readlink, follow: false);
         h["readlinkat"] = c => Resolve(c, 0, 1, PathOp.Readlink, follow: false);
         h["chdir"] = Chdir;
         h["fchdir"] = c => c.AtExit(RecordCwd);
         h["getcwd"] = Getcwd;
+
+        // In-place changes: a file in a read-only layer is copied up first.
+        h["truncate"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: true);
+        h["chmod"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: true);
+        h["fchmodat"] = c => Resolve(c, 0, 1, PathOp.Modify, follow: true);
+        h["fchmodat2"] = c => Resolve(c, 0, 1, PathOp.Modify, FollowUnless(c.IntArg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW));
+        h["chown"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: true);
+        h["lchown"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: false);
+        h["fchownat"] = c => Resolve(c, 0, 1, PathOp.Modify, FollowUnless(c.IntArg(4), LinuxFlags.AT_SYMLINK_NOFOLLOW));
+        h["utime"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: true);
+        h["utimes"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: true);
+        h["futimesat"] = c => Resolve(c, 0, 1, PathOp.Modify, follow: true);
+        h["utimensat"] = c =>
+        {
+            if (c.Arg(1) != 0) Resolve(c, 0, 1, PathOp.Modify, FollowUnless(c.IntArg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW));
+        };
+        h["setxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: true);
+        h["lsetxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: false);
+        h["removexattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: true);
+        h["lremovexattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: false);
+
+        // Lookups that read about an object without opening it.
+        h["getxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Lookup, follow: true);
+        h["lgetxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Lookup, follow: false);
+        h["listxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Lookup, follow: true);
+        h["llistxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Lookup, follow: false);
+        h["statfs"] = c => Resolve(c, NoDirFd, 0, PathOp.Lookup, follow: true);
+        h["inotify_add_watch"] = c => Resolve(c, 0, 1, PathOp.Lookup, FollowUnless(c.IntArg(2), IN_DONT_FOLLOW), dirFdIsPlainFd: true);
+
+        // New entries the host makes, with the guest's umask.
+        h["mkdir"] = c => Resolve(c, NoDirFd, 0, PathOp.Create, follow: false);
+        h["mkdirat"] = c => Resolve(c, 0, 1, PathOp.Create, follow: false);
+        h["mknod"] = c => Resolve(c, NoDirFd, 0, PathOp.Create, follow: false, c.IntArg(1));
+        h["mknodat"] = c => Resolve(c, 0, 1, PathOp.Create, follow: false, c.IntArg(2));
+
+        // Namespace changes the VFS carries out.
+        h["unlink"] = c => Change(c, NameOp.Unlink, Arg(c, NoDirFd, 0));
+        h["rmdir"] = c => Change(c, NameOp.Rmdir, Arg(c, NoDirFd, 0));
+        h["unlinkat"] = c => Change(c, (c.IntArg(2) & LinuxFlags.AT_REMOVEDIR) != 0 ? NameOp.Rmdir : NameOp.Unlink, Arg(c, 0, 1),
+            badFlags: (c.IntArg(2) & ~LinuxFlags.AT_REMOVEDIR) != 0);
+        h["rename"] = c => Change(c, NameOp.Rename, Arg(c, NoDirFd, 0), Arg(c, NoDirFd, 1));
+        h["renameat"] = c => Change(c, NameOp.Rename, Arg(c, 0, 1), Arg(c, 2, 3));
+        h["renameat2"] = c => Change(c, NameOp.Rename, Arg(c, 0, 1), Arg(c, 2, 3), flags: c.IntArg(4),
+            badFlags: (c.IntArg(4) & ~7) != 0 || (c.IntArg(4) & RENAME_WHITEOUT) != 0 || c.IntArg(4) == 3);
+        h["link"] = c => Change(c, NameOp.Link, Arg(c, NoDirFd, 0), Arg(c, NoDirFd, 1));
+        h["linkat"] = c => Change(c, NameOp.Link, Arg(c, 0, 1), Arg(c, 2, 3), flags: c.IntArg(4),
+            badFlags: (c.IntArg(4) & ~(LinuxFlags.AT_SYMLINK_FOLLOW | LinuxFlags.AT_EMPTY_PATH)) != 0);
+        h["symlink"] = c => Change(c, NameOp.Symlink, Arg(c, NoDirFd, 1), target: Target(c, 0));
+        h["symlinkat"] = c => Change(c, NameOp.Symlink, Arg(c, 1, 2), target: Target(c, 0));
     }
 
     private static bool FollowUnless(int flags, int noFollowBit) => (flags & noFollowBit) == 0;
 
-    private static void OpenAt2(SyscallCall c, int flags) => Resolve(c, 0, 1, PathOp.Open, FollowUnless(flags, LinuxFlags.O_NOFOLLOW), flags);
+    /// <summary>open's last symlink is followed unless O_NOFOLLOW, or O_CREAT|O_EXCL (which must make a new file).</summary>
+    private static void Open(SyscallCall c, int dirFdArg, int pathArg, int flags)
+    {
+        const int createExclusive = LinuxFlags.O_CREAT | LinuxFlags.O_EXCL;
+        bool follow = (flags & LinuxFlags.O_NOFOLLOW) == 0 && (flags & createExclusive) != createExclusive;
+        Resolve(c, dirFdArg, pathArg, PathOp.Open, follow, flags);
+    }
 
     /// <summary>
     /// Asks the VFS to resolve the path in argument <paramref name="pathArg"/> (relative to the dirfd in
-    /// <paramref name="dirFdArg"/>, or the cwd). An error is the guest's errno; a host path different from
-    /// the guest's string would replace the argument.
+    /// <paramref name="dirFdArg"/>, or the cwd). An error is the guest's errno; a host path different from the
+    /// guest's string replaces the argument.
     /// </summary>
-    public static void Resolve(SyscallCall c, int dirFdArg, int pathArg, PathOp op, bool follow, int openFlags = 0)
+    public static void Resolve(SyscallCall c, int dirFdArg, int pathArg, PathOp op, bool follow, int flags = 0, bool dirFdIsPlainFd = false)
+    {
+        if (dirFdIsPlainFd)
+        {
+            // inotify_add_watch's first argument is the inotify fd, not a directory: the path is the cwd's.
+            dirFdArg = NoDirFd;
+        }
+        if (Arg(c, dirFdArg, pathArg) is not { } arg) return; // "" is the host's to judge: ENOENT, or AT_EMPTY_PATH
+        c.ServerUsed = Server.Vfs;
+        var request = new PathRequest(c.Task.Vpid, c.Task.Vtid, arg, op, follow, flags);
+        var r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
+        if (r.NeedProcesses)
+        {
+            var processes = c.Kernel.Sched.Call(s => s.ProcessesAsync());
+            r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request with { Processes = processes }));
+        }
+        if (r.Errno != 0) throw new SyscallError(r.Errno);
+        if (r.HostPath is not null) c.RewritePath(pathArg, r.HostPath);
+        if (r.CommitOnSuccess && r.GuestPath is { } created)
+            c.AtExit(x =>
+            {
+                if (x.Result >= 0) x.Kernel.Vfs.Post(nameof(IVfsServer.CreatedAsync), created);
+            });
+    }
+
+    /// <summary>
+    /// The path in argument <paramref name="pathArg"/> as the VFS needs it: the string, and for a relative path
+    /// under a dirfd other than AT_FDCWD the host path of the directory the fd holds (EBADF if it holds none).
+    /// Null for "", which only the host can judge against the fd.
+    /// </summary>
+    private static PathArg? Arg(SyscallCall c, int dirFdArg, int pathArg)
     {
         if (c.Arg(pathArg) == 0) throw new SyscallError(Errno.EFAULT);
         string path = c.ReadPath(pathArg);
-        if (path.Length == 0) return; // "" is the host's to judge: ENOENT, or AT_EMPTY_PATH on the dirfd
+        if (path.Length == 0) return null;
         int dirFd = dirFdArg == NoDirFd ? LinuxFlags.AT_FDCWD : c.IntArg(dirFdArg);
-        var vfs = c.Kernel.Vfs;
+        if (path.StartsWith('/') || dirFd == LinuxFlags.AT_FDCWD) return new PathArg(path);
+        return new PathArg(path, FdTarget(c.Tid, dirFd) ?? throw new SyscallError(Errno.EBADF));
+    }
+
+    /// <summary>What a guest fd holds, as the host's /proc says: a host path, or "pipe:[N]" and the like.</summary>
+    private static string? FdTarget(int hostTid, int fd)
+    {
+        if (fd < 0) return null;
+        try
+        {
+            return new FileInfo($"/proc/{hostTid}/fd/{fd}").LinkTarget;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    private static void Change(SyscallCall c, NameOp op, PathArg? path, PathArg? newPath = null, string? target = null, int flags = 0, bool badFlags = false)
+    {
+        if (badFlags) throw new SyscallError(Errno.EINVAL);
+        if (path is null || (op is NameOp.Rename or NameOp.Link && newPath is null))
+        {
+            // An empty name: linkat with AT_EMPTY_PATH links the fd itself, which only the host can do.
+            if (op == NameOp.Link && (flags & LinuxFlags.AT_EMPTY_PATH) != 0) return;
+            throw new SyscallError(Errno.ENOENT);
+        }
         c.ServerUsed = Server.Vfs;
-        var r = vfs.Call(v => v.ResolveAsync(new PathRequest(c.Task.Vpid, dirFd, path, op, follow, openFlags)));
-        if (r.Errno != 0) throw new SyscallError(r.Errno);
-        if (r.HostPath is not null) c.RewritePath(pathArg, r.HostPath);
-        else if (op == PathOp.Chdir && r.GuestPath is not null) c.Note = r.GuestPath;
+        var change = new NameChange(c.Task.Vpid, op, path, newPath, target, flags);
+        int errno = c.Kernel.Vfs.Call(v => v.ChangeAsync(change));
+        if (errno != 0) throw new SyscallError(errno);
+        c.Return(0);
+    }
+
+    /// <summary>A symlink's text: EFAULT for a bad pointer, as Linux reads it before the link's own path.</summary>
+    private static string Target(SyscallCall c, int i)
+    {
+        if (c.Arg(i) == 0) throw new SyscallError(Errno.EFAULT);
+        return c.ReadPath(i);
     }
 
     private static void Chdir(SyscallCall c)
@@ -67,16 +188,20 @@ internal static class SysFile
     private static void RecordCwd(SyscallCall c)
     {
         if (c.Result != 0) return;
-        string cwd;
+        if (ReadCwd(c.Tid) is { } cwd)
+            c.Kernel.Vfs.Post(nameof(IVfsServer.SetCwdAsync), c.Task.Vpid, cwd);
+    }
+
+    private static string? ReadCwd(int hostTid)
+    {
         try
         {
-            cwd = File.ResolveLinkTarget($"/proc/{c.Tid}/cwd", returnFinalTarget: false)?.FullName ?? "/";
+            return new FileInfo($"/proc/{hostTid}/cwd").LinkTarget;
         }
         catch (IOException)
         {
-            return; // the task died under us; its cwd no longer matters
+            return null; // the task died under us; its cwd no longer matters
         }
-        c.Kernel.Vfs.Post(nameof(IVfsServer.SetCwdAsync), c.Task.Vpid, cwd);
     }
 
     private static void Getcwd(SyscallCall c)

@@ -20,6 +20,7 @@ internal static class SysProcess
         h["getpid"] = c => c.Return(c.Task.Vpid);
         h["gettid"] = c => c.Return(c.Task.Vtid);
         h["getppid"] = GetPpid;
+        h["getsid"] = GetSid;
         h["set_tid_address"] = HostRuns; // the host must record the address; the result (a tid) is translated
         h["getpgrp"] = HostRuns;
         h["setsid"] = c => c.AtExit(NoteNewSession);
@@ -41,6 +42,16 @@ internal static class SysProcess
     {
         c.ServerUsed = UmlMicro.Contracts.Syscalls.Server.Sched;
         c.Return(c.Kernel.Sched.Call(s => s.ParentAsync(c.Task.Vpid)));
+    }
+
+    /// <summary>Sessions are Sched's: guest pid 1 leads one, though on the host it stays in the user's (to keep the terminal).</summary>
+    private static void GetSid(SyscallCall c)
+    {
+        int vpid = c.IntArg(0) == 0 ? c.Task.Vpid : c.IntArg(0);
+        c.ServerUsed = UmlMicro.Contracts.Syscalls.Server.Sched;
+        var process = c.Kernel.Sched.Call(s => s.ProcessesAsync()).FirstOrDefault(p => p.Vpid == vpid);
+        if (process is null) throw new SyscallError(Errno.ESRCH);
+        c.Return(process.Sid);
     }
 
     private static void BeginClone(SyscallCall c, ulong flags, ulong parentTid, ulong childTid)

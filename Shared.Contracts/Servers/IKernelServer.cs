@@ -25,5 +25,5 @@ public interface IKernelServer
 public static class Contract
 {
     public const string VfsName = "vfs", MmName = "mm", SchedName = "sched";
-    public const int VfsVersion = 2, MmVersion = 1, SchedVersion = 1;
+    public const int VfsVersion = 3, MmVersion = 1, SchedVersion = 2;
 }

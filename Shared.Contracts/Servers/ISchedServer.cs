@@ -69,4 +69,8 @@ public interface ISchedServer : IKernelServer
     /// <summary>How many virtual CPUs the guest sees.</summary>
     [JsonRpcMethod("sched/cpus")]
     Task<int> CpusAsync();
+
+    /// <summary>Every guest process (zombies too) with its ids and threads, in pid order: what procfs shows.</summary>
+    [JsonRpcMethod("sched/processes")]
+    Task<IReadOnlyList<ProcessFacts>> ProcessesAsync();
 }

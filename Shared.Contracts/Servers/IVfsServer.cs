@@ -7,37 +7,111 @@ using StreamJsonRpc;
 
 namespace UmlMicro.Contracts.Servers;
 
-/// <summary>What the caller means to do with a path; it decides e.g. whether the last symlink is followed.</summary>
+/// <summary>What the caller means to do with a path. It decides whether the last symlink is followed by default,
+/// whether a read-only layer must be copied up first, and whether the last component may be missing.</summary>
 public enum PathOp
 {
+    /// <summary>open/openat/creat: <see cref="PathRequest.OpenFlags"/> say whether it writes or creates.</summary>
     Open,
     Stat,
     Access,
     Exec,
     Readlink,
     Chdir,
+    /// <summary>Reads something about an object without opening it (getxattr, statfs, inotify).</summary>
+    Lookup,
+    /// <summary>Changes an existing object in place (truncate, chmod, chown, utimes, setxattr): copied up first.</summary>
+    Modify,
+    /// <summary>Makes a new entry the host creates (mkdir, mknod, bind): the last component must not exist.</summary>
+    Create,
 }
 
-/// <summary>The guest's root and first cwd, and what the kernel says about itself: uname's release and host name
-/// (/proc/sys/kernel) and the guest's CPU count (/proc/cpuinfo, /sys/devices/system/cpu; 0 leaves the host's).</summary>
-public sealed record VfsConfig(string Root, string InitialCwd, string Release = "", string Hostname = "", int Cpus = 0);
+/// <summary>
+/// One mount of the guest's namespace. <paramref name="Kind"/> is bind, tmpfs, overlay (the root: a read-only
+/// host tree under a private copy-on-write layer), proc or dev. <paramref name="Source"/> is the host directory
+/// (the lower layer of an overlay), empty for proc and dev.
+/// </summary>
+public sealed record MountSpec(string Kind, string GuestPath, string Source, bool ReadOnly);
 
-/// <summary>A guest names <paramref name="Path"/> relative to <paramref name="DirFd"/> (AT_FDCWD for the cwd);
-/// <paramref name="OpenFlags"/> are open's flags for <see cref="PathOp.Open"/>.</summary>
-public sealed record PathRequest(int Vpid, int DirFd, string Path, PathOp Op, bool FollowLast, int OpenFlags = 0);
+/// <summary>
+/// The guest's namespace and what the kernel says about itself. <paramref name="Mounts"/> come in order, the root
+/// first; <paramref name="StateDir"/> is a private host directory the supervisor made for the VFS (its copy-on-write
+/// layer unless <paramref name="UpperDir"/> names one to keep, its journal, and the files it materialises) and
+/// <paramref name="MemoryDir"/> one on a host tmpfs for tmpfs mounts; both are hidden from the guest and removed by
+/// the supervisor when the guest ends. Release and Hostname are uname's (/proc/sys/kernel); Cpus the guest's CPU
+/// count (/proc/cpuinfo, /sys/devices/system/cpu; 0 leaves the host's); MemoryLimit /proc/meminfo's MemTotal (0:
+/// the host's).
+/// </summary>
+public sealed record VfsConfig(
+    IReadOnlyList<MountSpec> Mounts,
+    string InitialCwd,
+    string StateDir,
+    string MemoryDir,
+    string UpperDir = "",
+    string Release = "",
+    string Hostname = "",
+    int Cpus = 0,
+    long MemoryLimit = 0);
+
+/// <summary>What procfs needs to know about one guest process; the supervisor gets it from Sched when the VFS asks.</summary>
+public sealed record ProcessFacts(int Vpid, int HostPid, int Ppid, int Pgid, int Sid, IReadOnlyList<ThreadFacts> Threads);
+
+public sealed record ThreadFacts(int Vtid, int HostTid);
+
+/// <summary>
+/// A path a guest names: <paramref name="Path"/> relative to the directory whose host path is
+/// <paramref name="DirHostPath"/> (what the guest's dirfd refers to), or to the cwd when that is null.
+/// </summary>
+public sealed record PathArg(string Path, string? DirHostPath = null);
+
+/// <summary>
+/// Guest thread <paramref name="Vtid"/> of process <paramref name="Vpid"/> names a path for <paramref name="Op"/>.
+/// <paramref name="OpenFlags"/> are open's flags (or mknod's mode for Create). <paramref name="Processes"/> is
+/// filled in when an earlier answer said <see cref="PathResolution.NeedProcesses"/>.
+/// </summary>
+public sealed record PathRequest(
+    int Vpid,
+    int Vtid,
+    PathArg Arg,
+    PathOp Op,
+    bool FollowLast,
+    int OpenFlags = 0,
+    IReadOnlyList<ProcessFacts>? Processes = null);
 
 /// <summary>
 /// The VFS answer: <paramref name="Errno"/> 0 means go on; <paramref name="HostPath"/> is what the host must be
 /// given instead of the guest's string, or null when the guest's own string already names the right file.
-/// <paramref name="GuestPath"/> is the absolute guest path that was resolved (for chdir and the trace).
+/// <paramref name="GuestPath"/> is the absolute guest path that was resolved. <paramref name="NeedProcesses"/>:
+/// the path runs through /proc, ask again with the guest's processes. <paramref name="CommitOnSuccess"/>: the
+/// host is to create an entry; when it succeeds, tell the VFS with vfs/created so that it stops hiding the name.
 /// </summary>
-public sealed record PathResolution(int Errno, string? HostPath, string? GuestPath);
+public sealed record PathResolution(
+    int Errno,
+    string? HostPath,
+    string? GuestPath,
+    bool NeedProcesses = false,
+    bool CommitOnSuccess = false);
+
+/// <summary>A namespace change the VFS carries out itself (it must, to keep its layers and whiteouts in step).</summary>
+public enum NameOp
+{
+    Unlink,
+    Rmdir,
+    /// <summary>rename/renameat/renameat2; <see cref="NameChange.Flags"/> are renameat2's.</summary>
+    Rename,
+    /// <summary>link/linkat; <see cref="NameChange.Flags"/> has AT_SYMLINK_FOLLOW.</summary>
+    Link,
+    /// <summary>symlink/symlinkat; <see cref="NameChange.Target"/> is the link's text.</summary>
+    Symlink,
+}
+
+public sealed record NameChange(int Vpid, NameOp Op, PathArg Path, PathArg? NewPath = null, string? Target = null, int Flags = 0);
 
 public sealed record CwdResult(int Errno, string? Path);
 
 /// <summary>
-/// The VFS server: owns the namespace (mounts, path resolution) and each process's cwd. Data-plane calls on
-/// host-backed files never reach it.
+/// The VFS server: owns the namespace (mounts, copy-on-write layers, procfs, devfs, path resolution) and each
+/// process's cwd. Data-plane calls on host-backed files never reach it.
 /// </summary>
 public interface IVfsServer : IKernelServer
 {
@@ -54,10 +128,23 @@ public interface IVfsServer : IKernelServer
     [JsonRpcMethod("vfs/resolve")]
     Task<PathResolution> ResolveAsync(PathRequest request);
 
+    /// <summary>The host created <paramref name="guestPath"/> as the VFS asked (see <see cref="PathResolution.CommitOnSuccess"/>).</summary>
+    [JsonRpcMethod("vfs/created")]
+    Task CreatedAsync(string guestPath);
+
+    /// <summary>Unlink, rmdir, rename, link or symlink, done by the VFS; the answer is 0 or the guest's errno.</summary>
+    [JsonRpcMethod("vfs/change")]
+    Task<int> ChangeAsync(NameChange change);
+
     [JsonRpcMethod("vfs/getcwd")]
     Task<CwdResult> GetCwdAsync(int vpid);
 
-    /// <summary>The host carried out a chdir/fchdir for <paramref name="vpid"/>: its cwd is now <paramref name="guestPath"/>.</summary>
+    /// <summary>The host carried out a chdir/fchdir for <paramref name="vpid"/>: its cwd is now the directory the
+    /// host calls <paramref name="hostPath"/>.</summary>
     [JsonRpcMethod("vfs/set_cwd")]
-    Task SetCwdAsync(int vpid, string guestPath);
+    Task SetCwdAsync(int vpid, string hostPath);
+
+    /// <summary>The guest path of a host path the guest holds (an fd's target), or null when it has none.</summary>
+    [JsonRpcMethod("vfs/guest_path")]
+    Task<string?> GuestPathAsync(string hostPath);
 }

@@ -1,0 +1,82 @@
+using UmlMicro.Contracts.Servers;
+
+namespace UmlMicro.Supervisor.Cli;
+
+/// <summary>
+/// The guest's namespace as the configuration asks for it, and the private host directories the VFS keeps its
+/// state in (its copy-on-write layer unless one is kept, its journal, snapshots, generated /proc files; tmpfs
+/// contents on the host's /dev/shm). The supervisor makes them and removes them when the guest ends, also when
+/// the VFS itself died.
+/// </summary>
+internal sealed class GuestNamespace : IDisposable
+{
+    public required IReadOnlyList<MountSpec> Mounts { get; init; }
+    public required string InitialCwd { get; init; }
+    public required string StateDir { get; init; }
+    public required string MemoryDir { get; init; }
+    public required string UpperDir { get; init; }
+
+    /// <summary>
+    /// The root overlay, /proc, /dev (with /dev/shm and the host's /dev/pts), the host's /sys read-only, the
+    /// current directory writable at its own path (when the root is the host's, it is not "/" and --isolate is
+    /// off), then --bind and --tmpfs in order.
+    /// </summary>
+    public static GuestNamespace Create(VfsSection vfs, string cwd)
+    {
+        string root = Path.GetFullPath(vfs.Root);
+        var mounts = new List<MountSpec>
+        {
+            new("overlay", "/", root, false),
+            new("proc", "/proc", "", false),
+            new("dev", "/dev", "", false),
+            new("tmpfs", "/dev/shm", "", false),
+        };
+        if (Directory.Exists("/dev/pts")) mounts.Add(new("bind", "/dev/pts", "/dev/pts", false));
+        if (Directory.Exists("/sys")) mounts.Add(new("bind", "/sys", "/sys", true));
+        bool hostRoot = root == "/";
+        if (hostRoot && !vfs.Isolate && cwd != "/") mounts.Add(new("bind", cwd, cwd, false));
+        foreach (var bind in vfs.Binds.Select(BindSpec.Parse))
+            mounts.Add(new("bind", bind.Guest, bind.Host, bind.ReadOnly));
+        foreach (var tmpfs in vfs.Tmpfs)
+            mounts.Add(new("tmpfs", tmpfs, "", false));
+
+        string state = Directory.CreateTempSubdirectory($"umlmicro-{Environment.ProcessId}-").FullName;
+        string shm = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
+        string memory = Directory.CreateDirectory(Path.Combine(shm, $"umlmicro-{Environment.ProcessId}-{Path.GetFileName(state)}")).FullName;
+        string upper = "";
+        if (vfs.KeepChanges.Length > 0)
+        {
+            try
+            {
+                upper = Directory.CreateDirectory(vfs.KeepChanges).FullName;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new ConfigError($"--keep-changes {vfs.KeepChanges}: {e.Message}");
+            }
+        }
+        return new GuestNamespace
+        {
+            Mounts = mounts,
+            InitialCwd = hostRoot ? cwd : "/",
+            StateDir = state,
+            MemoryDir = memory,
+            UpperDir = upper,
+        };
+    }
+
+    public void Dispose()
+    {
+        foreach (var dir in new[] { StateDir, MemoryDir })
+        {
+            try
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"umlmicro: could not remove {dir}: {e.Message}");
+            }
+        }
+    }
+}

@@ -1,0 +1,325 @@
+using UmlMicro.Contracts.Linux;
+using UmlMicro.Servers.Vfs.Native;
+
+namespace UmlMicro.Servers.Vfs.Layers;
+
+/// <summary>
+/// The guest's root: a host tree (the lower layer) that is never written, under a private upper layer that takes
+/// every change, as overlayfs does. A file is copied up before its first change; a removed lower name becomes a
+/// whiteout, kept in memory and in an append-only journal next to the upper layer (so a restarted VFS reads it
+/// back); a directory made over a whited-out one is opaque (the lower one's names stay hidden). Renaming a
+/// directory that has a lower part is EXDEV, as on overlayfs without redirect_dir: mv falls back to copying.
+/// Host paths in <paramref name="hidden"/> (the kernel's own state) do not exist for the guest.
+/// </summary>
+internal sealed class OverlayMount : Mount
+{
+    private readonly string _lower, _upper, _journal;
+    private readonly HashSet<string> _whiteouts = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _opaque = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _hidden = new(StringComparer.Ordinal);
+    // Directories whose listing the host cannot give as it is, because a hidden or whited-out name is in them.
+    private readonly Dictionary<string, int> _shadowedNames = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _generation = new(StringComparer.Ordinal);
+    private long _clock;
+
+    public OverlayMount(string guestPoint, string lower, string upper, string journal, IEnumerable<string> hidden)
+        : base(guestPoint, readOnly: false)
+    {
+        _lower = lower;
+        _upper = upper;
+        _journal = journal;
+        Directory.CreateDirectory(upper);
+        foreach (var host in hidden)
+            if (Under(lower, host) is { Length: > 0 } rel && _hidden.Add(rel))
+                Shadow(Parent(rel), +1);
+        if (File.Exists(journal))
+            foreach (var line in File.ReadLines(journal))
+                Replay(line);
+    }
+
+    public override string FsType => "overlay";
+    public override string Source => "overlay";
+
+    public string UpperDir => _upper;
+
+    /// <summary>The whiteout journal's name in a kept upper layer (--keep-changes), which the guest never sees.</summary>
+    public const string JournalName = ".umlmicro-whiteouts";
+
+    public override Node Lookup(string rel)
+    {
+        if (rel == JournalName && _journal == Join(_upper, JournalName)) return Node.Missing(Join(_upper, rel), Layer.Upper);
+        string up = Join(_upper, rel), low = Join(_lower, rel);
+        if (IsGone(rel)) return Node.Missing(up, Layer.Upper);
+        var upper = HostNode(up, Layer.Upper);
+        bool lowerVisible = !OpaqueAbove(rel) && !_opaque.Contains(rel);
+        if (upper.Exists)
+        {
+            bool merged = upper.Type == NodeType.Directory && (rel.Length == 0 || (lowerVisible && HostFs.TypeOf(low) == NodeType.Directory));
+            return upper with { NeedsMerge = merged || _shadowedNames.ContainsKey(rel) };
+        }
+        if (OpaqueAbove(rel)) return Node.Missing(up, Layer.Upper);
+        var lower = HostNode(low, Layer.Lower);
+        if (!lower.Exists) return Node.Missing(up, Layer.Upper);
+        return lower with { NeedsMerge = lower.Type == NodeType.Directory && _shadowedNames.ContainsKey(rel) };
+    }
+
+    public override IEnumerable<DirEntry> List(string rel)
+    {
+        var seen = new Dictionary<string, DirEntry>(StringComparer.Ordinal);
+        foreach (var e in HostList(Join(_upper, rel)))
+            if (Lookup(Join2(rel, e.Name)).Exists) seen[e.Name] = e;
+        if (!_opaque.Contains(rel) && !OpaqueAbove(rel) && !IsGone(rel))
+            foreach (var e in HostList(Join(_lower, rel)))
+                if (!seen.ContainsKey(e.Name) && !IsGone(Join2(rel, e.Name))) seen[e.Name] = e;
+        return seen.Values;
+    }
+
+    /// <summary>Changes the VFS made itself, and both directories' mtimes for entries the host made there (the
+    /// guest in the upper one, anyone on the host in the lower one).</summary>
+    public override long Generation(string rel)
+    {
+        var up = HostFs.Lstat(Join(_upper, rel));
+        var low = HostFs.Lstat(Join(_lower, rel));
+        return HashCode.Combine(_generation.GetValueOrDefault(rel), up.MtimeSec, up.MtimeNsec, low.MtimeSec, low.MtimeNsec) & long.MaxValue;
+    }
+
+    public override string? AttributesOf(string rel, Node node) => node.HostPath;
+
+    public override int PrepareWrite(string rel, Node node, bool truncate, out string hostPath)
+    {
+        hostPath = Join(_upper, rel);
+        return node.Layer == Layer.Upper ? 0 : CopyUp(rel, node, truncate);
+    }
+
+    public override int PrepareCreate(string rel, Node missing, out string hostPath, out bool commit)
+    {
+        hostPath = Join(_upper, rel);
+        commit = _whiteouts.Contains(rel);
+        return EnsureUpperDir(Parent(rel));
+    }
+
+    /// <summary>The host made <paramref name="rel"/> in the upper layer: its name is the guest's again, and a
+    /// directory made where a lower one was removed hides the lower one's names.</summary>
+    public override void Created(string rel)
+    {
+        if (_whiteouts.Contains(rel))
+        {
+            Unwhiteout(rel);
+            if (HostFs.TypeOf(Join(_upper, rel)) == NodeType.Directory) Log('O', rel);
+        }
+        Touch(Parent(rel));
+    }
+
+    public override int Remove(string rel, Node node, bool directory)
+    {
+        if (rel.Length == 0) return Errno.EBUSY;
+        if (directory && List(rel).Any()) return Errno.ENOTEMPTY;
+        if (node.Layer == Layer.Upper)
+        {
+            int rc = directory ? RemoveUpperDir(rel) : HostFs.Unlink(node.HostPath!);
+            if (rc != 0) return rc;
+        }
+        else if (HostFs.Access(Join(_lower, Parent(rel)), HostFs.W_OK) is var denied and not 0)
+        {
+            return denied;
+        }
+        if (LowerHas(rel)) Log('W', rel);
+        if (_opaque.Contains(rel)) Log('C', rel);
+        Touch(Parent(rel));
+        return 0;
+    }
+
+    public override int Rename(string from, Node fromNode, string to, Node toNode, uint flags)
+    {
+        if (from.Length == 0 || to.Length == 0) return Errno.EBUSY;
+        if (fromNode.Type == NodeType.Directory && LowerHas(from)) return Errno.EXDEV;
+        if ((flags & HostFs.RENAME_EXCHANGE) != 0)
+        {
+            if (fromNode.Layer != Layer.Upper || toNode.Layer != Layer.Upper || LowerHas(from) || LowerHas(to)) return Errno.EXDEV;
+            return Done(HostFs.Rename(fromNode.HostPath!, toNode.HostPath!, flags), from, to);
+        }
+        if (toNode.Exists && toNode.Type == NodeType.Directory && List(to).Any()) return Errno.ENOTEMPTY;
+        int rc = PrepareWrite(from, fromNode, truncate: false, out string upFrom);
+        if (rc == 0) rc = EnsureUpperDir(Parent(to));
+        if (rc != 0) return rc;
+        string upTo = Join(_upper, to);
+        // An empty lower directory being replaced has no upper half: the renamed one then hides it.
+        bool hidesLowerDir = toNode.Type == NodeType.Directory && LowerHas(to);
+        rc = HostFs.Rename(upFrom, upTo, flags);
+        if (rc != 0) return rc;
+        if (LowerHas(from)) Log('W', from);
+        if (_whiteouts.Contains(to)) Unwhiteout(to);
+        if (hidesLowerDir || (fromNode.Type == NodeType.Directory && LowerHas(to))) Log('O', to);
+        return Done(0, from, to);
+    }
+
+    public override int Link(string from, Node fromNode, string to, Node toNode)
+    {
+        int rc = PrepareWrite(from, fromNode, truncate: false, out string upFrom);
+        if (rc == 0) rc = EnsureUpperDir(Parent(to));
+        if (rc == 0) rc = HostFs.Link(upFrom, Join(_upper, to));
+        if (rc != 0) return rc;
+        if (_whiteouts.Contains(to)) Unwhiteout(to);
+        return Done(0, from, to);
+    }
+
+    public override int Symlink(string target, string to, Node toNode)
+    {
+        int rc = EnsureUpperDir(Parent(to));
+        if (rc == 0) rc = HostFs.Symlink(target, Join(_upper, to));
+        if (rc != 0) return rc;
+        if (_whiteouts.Contains(to)) Unwhiteout(to);
+        Touch(Parent(to));
+        return 0;
+    }
+
+    public override string? RelOf(string hostPath)
+    {
+        if (Under(_upper, hostPath) is { } up) return up;
+        return Under(_lower, hostPath) is { } low && !IsGone(low) ? low : null;
+    }
+
+    private int Done(int rc, string from, string to)
+    {
+        if (rc == 0)
+        {
+            Touch(Parent(from));
+            Touch(Parent(to));
+        }
+        return rc;
+    }
+
+    private bool IsGone(string rel)
+    {
+        if (rel.Length == 0) return false;
+        for (string r = rel; r.Length > 0; r = Parent(r))
+            if (_whiteouts.Contains(r) || _hidden.Contains(r)) return true;
+        return false;
+    }
+
+    private bool OpaqueAbove(string rel)
+    {
+        for (string r = Parent(rel); ; r = Parent(r))
+        {
+            if (_opaque.Contains(r) && r != rel) return true;
+            if (r.Length == 0) return false;
+        }
+    }
+
+    private bool LowerHas(string rel) =>
+        rel.Length > 0 && !OpaqueAbove(rel) && !_hidden.Contains(rel) && HostFs.TypeOf(Join(_lower, rel)) != NodeType.None;
+
+    /// <summary>Copies a lower node up, with its mode, owner and times, after the directories above it.</summary>
+    private int CopyUp(string rel, Node node, bool truncate)
+    {
+        int rc = EnsureUpperDir(Parent(rel));
+        if (rc != 0) return rc;
+        string low = node.HostPath!, up = Join(_upper, rel);
+        var st = HostFs.Lstat(low);
+        try
+        {
+            switch (node.Type)
+            {
+                case NodeType.File when truncate:
+                    File.WriteAllBytes(up, []);
+                    break;
+                case NodeType.File:
+                    File.Copy(low, up, overwrite: false);
+                    break;
+                case NodeType.Directory:
+                    return EnsureUpperDir(rel);
+                case NodeType.Symlink:
+                    rc = HostFs.Symlink(node.LinkText ?? "", up);
+                    break;
+                default:
+                    rc = HostFs.Mknod(up, st.Mode, 0);
+                    break;
+            }
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return Errno.EACCES;
+        }
+        catch (IOException)
+        {
+            return Errno.EIO;
+        }
+        if (rc != 0) return rc;
+        CopyAttributes(up, st);
+        return 0;
+    }
+
+    private int EnsureUpperDir(string rel)
+    {
+        string up = Join(_upper, rel);
+        if (HostFs.TypeOf(up) == NodeType.Directory) return 0;
+        if (rel.Length > 0 && EnsureUpperDir(Parent(rel)) is var rc and not 0) return rc;
+        var st = HostFs.Lstat(Join(_lower, rel));
+        int made = HostFs.Mkdir(up, st.Type == NodeType.Directory ? st.Mode & 0xFFF : 0x1ED);
+        if (made != 0 && made != 17) return made;
+        if (st.Type == NodeType.Directory) CopyAttributes(up, st);
+        return 0;
+    }
+
+    private static void CopyAttributes(string up, in HostStat st)
+    {
+        if (st.Type == NodeType.None) return;
+        HostFs.Lchown(up, st.Uid, st.Gid);
+        if (st.Type != NodeType.Symlink) HostFs.Chmod(up, st.Mode);
+        HostFs.CopyTimes(up, st);
+    }
+
+    /// <summary>Removes an upper directory whose merged listing is empty, with whatever whiteouts it held.</summary>
+    private int RemoveUpperDir(string rel)
+    {
+        int rc = HostFs.Rmdir(Join(_upper, rel));
+        if (rc != 0) return rc;
+        foreach (var w in _whiteouts.Where(w => w.StartsWith(rel + "/", StringComparison.Ordinal)).ToList())
+            Unwhiteout(w);
+        return 0;
+    }
+
+    private void Unwhiteout(string rel) => Log('U', rel);
+
+    private void Touch(string dirRel) => _generation[dirRel] = ++_clock;
+
+    private void Shadow(string dirRel, int delta)
+    {
+        int n = _shadowedNames.GetValueOrDefault(dirRel) + delta;
+        if (n > 0) _shadowedNames[dirRel] = n;
+        else _shadowedNames.Remove(dirRel);
+    }
+
+    /// <summary>Applies and journals one change: W whiteout, U un-whiteout, O opaque, C not opaque.</summary>
+    private void Log(char op, string rel)
+    {
+        if (!Apply(op, rel)) return;
+        File.AppendAllText(_journal, $"{op} {rel}\n");
+    }
+
+    private void Replay(string line)
+    {
+        if (line.Length > 2) Apply(line[0], line[2..]);
+    }
+
+    private bool Apply(char op, string rel)
+    {
+        switch (op)
+        {
+            case 'W' when _whiteouts.Add(rel):
+                Shadow(Parent(rel), +1);
+                return true;
+            case 'U' when _whiteouts.Remove(rel):
+                Shadow(Parent(rel), -1);
+                return true;
+            case 'O':
+                return _opaque.Add(rel);
+            case 'C':
+                return _opaque.Remove(rel);
+            default:
+                return false;
+        }
+    }
+
+    private static string Join2(string rel, string name) => rel.Length == 0 ? name : rel + "/" + name;
+}

@@ -1,0 +1,364 @@
+using System.Globalization;
+using System.Text;
+using UmlMicro.Contracts.Linux;
+using UmlMicro.Contracts.Servers;
+using UmlMicro.Servers.Vfs.Native;
+
+namespace UmlMicro.Servers.Vfs.Layers;
+
+/// <summary>The path ran into /proc/PID and the request did not carry the guest's processes: ask again with them.</summary>
+internal sealed class NeedProcessesException : Exception;
+
+/// <summary>Who is asking, and the guest's processes when the supervisor sent them (from Sched).</summary>
+internal sealed class ProcContext
+{
+    public int Vpid { get; set; }
+    public int Vtid { get; set; }
+    public IReadOnlyList<ProcessFacts>? Processes { get; set; }
+
+    public IReadOnlyList<ProcessFacts> Need() => Processes ?? throw new NeedProcessesException();
+}
+
+/// <summary>
+/// procfs as the guest must see it: only guest pids, and every pid in it virtual. Per-process files whose text
+/// names pids or host paths (status, stat, maps, mounts, mountinfo, the exe/cwd/root/fd links) are generated from
+/// the host's own file and the facts Sched gave; the rest (cmdline, environ, comm, fdinfo, limits, ...) is the
+/// host's file of the same host task, passed through. Files outside /proc/PID are the host's, read-only, except
+/// the kernel's identity files the VFS serves itself (see KernelFiles).
+/// </summary>
+internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<int, string?> cwdOf, string materialDir)
+    : Mount("/proc", readOnly: false)
+{
+    private long _next;
+
+    public override string FsType => "proc";
+
+    /// <summary>A guest task as procfs shows it: a process (Thread null: its leader speaks for it) or one thread.</summary>
+    private readonly record struct TaskView(ProcessFacts Process, ThreadFacts? Thread)
+    {
+        public int HostTid => Thread?.HostTid ?? Process.HostPid;
+        public int Vtid => Thread?.Vtid ?? Process.Vpid;
+        public string HostDir => Thread is null ? $"/proc/{Process.HostPid}" : $"/proc/{Process.HostPid}/task/{Thread.HostTid}";
+    }
+
+    public override Node Lookup(string rel)
+    {
+        if (rel.Length == 0) return Dir();
+        var parts = rel.Split('/');
+        switch (parts[0])
+        {
+            case "self": context.Need(); return parts.Length == 1 ? Link(Num(context.Vpid)) : Node.Missing(null, Layer.Synthetic);
+            case "thread-self": context.Need(); return parts.Length == 1 ? Link($"{Num(context.Vpid)}/task/{Num(context.Vtid)}") : Node.Missing(null, Layer.Synthetic);
+        }
+        if (IsNumber(parts[0]))
+            return FindTask(int.Parse(parts[0], CultureInfo.InvariantCulture)) is { } task ? TaskNode(task, parts.AsSpan(1)) : Node.Missing(null, Layer.Synthetic);
+        return HostNode("/proc/" + rel, Layer.Host);
+    }
+
+    private Node TaskNode(TaskView task, ReadOnlySpan<string> rest)
+    {
+        if (rest.Length == 0) return Dir();
+        string host = task.HostDir + "/" + string.Join('/', rest.ToArray());
+        switch (rest[0])
+        {
+            case "status" or "stat" or "maps" or "mounts" or "mountinfo" when rest.Length == 1:
+                return HostFs.TypeOf(host) == NodeType.None ? Node.Missing(null, Layer.Synthetic) : new Node(NodeType.File, null, Layer.Synthetic);
+            case "exe" when rest.Length == 1:
+                return HostFs.ReadLink(host) is { } exe ? Link(GuestPathOrSelf(exe)) : Node.Missing(null, Layer.Synthetic);
+            case "cwd" when rest.Length == 1:
+                return cwdOf(task.Process.Vpid) is { } cwd ? Link(cwd) : Node.Missing(null, Layer.Synthetic);
+            case "root" when rest.Length == 1:
+                return Link("/");
+            case "fd" when rest.Length == 1:
+                return Dir();
+            case "fd" when rest.Length == 2:
+                return FdLink(host);
+            case "task" when rest.Length == 1:
+                return Dir();
+            case "task":
+                if (!IsNumber(rest[1])) return Node.Missing(null, Layer.Synthetic);
+                int tid = int.Parse(rest[1], CultureInfo.InvariantCulture);
+                var thread = task.Process.Threads.FirstOrDefault(t => t.Vtid == tid);
+                return thread is null ? Node.Missing(null, Layer.Synthetic) : TaskNode(new TaskView(task.Process, thread), rest[2..]);
+            default:
+                return HostNode(host, Layer.Host);
+        }
+    }
+
+    /// <summary>/proc/PID/fd/N: a link to the guest path of what the fd holds, or the host's magic link for a pipe,
+    /// socket or anything else with no path (which can be opened but not walked through).</summary>
+    private Node FdLink(string host)
+    {
+        if (HostFs.ReadLink(host) is not { } target) return Node.Missing(null, Layer.Synthetic);
+        if (target.StartsWith('/') && mounts.GuestPathOf(StripDeleted(target)) is { } guest) return Link(guest);
+        return new Node(NodeType.Symlink, host, Layer.Magic);
+    }
+
+    public override IEnumerable<DirEntry> List(string rel)
+    {
+        var processes = context.Need();
+        var parts = rel.Length == 0 ? [] : rel.Split('/');
+        if (parts.Length == 0)
+        {
+            foreach (var e in HostList("/proc"))
+                if (!IsNumber(e.Name) && e.Name is not ("self" or "thread-self")) yield return e;
+            foreach (var p in processes) yield return new DirEntry(Num(p.Vpid), NodeType.Directory);
+            yield return new DirEntry("self", NodeType.Symlink, Num(context.Vpid));
+            yield return new DirEntry("thread-self", NodeType.Symlink, $"{Num(context.Vpid)}/task/{Num(context.Vtid)}");
+            yield break;
+        }
+        if (FindTask(int.Parse(parts[0], CultureInfo.InvariantCulture)) is not { } task) yield break;
+        int at = 1;
+        if (parts.Length >= 3 && parts[1] == "task")
+        {
+            task = new TaskView(task.Process, task.Process.Threads.First(t => t.Vtid == int.Parse(parts[2], CultureInfo.InvariantCulture)));
+            at = 3;
+        }
+        string sub = string.Join('/', parts[at..]);
+        string prefix = string.Join('/', parts[..at]);
+        switch (sub)
+        {
+            case "":
+                foreach (var e in HostList(task.HostDir))
+                {
+                    var node = Lookup(prefix + "/" + e.Name);
+                    yield return e with { LinkText = node.LinkText ?? e.LinkText };
+                }
+                break;
+            case "fd":
+                foreach (var e in HostList(task.HostDir + "/fd"))
+                {
+                    var node = FdLink(task.HostDir + "/fd/" + e.Name);
+                    if (node.Exists) yield return new DirEntry(e.Name, NodeType.Symlink, node.LinkText ?? e.LinkText);
+                }
+                break;
+            case "task":
+                foreach (var t in task.Process.Threads) yield return new DirEntry(Num(t.Vtid), NodeType.Directory);
+                break;
+        }
+    }
+
+    public override string? AttributesOf(string rel, Node node) => "/proc";
+
+    /// <summary>The host file the host is given for a generated file; made fresh for every walk that ends here, as
+    /// Linux makes a proc file's text when it is read.</summary>
+    public override string Materialize(string rel, Node node)
+    {
+        if (node.HostPath is { } host) return host;
+        string path = Path.Combine(materialDir, (++_next).ToString(CultureInfo.InvariantCulture));
+        File.WriteAllText(path, Render(rel), new UTF8Encoding(false));
+        HostFs.Chmod(path, 0x124);
+        return path;
+    }
+
+    /// <summary>Writing is for a process's own files (comm, oom_score_adj, ...); the host's tunables are not the guest's.</summary>
+    public override int PrepareWrite(string rel, Node node, bool truncate, out string hostPath)
+    {
+        hostPath = node.HostPath ?? "";
+        bool own = rel.Split('/')[0] is var first && (IsNumber(first) || first is "self" or "thread-self");
+        return own && node.Layer is Layer.Host or Layer.Magic ? 0 : Errno.EACCES;
+    }
+
+    public override int PrepareCreate(string rel, Node missing, out string hostPath, out bool commit)
+    {
+        hostPath = "";
+        commit = false;
+        return Errno.EACCES;
+    }
+
+    public override int Remove(string rel, Node node, bool directory) => Errno.EACCES;
+    public override int Rename(string from, Node fromNode, string to, Node toNode, uint flags) => Errno.EACCES;
+    public override int Link(string from, Node fromNode, string to, Node toNode) => Errno.EACCES;
+    public override int Symlink(string target, string to, Node toNode) => Errno.EACCES;
+
+    private string Render(string rel)
+    {
+        var parts = rel.Split('/');
+        var task = FindTask(int.Parse(parts[0], CultureInfo.InvariantCulture)) ?? throw new NeedProcessesException();
+        if (parts.Length == 4) task = new TaskView(task.Process, task.Process.Threads.First(t => t.Vtid == int.Parse(parts[2], CultureInfo.InvariantCulture)));
+        string file = parts[^1];
+        string hostText = file is "mounts" or "mountinfo" ? "" : ReadHost($"{task.HostDir}/{file}");
+        return file switch
+        {
+            "status" => Status(hostText, task),
+            "stat" => Stat(hostText, task),
+            "maps" => Maps(hostText),
+            "mounts" => MountsText(),
+            _ => MountInfo(),
+        };
+    }
+
+    private string Status(string host, TaskView task)
+    {
+        var sb = new StringBuilder();
+        foreach (var line in host.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            string key = line[..(line.IndexOf(':') + 1)];
+            string? value = key switch
+            {
+                "Tgid:" or "NStgid:" => Num(task.Process.Vpid),
+                "Pid:" or "NSpid:" => Num(task.Vtid),
+                "PPid:" => Num(task.Process.Ppid),
+                "TracerPid:" => "0",
+                "State:" when line.Contains("tracing stop", StringComparison.Ordinal) => "R (running)",
+                "NSpgid:" => Num(task.Process.Pgid),
+                "NSsid:" => Num(task.Process.Sid),
+                _ => null,
+            };
+            sb.Append(value is null ? line : $"{key}\t{value}").Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>/proc/PID/stat with pid, ppid, pgrp, session and the terminal's foreground group made virtual.</summary>
+    private string Stat(string host, TaskView task)
+    {
+        int close = host.LastIndexOf(')');
+        if (close < 0) return host;
+        var fields = host[(close + 2)..].TrimEnd('\n').Split(' ');
+        // After "pid (comm) ": state ppid pgrp session tty_nr tpgid ...
+        if (fields[0] == "t") fields[0] = "R"; // stopped by the kernel's own tracer: to the guest it is running
+        fields[1] = Num(task.Process.Ppid);
+        fields[2] = Num(task.Process.Pgid);
+        fields[3] = Num(task.Process.Sid);
+        if (int.TryParse(fields[5], out int tpgid) && tpgid > 0)
+            fields[5] = Num(context.Need().FirstOrDefault(p => p.HostPid == tpgid)?.Vpid ?? -1);
+        string comm = host[host.IndexOf('(')..(close + 1)];
+        return $"{Num(task.Vtid)} {comm} {string.Join(' ', fields)}\n";
+    }
+
+    private string Maps(string host)
+    {
+        var sb = new StringBuilder();
+        foreach (var line in host.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int slash = line.IndexOf('/');
+            if (slash > 0 && mounts.GuestPathOf(StripDeleted(line[slash..])) is { } guest)
+                sb.Append(line[..slash]).Append(guest).Append(line.EndsWith(" (deleted)", StringComparison.Ordinal) ? " (deleted)" : "").Append('\n');
+            else
+                sb.Append(line).Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    private string MountsText()
+    {
+        var sb = new StringBuilder();
+        foreach (var m in mounts.All)
+            sb.Append($"{m.Source} {m.GuestPoint} {m.FsType} {(m.ReadOnly ? "ro" : "rw")},relatime 0 0\n");
+        return sb.ToString();
+    }
+
+    private string MountInfo()
+    {
+        var sb = new StringBuilder();
+        var all = mounts.All;
+        for (int i = 0; i < all.Count; i++)
+        {
+            var m = all[i];
+            int parent = m.GuestPoint == "/" ? 1 : 2 + IndexOfParent(all, m);
+            string opts = m.ReadOnly ? "ro" : "rw";
+            sb.Append($"{2 + i} {parent} 0:{100 + i} / {m.GuestPoint} {opts},relatime - {m.FsType} {m.Source} {opts}\n");
+        }
+        return sb.ToString();
+    }
+
+    private static int IndexOfParent(IReadOnlyList<Mount> all, Mount m)
+    {
+        int best = 0;
+        for (int i = 0; i < all.Count; i++)
+            if (all[i] != m && (all[i].GuestPoint == "/" || m.GuestPoint.StartsWith(all[i].GuestPoint + "/", StringComparison.Ordinal))
+                && all[i].GuestPoint.Length >= all[best].GuestPoint.Length)
+                best = i;
+        return best;
+    }
+
+    private TaskView? FindTask(int id)
+    {
+        foreach (var p in context.Need())
+        {
+            if (p.Vpid == id) return new TaskView(p, null);
+            if (p.Threads.FirstOrDefault(t => t.Vtid == id) is { } t) return new TaskView(p, t);
+        }
+        return null;
+    }
+
+    private string GuestPathOrSelf(string host) => mounts.GuestPathOf(StripDeleted(host)) ?? host;
+
+    private static string StripDeleted(string path) => path.EndsWith(" (deleted)", StringComparison.Ordinal) ? path[..^10] : path;
+
+    private static string ReadHost(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return "";
+        }
+    }
+
+    private static Node Dir() => new(NodeType.Directory, null, Layer.Synthetic, NeedsMerge: true);
+
+    private static Node Link(string target) => new(NodeType.Symlink, null, Layer.Synthetic, target);
+
+    private static bool IsNumber(string s) => s.Length > 0 && s.All(char.IsAsciiDigit);
+
+    private static string Num(int n) => n.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>
+/// devfs: the devices a program may need (null, zero, full, random, urandom, tty and ptmx when the host has them)
+/// are the host's own device nodes; stdin, stdout, stderr and fd are links into /proc/self/fd; nothing else of
+/// the host's /dev is reachable. /dev/shm and /dev/pts are mounts of their own.
+/// </summary>
+internal sealed class DevFs(string guestPoint) : Mount(guestPoint, readOnly: false)
+{
+    private static readonly string[] Devices = ["null", "zero", "full", "random", "urandom", "tty", "ptmx"];
+    private static readonly Dictionary<string, string> Links = new()
+    {
+        ["stdin"] = "/proc/self/fd/0",
+        ["stdout"] = "/proc/self/fd/1",
+        ["stderr"] = "/proc/self/fd/2",
+        ["fd"] = "/proc/self/fd",
+    };
+
+    public override string FsType => "devtmpfs";
+    public override string Source => "udev";
+
+    public override Node Lookup(string rel)
+    {
+        if (rel.Length == 0) return new Node(NodeType.Directory, null, Layer.Synthetic, NeedsMerge: true);
+        if (Links.TryGetValue(rel, out var target)) return new Node(NodeType.Symlink, null, Layer.Synthetic, target);
+        if (Devices.Contains(rel) && HostFs.TypeOf("/dev/" + rel) is not NodeType.None) return HostNode("/dev/" + rel, Layer.Host);
+        return Node.Missing(null, Layer.Synthetic);
+    }
+
+    public override IEnumerable<DirEntry> List(string rel)
+    {
+        foreach (var d in Devices)
+            if (HostFs.TypeOf("/dev/" + d) is var t and not NodeType.None) yield return new DirEntry(d, t);
+        foreach (var (name, target) in Links) yield return new DirEntry(name, NodeType.Symlink, target);
+    }
+
+    public override string? AttributesOf(string rel, Node node) => "/dev";
+
+    public override int PrepareCreate(string rel, Node missing, out string hostPath, out bool commit)
+    {
+        hostPath = "";
+        commit = false;
+        return Errno.EACCES;
+    }
+
+    public override int PrepareWrite(string rel, Node node, bool truncate, out string hostPath)
+    {
+        hostPath = node.HostPath ?? "";
+        return node.Layer == Layer.Host ? 0 : Errno.EACCES;
+    }
+
+    public override int Remove(string rel, Node node, bool directory) => Errno.EPERM;
+    public override int Rename(string from, Node fromNode, string to, Node toNode, uint flags) => Errno.EPERM;
+    public override int Link(string from, Node fromNode, string to, Node toNode) => Errno.EPERM;
+    public override int Symlink(string target, string to, Node toNode) => Errno.EPERM;
+}
