@@ -120,6 +120,16 @@ internal sealed class VcpuScheduler(int cpus, IRunPolicy policy, TimeSpan quantu
             var host = HostThreadState.Read(t.Task.HostTid);
             if (host is null) continue; // gone: its exit event comes next
             t.Nice = host.Value.Nice;
+            bool wants = WantsCpu(t, host.Value);
+            if (t.Hold != HoldReason.None && !wants)
+            {
+                // It blocked before the interrupt stopped it, maybe where an interrupt cannot reach (a vfork
+                // parent waits for its child uninterruptibly): it has given its vCPU up itself, so there is
+                // nothing to take away. Were its hold kept, the vCPU would stay promised to a waiting thread
+                // that perhaps is the very child it waits for. (The armed interrupt still traps it once,
+                // later; that stop is just resumed.)
+                t.Hold = HoldReason.None;
+            }
             if (t.Hold != HoldReason.None)
             {
                 // Stopping already; re-arm the interrupt in case a stop the tracer consumed itself (an injected
@@ -128,7 +138,7 @@ internal sealed class VcpuScheduler(int cpus, IRunPolicy policy, TimeSpan quantu
                 if (t.Hold == HoldReason.HandOff) busy++;
                 continue;
             }
-            if (WantsCpu(t, host.Value))
+            if (wants)
             {
                 _running.Add(t);
                 busy++;

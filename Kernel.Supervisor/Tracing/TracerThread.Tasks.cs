@@ -37,6 +37,8 @@ internal sealed unsafe partial class TracerThread
         creator.CloneResult = (childTid, grant.Vtid);
         child.Identified = true;
         if (child.ParkedAtFirstStop) Release(child);
+        // A vfork parent blocks until its child execs or exits: the child gets a vCPU now, not at the next tick.
+        if (ev == PtraceOps.EVENT_VFORK) _k.Vcpus.MayBlock(creator.Vcpu);
     }
 
     /// <summary>

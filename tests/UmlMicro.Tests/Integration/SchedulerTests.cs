@@ -83,6 +83,17 @@ public sealed class SchedulerTests(FixturePrograms fixtures) : IClassFixture<Fix
         Expect.Success("3000\n1\n", r);
     }
 
+    /// <summary>
+    /// A vfork parent waits for its child uninterruptibly, so a preemption aimed at it never stops it: the
+    /// scheduler must not keep the vCPU promised to it, or the child that would release it never runs.
+    /// </summary>
+    [Fact]
+    public void Vfork_and_exec_beside_a_spinning_thread_finish_under_one_vcpu()
+    {
+        Expect.Success("vfork+exec while spinning: 100/100\n",
+            GuestRunner.Run(_dir.Path, ["--cpus", "1"], fixtures["vfork_busy"]));
+    }
+
     [Fact]
     public void Python_threads_waiting_on_each_other_finish_under_one_vcpu()
     {
