@@ -85,6 +85,7 @@ internal sealed unsafe partial class TracerThread
             // The exec'ing thread is now the leader: it keeps its syscall state and takes the process's ids.
             _k.Tasks.Remove(formerTid, out _);
             _k.Pids.Remove(execer.Vtid);
+            _k.Vcpus.Forget(task.Vcpu); // the old leader is gone; the execer keeps its own standing
             execer.HostTid = tgid;
             execer.Vtid = execer.Vpid;
             _k.Tasks.Add(execer);
