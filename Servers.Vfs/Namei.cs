@@ -64,12 +64,9 @@ internal sealed class Namei(MountTable mounts)
             {
                 if (++links > MaxLinks) return Walked.Fail(Errno.ELOOP);
                 cur.RemoveAt(cur.Count - 1);
-                if (n.LinkText is not { } target)
-                {
-                    // A magic link (an fd of a pipe or socket): it can be opened, not walked through.
-                    if (!last) return Walked.Fail(Errno.ENOTDIR);
-                    return new Walked(0, guest, m, r, n with { Type = NodeType.Special });
-                }
+                if (n.Layer == Layer.Magic && last)
+                    return new Walked(0, guest, m, r, n with { Type = NodeType.Special }); // reopens what the fd holds
+                if (n.LinkText is not { } target) return Walked.Fail(Errno.ENOTDIR); // a pipe is not a directory
                 if (target.Length == 0) return Walked.Fail(Errno.ENOENT);
                 if (target.StartsWith('/')) cur.Clear();
                 foreach (var t in target.Split('/', StringSplitOptions.RemoveEmptyEntries).Reverse())

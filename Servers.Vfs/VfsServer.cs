@@ -134,6 +134,14 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer
         if (kernelFiles!.Lookup(w.GuestPath, write || request.Op == PathOp.Modify, out int denied) is { } kernelFile)
             return denied != 0 ? Fail(denied) : Answer(path, baseHost, kernelFile, w.GuestPath);
 
+        if (node.Layer == Layer.Magic && (write || request.Op == PathOp.Modify) && node.LinkText is { } through && !OpenForWriting(node.HostPath!))
+        {
+            // Reopening for writing an fd that was opened read-only: that must not reach the host's file behind
+            // it; it goes by the file's guest path, where a read-only layer is copied up first.
+            w = namei.Walk("/", through, followLast: false);
+            if (w.Errno != 0) return Fail(w.Errno);
+            node = w.Node;
+        }
         string host;
         bool commit = false;
         switch (request.Op)
@@ -162,7 +170,10 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer
             case var _ when !node.Exists:
                 return Fail(Errno.ENOENT);
             case PathOp.Exec:
-                host = ExecName(Readable(w), LastComponent(path), w.GuestPath);
+                host = Readable(w);
+                if (Answer(path, baseHost, host, w.GuestPath).HostPath is not null && Shebang(host) is var (interpreter, arg))
+                    return Interpret(request, host, interpreter, arg, w.GuestPath);
+                host = ExecName(host, LastComponent(path), w.GuestPath);
                 break;
             default:
                 host = Readable(w);
@@ -338,14 +349,62 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer
                 if (present.Add(name)) entries.Add(new DirEntry(name, NodeType.Directory));
             return snapshots.For(w.Mount, w.Rel, w.GuestPath, node, entries);
         }
-        if (node.HostPath is { } host) return host;
-        if (node.Type == NodeType.Symlink)
+        if (node.Type == NodeType.Symlink && node.Layer is Layer.Synthetic or Layer.Magic && node.LinkText is not null)
         {
             string link = Path.Combine(linkDir, (++nextLink).ToString(System.Globalization.CultureInfo.InvariantCulture));
-            HostFs.Symlink(node.LinkText ?? "", link);
+            HostFs.Symlink(node.LinkText, link);
             return link;
         }
+        if (node.HostPath is { } host) return host;
         return w.Mount.Materialize(w.Rel, node);
+    }
+
+    /// <summary>Whether the fd behind a host /proc/PID/fd/N link was opened for writing (its fdinfo flags).</summary>
+    private static bool OpenForWriting(string fdLink)
+    {
+        try
+        {
+            string info = File.ReadAllText(fdLink.Replace("/fd/", "/fdinfo/", StringComparison.Ordinal));
+            string? flags = info.Split('\n').FirstOrDefault(l => l.StartsWith("flags:", StringComparison.Ordinal));
+            return flags is not null && (Convert.ToInt32(flags[6..].Trim(), 8) & LinuxFlags.O_ACCMODE) != 0;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The interpreter line of a "#!" script (path and the one optional argument), or null.</summary>
+    private static (string, string?)? Shebang(string host)
+    {
+        Span<byte> head = stackalloc byte[256];
+        int n;
+        try
+        {
+            using var f = File.OpenRead(host);
+            n = f.Read(head);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+        if (n < 2 || head[0] != '#' || head[1] != '!') return null;
+        string line = Encoding.UTF8.GetString(head[2..n]).Split('\n')[0].Trim(' ', '\t', '\r');
+        int space = line.IndexOfAny([' ', '\t']);
+        if (line.Length == 0) return null;
+        return space < 0 ? (line, null) : (line[..space], line[(space + 1)..].Trim(' ', '\t') is { Length: > 0 } a ? a : null);
+    }
+
+    /// <summary>A script the host would be handed by a host path (which Linux passes on to the interpreter as the
+    /// script's name): the interpreter, resolved in the guest's namespace, is what the host must run.</summary>
+    private PathResolution Interpret(PathRequest request, string script, string interpreter, string? arg, string scriptGuestPath)
+    {
+        if (HostFs.Access(script, 1) is var denied and not 0) return Fail(denied);
+        var w = namei.Walk(cwds.GuestOf(request.Vpid) ?? "/", interpreter, followLast: true);
+        if (w.Errno != 0) return Fail(w.Errno);
+        if (!w.Node.Exists) return Fail(Errno.ENOENT);
+        string host = ExecName(Readable(w), Mount.NameOf(interpreter), w.GuestPath);
+        return new PathResolution(0, host, scriptGuestPath, Interpreter: interpreter, InterpreterArg: arg);
     }
 
     /// <summary>

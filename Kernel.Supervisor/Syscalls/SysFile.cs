@@ -50,7 +50,12 @@ internal static class SysFile
         h["utimensat"] = c =>
         {
             if (c.Arg(1) != 0) Resolve(c, 0, 1, PathOp.Modify, FollowUnless(c.IntArg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW));
+            else FdModify(c, 0, UTIMENSAT, [AtFdCwd, ScratchPath, c.Arg(2), LinuxFlags.AT_SYMLINK_NOFOLLOW]); // futimens
         };
+        h["fchmod"] = c => FdModify(c, 0, FCHMODAT, [AtFdCwd, ScratchPath, c.Arg(1)]);
+        h["fchown"] = c => FdModify(c, 0, FCHOWNAT, [AtFdCwd, ScratchPath, c.Arg(1), c.Arg(2), LinuxFlags.AT_SYMLINK_NOFOLLOW]);
+        h["fsetxattr"] = c => FdModify(c, 0, LSETXATTR, [ScratchPath, c.Arg(1), c.Arg(2), c.Arg(3), c.Arg(4)]);
+        h["fremovexattr"] = c => FdModify(c, 0, LREMOVEXATTR, [ScratchPath, c.Arg(1)]);
         h["setxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: true);
         h["lsetxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: false);
         h["removexattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: true);
@@ -62,6 +67,7 @@ internal static class SysFile
         h["listxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Lookup, follow: true);
         h["llistxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Lookup, follow: false);
         h["statfs"] = c => Resolve(c, NoDirFd, 0, PathOp.Lookup, follow: true);
+        h["name_to_handle_at"] = c => Resolve(c, 0, 1, PathOp.Lookup, follow: (c.IntArg(4) & LinuxFlags.AT_SYMLINK_FOLLOW) != 0);
         h["inotify_add_watch"] = c => Resolve(c, 0, 1, PathOp.Lookup, FollowUnless(c.IntArg(2), IN_DONT_FOLLOW), dirFdIsPlainFd: true);
 
         // New entries the host makes, with the guest's umask.
@@ -86,6 +92,35 @@ internal static class SysFile
         h["symlinkat"] = c => Change(c, NameOp.Symlink, Arg(c, 1, 2), target: Target(c, 0));
     }
 
+    private const long FCHMODAT = 268, FCHOWNAT = 260, UTIMENSAT = 280, LSETXATTR = 189, LREMOVEXATTR = 198;
+    private const ulong AtFdCwd = unchecked((ulong)LinuxFlags.AT_FDCWD);
+
+    /// <summary>Marks the argument of a path variant that is to be the host path of an fd's file.</summary>
+    private const ulong ScratchPath = ulong.MaxValue;
+
+    /// <summary>
+    /// A change made through an fd (fchmod, fchown, futimens, fsetxattr, fremovexattr): an fd opened read-only on a
+    /// file of the read-only layer still reaches the host's file, which must not change. The VFS copies the file
+    /// up, and the kernel makes the same change on the copy, through the path variant of the call (injected into
+    /// the guest, so it runs with the guest's rights), as overlayfs does. Any other fd is the host's to serve.
+    /// </summary>
+    private static void FdModify(SyscallCall c, int fdArg, long pathVariant, ulong[] args)
+    {
+        if (FdTarget(c.Tid, c.IntArg(fdArg)) is not { } target || !target.StartsWith('/')) return;
+        c.ServerUsed = Server.Vfs;
+        if (c.Kernel.Vfs.Call(v => v.GuestPathAsync(target)) is not { } guest) return;
+        var request = new PathRequest(c.Task.Vpid, c.Task.Vtid, new PathArg(guest), PathOp.Modify, FollowLast: false);
+        var r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
+        if (r.Errno != 0 || r.HostPath is not { } copy || copy == target) return;
+        var bytes = Encoding.UTF8.GetBytes(copy + "\0");
+        if (bytes.Length > SyscallCall.ScratchBytesFrom(3)) throw new SyscallError(Errno.ENAMETOOLONG);
+        ulong slot = c.ScratchSlotAddress(3);
+        GuestMemory.Write(c.Tid, slot, bytes);
+        var injector = c.Injector ?? throw new InvalidOperationException("no tracer to inject the path variant");
+        c.Note = copy;
+        c.Return(injector.Inject(c.Task, pathVariant, args.Select(a => a == ScratchPath ? slot : a).ToArray()));
+    }
+
     private static bool FollowUnless(int flags, int noFollowBit) => (flags & noFollowBit) == 0;
 
     /// <summary>open's last symlink is followed unless O_NOFOLLOW, or O_CREAT|O_EXCL (which must make a new file).</summary>
@@ -101,14 +136,14 @@ internal static class SysFile
     /// <paramref name="dirFdArg"/>, or the cwd). An error is the guest's errno; a host path different from the
     /// guest's string replaces the argument.
     /// </summary>
-    public static void Resolve(SyscallCall c, int dirFdArg, int pathArg, PathOp op, bool follow, int flags = 0, bool dirFdIsPlainFd = false)
+    public static PathResolution? Resolve(SyscallCall c, int dirFdArg, int pathArg, PathOp op, bool follow, int flags = 0, bool dirFdIsPlainFd = false)
     {
         if (dirFdIsPlainFd)
         {
             // inotify_add_watch's first argument is the inotify fd, not a directory: the path is the cwd's.
             dirFdArg = NoDirFd;
         }
-        if (Arg(c, dirFdArg, pathArg) is not { } arg) return; // "" is the host's to judge: ENOENT, or AT_EMPTY_PATH
+        if (Arg(c, dirFdArg, pathArg) is not { } arg) return null; // "" is the host's to judge: ENOENT, or AT_EMPTY_PATH
         c.ServerUsed = Server.Vfs;
         var request = new PathRequest(c.Task.Vpid, c.Task.Vtid, arg, op, follow, flags);
         var r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
@@ -124,6 +159,7 @@ internal static class SysFile
             {
                 if (x.Result >= 0) x.Kernel.Vfs.Post(nameof(IVfsServer.CreatedAsync), created);
             });
+        return r;
     }
 
     /// <summary>

@@ -29,11 +29,52 @@ internal static class SysProcess
         h["vfork"] = c => BeginClone(c, LinuxFlags.CLONE_VM | LinuxFlags.CLONE_VFORK | SIGCHLD, 0, 0);
         h["clone"] = c => BeginClone(c, c.Arg(0), c.Arg(2), c.Arg(3));
         h["clone3"] = Clone3;
-        h["execve"] = c => SysFile.Resolve(c, -1, 0, PathOp.Exec, follow: true);
-        h["execveat"] = c => SysFile.Resolve(c, 0, 1, PathOp.Exec, follow: (c.IntArg(4) & LinuxFlags.AT_SYMLINK_NOFOLLOW) == 0);
+        h["execve"] = c => Exec(c, -1, 0, follow: true);
+        h["execveat"] = c => Exec(c, 0, 1, follow: (c.IntArg(4) & LinuxFlags.AT_SYMLINK_NOFOLLOW) == 0);
         h["wait4"] = Wait4;
         h["waitid"] = Waitid;
     }
+
+    /// <summary>
+    /// execve: the VFS resolves the file. A "#!" script the host can only reach by a host path is started the way
+    /// Linux's binfmt_script does, but by the kernel: the host runs the interpreter with argv = interpreter, its
+    /// one argument, the script's name as the guest gave it (so the interpreter opens it through the VFS, and $0 is
+    /// what the guest expects), then argv[1...]. The new argv lives in the task's scratch area.
+    /// </summary>
+    private static void Exec(SyscallCall c, int dirFdArg, int pathArg, bool follow)
+    {
+        var r = SysFile.Resolve(c, dirFdArg, pathArg, PathOp.Exec, follow);
+        if (r?.Interpreter is not { } interpreter) return;
+        int argvArg = pathArg + 1;
+        var strings = new List<byte[]> { Utf8Z(interpreter) };
+        if (r.InterpreterArg is { } arg) strings.Add(Utf8Z(arg));
+        strings.Add(Utf8Z(c.ReadPath(pathArg)));
+        var rest = new List<ulong>();
+        ulong argv = c.Arg(argvArg);
+        for (int i = 1; argv != 0; i++)
+        {
+            ulong p = GuestMemory.Read<ulong>(c.Tid, argv + (ulong)(8 * i));
+            if (p == 0) break;
+            rest.Add(p);
+            if (rest.Count > SyscallCall.ScratchBytesFrom(1) / 8) throw new SyscallError(Errno.E2BIG);
+        }
+        int pointers = 8 * (strings.Count + rest.Count + 1);
+        if (pointers + strings.Sum(b => b.Length) > SyscallCall.ScratchBytesFrom(1)) throw new SyscallError(Errno.E2BIG);
+        ulong table = c.ScratchSlotAddress(1), text = table + (ulong)pointers;
+        var vector = new List<ulong>();
+        foreach (var b in strings)
+        {
+            GuestMemory.Write(c.Tid, text, b);
+            vector.Add(text);
+            text += (ulong)b.Length;
+        }
+        vector.AddRange(rest);
+        vector.Add(0);
+        GuestMemory.Write(c.Tid, table, System.Runtime.InteropServices.MemoryMarshal.AsBytes(vector.ToArray().AsSpan()));
+        c.SetArg(argvArg, table);
+    }
+
+    private static byte[] Utf8Z(string s) => System.Text.Encoding.UTF8.GetBytes(s + "\0");
 
     /// <summary>The host runs the call untouched; the table's result kind does the translation.</summary>
     private static void HostRuns(SyscallCall c) { }

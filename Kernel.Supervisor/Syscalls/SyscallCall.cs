@@ -140,14 +140,28 @@ internal sealed class SyscallCall
 
     /// <summary>
     /// Hands the host <paramref name="hostPath"/> instead of the string argument <paramref name="i"/> points to: the
-    /// path is written into the task's scratch area, a private mapping the kernel makes inside the guest on
-    /// first need (by syscall injection), one 4 KiB slot per argument so rename's two paths never collide.
-    /// The guest's own string is never touched; its argument register is restored at exit.
+    /// path is written into slot <paramref name="i"/> of the task's scratch area, so rename's two paths never
+    /// collide. The guest's own string is never touched; its argument register is restored at exit.
     /// </summary>
     public void RewritePath(int i, string hostPath)
     {
         var bytes = System.Text.Encoding.UTF8.GetBytes(hostPath + "\0");
         if (bytes.Length > ScratchSlot) throw new SyscallError(Errno.ENAMETOOLONG);
+        ulong slot = ScratchSlotAddress(i);
+        GuestMemory.Write(Tid, slot, bytes);
+        SetArg(i, slot);
+        Note = hostPath;
+    }
+
+    /// <summary>Bytes the slots from <paramref name="first"/> to the last can hold together.</summary>
+    public static int ScratchBytesFrom(int first) => (ScratchSlots - first) * ScratchSlot;
+
+    /// <summary>
+    /// The guest address of scratch slot <paramref name="i"/>: a private mapping the kernel makes inside the guest
+    /// on first need (by syscall injection), one 4 KiB slot per argument, gone with the image at execve.
+    /// </summary>
+    public ulong ScratchSlotAddress(int i)
+    {
         if (Task.Scratch == 0)
         {
             var injector = Injector ?? throw new InvalidOperationException("no tracer to inject the scratch mapping");
@@ -157,10 +171,7 @@ internal sealed class SyscallCall
             Kernel.Mm.Post(nameof(IMmServer.RecordAsync), new UmlMicro.Contracts.Servers.MmEvent(
                 Task.Vpid, UmlMicro.Contracts.Servers.MmOp.Mmap, 0, ScratchSlot * ScratchSlots, 0, PROT_RW, MAP_PRIVATE_ANON, -1, 0, addr));
         }
-        ulong slot = Task.Scratch + (ulong)(i * ScratchSlot);
-        GuestMemory.Write(Tid, slot, bytes);
-        SetArg(i, slot);
-        Note = hostPath;
+        return Task.Scratch + (ulong)(i * ScratchSlot);
     }
 
     /// <summary>Reads argument <paramref name="i"/> as a path: EFAULT, ENOENT for "", ENAMETOOLONG past PATH_MAX.</summary>

@@ -18,6 +18,7 @@ internal sealed class SyscallRouter
         SysSignal.Register(byName);
         SysSched.Register(byName);
         SysFile.Register(byName);
+        SysSocket.Register(byName);
         SysMmap.Register(byName);
         SysInfo.Register(byName);
 

@@ -5,14 +5,14 @@ namespace UmlMicro.Supervisor.Tracing;
 
 /// <summary>
 /// The classic-BPF program the launcher installs in seccomp mode, generated from <see cref="SyscallTable"/>:
-/// every routed syscall (emulated, rewritten or denied) returns SECCOMP_RET_TRACE and stops at the tracer;
-/// everything else is allowed and never stops. Other ABIs (int 0x80, x32) are trapped too, so a guest
+/// every routed syscall (emulated, rewritten or denied), and every number the table does not know (ENOSYS),
+/// returns SECCOMP_RET_TRACE and stops at the tracer; everything else is allowed and never stops. Other ABIs (int 0x80, x32) are trapped too, so a guest
 /// cannot slip a call past the routing by changing calling convention.
 /// </summary>
 internal static class SeccompFilter
 {
     public const uint RetAllow = 0x7fff0000, RetTrace = 0x7ff00000;
-    public const ushort LdAbsW = 0x20, JeqK = 0x15, JgeK = 0x35, RetK = 0x06;
+    public const ushort LdAbsW = 0x20, JeqK = 0x15, JgeK = 0x35, Ja = 0x05, RetK = 0x06;
     public const uint X32Bit = 0x40000000;
 
     /// <summary>One sock_filter instruction.</summary>
@@ -20,26 +20,46 @@ internal static class SeccompFilter
 
     /// <param name="everything">Trap every call (for --trace and --stats, which must see passed calls too).</param>
     public static Insn[] Build(bool everything = false) =>
-        everything ? [new Insn(RetK, 0, 0, RetTrace)] : Build(SyscallTable.All.Where(r => r.IsRouted).Select(r => r.Number));
+        everything ? [new Insn(RetK, 0, 0, RetTrace)] : Build(Enumerable.Range(0, SyscallTable.Limit).Where(n => SyscallTable.Get(n).IsRouted), SyscallTable.Limit);
 
-    public static Insn[] Build(IEnumerable<int> trapped)
+    /// <param name="trapped">Numbers below <paramref name="limit"/> that stop; every number from limit on stops too.</param>
+    /// <remarks>The numbers are split into runs that all stop or all pass, and the program finds the run of a
+    /// call by binary search (a dozen comparisons for any call), not by a linear scan of every routed number.</remarks>
+    public static Insn[] Build(IEnumerable<int> trapped, int limit)
     {
-        var nrs = trapped.Distinct().Order().ToArray();
-        if (nrs.Length > 250) throw new InvalidOperationException("too many routed syscalls for a linear filter");
+        var traps = trapped.Where(n => n >= 0 && n < limit).ToHashSet();
+        // Runs: (first number, trapped?) in order, covering 0 .. 2^32-1; the last run (from limit) stops.
+        var runs = new List<(uint Start, bool Trap)>();
+        for (int n = 0; n < limit; n++)
+            if (runs.Count == 0 || runs[^1].Trap != traps.Contains(n)) runs.Add(((uint)n, traps.Contains(n)));
+        if (!runs[^1].Trap) runs.Add(((uint)limit, true));
         var p = new List<Insn>
         {
             new(LdAbsW, 0, 0, 4),                          // seccomp_data.arch
             new(JeqK, 1, 0, SyscallStopInfo.ArchX86_64),
-            new(RetK, 0, 0, RetTrace),
-            new(LdAbsW, 0, 0, 0),                          // seccomp_data.nr
-            new(JgeK, 0, 1, X32Bit),
-            new(RetK, 0, 0, RetTrace),
+            new(RetK, 0, 0, RetTrace),                     // other ABIs (int 0x80) always stop
+            new(LdAbsW, 0, 0, 0),                          // seccomp_data.nr; x32 numbers are above any limit
         };
-        for (int i = 0; i < nrs.Length; i++)
-            p.Add(new Insn(JeqK, (byte)(nrs.Length - i), 0, (uint)nrs[i])); // jump to the final RET_TRACE
-        p.Add(new Insn(RetK, 0, 0, RetAllow));
-        p.Add(new Insn(RetK, 0, 0, RetTrace));
+        Emit(p, runs, 0, runs.Count);
         return [.. p];
+    }
+
+    /// <summary>Code that returns the verdict of runs[from..to) for a number known to lie in them.</summary>
+    private static void Emit(List<Insn> p, List<(uint Start, bool Trap)> runs, int from, int to)
+    {
+        if (to - from == 1)
+        {
+            p.Add(new Insn(RetK, 0, 0, runs[from].Trap ? RetTrace : RetAllow));
+            return;
+        }
+        int mid = (from + to) / 2;
+        // nr >= runs[mid].Start: on to the JA that reaches the upper half; else skip it into the lower half.
+        p.Add(new Insn(JgeK, 0, 1, runs[mid].Start));
+        int ja = p.Count;
+        p.Add(new Insn(Ja, 0, 0, 0));
+        Emit(p, runs, from, mid);
+        p[ja] = new Insn(Ja, 0, 0, (uint)(p.Count - ja - 1));
+        Emit(p, runs, mid, to);
     }
 
     /// <summary>The program as hex bytes (struct sock_filter, little endian), for the launcher's command line.</summary>

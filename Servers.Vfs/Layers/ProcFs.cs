@@ -50,6 +50,7 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<int, s
             case "self": context.Need(); return parts.Length == 1 ? Link(Num(context.Vpid)) : Node.Missing(null, Layer.Synthetic);
             case "thread-self": context.Need(); return parts.Length == 1 ? Link($"{Num(context.Vpid)}/task/{Num(context.Vtid)}") : Node.Missing(null, Layer.Synthetic);
         }
+        if (rel == "loadavg") return new Node(NodeType.File, null, Layer.Synthetic);
         if (IsNumber(parts[0]))
             return FindTask(int.Parse(parts[0], CultureInfo.InvariantCulture)) is { } task ? TaskNode(task, parts.AsSpan(1)) : Node.Missing(null, Layer.Synthetic);
         return HostNode("/proc/" + rel, Layer.Host);
@@ -85,13 +86,16 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<int, s
         }
     }
 
-    /// <summary>/proc/PID/fd/N: a link to the guest path of what the fd holds, or the host's magic link for a pipe,
-    /// socket or anything else with no path (which can be opened but not walked through).</summary>
+    /// <summary>
+    /// /proc/PID/fd/N, a "magic link" as on Linux: opening it reopens the very file the fd holds (through the host's
+    /// own link, so an inherited stdout stays the user's file, not a copy-up), while readlink and a walk through it
+    /// see the guest path of that file; one with no path (a pipe, a socket) reads as the host says ("pipe:[N]").
+    /// </summary>
     private Node FdLink(string host)
     {
         if (HostFs.ReadLink(host) is not { } target) return Node.Missing(null, Layer.Synthetic);
-        if (target.StartsWith('/') && mounts.GuestPathOf(StripDeleted(target)) is { } guest) return Link(guest);
-        return new Node(NodeType.Symlink, host, Layer.Magic);
+        string? guest = target.StartsWith('/') ? mounts.GuestPathOf(StripDeleted(target)) : null;
+        return new Node(NodeType.Symlink, host, Layer.Magic, guest);
     }
 
     public override IEnumerable<DirEntry> List(string rel)
@@ -173,6 +177,7 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<int, s
 
     private string Render(string rel)
     {
+        if (rel == "loadavg") return LoadAvg(ReadHost("/proc/loadavg"));
         var parts = rel.Split('/');
         var task = FindTask(int.Parse(parts[0], CultureInfo.InvariantCulture)) ?? throw new NeedProcessesException();
         if (parts.Length == 4) task = new TaskView(task.Process, task.Process.Threads.First(t => t.Vtid == int.Parse(parts[2], CultureInfo.InvariantCulture)));
@@ -225,6 +230,18 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<int, s
             fields[5] = Num(context.Need().FirstOrDefault(p => p.HostPid == tpgid)?.Vpid ?? -1);
         string comm = host[host.IndexOf('(')..(close + 1)];
         return $"{Num(task.Vtid)} {comm} {string.Join(' ', fields)}\n";
+    }
+
+    /// <summary>The host's load averages (the guest's threads run on the host's CPUs), with the guest's own
+    /// thread count and last pid in place of the host's.</summary>
+    private string LoadAvg(string host)
+    {
+        var fields = host.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (fields.Length < 5) return host;
+        var processes = context.Need();
+        int threads = processes.Sum(p => p.Threads.Count);
+        int last = processes.Count == 0 ? 0 : processes.Max(p => p.Threads.Select(t => t.Vtid).DefaultIfEmpty(p.Vpid).Max());
+        return $"{fields[0]} {fields[1]} {fields[2]} 1/{Num(threads)} {Num(last)}\n";
     }
 
     private string Maps(string host)

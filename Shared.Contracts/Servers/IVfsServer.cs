@@ -84,13 +84,18 @@ public sealed record PathRequest(
 /// <paramref name="GuestPath"/> is the absolute guest path that was resolved. <paramref name="NeedProcesses"/>:
 /// the path runs through /proc, ask again with the guest's processes. <paramref name="CommitOnSuccess"/>: the
 /// host is to create an entry; when it succeeds, tell the VFS with vfs/created so that it stops hiding the name.
+/// <paramref name="Interpreter"/>: the path named a "#!" script that the host can only reach by a host path, which
+/// Linux would pass to the interpreter; the kernel must start the interpreter itself (HostPath is then the
+/// interpreter's) with argv = Interpreter, [InterpreterArg], the guest's own path string, argv[1...].
 /// </summary>
 public sealed record PathResolution(
     int Errno,
     string? HostPath,
     string? GuestPath,
     bool NeedProcesses = false,
-    bool CommitOnSuccess = false);
+    bool CommitOnSuccess = false,
+    string? Interpreter = null,
+    string? InterpreterArg = null);
 
 /// <summary>A namespace change the VFS carries out itself (it must, to keep its layers and whiteouts in step).</summary>
 public enum NameOp

@@ -19,15 +19,20 @@ public static class SyscallTable
 
     private static readonly SyscallInfo?[] ByNumber = Build();
 
-    /// <summary>The row of syscall <paramref name="nr"/>, or an anonymous pass-through row for unknown numbers.</summary>
+    /// <summary>The row of syscall <paramref name="nr"/>, or an anonymous row for a number the table does not know.</summary>
     public static SyscallInfo Get(long nr) =>
         nr >= 0 && nr < Capacity && ByNumber[nr] is { } s ? s : Unknown(nr);
+
+    /// <summary>One past the highest number the table knows; the seccomp filter traps every number from here on.</summary>
+    public static int Limit { get; } = All.Max(r => r.Number) + 1;
 
     public static IEnumerable<SyscallInfo> All => ByNumber.OfType<SyscallInfo>();
 
     public static SyscallInfo? Find(string name) => All.FirstOrDefault(s => s.Name == name);
 
-    private static SyscallInfo Unknown(long nr) => new((int)nr, $"syscall_{nr}", [Hex, Hex, Hex, Hex, Hex, Hex]);
+    /// <summary>A number the table does not know is ENOSYS, as on a kernel without it: a syscall newer than this
+    /// table could take a path or an fd the kernel never sees.</summary>
+    private static SyscallInfo Unknown(long nr) => new SyscallInfo((int)nr, $"syscall_{nr}", [Hex, Hex, Hex, Hex, Hex, Hex]).Deny(Errno.ENOSYS);
 
     private static SyscallInfo S(int nr, string name, params ArgKind[] args) => new(nr, name, args);
 
@@ -75,9 +80,9 @@ public static class SyscallTable
             S(88, "symlink", Str, Path).Emulate(K.Vfs),
             S(89, "readlink", Path, OutBuf, Size).Rewrite(K.Vfs),
             S(90, "chmod", Path, Mode).Rewrite(K.Vfs),
-            S(91, "fchmod", Fd, Mode),
+            S(91, "fchmod", Fd, Mode).Rewrite(K.Vfs),
             S(92, "chown", Path, Int, Int).Rewrite(K.Vfs),
-            S(93, "fchown", Fd, Int, Int),
+            S(93, "fchown", Fd, Int, Int).Rewrite(K.Vfs),
             S(94, "lchown", Path, Int, Int).Rewrite(K.Vfs),
             S(95, "umask", Mode),
             S(132, "utime", Path, Ptr).Rewrite(K.Vfs),
@@ -88,7 +93,7 @@ public static class SyscallTable
             S(187, "readahead", Fd, Int, Size),
             S(188, "setxattr", Path, Str, InBuf, Size, Flags).Rewrite(K.Vfs),
             S(189, "lsetxattr", Path, Str, InBuf, Size, Flags).Rewrite(K.Vfs),
-            S(190, "fsetxattr", Fd, Str, InBuf, Size, Flags),
+            S(190, "fsetxattr", Fd, Str, InBuf, Size, Flags).Rewrite(K.Vfs),
             S(191, "getxattr", Path, Str, OutBuf, Size).Rewrite(K.Vfs),
             S(192, "lgetxattr", Path, Str, OutBuf, Size).Rewrite(K.Vfs),
             S(193, "fgetxattr", Fd, Str, OutBuf, Size),
@@ -97,7 +102,7 @@ public static class SyscallTable
             S(196, "flistxattr", Fd, OutBuf, Size),
             S(197, "removexattr", Path, Str).Rewrite(K.Vfs),
             S(198, "lremovexattr", Path, Str).Rewrite(K.Vfs),
-            S(199, "fremovexattr", Fd, Str),
+            S(199, "fremovexattr", Fd, Str).Rewrite(K.Vfs),
             S(217, "getdents64", Fd, OutBuf, Size),
             S(221, "fadvise64", Fd, Int, Size, Int),
             S(235, "utimes", Path, Ptr).Rewrite(K.Vfs),
@@ -127,7 +132,7 @@ public static class SyscallTable
             S(294, "inotify_init1", Flags),
             S(295, "preadv", Fd, Ptr, Int, Int),
             S(296, "pwritev", Fd, Ptr, Int, Int),
-            S(303, "name_to_handle_at", DirFd, Path, Ptr, Ptr, Flags),
+            S(303, "name_to_handle_at", DirFd, Path, Ptr, Ptr, Flags).Rewrite(K.Vfs),
             S(304, "open_by_handle_at", Fd, Ptr, Flags).Deny(Errno.EPERM),
             S(306, "syncfs", Fd),
             S(316, "renameat2", DirFd, Path, DirFd, Path, Flags).Emulate(K.Vfs),
@@ -173,6 +178,7 @@ public static class SyscallTable
             S(451, "cachestat", Fd, Ptr, Ptr, Flags),
             S(453, "map_shadow_stack", Ptr, Size, Flags),
             S(462, "mseal", Ptr, Size, Flags),
+            S(278, "vmsplice", Fd, Ptr, Int, Flags),
 
             // --- processes: Sched owns pids; every pid that crosses the guest boundary is translated
             S(39, "getpid").Emulate(K.Sched).Returns(RetKind.Pid),
@@ -310,28 +316,31 @@ public static class SyscallTable
             S(291, "epoll_create1", Flags),
             S(441, "epoll_pwait2", Fd, Ptr, Int, Ptr, Ptr, Size),
             S(449, "futex_waitv", Ptr, Int, Flags, Ptr, Int),
+            S(454, "futex_wake", Ptr, Hex, Int, Flags),
+            S(455, "futex_wait", Ptr, Hex, Hex, Flags, Ptr, Int),
+            S(456, "futex_requeue", Ptr, Flags, Int, Int),
             S(206, "io_setup", Int, Ptr),
             S(207, "io_destroy", Hex),
             S(208, "io_getevents", Hex, Int, Int, Ptr, Ptr),
             S(209, "io_submit", Hex, Int, Ptr),
             S(210, "io_cancel", Hex, Ptr, Ptr),
-            S(425, "io_uring_setup", Int, Ptr),
+            S(425, "io_uring_setup", Int, Ptr).Deny(Errno.ENOSYS), // its rings open files the VFS would never see
             S(426, "io_uring_enter", Fd, Int, Int, Flags, Ptr, Size),
             S(427, "io_uring_register", Fd, Int, Ptr, Int),
 
             // --- sockets and IPC
             S(41, "socket", Int, Int, Int),
-            S(42, "connect", Fd, Ptr, Size),
+            S(42, "connect", Fd, Ptr, Size).Rewrite(K.Vfs),
             S(43, "accept", Fd, Ptr, Ptr),
             S(44, "sendto", Fd, InBuf, Size, Flags, Ptr, Size),
             S(45, "recvfrom", Fd, OutBuf, Size, Flags, Ptr, Ptr),
             S(46, "sendmsg", Fd, Ptr, Flags),
             S(47, "recvmsg", Fd, Ptr, Flags),
             S(48, "shutdown", Fd, Int),
-            S(49, "bind", Fd, Ptr, Size),
+            S(49, "bind", Fd, Ptr, Size).Rewrite(K.Vfs),
             S(50, "listen", Fd, Int),
-            S(51, "getsockname", Fd, Ptr, Ptr),
-            S(52, "getpeername", Fd, Ptr, Ptr),
+            S(51, "getsockname", Fd, Ptr, Ptr).Rewrite(K.Vfs),
+            S(52, "getpeername", Fd, Ptr, Ptr).Rewrite(K.Vfs),
             S(53, "socketpair", Int, Int, Int, Ptr),
             S(54, "setsockopt", Fd, Int, Int, Ptr, Size),
             S(55, "getsockopt", Fd, Int, Int, Ptr, Ptr),
@@ -397,6 +406,21 @@ public static class SyscallTable
             S(445, "landlock_add_rule", Fd, Int, Ptr, Flags),
             S(446, "landlock_restrict_self", Fd, Flags),
             S(448, "process_mrelease", Fd, Flags),
+            S(333, "io_pgetevents", Int, Int, Int, Ptr, Ptr, Ptr),
+            S(450, "set_mempolicy_home_node", Ptr, Size, Int, Flags),
+            S(459, "lsm_get_self_attr", Int, Ptr, Ptr, Flags),
+            S(460, "lsm_set_self_attr", Int, Ptr, Size, Flags),
+            S(461, "lsm_list_modules", Ptr, Ptr, Flags),
+            // Newer than the VFS: they would show the host's mounts or reach paths unresolved; programs fall back.
+            S(457, "statmount", Ptr, Ptr, Size, Flags).Deny(Errno.ENOSYS),
+            S(458, "listmount", Ptr, Ptr, Size, Flags).Deny(Errno.ENOSYS),
+            S(463, "setxattrat", DirFd, Path, Flags, Str, Ptr, Size).Deny(Errno.ENOSYS),
+            S(464, "getxattrat", DirFd, Path, Flags, Str, Ptr, Size).Deny(Errno.ENOSYS),
+            S(465, "listxattrat", DirFd, Path, Flags, OutBuf, Size).Deny(Errno.ENOSYS),
+            S(466, "removexattrat", DirFd, Path, Flags, Str).Deny(Errno.ENOSYS),
+            S(467, "open_tree_attr", DirFd, Path, Flags, Ptr, Size).Deny(Errno.EPERM),
+            S(468, "file_getattr", DirFd, Path, Ptr, Size, Flags).Deny(Errno.ENOSYS),
+            S(469, "file_setattr", DirFd, Path, Ptr, Size, Flags).Deny(Errno.ENOSYS),
             S(154, "modify_ldt", Int, Ptr, Size),
             S(162, "sync"),
             S(219, "restart_syscall"),

@@ -13,6 +13,7 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
         var hello = await Proxy.HelloAsync();
 
         Assert.Equal(Contract.SchedName, hello.Name);
+        Assert.Equal(2, Contract.SchedVersion);
         Assert.Equal(Contract.SchedVersion, hello.ContractVersion);
         Assert.Equal(Server.Pid, hello.ServerPid);
     }
@@ -146,6 +147,40 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
         await Proxy.ConfigureAsync(new SchedConfig(3));
 
         Assert.Equal(3, await Proxy.CpusAsync());
+    }
+
+    [Fact]
+    public async Task Processes_lists_every_guest_process_with_its_ids_and_threads_in_pid_order()
+    {
+        Assert.Empty(await Proxy.ProcessesAsync());
+        await Proxy.StartInitAsync(HostInit);
+        await Fork(creator: 1);                      // pid 2, host 4101
+        await Clone(creator: 2);                     // tid 3 in pid 2, host 4202
+        await Fork(creator: 3);                      // pid 4 (child of 2), host 4103
+        await Proxy.GroupChangedAsync(new GroupChange(2, 2, NewSession: true));
+
+        var all = await Proxy.ProcessesAsync();
+
+        Assert.Equal([1, 2, 4], all.Select(p => p.Vpid));
+        var init = all[0];
+        Assert.Equal((HostInit, 0, 1, 1), (init.HostPid, init.Ppid, init.Pgid, init.Sid));
+        Assert.Equal([new ThreadFacts(1, HostInit)], init.Threads);
+        var two = all[1];
+        Assert.Equal((HostInit + 101, 1, 2, 2), (two.HostPid, two.Ppid, two.Pgid, two.Sid));
+        Assert.Equal([new ThreadFacts(2, HostInit + 101), new ThreadFacts(3, HostInit + 202)], two.Threads);
+        Assert.Equal((HostInit + 103, 2, 1, 1), (all[2].HostPid, all[2].Ppid, all[2].Pgid, all[2].Sid));
+    }
+
+    [Fact]
+    public async Task Processes_keeps_a_zombie_until_it_is_reaped()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        await Fork(creator: 1);
+        await Proxy.TaskExitedAsync(new TaskExit(2, 0));
+
+        Assert.Equal([1, 2], (await Proxy.ProcessesAsync()).Select(p => p.Vpid));
+        await Proxy.ReapedAsync(2);
+        Assert.Equal([1], (await Proxy.ProcessesAsync()).Select(p => p.Vpid));
     }
 
     private Task<TaskGrant> Fork(int creator) =>

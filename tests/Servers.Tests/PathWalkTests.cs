@@ -5,6 +5,7 @@ using UmlMicro.Servers.Vfs;
 
 namespace UmlMicro.ServersTests;
 
+/// <summary>The checks on the path string (PathWalk.Check) and the lexical walk used for configured paths.</summary>
 public sealed class PathWalkTests
 {
     [Theory]
@@ -32,6 +33,7 @@ public sealed class PathWalkTests
     {
         Assert.Equal(Errno.ENOENT, PathWalk.Check(""));
         Assert.Equal(0, PathWalk.Check("/" + new string('a', 255)));
+        Assert.Equal(Errno.ENAMETOOLONG, PathWalk.Check("/" + new string('a', 256)));
         Assert.Equal(Errno.ENAMETOOLONG, PathWalk.Check("/" + new string('a', 256) + "/.."));
         Assert.Equal(0, PathWalk.Check(LongPath(4095)));
         Assert.Equal(Errno.ENAMETOOLONG, PathWalk.Check(LongPath(4096)));
@@ -47,61 +49,39 @@ public sealed class PathWalkTests
     }
 
     [Fact]
-    public void A_host_directory_root_prefixes_and_keeps_a_demand_for_a_directory()
+    public async Task The_server_refuses_a_path_the_host_cannot_take()
     {
-        var mount = new RootMount("/srv/guest");
+        using var vfs = new VfsHarness();
+        vfs.Lower("a/f", "x");
 
-        Assert.False(mount.IsIdentity);
-        Assert.Equal("/srv/guest/etc/passwd", mount.ToHost(new WalkedPath("/etc/passwd", false)));
-        Assert.Equal("/srv/guest/etc/", mount.ToHost(new WalkedPath("/etc", true)));
-        Assert.Equal("/srv/guest/", mount.ToHost(new WalkedPath("/", true)));
-        Assert.True(new RootMount("/").IsIdentity);
-    }
-
-    [Fact]
-    public async Task The_server_rewrites_only_under_a_host_directory_root()
-    {
-        var vfs = new VfsServer();
-        Assert.Equal(new PathResolution(0, null, "/etc/passwd"), await Resolve(vfs, "/etc/../etc/passwd"));
-
-        await vfs.ConfigureAsync(new VfsConfig(Path.GetTempPath(), "/"));
-        string root = PathWalk.Walk("/", Path.GetTempPath()).GuestPath;
-
-        Assert.Equal(new PathResolution(0, root + "/etc/passwd", "/etc/passwd"), await Resolve(vfs, "/etc/../etc/passwd"));
-    }
-
-    [Fact]
-    public async Task The_server_refuses_a_rewritten_path_the_host_cannot_take()
-    {
-        var vfs = new VfsServer();
-        await vfs.ConfigureAsync(new VfsConfig(Path.GetTempPath(), "/"));
-        await vfs.SetCwdAsync(1, LongPath(4000));
-
-        Assert.Equal(Errno.ENAMETOOLONG, (await Resolve(vfs, new string('f', 200))).Errno);
+        Assert.Equal(Errno.ENAMETOOLONG, (await vfs.Stat("/a/" + new string('n', 256))).Errno);
+        Assert.Equal(Errno.ENAMETOOLONG, (await vfs.Stat(LongPath(4096))).Errno);
+        Assert.Equal(Errno.ENOENT, (await vfs.Stat("")).Errno);
+        // 255 bytes is a valid name: it just is not there.
+        Assert.Equal(Errno.ENOENT, (await vfs.Stat("/a/" + new string('n', 255))).Errno);
     }
 
     [Fact]
     public async Task The_server_shares_a_cwd_only_with_clone_fs()
     {
-        var vfs = new VfsServer();
-        await vfs.ProcessCreatedAsync(1, 2, shareFs: true);
-        await vfs.ProcessCreatedAsync(2, 3, shareFs: false);
+        using var vfs = new VfsHarness();
+        vfs.LowerDir("tmp");
+        var server = await vfs.Start();
+        await server.ProcessCreatedAsync(1, 2, shareFs: true);
+        await server.ProcessCreatedAsync(2, 3, shareFs: false);
 
-        await vfs.SetCwdAsync(2, "/tmp/");
-        await vfs.ProcessExitedAsync(2);
+        await server.SetCwdAsync(2, vfs.LowerPath("tmp"));
+        await server.ProcessExitedAsync(2);
 
-        Assert.Equal(new CwdResult(0, "/tmp"), await vfs.GetCwdAsync(1));
-        Assert.Equal(new CwdResult(0, "/"), await vfs.GetCwdAsync(3));
-        Assert.Equal(new CwdResult(Errno.ESRCH, null), await vfs.GetCwdAsync(2));
-        await Assert.ThrowsAsync<LocalRpcException>(() => vfs.ProcessCreatedAsync(1, 3, shareFs: false));
-        await Assert.ThrowsAsync<LocalRpcException>(() => vfs.SetCwdAsync(1, "relative"));
+        Assert.Equal(new CwdResult(0, "/tmp"), await server.GetCwdAsync(1));
+        Assert.Equal(new CwdResult(0, "/"), await server.GetCwdAsync(3));
+        Assert.Equal(new CwdResult(Errno.ESRCH, null), await server.GetCwdAsync(2));
+        await Assert.ThrowsAsync<LocalRpcException>(() => server.ProcessCreatedAsync(1, 3, shareFs: false));
+        await Assert.ThrowsAsync<LocalRpcException>(() => server.SetCwdAsync(1, "relative"));
     }
 
-    private static Task<PathResolution> Resolve(VfsServer vfs, string path) =>
-        vfs.ResolveAsync(new PathRequest(1, LinuxFlags.AT_FDCWD, path, PathOp.Open, FollowLast: true));
-
     /// <summary>An absolute path of exactly <paramref name="bytes"/> bytes, in components of at most 100.</summary>
-    private static string LongPath(int bytes)
+    internal static string LongPath(int bytes)
     {
         var path = new System.Text.StringBuilder();
         while (path.Length < bytes)

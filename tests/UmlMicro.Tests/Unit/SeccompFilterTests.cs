@@ -26,6 +26,9 @@ public class SeccompFilterTests
                 case JgeK:
                     pc += acc >= i.K ? i.Jt : i.Jf;
                     break;
+                case Ja:
+                    pc += (int)i.K;
+                    break;
                 case RetK:
                     return i.K;
                 default:

@@ -15,12 +15,21 @@ public class SyscallTableTests
         Assert.Equal(name, SyscallTable.Get(nr).Name);
 
     [Fact]
-    public void Unknown_numbers_pass_to_the_host_under_a_generated_name()
+    public void Unknown_numbers_are_ENOSYS_under_a_generated_name()
     {
         var row = SyscallTable.Get(499);
         Assert.Equal("syscall_499", row.Name);
-        Assert.Equal(Disposition.Pass, row.Disposition);
+        Assert.Equal(Disposition.Deny, row.Disposition);
+        Assert.Equal(UmlMicro.Contracts.Linux.Errno.ENOSYS, row.DenyErrno);
         Assert.Equal("syscall_-1", SyscallTable.Get(-1).Name);
+        Assert.Equal(Disposition.Deny, SyscallTable.Get(134).Disposition); // uselib: a path, not in the table
+    }
+
+    [Fact]
+    public void Every_call_that_takes_a_path_is_resolved_by_the_vfs_or_denied()
+    {
+        foreach (var row in SyscallTable.All.Where(r => r.Args.Contains(ArgKind.Path)))
+            Assert.True(row.Disposition == Disposition.Deny || (row.Owner == Server.Vfs && row.IsRouted), row.Name);
     }
 
     [Fact]
