@@ -7,5 +7,5 @@ using UmlMicro.Servers.Vfs;
 var wire = Console.OpenStandardOutput();
 Console.SetOut(Console.Error);
 
-var server = new VfsServer();
+using var server = new VfsServer();
 return await ServerLoop.RunAsync<IVfsServer>("vfs", server, server.ShutdownRequested, Console.OpenStandardInput(), wire);

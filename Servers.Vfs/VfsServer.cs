@@ -20,10 +20,11 @@ namespace UmlMicro.Servers.Vfs;
 /// recreated with shareFs from one of them.
 /// </para>
 /// </summary>
-internal sealed class VfsServer : KernelServerBase, IVfsServer
+internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
 {
     private const int InitPid = 1;
     private const int S_IFMT = 0xF000, S_IFCHR = 0x2000, S_IFBLK = 0x6000;
+    private const int O_TMPFILE = 0x410000; // __O_TMPFILE | O_DIRECTORY
 
     // Requests are serialised: the server is a single-threaded kernel, one message at a time, as in MINIX.
     private readonly Lock gate = new();
@@ -33,7 +34,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer
     private Namei namei = null!;
     private Snapshots snapshots = null!;
     private KernelFiles? kernelFiles;
-    private string linkDir = "", stateDir = "/nonexistent";
+    private string linkDir = "", stateDir = "/nonexistent", memoryDir = "";
     private long nextLink;
     private readonly Dictionary<string, string> execLinks = new(StringComparer.Ordinal);
 
@@ -51,6 +52,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer
         string initCwd = AbsolutePath(config.InitialCwd, "initial cwd");
         lock (gate)
         {
+            // Everything is built first: a configure that is refused leaves the server as it was.
             var table = new MountTable();
             int tmpfs = 0;
             foreach (var spec in specs)
@@ -63,20 +65,23 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer
                         [state, memory, upper]),
                     "bind" => new HostMount(point, HostDir(spec.Source, $"source of {point}"), spec.ReadOnly, "hostfs"),
                     "tmpfs" => new HostMount(point, Directory.CreateDirectory(Path.Combine(memory, $"tmpfs{++tmpfs}")).FullName, spec.ReadOnly, "tmpfs"),
-                    "proc" => new ProcFs(proc, table, cwds.GuestOf, Directory.CreateDirectory(Path.Combine(state, "proc")).FullName),
+                    "proc" => new ProcFs(proc, table, GuestPathOf, cwds.GuestOf, Directory.CreateDirectory(Path.Combine(state, "proc")).FullName),
                     "dev" => new DevFs(point),
                     _ => throw ProtocolViolation.Of($"cannot mount a {spec.Kind} at {point}"),
                 });
             }
+            var walker = new Namei(table);
+            proc.Processes = null;
+            var start = walker.Walk("/", initCwd, followLast: true);
+            if (start.Errno != 0 || start.Node.Type != NodeType.Directory)
+                throw ProtocolViolation.Of($"the initial cwd {initCwd} is not a directory of the guest");
             mounts = table;
-            namei = new Namei(table);
+            namei = walker;
             snapshots = new Snapshots(Directory.CreateDirectory(Path.Combine(state, "snapshots")).FullName);
             linkDir = Directory.CreateDirectory(Path.Combine(state, "links")).FullName;
             stateDir = state;
+            memoryDir = memory;
             kernelFiles = new KernelFiles(Path.Combine(state, "kernel"), config.Release ?? "", config.Hostname ?? "", config.Cpus, config.MemoryLimit);
-            var start = namei.Walk("/", initCwd, followLast: true);
-            if (start.Errno != 0 || start.Node.Type != NodeType.Directory)
-                throw ProtocolViolation.Of($"the initial cwd {initCwd} is not a directory of the guest");
             cwds.Reset(InitPid, start.GuestPath, Readable(start));
         }
         return Task.CompletedTask;
@@ -159,7 +164,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer
                 break;
             case PathOp.Open when (flags & (LinuxFlags.O_CREAT | LinuxFlags.O_EXCL)) == (LinuxFlags.O_CREAT | LinuxFlags.O_EXCL):
                 return Fail(Errno.EEXIST);
-            case PathOp.Open when write && node.Type == NodeType.Directory:
+            case PathOp.Open when write && node.Type == NodeType.Directory && (flags & O_TMPFILE) != O_TMPFILE:
                 return Fail(Errno.EISDIR);
             case PathOp.Open when write:
             case PathOp.Modify when node.Exists:
@@ -244,9 +249,9 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer
         if (!w.Node.Exists) return Errno.ENOENT;
         if (c.Op == NameOp.Link)
         {
-            if (w.Node.Type == NodeType.Directory) return Errno.EPERM;
             if (to.Node.Exists) return Errno.EEXIST;
             if (to.Mount != w.Mount) return Errno.EXDEV;
+            if (w.Node.Type == NodeType.Directory) return Errno.EPERM;
             return to.Mount.Link(w.Rel, w.Node, to.Rel, to.Node);
         }
         // rename
@@ -437,6 +442,27 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer
             if (plain == host) return new PathResolution(0, null, guestPath);
         }
         return new PathResolution(0, host, guestPath);
+    }
+
+    /// <summary>A clean end (shutdown, or the supervisor's pipe closed because it was killed): the state and tmpfs
+    /// directories go with the guest, as the supervisor would remove them. A crash leaves them for a restart.</summary>
+    public void Dispose()
+    {
+        lock (gate)
+        {
+            if (kernelFiles is null) return;
+            foreach (var dir in new[] { stateDir, memoryDir })
+            {
+                try
+                {
+                    if (dir.Length > 0 && Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    Console.Error.WriteLine($"vfs: could not remove {dir}: {e.Message}");
+                }
+            }
+        }
     }
 
     private static PathResolution Fail(int errno) => new(errno, null, null);

@@ -42,7 +42,7 @@ internal sealed class GuestNamespace : IDisposable
 
         string state = Directory.CreateTempSubdirectory($"umlmicro-{Environment.ProcessId}-").FullName;
         string shm = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
-        string memory = Directory.CreateDirectory(Path.Combine(shm, $"umlmicro-{Environment.ProcessId}-{Path.GetFileName(state)}")).FullName;
+        string memory = Directory.CreateDirectory(Path.Combine(shm, Path.GetFileName(state))).FullName;
         string upper = "";
         if (vfs.KeepChanges.Length > 0)
         {

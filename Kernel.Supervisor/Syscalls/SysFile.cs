@@ -109,8 +109,7 @@ internal static class SysFile
         if (FdTarget(c.Tid, c.IntArg(fdArg)) is not { } target || !target.StartsWith('/')) return;
         c.ServerUsed = Server.Vfs;
         if (c.Kernel.Vfs.Call(v => v.GuestPathAsync(target)) is not { } guest) return;
-        var request = new PathRequest(c.Task.Vpid, c.Task.Vtid, new PathArg(guest), PathOp.Modify, FollowLast: false);
-        var r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
+        var r = Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, new PathArg(guest), PathOp.Modify, FollowLast: false));
         if (r.Errno != 0 || r.HostPath is not { } copy || copy == target) return;
         var bytes = Encoding.UTF8.GetBytes(copy + "\0");
         if (bytes.Length > SyscallCall.ScratchBytesFrom(3)) throw new SyscallError(Errno.ENAMETOOLONG);
@@ -144,14 +143,7 @@ internal static class SysFile
             dirFdArg = NoDirFd;
         }
         if (Arg(c, dirFdArg, pathArg) is not { } arg) return null; // "" is the host's to judge: ENOENT, or AT_EMPTY_PATH
-        c.ServerUsed = Server.Vfs;
-        var request = new PathRequest(c.Task.Vpid, c.Task.Vtid, arg, op, follow, flags);
-        var r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
-        if (r.NeedProcesses)
-        {
-            var processes = c.Kernel.Sched.Call(s => s.ProcessesAsync());
-            r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request with { Processes = processes }));
-        }
+        var r = Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, arg, op, follow, flags));
         if (r.Errno != 0) throw new SyscallError(r.Errno);
         if (r.HostPath is not null) c.RewritePath(pathArg, r.HostPath);
         if (r.CommitOnSuccess && r.GuestPath is { } created)
@@ -159,6 +151,23 @@ internal static class SysFile
             {
                 if (x.Result >= 0) x.Kernel.Vfs.Post(nameof(IVfsServer.CreatedAsync), created);
             });
+        return r;
+    }
+
+    /// <summary>
+    /// The VFS's answer to a path request; a path through /proc/PID is asked again with the guest's processes from
+    /// Sched. Every path question goes through here: an answer that still needs them must never reach the host.
+    /// </summary>
+    public static PathResolution Ask(SyscallCall c, PathRequest request)
+    {
+        c.ServerUsed = Server.Vfs;
+        var r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
+        if (r.NeedProcesses)
+        {
+            var processes = c.Kernel.Sched.Call(s => s.ProcessesAsync());
+            r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request with { Processes = processes }));
+            if (r.NeedProcesses) throw new InvalidOperationException("the VFS asked twice for the guest's processes");
+        }
         return r;
     }
 
@@ -194,12 +203,12 @@ internal static class SysFile
     private static void Change(SyscallCall c, NameOp op, PathArg? path, PathArg? newPath = null, string? target = null, int flags = 0, bool badFlags = false)
     {
         if (badFlags) throw new SyscallError(Errno.EINVAL);
-        if (path is null || (op is NameOp.Rename or NameOp.Link && newPath is null))
+        if (path is null && op == NameOp.Link && (flags & LinuxFlags.AT_EMPTY_PATH) != 0 && newPath is not null)
         {
-            // An empty name: linkat with AT_EMPTY_PATH links the fd itself, which only the host can do.
-            if (op == NameOp.Link && (flags & LinuxFlags.AT_EMPTY_PATH) != 0) return;
-            throw new SyscallError(Errno.ENOENT);
+            LinkFd(c, newPath, flags);
+            return;
         }
+        if (path is null || (op is NameOp.Rename or NameOp.Link && newPath is null)) throw new SyscallError(Errno.ENOENT);
         c.ServerUsed = Server.Vfs;
         var change = new NameChange(c.Task.Vpid, op, path, newPath, target, flags);
         int errno = c.Kernel.Vfs.Call(v => v.ChangeAsync(change));
@@ -212,6 +221,29 @@ internal static class SysFile
     {
         if (c.Arg(i) == 0) throw new SyscallError(Errno.EFAULT);
         return c.ReadPath(i);
+    }
+
+    /// <summary>
+    /// linkat(fd, "", dirfd, newpath, AT_EMPTY_PATH): a file with a guest path is linked by the VFS like any other
+    /// (copied up first when it is in the read-only layer); one without (an O_TMPFILE file, made in a writable
+    /// layer) is linked by the host, at the host path the VFS gives the new name.
+    /// </summary>
+    private static void LinkFd(SyscallCall c, PathArg newPath, int flags)
+    {
+        string target = FdTarget(c.Tid, c.IntArg(0)) ?? throw new SyscallError(Errno.EBADF);
+        c.ServerUsed = Server.Vfs;
+        string? guest = target.StartsWith('/') && !target.EndsWith(" (deleted)", StringComparison.Ordinal)
+            ? c.Kernel.Vfs.Call(v => v.GuestPathAsync(target))
+            : null;
+        if (guest is not null)
+        {
+            var change = new NameChange(c.Task.Vpid, NameOp.Link, new PathArg(guest), newPath, Flags: flags & ~LinuxFlags.AT_EMPTY_PATH);
+            int errno = c.Kernel.Vfs.Call(v => v.ChangeAsync(change));
+            if (errno != 0) throw new SyscallError(errno);
+            c.Return(0);
+            return;
+        }
+        Resolve(c, 2, 3, PathOp.Create, follow: false);
     }
 
     private static void Chdir(SyscallCall c)

@@ -39,9 +39,7 @@ internal static class SysSocket
     private static void Address(SyscallCall c, PathOp op)
     {
         if (PathOf(c, c.Arg(1), c.IntArg(2)) is not { } path) return;
-        c.ServerUsed = Server.Vfs;
-        var request = new PathRequest(c.Task.Vpid, c.Task.Vtid, new PathArg(path), op, FollowLast: op != PathOp.Create);
-        var r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
+        var r = SysFile.Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, new PathArg(path), op, FollowLast: op != PathOp.Create));
         // bind on an existing name is EADDRINUSE; connect to a missing one ENOENT, as Linux says.
         if (r.Errno != 0) throw new SyscallError(r.Errno == Errno.EEXIST ? EADDRINUSE : r.Errno);
         if (r.HostPath is { } host)

@@ -26,7 +26,7 @@ internal sealed class ProcContext
 /// host's file of the same host task, passed through. Files outside /proc/PID are the host's, read-only, except
 /// the kernel's identity files the VFS serves itself (see KernelFiles).
 /// </summary>
-internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<int, string?> cwdOf, string materialDir)
+internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string, string?> guestPathOf, Func<int, string?> cwdOf, string materialDir)
     : Mount("/proc", readOnly: false)
 {
     private long _next;
@@ -94,7 +94,8 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<int, s
     private Node FdLink(string host)
     {
         if (HostFs.ReadLink(host) is not { } target) return Node.Missing(null, Layer.Synthetic);
-        string? guest = target.StartsWith('/') ? mounts.GuestPathOf(StripDeleted(target)) : null;
+        string? guest = target.StartsWith('/') ? guestPathOf(StripDeleted(target)) : null;
+        if (guest is not null && target.EndsWith(Deleted, StringComparison.Ordinal)) guest += Deleted;
         return new Node(NodeType.Symlink, host, Layer.Magic, guest);
     }
 
@@ -250,7 +251,7 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<int, s
         foreach (var line in host.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             int slash = line.IndexOf('/');
-            if (slash > 0 && mounts.GuestPathOf(StripDeleted(line[slash..])) is { } guest)
+            if (slash > 0 && guestPathOf(StripDeleted(line[slash..])) is { } guest)
                 sb.Append(line[..slash]).Append(guest).Append(line.EndsWith(" (deleted)", StringComparison.Ordinal) ? " (deleted)" : "").Append('\n');
             else
                 sb.Append(line).Append('\n');
@@ -300,9 +301,11 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<int, s
         return null;
     }
 
-    private string GuestPathOrSelf(string host) => mounts.GuestPathOf(StripDeleted(host)) ?? host;
+    private string GuestPathOrSelf(string host) => guestPathOf(StripDeleted(host)) is { } g ? g + (host.EndsWith(Deleted, StringComparison.Ordinal) ? Deleted : "") : host;
 
-    private static string StripDeleted(string path) => path.EndsWith(" (deleted)", StringComparison.Ordinal) ? path[..^10] : path;
+    private const string Deleted = " (deleted)";
+
+    private static string StripDeleted(string path) => path.EndsWith(Deleted, StringComparison.Ordinal) ? path[..^Deleted.Length] : path;
 
     private static string ReadHost(string path)
     {

@@ -94,15 +94,15 @@ public sealed class ProcFsTests : IDisposable
         Assert.Equal(points, RunResult.Lines(parts[2]));
     }
 
-    [Fact(Skip = "VFS bug: /proc/PID/fd/N of a merged directory (/, /tmp) reads as the host snapshot path and is not walkable (ENOTDIR)")]
+    [Fact]
     public void Proc_fd_of_a_directory_names_the_guest_directory_and_can_be_walked()
     {
         var r = GuestRunner.Run(_dir.Path, "/bin/sh", "-c",
             "exec 3< / 4< /tmp 5< /etc; readlink /proc/self/fd/3 /proc/self/fd/4 /proc/self/fd/5; ls -d /proc/self/fd/4/. /proc/self/fd/3/etc");
-        Expect.Success("/\n/tmp\n/etc\n/proc/self/fd/4/.\n/proc/self/fd/3/etc\n", r);
+        Expect.Success("/\n/tmp\n/etc\n/proc/self/fd/3/etc\n/proc/self/fd/4/.\n", r);
     }
 
-    [Fact(Skip = "VFS bug: /proc/PID/fd/N of an unlinked file lacks the \" (deleted)\" suffix Linux shows")]
+    [Fact]
     public void Proc_fd_of_an_unlinked_file_says_deleted()
     {
         var r = GuestRunner.Run(_dir.Path, ["--tmpfs", "/scratch"], Tools.Python3, "-c", """

@@ -143,7 +143,7 @@ public sealed class VfsErrnoTests : IDisposable
         Assert.False(Directory.Exists(_guest.File("new")));
     }
 
-    [Fact(Skip = "VFS bug: link(2) of a directory to another mount is EPERM; Linux checks the mount first (EXDEV)")]
+    [Fact]
     public void Link_across_mounts_is_EXDEV_even_for_a_directory()
     {
         const string probe = """

@@ -120,7 +120,7 @@ public sealed class VfsNamespaceTests : IDisposable
         Expect.Success("kept\nNo such file or directory\nNo such file or directory\n", again);
     }
 
-    [Fact(Skip = "supervisor bug: fchmod/fchown/futimens on an fd opened read-only on a lower file or directory change the host's file (no copy-up)")]
+    [Fact]
     public void Changing_a_lower_file_through_a_read_only_fd_leaves_the_host_alone()
     {
         string file = _lower.Write("f", "orig\n");
@@ -145,7 +145,7 @@ public sealed class VfsNamespaceTests : IDisposable
         Assert.Equal(dirMode, File.GetUnixFileMode(dir));
     }
 
-    [Fact(Skip = "supervisor bug: linkat(fd, \"\", AT_FDCWD, newpath, AT_EMPTY_PATH) goes to the host with newpath unresolved: it links into the host's /etc")]
+    [Fact]
     public void Linkat_with_an_empty_path_links_inside_the_guest()
     {
         string name = $"/etc/umlmicro-linkat-{Guid.NewGuid():N}";
@@ -167,7 +167,7 @@ public sealed class VfsNamespaceTests : IDisposable
         }
     }
 
-    [Fact(Skip = "supervisor bug: bind(2) of an AF_UNIX socket is passed to the host with the guest's path: it creates the socket in the host's /etc")]
+    [Fact]
     public void A_unix_socket_bound_outside_the_cwd_stays_in_the_guest()
     {
         string name = $"/etc/umlmicro-sock-{Guid.NewGuid():N}";
