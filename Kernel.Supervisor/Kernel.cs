@@ -1,6 +1,7 @@
 using UmlMicro.Contracts.Servers;
 using UmlMicro.Supervisor.Guest;
 using UmlMicro.Supervisor.Observability;
+using UmlMicro.Supervisor.Scheduling;
 using UmlMicro.Supervisor.Servers;
 using UmlMicro.Supervisor.Syscalls;
 
@@ -22,7 +23,8 @@ internal sealed class Kernel(
     KernelStats stats,
     TraceWriter? trace,
     long memoryLimit = 0,
-    MapCheck? mapCheck = null)
+    MapCheck? mapCheck = null,
+    VcpuScheduler? vcpus = null)
 {
     public ServerLink<IVfsServer> Vfs { get; } = vfs;
     public ServerLink<IMmServer> Mm { get; } = mm;
@@ -31,6 +33,9 @@ internal sealed class Kernel(
     public int Cpus { get; } = cpus;
     public KernelStats Stats { get; } = stats;
     public TraceWriter? Trace { get; } = trace;
+
+    /// <summary>The virtual CPUs and their run policy (round-robin with a 10 ms quantum unless configured).</summary>
+    public VcpuScheduler Vcpus { get; } = vcpus ?? new VcpuScheduler(cpus, new RoundRobinPolicy(TimeSpan.FromMilliseconds(10)), TimeSpan.FromMilliseconds(10));
 
     public PidMap Pids { get; } = new();
     public TaskTable Tasks { get; } = new();

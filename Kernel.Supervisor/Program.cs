@@ -5,6 +5,7 @@ using UmlMicro.Supervisor;
 using UmlMicro.Supervisor.Cli;
 using UmlMicro.Supervisor.Native;
 using UmlMicro.Supervisor.Observability;
+using UmlMicro.Supervisor.Scheduling;
 using UmlMicro.Supervisor.Servers;
 using UmlMicro.Supervisor.Tracing;
 
@@ -97,7 +98,9 @@ namespace UmlMicro.Supervisor
             sched.Call(s => s.ConfigureAsync(new SchedConfig(cpus)));
 
             var mapCheck = config.Mm.CheckMaps ? new MapCheck() : null;
-            var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace, memoryLimit, mapCheck);
+            var quantum = TimeSpan.FromMilliseconds(config.Sched.QuantumMs);
+            var vcpus = new VcpuScheduler(cpus, RunPolicies.Create(config.Sched.Policy, quantum), quantum);
+            var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace, memoryLimit, mapCheck, vcpus);
             var tracer = new TracerThread(kernel, mode, observeAll: trace is not null || config.Kernel.Stats, Path.Combine(binDir, "umlmicro-launch"), program,
                 [run.Program, .. run.Argv], config.Mm.DeterministicLayout);
             var forwarding = new List<PosixSignalRegistration>();
@@ -110,6 +113,8 @@ namespace UmlMicro.Supervisor
             if (config.Kernel.Stats)
             {
                 Console.Error.Write(stats.Render());
+                Console.Error.WriteLine($"vcpus {vcpus.Cpus}, policy {vcpus.Policy.Name}, quantum {vcpus.Quantum.TotalMilliseconds:0} ms: " +
+                    $"{vcpus.Ticks} ticks, {vcpus.Preemptions} preemptions");
                 if (mm.PostFailure is null) Console.Error.Write(KernelStats.RenderMemory(mm.Call(m => m.UsageAsync())));
             }
             if (mapCheck is not null) Console.Error.Write(mapCheck.Summary);

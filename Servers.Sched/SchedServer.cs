@@ -15,6 +15,13 @@ namespace UmlMicro.Servers.Sched;
 /// the tasks that are still alive: the cursor and the numbers that are still held (zombies, groups and
 /// sessions that outlived their leader) depend on what came before.
 /// </para>
+/// <para>
+/// Virtual CPUs: the server holds their count (sched/configure). The grants, the run queue and the run
+/// policy are the supervisor's (Kernel.Supervisor/Scheduling, see docs/ARCHITECTURE.md "Where the policy
+/// lives"): a decision every half quantum from ptrace stops and host thread states, carried out by ptrace,
+/// must not wait for a round trip. So a crash of this server loses nothing of the scheduling state: the
+/// supervisor replays sched/configure with the same count and goes on granting vCPUs meanwhile.
+/// </para>
 /// </summary>
 internal sealed class SchedServer : KernelServerBase, ISchedServer
 {

@@ -29,6 +29,7 @@ options:
                      none:  pin nothing (the ptrace floor always pins itself, see README)
   --no-peers         skip the strace and proot columns
   --no-floor         skip the ptrace floor
+  --no-vcpus         skip the virtual-CPU rows (bench/spin.c under --cpus 2 and --cpus 1)
   --reps R           repetitions per measurement, the median is reported (default 5)
   --rep-ms MS        length of one repetition in milliseconds (default 150)
   --quick            a fast, noisier run (3 repetitions of 40 ms): for trying the script
@@ -58,6 +59,8 @@ only_ops=""
 pin=peers
 peers=1
 floor=1
+vcpus=1
+spin_iterations=300000000
 reps=5
 rep_ms=150
 floor_reps=5
@@ -90,9 +93,10 @@ while [ $# -gt 0 ]; do
       shift 2 ;;
     --no-peers) peers=0; shift ;;
     --no-floor) floor=0; shift ;;
+    --no-vcpus) vcpus=0; shift ;;
     --reps) need_arg "$1" $#; posint "$1" "$2"; reps=$2; floor_reps=$2; shift 2 ;;
     --rep-ms) need_arg "$1" $#; posint "$1" "$2"; rep_ms=$2; shift 2 ;;
-    --quick) reps=3; rep_ms=40; floor_reps=3; floor_ms=60; shift ;;
+    --quick) reps=3; rep_ms=40; floor_reps=3; floor_ms=60; spin_iterations=60000000; shift ;;
     --timeout) need_arg "$1" $#; posint "$1" "$2"; tmo=$2; shift 2 ;;
     --results) need_arg "$1" $#; results=$2; shift 2 ;;
     --no-results) write_results=0; shift ;;
@@ -126,10 +130,10 @@ fi
 CC=${CC:-gcc}
 command -v "$CC" >/dev/null || { echo "$me: no C compiler '$CC' (set CC or install gcc)" >&2; exit 1; }
 mkdir -p "$out/logs"
-for prog in ops ptrace_floor; do
+for prog in ops ptrace_floor spin; do
   if [ ! -x "$out/$prog" ] || [ "$here/$prog.c" -nt "$out/$prog" ]; then
     say "building bench/out/$prog"
-    "$CC" -O2 -Wall -Wextra -o "$out/$prog.tmp" "$here/$prog.c" || { echo "$me: building $prog.c failed" >&2; exit 1; }
+    "$CC" -O2 -Wall -Wextra -pthread -o "$out/$prog.tmp" "$here/$prog.c" || { echo "$me: building $prog.c failed" >&2; exit 1; }
     mv -f "$out/$prog.tmp" "$out/$prog"
   fi
 done
@@ -242,6 +246,42 @@ if [ $floor = 1 ]; then
     case $line in floor=*) FL[$(kv "$line" floor)/$(kv "$line" pin)]=$(kv "$line" ns_per_syscall) ;; esac
   done <"$out/logs/floor.out"
 fi
+
+# Virtual CPUs: two CPU-bound threads (bench/spin.c) natively and under --cpus 2 / --cpus 1, in the first
+# mode asked for. Medians of --reps runs of wall time; first_done_pct and both_progressed from the median run.
+declare -A VC_MS=() VC_FIRST=() VC_BOTH=()
+vcpu_cfgs=(native cpus2 cpus1 cpus1-fifo)
+vcpu_mode=${mode_cfgs[0]:-}
+run_spin() {
+  local cfg=$1 log=$out/logs/vcpus.$1 rc=0 i line
+  local -a cmd runs=()
+  case $cfg in
+    native) cmd=(${pin_native[@]+"${pin_native[@]}"}) ;;
+    cpus2) cmd=("$UMLMICRO" run --mode "$vcpu_mode" --cpus 2 --) ;;
+    cpus1) cmd=("$UMLMICRO" run --mode "$vcpu_mode" --cpus 1 --) ;;
+    cpus1-fifo) cmd=(env UMLMICRO_Sched__Policy=fifo "$UMLMICRO" run --mode "$vcpu_mode" --cpus 1 --) ;;
+  esac
+  cmd+=("$out/spin" "$spin_iterations")
+  printf '%s\n' "${cmd[*]}" >"$log.cmd"
+  : >"$log.out"
+  for ((i = 0; i < reps; i++)); do
+    timeout -k 5 "$tmo" "${cmd[@]}" >>"$log.out" 2>"$log.err" </dev/null || rc=$?
+    if [ $rc -ne 0 ]; then note "spin under $cfg failed (exit $rc: $(lastline "$log.err"))"; return 0; fi
+  done
+  line=$(grep '^wall_ms=' "$log.out" | sort -t= -k2 -n | sed -n "$(( (reps + 1) / 2 ))p")
+  VC_MS[$cfg]=$(kv "$line" wall_ms)
+  VC_FIRST[$cfg]=$(kv "$line" first_done_pct)
+  VC_BOTH[$cfg]=$(kv "$line" both_progressed)
+  say "$(printf '%-10s spin %10s ms' "$cfg" "${VC_MS[$cfg]}")"
+}
+if [ $vcpus = 1 ]; then
+  if [ -z "$vcpu_mode" ] || [ -n "${NA[$vcpu_mode]:-}" ]; then
+    note "virtual-CPU rows not measured: no usable umlmicro mode"
+    vcpus=0
+  else
+    for cfg in "${vcpu_cfgs[@]}"; do run_spin "$cfg"; done
+  fi
+fi
 t_total=$(( $(date +%s) - t_start ))
 
 # ---------------------------------------------------------------- tables
@@ -329,6 +369,22 @@ target_row() {
   fi
   printf '%s\t%s\t%s\t%s\t%s\n' "$what" "$mode" "$meas" "$(lim_txt "$limit" "$kind")" "$verdict"
 }
+vcpu_label() {
+  case $1 in
+    native) echo "native (host's $(nproc) CPUs)" ;;
+    cpus2) echo "umlmicro $vcpu_mode --cpus 2" ;;
+    cpus1) echo "umlmicro $vcpu_mode --cpus 1 (round-robin)" ;;
+    cpus1-fifo) echo "umlmicro $vcpu_mode --cpus 1, Sched:Policy=fifo" ;;
+  esac
+}
+vcpu_table() {
+  local cfg
+  printf 'two CPU-bound threads\twall ms\tx --cpus 2\tfirst thread done at %% of wall\tboth progressed\n'
+  for cfg in "${vcpu_cfgs[@]}"; do
+    printf '%s\t%s\t%s\t%s\t%s\n' "$(vcpu_label "$cfg")" "${VC_MS[$cfg]:-n/a}" \
+      "$(fmt_ratio "${VC_MS[$cfg]:-}" "${VC_MS[cpus2]:-}")" "${VC_FIRST[$cfg]:-n/a}" "${VC_BOTH[$cfg]:-n/a}"
+  done
+}
 lim_txt() { if [ "$2" = ratio ]; then echo "<= ${1}x"; else awk -v l="$1" 'BEGIN {printf "< %g us", l / 1000}'; fi; }
 
 targets_table() {
@@ -366,6 +422,11 @@ floor_pin_txt="the floor pins itself: 'same CPU' = tracer and tracee on CPU $pin
     echo
     echo "raw ptrace floor, ns per traced getppid (median of $floor_reps runs)"
     floor_table | render_text
+  fi
+  if [ $vcpus = 1 ]; then
+    echo
+    echo "virtual CPUs: bench/spin.c, two threads of $spin_iterations iterations each (median of $reps runs)"
+    vcpu_table | render_text
   fi
   echo
   targets_table | render_text
@@ -420,6 +481,14 @@ if [ $write_results = 1 ]; then
       echo "A minimal C tracer (bench/ptrace_floor.c); median of $floor_reps runs. x native is against the native row, same CPU."
       echo
       floor_table | render_md
+    fi
+    if [ $vcpus = 1 ]; then
+      echo
+      echo "## Virtual CPUs: two CPU-bound threads"
+      echo
+      echo "bench/spin.c: two threads of $spin_iterations iterations each, no syscalls; median wall time of $reps runs. Under \`--cpus 1\` the work should take about twice as long as under \`--cpus 2\` on a 2-CPU host, and with round-robin both threads progress (the first finishes near 100% of the wall time); with fifo one runs to its end first (near 50%)."
+      echo
+      vcpu_table | render_md
     fi
     echo
     echo "## Targets from issue 6"

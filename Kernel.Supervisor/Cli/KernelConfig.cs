@@ -11,6 +11,7 @@ public sealed class KernelConfig
     public ServersSection Servers { get; set; } = new();
     public VfsSection Vfs { get; set; } = new();
     public MmSection Mm { get; set; } = new();
+    public SchedSection Sched { get; set; } = new();
 
     /// <summary>Values the binder accepts but the kernel cannot use: each is a one-line error naming the key.</summary>
     public void Validate(string file)
@@ -28,6 +29,9 @@ public sealed class KernelConfig
         if (Vfs.KeepChanges.Length > 0 && File.Exists(Vfs.KeepChanges)) Fail("Vfs:KeepChanges", $"'{Vfs.KeepChanges}' is a file, not a directory");
         if (MemorySize.Parse(Mm.MemoryLimit, out long limit) is { } badSize) Fail("Mm:MemoryLimit", badSize);
         Mm.MemoryLimitBytes = limit;
+        if (!Scheduling.RunPolicies.Names.Contains(Sched.Policy))
+            Fail("Sched:Policy", $"unknown policy '{Sched.Policy}' ({string.Join(", ", Scheduling.RunPolicies.Names)})");
+        if (Sched.QuantumMs is < 2 or > 10_000) Fail("Sched:QuantumMs", $"{Sched.QuantumMs} is not from 2 to 10000");
     }
 }
 
@@ -118,6 +122,14 @@ public static class MemorySize
         bytes = n << shift;
         return null;
     }
+}
+
+public sealed class SchedSection
+{
+    /// <summary>The run policy of the virtual CPUs: round-robin (preempts after a quantum) or fifo (never preempts).</summary>
+    public string Policy { get; set; } = "round-robin";
+    /// <summary>Round-robin's time quantum at nice 0, in milliseconds; the tracer ticks every half quantum while vCPUs are contended.</summary>
+    public int QuantumMs { get; set; } = 10;
 }
 
 /// <summary>A configuration problem the user must fix: printed as one line, exit status 2.</summary>

@@ -1,5 +1,6 @@
 using UmlMicro.Contracts.Syscalls;
 using UmlMicro.Supervisor.Ptrace;
+using UmlMicro.Supervisor.Scheduling;
 using UmlMicro.Supervisor.Syscalls;
 
 namespace UmlMicro.Supervisor.Guest;
@@ -44,6 +45,13 @@ internal sealed class GuestTask(int hostTid)
 
     /// <summary>The task this one just created (host tid, virtual tid), for the result of its clone/fork.</summary>
     public (int HostTid, int Vtid)? CloneResult { get; set; }
+
+    /// <summary>Its standing with the virtual CPUs (see VcpuScheduler).</summary>
+    public SchedEntity Vcpu => _vcpu ??= new SchedEntity(this);
+    private SchedEntity? _vcpu;
+
+    /// <summary>In a job-control stop (the tracer left it in PTRACE_LISTEN): it does not want a vCPU.</summary>
+    public bool JobStopped { get; set; }
 
     public bool IsThreadGroupLeader => HostTid == HostTgid;
 

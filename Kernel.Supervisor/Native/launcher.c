@@ -13,7 +13,13 @@
  * fail with ENOSYS — LAYOUT "fixed" turns the host's address-space randomisation off for the guest
  * (personality ADDR_NO_RANDOMIZE, which every guest process inherits across fork and execve, so the same
  * program gets the same addresses in every run), "random" keeps it — and execs PATH with the rest of its arguments and the environment it was given.
- * The exec is the first syscall the kernel sees from the guest. */
+ * The exec is the first syscall the kernel sees from the guest.
+ *
+ *   umlmicro-launch --tick MICROSECONDS
+ *
+ * is the scheduler's ticker instead: the tracer thread can only sleep in waitpid, so its clock is a
+ * traced child that stops itself (SIGSTOP) every MICROSECONDS. The tracer swallows each stop as a tick
+ * and resumes it while the virtual CPUs are contended; otherwise it leaves it stopped, costing nothing. */
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -24,6 +30,7 @@
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -50,7 +57,18 @@ static int install_filter(const char *hex) {
     return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
 }
 
+static int tick(long us) {
+    if (us <= 0) return 2;
+    struct timespec period = { us / 1000000, (us % 1000000) * 1000 };
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); /* never outlives the supervisor's tracer thread */
+    for (;;) {
+        kill(getpid(), SIGSTOP);
+        nanosleep(&period, NULL);
+    }
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--tick") == 0) return tick(atol(argv[2]));
     if (argc < 6 || (strcmp(argv[3], "fixed") != 0 && strcmp(argv[3], "random") != 0)) {
         fputs("umlmicro-launch: usage: umlmicro-launch SIGIGN FILTER fixed|random PATH ARGV0 [ARGS...]\n", stderr);
         return 2;

@@ -32,7 +32,8 @@ internal static unsafe class PtraceOps
 {
     public const long PTRACE_CONT = 7, PTRACE_GETREGS = 12, PTRACE_SETREGS = 13,
         PTRACE_SYSCALL = 24, PTRACE_SETOPTIONS = 0x4200, PTRACE_GETEVENTMSG = 0x4201,
-        PTRACE_SEIZE = 0x4206, PTRACE_LISTEN = 0x4208, PTRACE_SYSEMU = 31,
+        PTRACE_SEIZE = 0x4206, PTRACE_INTERRUPT = 0x4207, PTRACE_LISTEN = 0x4208,
+        PTRACE_GETSIGINFO = 0x4202, PTRACE_SETSIGINFO = 0x4203, PTRACE_SYSEMU = 31,
         PTRACE_GET_SYSCALL_INFO = 0x420e;
 
     public const int O_TRACESYSGOOD = 1, O_TRACEFORK = 2, O_TRACEVFORK = 4, O_TRACECLONE = 8,
@@ -51,6 +52,25 @@ internal static unsafe class PtraceOps
 
     /// <summary>Leaves a tracee in group-stop but lets the kernel report its next job-control change.</summary>
     public static bool Listen(int tid) => Interop.ptrace(PTRACE_LISTEN, tid, 0, 0) == 0;
+
+    /// <summary>
+    /// Stops a running (or blocked) tracee: it reports PTRACE_EVENT_STOP with SIGTRAP, unless another stop comes
+    /// first; the request stays armed until the tracee traps. Only for tracees attached with PTRACE_SEIZE.
+    /// </summary>
+    public static bool Interrupt(int tid) => Interop.ptrace(PTRACE_INTERRUPT, tid, 0, 0) == 0;
+
+    /// <summary>The siginfo of the signal a tracee in a signal-delivery stop is about to receive (128 bytes).</summary>
+    public static bool GetSigInfo(int tid, Span<byte> siginfo)
+    {
+        fixed (byte* p = siginfo)
+            return Interop.ptrace(PTRACE_GETSIGINFO, tid, 0, (nint)p) == 0;
+    }
+
+    public static bool SetSigInfo(int tid, ReadOnlySpan<byte> siginfo)
+    {
+        fixed (byte* p = siginfo)
+            return Interop.ptrace(PTRACE_SETSIGINFO, tid, 0, (nint)p) == 0;
+    }
 
     public static bool GetRegs(int tid, out UserRegs regs)
     {

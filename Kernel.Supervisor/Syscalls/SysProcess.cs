@@ -130,10 +130,13 @@ internal static class SysProcess
         if (c.Result > 0) c.Kernel.Sched.Post(nameof(ISchedServer.GroupChangedAsync), new GroupChange(c.Task.Vpid, c.Task.Vpid, NewSession: true));
     }
 
+    private const int WNOHANG = 1;
+
     private static void Wait4(SyscallCall c)
     {
         int pid = c.IntArg(0);
         if (pid != -1) PidTranslation.TranslateArg(c, 0, Errno.ECHILD);
+        if ((c.IntArg(2) & WNOHANG) == 0) c.Kernel.Vcpus.MayBlock(c.Task.Vcpu);
         c.AtExit(x =>
         {
             if (x.Result <= 0) return;
@@ -159,6 +162,7 @@ internal static class SysProcess
             int host = PidTranslation.ToHost(c, id) ?? throw new SyscallError(Errno.ECHILD);
             c.SetArg(1, (ulong)host);
         }
+        if ((c.IntArg(3) & WNOHANG) == 0) c.Kernel.Vcpus.MayBlock(c.Task.Vcpu);
         c.AtExit(x =>
         {
             ulong info = x.Arg(2);

@@ -5,8 +5,11 @@ using UmlMicro.Supervisor.Guest;
 namespace UmlMicro.Supervisor.Syscalls;
 
 /// <summary>
-/// Scheduling calls. The guest sees, and sets its affinity over, the virtual CPUs it was given; priorities
-/// pass to the host with their pids translated (the run policy arrives with the scheduler issue).
+/// Scheduling calls. The guest sees, and sets its affinity over, the virtual CPUs it was given; sched_yield
+/// gives its vCPU to a waiting thread. Nice values and scheduling classes pass to the host with their pids
+/// translated, so the host keeps them and answers with Linux's errnos (EACCES to lower a nice value without
+/// CAP_SYS_NICE, EPERM for SCHED_FIFO/RR, EINVAL for a bad policy); the vCPU policy reads a thread's nice
+/// value from the host at its ticks, so setpriority, nice() and sched_setattr all weigh in.
 /// </summary>
 internal static class SysSched
 {
@@ -14,6 +17,7 @@ internal static class SysSched
 
     public static void Register(Dictionary<string, EntryHandler> h)
     {
+        h["sched_yield"] = Yield;
         h["sched_getaffinity"] = GetAffinity;
         h["sched_setaffinity"] = SetAffinity;
         h["getpriority"] = c => TranslateUnless(c, whichArg: 0, userWhich: PRIO_USER);
@@ -28,6 +32,13 @@ internal static class SysSched
     private static void TranslateUnless(SyscallCall c, int whichArg, int userWhich)
     {
         if (c.IntArg(whichArg) != userWhich) PidTranslation.TranslateArg(c, 1, Errno.ESRCH);
+    }
+
+    /// <summary>Always 0, as on Linux; when threads wait for a vCPU, the caller goes behind them.</summary>
+    private static void Yield(SyscallCall c)
+    {
+        c.Kernel.Vcpus.Yield(c.Task.Vcpu);
+        c.Return(0);
     }
 
     /// <summary>The mask of the guest's virtual CPUs, as Linux answers: EINVAL when the buffer is too small.</summary>

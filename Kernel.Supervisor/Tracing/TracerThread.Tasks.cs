@@ -37,6 +37,8 @@ internal sealed unsafe partial class TracerThread
         creator.CloneResult = (childTid, grant.Vtid);
         child.Identified = true;
         if (child.ParkedAtFirstStop) Release(child);
+        // A vfork parent blocks until its child execs or exits: the child gets a vCPU now, not at the next tick.
+        if (ev == PtraceOps.EVENT_VFORK) _k.Vcpus.MayBlock(creator.Vcpu);
     }
 
     /// <summary>
@@ -57,7 +59,8 @@ internal sealed unsafe partial class TracerThread
         if (task.Clone is { } clone && clone.Has(LinuxFlags.CLONE_CHILD_SETTID) && clone.ChildTidPtr != 0)
             TryWrite(task.HostTid, clone.ChildTidPtr, task.Vtid);
         task.Clone = null;
-        ResumeWith(task, _idle);
+        task.ResumeRequest = _idle;
+        if (_k.Vcpus.Admit(task.Vcpu, _idle)) PtraceOps.Resume(task.HostTid, _idle, 0);
     }
 
     private static void TryWrite(int tid, ulong addr, int value)
@@ -82,6 +85,7 @@ internal sealed unsafe partial class TracerThread
             // The exec'ing thread is now the leader: it keeps its syscall state and takes the process's ids.
             _k.Tasks.Remove(formerTid, out _);
             _k.Pids.Remove(execer.Vtid);
+            _k.Vcpus.Forget(task.Vcpu); // the old leader is gone; the execer keeps its own standing
             execer.HostTid = tgid;
             execer.Vtid = execer.Vpid;
             _k.Tasks.Add(execer);
@@ -92,6 +96,7 @@ internal sealed unsafe partial class TracerThread
             if (other.HostTgid != tgid || other == task) continue;
             _k.Tasks.Remove(other.HostTid, out _);
             _k.Pids.Remove(other.Vtid);
+            _k.Vcpus.Forget(other.Vcpu);
         }
         task.Call.Execed = true;
         task.Scratch = 0; // the new image has none of the old mappings
@@ -106,6 +111,7 @@ internal sealed unsafe partial class TracerThread
     {
         if (!_k.Tasks.Remove(tid, out var task) || task is null) return;
         if (task.Phase != SyscallPhase.None) Finish(task, task.Call, completed: false);
+        _k.Vcpus.Forget(task.Vcpu);
         _k.Sched.Post(nameof(ISchedServer.TaskExitedAsync), new TaskExit(task.Vtid, status));
         if (task.IsThreadGroupLeader)
         {
@@ -127,6 +133,7 @@ internal sealed unsafe partial class TracerThread
     private void KillAll()
     {
         foreach (var t in _k.Tasks.Snapshot()) kill(t.HostTid, Signals.SIGKILL);
+        if (_tickerPid > 0) kill(_tickerPid, Signals.SIGKILL);
     }
 
     /// <summary>Reaps every remaining tracee after a failure, so nothing is left running.</summary>

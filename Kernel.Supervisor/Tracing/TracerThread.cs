@@ -77,6 +77,7 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
         init.Vtid = grant.Vtid;
         init.Started = true;
         init.ResumeRequest = _idle;
+        _k.Vcpus.Admit(init.Vcpu, _idle); // the first thread: a vCPU is free
         _k.Pids.Add(grant.Vtid, pid);
         Volatile.Write(ref _initHostPid, pid);
         // The launcher sits in a group-stop: the seize turns it into a ptrace stop, SIGCONT ends the group-stop.
@@ -141,8 +142,14 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
                 if (e == ECHILD) return;
                 throw new InvalidOperationException($"waitpid failed: errno {e}");
             }
-            Dispatch(tid, status);
-            if (_initStatus is not null && _k.Tasks.Count == 0) return;
+            if (tid == _tickerPid) Ticked(status);
+            else Dispatch(tid, status);
+            if (_initStatus is not null && _k.Tasks.Count == 0)
+            {
+                StopTicker();
+                return;
+            }
+            KeepTicking();
         }
     }
 
@@ -172,12 +179,19 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
                 break;
             case PtraceOps.EVENT_STOP:
                 if (!task.Started) FirstStop(task);
-                else if (sig is Signals.SIGSTOP or Signals.SIGTSTP or Signals.SIGTTIN or Signals.SIGTTOU) PtraceOps.Listen(tid);
-                else Resume(task);
+                else if (sig is Signals.SIGSTOP or Signals.SIGTSTP or Signals.SIGTTIN or Signals.SIGTTOU) JobStop(task);
+                else
+                {
+                    // SIGTRAP: the scheduler's PTRACE_INTERRUPT (Resume parks the task if it is still to stop),
+                    // or the end of a job-control stop that was being listened to.
+                    task.JobStopped = false;
+                    Resume(task);
+                }
                 break;
             case 0:
                 // signal-delivery-stop: hand the signal on, as the host would have delivered it.
                 if (task.Phase is SyscallPhase.SkippedExit or SyscallPhase.ReissueEntry) AbandonReissue(task);
+                TranslateSigInfo(task, sig);
                 Resume(task, sig);
                 break;
             default:
@@ -186,13 +200,16 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
         }
     }
 
-    /// <summary>Resumes after a stop that is not a syscall stop, the way the task was running before it.</summary>
-    private static void Resume(GuestTask task, int signal = 0) => PtraceOps.Resume(task.HostTid, task.ResumeRequest, signal);
 
-    /// <summary>Resumes with <paramref name="request"/>, which also becomes how it resumes after other stops.</summary>
-    private static void ResumeWith(GuestTask task, long request)
+    /// <summary>
+    /// A group-stop (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU): left stopped with PTRACE_LISTEN, so that the parent's
+    /// wait sees it (WUNTRACED) and SIGCONT ends it. It wants no vCPU meanwhile, so a pending hold is dropped:
+    /// the scheduler sees it is not running at its next tick.
+    /// </summary>
+    private void JobStop(GuestTask task)
     {
-        task.ResumeRequest = request;
-        PtraceOps.Resume(task.HostTid, request, 0);
+        task.JobStopped = true;
+        task.Vcpu.Hold = Scheduling.HoldReason.None;
+        PtraceOps.Listen(task.HostTid);
     }
 }

@@ -213,8 +213,8 @@ public static class SyscallTable
             S(435, "clone3", Ptr, Size).Rewrite(K.Sched).Returns(RetKind.Pid),
             S(438, "pidfd_getfd", Fd, Fd, Flags),
 
-            // --- scheduling and priorities (pids translated; the policy comes with the scheduler issue)
-            S(24, "sched_yield"),
+            // --- scheduling and priorities (pids translated; the host keeps nice and policy, the vCPU policy reads nice)
+            S(24, "sched_yield").Emulate(K.Sched),
             S(140, "getpriority", Int, Pid).Rewrite(K.Sched),
             S(141, "setpriority", Int, Pid, Int).Rewrite(K.Sched),
             S(142, "sched_setparam", Pid, Ptr).Rewrite(K.Sched),

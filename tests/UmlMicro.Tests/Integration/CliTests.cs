@@ -139,6 +139,8 @@ public sealed class CliTests : IDisposable
             Expect.UsageError(GuestRunner.Run(_dir.Path, ["--config", ConfigWith("Kernel", "Mode", "warp")], "true"));
         Expect.UsageError(GuestRunner.Run(_dir.Path, ["--config", ConfigWith("Servers", "HandshakeTimeoutMs", "soon")], "true"));
         Expect.UsageError(GuestRunner.Run(_dir.Path, ["--config", ConfigWith("Servers:Vfs", "Command", "")], "true"));
+        Assert.Contains("Sched:Policy", Expect.UsageError(GuestRunner.Run(_dir.Path, ["--config", ConfigWith("Sched", "Policy", "lottery-of-doom")], "true")));
+        Assert.Contains("Sched:QuantumMs", Expect.UsageError(GuestRunner.Run(_dir.Path, ["--config", ConfigWith("Sched", "QuantumMs", 0)], "true")));
         Expect.UsageError(GuestRunner.Run(_dir.Path, ["--config", _dir.Write("array.json", "[1, 2]")], "true"));
         Expect.UsageError(GuestRunner.Run(_dir.Path, ["--config", _dir.Write("empty.json", "")], "true"));
     }

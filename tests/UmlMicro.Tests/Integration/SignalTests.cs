@@ -157,4 +157,29 @@ public sealed class SignalTests(FixturePrograms fixtures) : IClassFixture<Fixtur
         guest.Signal(HostProcesses.SIGTERM);
         Expect.ExitCode(143, guest.WaitForExit(TimeSpan.FromSeconds(30)));
     }
+
+    /// <summary>An SA_SIGINFO handler sees the sender's guest pid: SIGCHLD's child, kill's, tgkill's and sigqueue's sender.</summary>
+    [Fact]
+    public void Siginfo_names_senders_by_their_guest_pids_as_natively()
+    {
+        var native = GuestRunner.Native(_dir.Path, fixtures["siginfo_probe"]);
+        Assert.DoesNotContain(": no", native.Stdout);
+        Expect.SameAsNative(native, GuestRunner.Run(_dir.Path, fixtures["siginfo_probe"]));
+    }
+
+    /// <summary>SIGSTOP, SIGTSTP and SIGCONT stop and continue a child; wait's WUNTRACED/WCONTINUED and waitid report it.</summary>
+    [Fact]
+    public void Job_control_stops_and_continues_a_child_as_natively()
+    {
+        var native = GuestRunner.Native(_dir.Path, fixtures["job_control"]);
+        Assert.Contains("SIGCONT: waitpid continued", native.Stdout);
+        Expect.SameAsNative(native, GuestRunner.Run(_dir.Path, fixtures["job_control"]));
+    }
+
+    [Fact]
+    public void Job_control_works_under_one_vcpu()
+    {
+        var native = GuestRunner.Native(_dir.Path, fixtures["job_control"]);
+        Expect.SameAsNative(native, GuestRunner.Run(_dir.Path, ["--cpus", "1"], fixtures["job_control"]));
+    }
 }

@@ -1,0 +1,128 @@
+using System.Runtime.InteropServices;
+using UmlMicro.Contracts.Linux;
+using UmlMicro.Supervisor.Guest;
+using UmlMicro.Supervisor.Ptrace;
+using static UmlMicro.Supervisor.Native.Interop;
+
+namespace UmlMicro.Supervisor.Tracing;
+
+/// <summary>
+/// The virtual CPUs on the tracer thread: every resume goes through here (a thread the scheduler wants
+/// stopped is parked instead), and the ticker gives the scheduler its clock.
+/// <para>
+/// The tracer thread sleeps in waitpid, and every ptrace request must come from it, so the tick must arrive
+/// as a wait event: the ticker is a small traced child (<c>umlmicro-launch --tick</c>) that stops itself
+/// every half quantum. Its stop is the tick; the tracer resumes it only while the vCPUs are contended
+/// (<see cref="Scheduling.VcpuScheduler.NeedsTick"/>), so an uncontended guest — every single-threaded one
+/// with the default CPU count — never wakes the tracer for it. A signal that interrupts waitpid would also
+/// do, but the .NET runtime installs its handlers with SA_RESTART and a managed handler cannot run in a
+/// signal context safely; polling with WNOHANG would cost every stop a syscall.
+/// </para>
+/// </summary>
+internal sealed unsafe partial class TracerThread
+{
+    private int _tickerPid;
+    private bool _ticking;
+
+    /// <summary>Resumes after a stop that is not a syscall stop, the way the task was running before it.</summary>
+    private void Resume(GuestTask task, int signal = 0) => Continue(task, task.ResumeRequest, signal);
+
+    /// <summary>Resumes with <paramref name="request"/>, which also becomes how it resumes after other stops.</summary>
+    private void ResumeWith(GuestTask task, long request)
+    {
+        task.ResumeRequest = request;
+        Continue(task, request, 0);
+    }
+
+    /// <summary>The one place a guest task is resumed from its stops: unless the scheduler holds it back.</summary>
+    private void Continue(GuestTask task, long request, int signal)
+    {
+        if (task.Vcpu.Hold != Scheduling.HoldReason.None) _k.Vcpus.Park(task.Vcpu, request, signal);
+        else PtraceOps.Resume(task.HostTid, request, signal);
+    }
+
+    /// <summary>After every event: ticks are needed only while the vCPUs are contended.</summary>
+    private void KeepTicking()
+    {
+        if (_ticking || !_k.Vcpus.NeedsTick) return;
+        if (_tickerPid == 0) _tickerPid = StartTicker();
+        if (_tickerPid > 0 && PtraceOps.Resume(_tickerPid, PtraceOps.PTRACE_CONT, 0)) _ticking = true;
+    }
+
+    /// <summary>A stop of the ticker: a tick. It goes on ticking only while the scheduler needs it.</summary>
+    private void Ticked(int status)
+    {
+        if (!WIFSTOPPED(status))
+        {
+            _tickerPid = 0; // killed from outside: the next contention starts a new one
+            _ticking = false;
+            return;
+        }
+        _k.Vcpus.Tick();
+        _ticking = _k.Vcpus.NeedsTick && PtraceOps.Resume(_tickerPid, PtraceOps.PTRACE_CONT, 0);
+    }
+
+    /// <summary>Spawns the ticker, seizes it while it stops itself, and leaves it stopped (returns -1 if it cannot start).</summary>
+    private int StartTicker()
+    {
+        long us = Math.Max(1000, (long)_k.Vcpus.TickPeriod.TotalMicroseconds);
+        string[] args = [launcher, "--tick", us.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+        var blocks = args.Select(a => Marshal.StringToCoTaskMemUTF8(a)).ToArray();
+        int pid;
+        try
+        {
+            var argv = stackalloc byte*[args.Length + 1];
+            for (int i = 0; i < args.Length; i++) argv[i] = (byte*)blocks[i];
+            argv[args.Length] = null;
+            byte* envp = null;
+            if (posix_spawn(&pid, argv[0], 0, 0, argv, &envp) != 0) return -1;
+        }
+        finally
+        {
+            foreach (var b in blocks) Marshal.FreeCoTaskMem(b);
+        }
+        int status;
+        if (waitpid(pid, &status, WUNTRACED | __WNOTHREAD) != pid || !WIFSTOPPED(status)
+            || !PtraceOps.Seize(pid, PtraceOps.O_EXITKILL))
+        {
+            kill(pid, Signals.SIGKILL);
+            waitpid(pid, &status, __WNOTHREAD);
+            return -1;
+        }
+        kill(pid, Signals.SIGCONT); // out of its group-stop; its first traced stop is the first tick
+        return pid;
+    }
+
+    private void StopTicker()
+    {
+        if (_tickerPid <= 0) return;
+        int status;
+        kill(_tickerPid, Signals.SIGKILL);
+        while (waitpid(_tickerPid, &status, __WALL | __WNOTHREAD) < 0 && LastErrno == EINTR) { }
+        _tickerPid = 0;
+        _ticking = false;
+    }
+
+    /// <summary>
+    /// A signal about to be delivered names its sender by host pid (SIGCHLD's child, kill's and sigqueue's
+    /// sender): the guest must see the virtual pid, or 0 for a sender outside the guest, as in a pid namespace.
+    /// </summary>
+    private void TranslateSigInfo(GuestTask task, int sig)
+    {
+        Span<byte> info = stackalloc byte[128];
+        if (!PtraceOps.GetSigInfo(task.HostTid, info)) return;
+        int code = MemoryMarshal.Read<int>(info[8..]);
+        // si_pid sits at offset 16 for SIGCHLD's CLD_* codes (> 0) and for the codes whose si_pid the host kernel
+        // fills in: SI_USER (0, kill), SI_TKILL (-6, tkill/tgkill) and SI_MESGQ (-3, mq_notify). SI_QUEUE (-1) carries
+        // the siginfo its sender wrote (glibc's sigqueue puts getpid() there: a guest pid already); other codes (a
+        // fault's si_addr, a timer's id) use those bytes otherwise.
+        bool hasPid = code is 0 or -6 or -3 || (sig == Signals.SIGCHLD && code > 0);
+        if (!hasPid) return;
+        int hostPid = MemoryMarshal.Read<int>(info[16..]);
+        if (hostPid <= 0) return;
+        int vpid = _k.Pids.TryVirtual(hostPid, out int v) ? v : 0;
+        if (vpid == hostPid) return;
+        MemoryMarshal.Write(info[16..], in vpid);
+        PtraceOps.SetSigInfo(task.HostTid, info);
+    }
+}
