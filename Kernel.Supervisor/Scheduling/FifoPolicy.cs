@@ -8,27 +8,20 @@ namespace UmlMicro.Supervisor.Scheduling;
 /// </summary>
 internal sealed class FifoPolicy : IRunPolicy
 {
-    private readonly LinkedList<SchedEntity> _queue = new();
+    private readonly RunQueue _queue = new();
 
     public string Name => "fifo";
     public int Waiting => _queue.Count;
 
-    public void Enqueue(SchedEntity thread, EnqueueReason reason) =>
-        thread.QueueNode = reason == EnqueueReason.Overcommitted ? _queue.AddFirst(thread) : _queue.AddLast(thread);
-
-    public SchedEntity? PickNext()
+    public void Enqueue(SchedEntity thread, EnqueueReason reason)
     {
-        if (_queue.First is not { } first) return null;
-        _queue.RemoveFirst();
-        first.Value.QueueNode = null;
-        return first.Value;
+        if (reason == EnqueueReason.Overcommitted) _queue.AddFirst(thread);
+        else _queue.AddLast(thread);
     }
 
-    public void Remove(SchedEntity thread)
-    {
-        if (thread.QueueNode is { } node) _queue.Remove(node);
-        thread.QueueNode = null;
-    }
+    public SchedEntity? PickNext() => _queue.TakeFirst();
+
+    public void Remove(SchedEntity thread) => _queue.Remove(thread);
 
     public bool QuantumExpired(SchedEntity running, TimeSpan ran) => false;
 

@@ -8,26 +8,16 @@ namespace UmlMicro.Supervisor.Scheduling;
 /// </summary>
 internal sealed class RoundRobinPolicy(TimeSpan quantum) : IRunPolicy
 {
-    private readonly LinkedList<SchedEntity> _queue = new();
+    private readonly RunQueue _queue = new();
 
     public string Name => "round-robin";
     public int Waiting => _queue.Count;
 
-    public void Enqueue(SchedEntity thread, EnqueueReason reason) => thread.QueueNode = _queue.AddLast(thread);
+    public void Enqueue(SchedEntity thread, EnqueueReason reason) => _queue.AddLast(thread);
 
-    public SchedEntity? PickNext()
-    {
-        if (_queue.First is not { } first) return null;
-        _queue.RemoveFirst();
-        first.Value.QueueNode = null;
-        return first.Value;
-    }
+    public SchedEntity? PickNext() => _queue.TakeFirst();
 
-    public void Remove(SchedEntity thread)
-    {
-        if (thread.QueueNode is { } node) _queue.Remove(node);
-        thread.QueueNode = null;
-    }
+    public void Remove(SchedEntity thread) => _queue.Remove(thread);
 
     public bool QuantumExpired(SchedEntity running, TimeSpan ran) => ran >= QuantumOf(running.Nice);
 
