@@ -8,8 +8,10 @@ namespace UmlMicro.Supervisor.Syscalls;
 /// Scheduling calls. The guest sees, and sets its affinity over, the virtual CPUs it was given; sched_yield
 /// gives its vCPU to a waiting thread. Nice values and scheduling classes pass to the host with their pids
 /// translated, so the host keeps them and answers with Linux's errnos (EACCES to lower a nice value without
-/// CAP_SYS_NICE, EPERM for SCHED_FIFO/RR, EINVAL for a bad policy); the vCPU policy reads a thread's nice
-/// value from the host at its ticks, so setpriority, nice() and sched_setattr all weigh in.
+/// CAP_SYS_NICE, EINVAL for a bad policy); the vCPU policy reads a thread's nice value from the host at its
+/// ticks, so setpriority, nice() and sched_setattr all weigh in. The real-time classes (SCHED_FIFO, SCHED_RR,
+/// SCHED_DEADLINE) are EPERM, as for a process without CAP_SYS_NICE: a guest thread that took one on the host
+/// could starve the kernel's own tracer on its CPU, and the vCPUs are the guest's scheduler anyway.
 /// </summary>
 internal static class SysSched
 {
@@ -24,8 +26,25 @@ internal static class SysSched
         h["setpriority"] = c => TranslateUnless(c, whichArg: 0, userWhich: PRIO_USER);
         h["ioprio_get"] = c => TranslateUnless(c, whichArg: 0, userWhich: IOPRIO_WHO_USER);
         h["ioprio_set"] = c => TranslateUnless(c, whichArg: 0, userWhich: IOPRIO_WHO_USER);
+        h["sched_setscheduler"] = c => RefuseRealTime(c, c.IntArg(1));
+        h["sched_setattr"] = c => RefuseRealTime(c, c.Arg(1) == 0 ? 0 : (int)GuestMemory.Read<uint>(c.Tid, c.Arg(1) + 4)); // sched_attr.sched_policy
         h["capget"] = CapHeader;
         h["capset"] = CapHeader;
+    }
+
+    private const int SCHED_FIFO = 1, SCHED_RR = 2, SCHED_DEADLINE = 6, SCHED_RESET_ON_FORK = 0x40000000;
+
+    /// <summary>In Linux's order: an unknown pid is ESRCH, a bad priority EINVAL, then the permission.</summary>
+    private static void RefuseRealTime(SyscallCall c, int policy)
+    {
+        PidTranslation.TranslateArgs(c);
+        policy &= ~SCHED_RESET_ON_FORK;
+        if (policy is SCHED_FIFO or SCHED_RR && c.Info.Name == "sched_setscheduler")
+        {
+            if (c.Arg(2) == 0) throw new SyscallError(Errno.EINVAL);
+            if (GuestMemory.Read<int>(c.Tid, c.Arg(2)) is < 1 or > 99) throw new SyscallError(Errno.EINVAL);
+        }
+        if (policy is SCHED_FIFO or SCHED_RR or SCHED_DEADLINE) throw new SyscallError(Errno.EPERM);
     }
 
     /// <summary>The second argument is a pid or pgid, unless <paramref name="whichArg"/> says it is a uid.</summary>

@@ -114,6 +114,25 @@ public sealed class SchedulerTests(FixturePrograms fixtures) : IClassFixture<Fix
     }
 
     [Fact]
+    public void Real_time_classes_are_refused_and_the_others_reach_the_host()
+    {
+        const string script = """
+            import os
+            def attempt(what, f):
+                try: f(); print(what, "ok")
+                except OSError as e: print(what, os.strerror(e.errno))
+            attempt("fifo", lambda: os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1)))
+            attempt("rr", lambda: os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(5)))
+            attempt("fifo priority 0", lambda: os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(0)))
+            attempt("no such pid", lambda: os.sched_setscheduler(99999, os.SCHED_FIFO, os.sched_param(1)))
+            attempt("batch", lambda: os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0)))
+            print(os.sched_getscheduler(0) == os.SCHED_BATCH)
+            """;
+        Expect.Success("fifo Operation not permitted\nrr Operation not permitted\nfifo priority 0 Invalid argument\n" +
+            "no such pid No such process\nbatch ok\nTrue\n", GuestRunner.Run(_dir.Path, "python3", "-c", script));
+    }
+
+    [Fact]
     public void An_orphaned_grandchild_gets_guest_pid_1_as_its_parent()
     {
         Expect.Success("before: my parent is the child: yes\nafter: my parent is 1\n", GuestRunner.Run(_dir.Path, fixtures["orphan"]));
