@@ -37,6 +37,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
     private string linkDir = "", stateDir = "/nonexistent", memoryDir = "";
     private long nextLink;
     private readonly Dictionary<string, string> execLinks = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> links = new(StringComparer.Ordinal);
 
     public VfsServer() : base(Contract.VfsName, Contract.VfsVersion)
     {
@@ -354,10 +355,13 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
                 if (present.Add(name)) entries.Add(new DirEntry(name, NodeType.Directory));
             return snapshots.For(w.Mount, w.Rel, w.GuestPath, node, entries);
         }
-        if (node.Type == NodeType.Symlink && node.Layer is Layer.Synthetic or Layer.Magic && node.LinkText is not null)
+        if (node.Type == NodeType.Symlink && node.Layer is Layer.Synthetic or Layer.Magic && node.LinkText is { } text)
         {
+            // One host link per text: /proc/self/exe is read over and over, and a link never changes.
+            if (links.TryGetValue(text, out var made)) return made;
             string link = Path.Combine(linkDir, (++nextLink).ToString(System.Globalization.CultureInfo.InvariantCulture));
-            HostFs.Symlink(node.LinkText, link);
+            HostFs.Symlink(text, link);
+            links[text] = link;
             return link;
         }
         if (node.HostPath is { } host) return host;

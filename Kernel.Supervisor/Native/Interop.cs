@@ -71,6 +71,30 @@ internal static unsafe partial class Interop
 
     internal static int LastErrno => Marshal.GetLastPInvokeError();
 
+    /// <summary>posix_spawn (vfork-based, safe from managed code) of <paramref name="argv"/>[0] with that argv and
+    /// environment; 0 and the child's pid, or the errno.</summary>
+    internal static int Spawn(IReadOnlyList<string> argv, IReadOnlyList<string> env, out int pid)
+    {
+        var blocks = argv.Concat(env).Select(a => Marshal.StringToCoTaskMemUTF8(a)).ToArray();
+        try
+        {
+            var ptrs = stackalloc byte*[blocks.Length + 2];
+            for (int i = 0; i < argv.Count; i++) ptrs[i] = (byte*)blocks[i];
+            ptrs[argv.Count] = null;
+            var envp = ptrs + argv.Count + 1;
+            for (int i = 0; i < env.Count; i++) envp[i] = (byte*)blocks[argv.Count + i];
+            envp[env.Count] = null;
+            int child;
+            int err = posix_spawn(&child, ptrs[0], 0, 0, ptrs, envp);
+            pid = child;
+            return err;
+        }
+        finally
+        {
+            foreach (var b in blocks) Marshal.FreeCoTaskMem(b);
+        }
+    }
+
     /// <summary>The process's own environment block (what a child started with execve would inherit).</summary>
     internal static byte** Environ
     {

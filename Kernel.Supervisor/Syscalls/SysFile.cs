@@ -187,12 +187,14 @@ internal static class SysFile
     }
 
     /// <summary>What a guest fd holds, as the host's /proc says: a host path, or "pipe:[N]" and the like.</summary>
-    private static string? FdTarget(int hostTid, int fd)
+    private static string? FdTarget(int hostTid, int fd) => fd < 0 ? null : ProcLink($"/proc/{hostTid}/fd/{fd}");
+
+    /// <summary>A link of the host's /proc, or null when the task (or its fd) is gone.</summary>
+    private static string? ProcLink(string path)
     {
-        if (fd < 0) return null;
         try
         {
-            return new FileInfo($"/proc/{hostTid}/fd/{fd}").LinkTarget;
+            return new FileInfo(path).LinkTarget;
         }
         catch (IOException)
         {
@@ -256,20 +258,8 @@ internal static class SysFile
     private static void RecordCwd(SyscallCall c)
     {
         if (c.Result != 0) return;
-        if (ReadCwd(c.Tid) is { } cwd)
+        if (ProcLink($"/proc/{c.Tid}/cwd") is { } cwd) // null: the task died under us, its cwd no longer matters
             c.Kernel.Vfs.Post(nameof(IVfsServer.SetCwdAsync), c.Task.Vpid, cwd);
-    }
-
-    private static string? ReadCwd(int hostTid)
-    {
-        try
-        {
-            return new FileInfo($"/proc/{hostTid}/cwd").LinkTarget;
-        }
-        catch (IOException)
-        {
-            return null; // the task died under us; its cwd no longer matters
-        }
     }
 
     private static void Getcwd(SyscallCall c)

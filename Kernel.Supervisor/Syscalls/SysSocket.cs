@@ -41,7 +41,7 @@ internal static class SysSocket
         if (PathOf(c, c.Arg(1), c.IntArg(2)) is not { } path) return;
         var r = SysFile.Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, new PathArg(path), op, FollowLast: op != PathOp.Create));
         // bind on an existing name is EADDRINUSE; connect to a missing one ENOENT, as Linux says.
-        if (r.Errno != 0) throw new SyscallError(r.Errno == Errno.EEXIST ? EADDRINUSE : r.Errno);
+        if (r.Errno != 0) throw new SyscallError(r.Errno == Errno.EEXIST ? Errno.EADDRINUSE : r.Errno);
         if (r.HostPath is { } host)
         {
             var bytes = Encoding.UTF8.GetBytes(host);
@@ -61,8 +61,6 @@ internal static class SysSocket
                 if (x.Result == 0) x.Kernel.Vfs.Post(nameof(IVfsServer.CreatedAsync), created);
             });
     }
-
-    private const int EADDRINUSE = 98;
 
     /// <summary>At exit: a host path in the returned address becomes the guest path it stands for.</summary>
     private static void ShowGuestPath(SyscallCall c)

@@ -67,20 +67,7 @@ internal sealed unsafe partial class TracerThread
     {
         long us = Math.Max(1000, (long)_k.Vcpus.TickPeriod.TotalMicroseconds);
         string[] args = [launcher, "--tick", us.ToString(System.Globalization.CultureInfo.InvariantCulture)];
-        var blocks = args.Select(a => Marshal.StringToCoTaskMemUTF8(a)).ToArray();
-        int pid;
-        try
-        {
-            var argv = stackalloc byte*[args.Length + 1];
-            for (int i = 0; i < args.Length; i++) argv[i] = (byte*)blocks[i];
-            argv[args.Length] = null;
-            byte* envp = null;
-            if (posix_spawn(&pid, argv[0], 0, 0, argv, &envp) != 0) return -1;
-        }
-        finally
-        {
-            foreach (var b in blocks) Marshal.FreeCoTaskMem(b);
-        }
+        if (Native.Interop.Spawn(args, [], out int pid) != 0) return -1;
         int status;
         if (waitpid(pid, &status, WUNTRACED | __WNOTHREAD) != pid || !WIFSTOPPED(status)
             || !PtraceOps.Seize(pid, PtraceOps.O_EXITKILL))

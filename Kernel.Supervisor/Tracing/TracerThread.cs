@@ -96,25 +96,9 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
             launcher, Environment.GetEnvironmentVariable(SigIgnVariable) ?? "0", filter, deterministicLayout ? "fixed" : "random", program,
         };
         args.AddRange(argv);
-        var env = GuestEnvironment();
-        var blocks = args.Concat(env).Select(a => Marshal.StringToCoTaskMemUTF8(a)).ToArray();
-        try
-        {
-            var ptrs = stackalloc byte*[blocks.Length + 2];
-            for (int i = 0; i < args.Count; i++) ptrs[i] = (byte*)blocks[i];
-            ptrs[args.Count] = null;
-            var envp = ptrs + args.Count + 1;
-            for (int i = 0; i < env.Count; i++) envp[i] = (byte*)blocks[args.Count + i];
-            envp[env.Count] = null;
-            int pid;
-            int err = posix_spawn(&pid, ptrs[0], 0, 0, ptrs, envp);
-            if (err != 0) throw new InvalidOperationException($"cannot start {launcher}: errno {err}");
-            return pid;
-        }
-        finally
-        {
-            foreach (var b in blocks) Marshal.FreeCoTaskMem(b);
-        }
+        int err = Interop.Spawn(args, GuestEnvironment(), out int pid);
+        if (err != 0) throw new InvalidOperationException($"cannot start {launcher}: errno {err}");
+        return pid;
     }
 
     /// <summary>The supervisor's own environment block as it started (not .NET's view of it), less our own variable.</summary>

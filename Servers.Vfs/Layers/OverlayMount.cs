@@ -83,8 +83,6 @@ internal sealed class OverlayMount : Mount
         return HashCode.Combine(_generation.GetValueOrDefault(rel), up.MtimeSec, up.MtimeNsec, low.MtimeSec, low.MtimeNsec) & long.MaxValue;
     }
 
-    public override string? AttributesOf(string rel, Node node) => node.HostPath;
-
     public override int PrepareWrite(string rel, Node node, bool truncate, out string hostPath)
     {
         hostPath = Join(_upper, rel);

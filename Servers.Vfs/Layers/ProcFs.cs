@@ -145,14 +145,17 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
 
     public override string? AttributesOf(string rel, Node node) => "/proc";
 
-    /// <summary>The host file the host is given for a generated file; made fresh for every walk that ends here, as
-    /// Linux makes a proc file's text when it is read.</summary>
+    /// <summary>The host file the host is given for a generated file; written fresh for every walk that ends here,
+    /// as Linux makes a proc file's text when it is read. One file per proc path, replaced by rename, so a reader
+    /// that opened the older text keeps it and the folder does not grow with every read.</summary>
     public override string Materialize(string rel, Node node)
     {
         if (node.HostPath is { } host) return host;
-        string path = Path.Combine(materialDir, (++_next).ToString(CultureInfo.InvariantCulture));
-        File.WriteAllText(path, Render(rel), new UTF8Encoding(false));
-        HostFs.Chmod(path, 0x124);
+        string path = Path.Combine(materialDir, rel.Replace('/', '_'));
+        string fresh = path + "." + (++_next).ToString(CultureInfo.InvariantCulture);
+        File.WriteAllText(fresh, Render(rel), new UTF8Encoding(false));
+        HostFs.Chmod(fresh, 0x124);
+        File.Move(fresh, path, overwrite: true);
         return path;
     }
 
