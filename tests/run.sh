@@ -15,7 +15,10 @@ run() { # LABEL CMD...
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
 }
 
-run "all tests (seccomp, the default mode)" dotnet test UmlMicro.sln -c Release
+# Build everything first: the contract tests start the server executables, which no test project
+# references, so a test run that builds as it goes can start them before they exist.
+run "build" dotnet build UmlMicro.sln -c Release -nologo -v q
+run "all tests (seccomp, the default mode)" dotnet test UmlMicro.sln -c Release --no-build
 for mode in tt sysemu; do
   run "integration tests ($mode)" env UMLMICRO_Kernel__Mode=$mode \
     dotnet test tests/UmlMicro.Tests -c Release --no-build --filter "FullyQualifiedName~Integration"
