@@ -63,10 +63,12 @@ public sealed record MmUsage(long Committed, long PeakCommitted, long Limit, IRe
 /// </summary>
 public interface IMmServer : IKernelServer
 {
+    [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("mm/configure")]
     Task ConfigureAsync(MmConfig config);
 
     /// <summary>A new process: its space is a copy of the parent's, or the same space for CLONE_VM/vfork.</summary>
+    [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("mm/space_created")]
     Task SpaceCreatedAsync(int parentVpid, int childVpid, bool shared);
 
@@ -74,12 +76,15 @@ public interface IMmServer : IKernelServer
     /// execve replaced the space of <paramref name="vpid"/> with a new one holding <paramref name="image"/>: what the
     /// host's execve mapped (program, interpreter, stack, vdso), as the host's /proc/PID/maps showed it at the exec.
     /// </summary>
+    [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("mm/space_exec")]
     Task SpaceExecAsync(int vpid, IReadOnlyList<Vma> image);
 
+    [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("mm/space_exited")]
     Task SpaceExitedAsync(int vpid);
 
+    [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("mm/record")]
     Task RecordAsync(MmEvent e);
 
@@ -90,6 +95,7 @@ public interface IMmServer : IKernelServer
     /// May the call commit what it asks for? Asked at the call's entry when the supervisor's budget is too small;
     /// a grant counts as committed until the supervisor reports the calls it paid for (<see cref="MmEvent.Charged"/>).
     /// </summary>
+    [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("mm/reserve")]
     Task<CommitReply> ReserveAsync(CommitRequest request);
 

@@ -38,24 +38,30 @@ public sealed record GroupChange(int Vpid, int Vpgid, bool NewSession);
 /// </summary>
 public interface ISchedServer : IKernelServer
 {
+    [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("sched/configure")]
     Task ConfigureAsync(SchedConfig config);
 
     /// <summary>The first guest process started on the host as <paramref name="hostPid"/>; it becomes pid 1.</summary>
+    [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("sched/start_init")]
     Task<TaskGrant> StartInitAsync(int hostPid);
 
+    [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("sched/task_created")]
     Task<TaskGrant> TaskCreatedAsync(TaskCreation creation);
 
     /// <summary>A process called execve successfully; its other threads are gone.</summary>
+    [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("sched/exec")]
     Task ExecAsync(int vpid);
 
+    [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("sched/task_exited")]
     Task TaskExitedAsync(TaskExit exit);
 
     /// <summary>A zombie was waited for: its pid is free again.</summary>
+    [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("sched/reaped")]
     Task ReapedAsync(int vpid);
 
@@ -63,6 +69,7 @@ public interface ISchedServer : IKernelServer
     [JsonRpcMethod("sched/parent")]
     Task<int> ParentAsync(int vpid);
 
+    [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("sched/group_changed")]
     Task GroupChangedAsync(GroupChange change);
 

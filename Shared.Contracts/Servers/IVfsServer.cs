@@ -120,13 +120,16 @@ public sealed record CwdResult(int Errno, string? Path);
 /// </summary>
 public interface IVfsServer : IKernelServer
 {
+    [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("vfs/configure")]
     Task ConfigureAsync(VfsConfig config);
 
     /// <summary>A new process: its cwd is copied from the parent (or shared with CLONE_FS).</summary>
+    [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("vfs/process_created")]
     Task ProcessCreatedAsync(int parentVpid, int childVpid, bool shareFs);
 
+    [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("vfs/process_exited")]
     Task ProcessExitedAsync(int vpid);
 
@@ -134,10 +137,12 @@ public interface IVfsServer : IKernelServer
     Task<PathResolution> ResolveAsync(PathRequest request);
 
     /// <summary>The host created <paramref name="guestPath"/> as the VFS asked (see <see cref="PathResolution.CommitOnSuccess"/>).</summary>
+    [Restore(RestoreKind.Journal)]
     [JsonRpcMethod("vfs/created")]
     Task CreatedAsync(string guestPath);
 
     /// <summary>Unlink, rmdir, rename, link or symlink, done by the VFS; the answer is 0 or the guest's errno.</summary>
+    [Restore(RestoreKind.Journal)]
     [JsonRpcMethod("vfs/change")]
     Task<int> ChangeAsync(NameChange change);
 
@@ -146,6 +151,7 @@ public interface IVfsServer : IKernelServer
 
     /// <summary>The host carried out a chdir/fchdir for <paramref name="vpid"/>: its cwd is now the directory the
     /// host calls <paramref name="hostPath"/>.</summary>
+    [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("vfs/set_cwd")]
     Task SetCwdAsync(int vpid, string hostPath);
 
