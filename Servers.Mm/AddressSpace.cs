@@ -48,8 +48,9 @@ internal sealed class AddressSpace
         foreach (var v in image)
         {
             bool anonymous = v.Name is null || v.Name.StartsWith('[');
-            var area = new Area(v.Start, v.End, Prot(v.Prot), v.Shared, anonymous, anonymous ? 0 : v.Offset, v.Name,
-                Accounted: v.Shared ? anonymous : (v.Prot & PROT_WRITE) != 0);
+            var backing = anonymous ? null : new MmBacking(v.Name!, v.DevMajor, v.DevMinor, v.Inode);
+            var area = new Area(v.Start, v.End, Prot(v.Prot), v.Shared, anonymous, anonymous ? 0 : v.Offset, anonymous ? v.Name : null,
+                Accounted: v.Shared ? anonymous : (v.Prot & PROT_WRITE) != 0, Backing: backing);
             space.Vmas.Map(area);
         }
         return space;
@@ -117,7 +118,7 @@ internal sealed class AddressSpace
                 int type = e.Flags & MAP_TYPE;
                 Vmas.Map(new Area(start, checked(start + VmaMap.PageAlign(e.Length)), Prot(e.Prot),
                     Shared: type is MAP_SHARED or MAP_SHARED_VALIDATE, anonymous, anonymous ? 0 : e.Offset, Name: null,
-                    Accounted: Accounts(e.Flags, e.Fd, e.Prot), NoReserve: (e.Flags & MAP_NORESERVE) != 0));
+                    Accounted: Accounts(e.Flags, e.Fd, e.Prot), NoReserve: (e.Flags & MAP_NORESERVE) != 0, Backing: e.Backing));
                 break;
             case MmOp.Munmap:
                 Vmas.Unmap(e.Addr, checked(e.Addr + VmaMap.PageAlign(e.Length)));
@@ -135,7 +136,8 @@ internal sealed class AddressSpace
             case MmOp.Shmat:
                 // A segment is a shmem object, committed once by shmget in Linux, not by each attach.
                 ulong at = (ulong)e.Result;
-                Vmas.Map(new Area(at, checked(at + VmaMap.PageAlign(e.Length)), Prot(e.Prot), Shared: true, Anonymous: false, Offset: 0, Name: null));
+                Vmas.Map(new Area(at, checked(at + VmaMap.PageAlign(e.Length)), Prot(e.Prot), Shared: true, Anonymous: false, Offset: 0, Name: null,
+                    Backing: e.Backing));
                 break;
             default:
                 throw new ArgumentException($"unknown memory call {e.Op}");

@@ -183,11 +183,13 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
         }
     }
 
+    /// <summary>The mappings of the process's space, in address order; none for a pid without one (a zombie's
+    /// /proc/PID/maps is empty on Linux: its mm is gone before it is reaped).</summary>
     public Task<IReadOnlyList<Vma>> MapsAsync(int vpid)
     {
         lock (gate)
         {
-            IReadOnlyList<Vma> maps = [.. Space(vpid).Vmas.Areas.Select(a => a.ToVma())];
+            IReadOnlyList<Vma> maps = spaces.TryGetValue(vpid, out var space) ? [.. space.Vmas.Areas.Select(a => a.ToVma())] : [];
             return Task.FromResult(maps);
         }
     }

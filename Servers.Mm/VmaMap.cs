@@ -8,16 +8,20 @@ namespace UmlMicro.Servers.Mm;
 /// /proc/PID/maps shows it. <paramref name="Accounted"/> is Linux's VM_ACCOUNT: the area's pages count as committed
 /// memory (private writable memory, shared anonymous memory), and stay counted when they later lose write
 /// permission. <paramref name="NoReserve"/> is VM_NORESERVE (MAP_NORESERVE): never counted, not even when made writable.
+/// <paramref name="Backing"/> is the object a shared anonymous or System V mapping maps (a shmem file, named by the
+/// host); a file mapping's name, device and inode are in <paramref name="Name"/> and <paramref name="Backing"/>.
 /// </summary>
 internal sealed record Area(ulong Start, ulong End, int Prot, bool Shared, bool Anonymous, long Offset, string? Name,
-    bool Accounted = false, bool NoReserve = false)
+    bool Accounted = false, bool NoReserve = false, MmBacking? Backing = null)
 {
     public ulong Size => End - Start;
 
     /// <summary>The bytes this area adds to the committed total.</summary>
     public ulong Charge => Accounted ? Size : 0;
 
-    public Vma ToVma() => new(Start, End, Prot, Shared, Offset, Name);
+    public Vma ToVma() => Backing is { } b
+        ? new(Start, End, Prot, Shared, Offset, Name ?? b.Name, b.DevMajor, b.DevMinor, b.Inode)
+        : new(Start, End, Prot, Shared, Offset, Name);
 
     /// <summary>The part [start, end) of this area: a file mapping's offset moves with the start.</summary>
     public Area Slice(ulong start, ulong end) =>
@@ -31,7 +35,7 @@ internal sealed record Area(ulong Start, ulong End, int Prot, bool Shared, bool 
     /// since this map does not know whether they are the same object.</summary>
     public bool MergesWith(Area next) =>
         End == next.Start && Anonymous && next.Anonymous && !Shared && !next.Shared && Prot == next.Prot && Name == next.Name
-        && Accounted == next.Accounted && NoReserve == next.NoReserve;
+        && Accounted == next.Accounted && NoReserve == next.NoReserve && Backing == next.Backing;
 }
 
 /// <summary>

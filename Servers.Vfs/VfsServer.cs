@@ -118,6 +118,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
             proc.Vpid = request.Vpid;
             proc.Vtid = request.Vtid;
             proc.Processes = request.Processes;
+            proc.Maps = request.Maps;
             try
             {
                 return Task.FromResult(Resolve(request));
@@ -125,6 +126,14 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
             catch (NeedProcessesException)
             {
                 return Task.FromResult(new PathResolution(0, null, null, NeedProcesses: true));
+            }
+            catch (NeedMapsException need)
+            {
+                return Task.FromResult(new PathResolution(0, null, null, NeedMapsOf: need.Vpid));
+            }
+            finally
+            {
+                proc.Maps = null; // facts of one request: a later one must not see a stale map
             }
         }
     }

@@ -40,6 +40,13 @@ internal static class HostMaps
         return end - start;
     }
 
+    /// <summary>What the area starting at <paramref name="start"/> maps, as the host names it; null when nothing
+    /// named is mapped there.</summary>
+    public static MmBacking? BackingAt(IReadOnlyList<Vma> maps, ulong start) =>
+        maps.FirstOrDefault(v => v.Start == start) is { Name: { } name } v && !name.StartsWith('[')
+            ? new MmBacking(name, v.DevMajor, v.DevMinor, v.Inode)
+            : null;
+
     /// <summary>
     /// Parses maps lines: "start-end perms offset dev inode [name]". A name is a path or a bracketed name
     /// ([stack], [vdso], [heap]); an unnamed line is anonymous memory. " (deleted)" stays part of the name.
@@ -55,12 +62,16 @@ internal static class HostMaps
             string perms = fields[1];
             int prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) | (perms[2] == 'x' ? PROT_EXEC : 0);
             string? name = fields.Length == 6 ? fields[5].Trim() : null;
+            var dev = fields[3].Split(':');
             maps.Add(new Vma(
                 ulong.Parse(range[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
                 ulong.Parse(range[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
                 prot, Shared: perms[3] == 's',
                 long.Parse(fields[2], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
-                string.IsNullOrEmpty(name) ? null : name));
+                string.IsNullOrEmpty(name) ? null : name,
+                int.Parse(dev[0], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                int.Parse(dev[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
+                ulong.Parse(fields[4], NumberStyles.None, CultureInfo.InvariantCulture)));
         }
         return maps;
     }

@@ -62,6 +62,40 @@ internal static unsafe partial class Interop
     [LibraryImport(Libc)]
     internal static partial int sched_getcpu();
 
+    // struct stat on x86-64; only the device and inode are read.
+    [StructLayout(LayoutKind.Sequential)]
+    private struct StatBuf
+    {
+        public ulong Dev, Ino, Nlink;
+        public uint Mode, Uid, Gid, Pad0;
+        public ulong Rdev;
+        public long Size, BlkSize, Blocks;
+        public long Atime, AtimeNsec, Mtime, MtimeNsec, Ctime, CtimeNsec;
+        public long R0, R1, R2;
+    }
+
+    [LibraryImport(Libc, EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int stat_(string path, StatBuf* buf);
+
+    /// <summary>
+    /// The device (split as /proc/PID/maps prints it) and inode of the file <paramref name="path"/> leads to; stat
+    /// follows links, so /proc/TID/fd/N gives the very file the fd holds, even one that was unlinked or is a memfd.
+    /// </summary>
+    internal static bool FileIdentity(string path, out int major, out int minor, out ulong inode)
+    {
+        StatBuf st;
+        if (stat_(path, &st) != 0)
+        {
+            (major, minor, inode) = (0, 0, 0);
+            return false;
+        }
+        // glibc's gnu_dev_major/minor: the 64-bit dev_t keeps the low 12 bits of the major and 8 of the minor low.
+        major = (int)(((st.Dev >> 8) & 0xfff) | ((st.Dev >> 32) & 0xfffff000));
+        minor = (int)((st.Dev & 0xff) | ((st.Dev >> 12) & 0xffffff00));
+        inode = st.Ino;
+        return true;
+    }
+
     [StructLayout(LayoutKind.Sequential)]
     internal struct IoVec
     {

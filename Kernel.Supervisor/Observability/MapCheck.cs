@@ -52,7 +52,11 @@ internal sealed class MapCheck
         var merged = new List<Vma>();
         foreach (var raw in maps)
         {
-            var v = raw with { Name = raw.Name is { } n && n.StartsWith('[') && !n.StartsWith("[anon:", StringComparison.Ordinal) ? n : null };
+            var v = raw with
+            {
+                Name = raw.Name is { } n && n.StartsWith('[') && !n.StartsWith("[anon:", StringComparison.Ordinal) ? n : null,
+                DevMajor = 0, DevMinor = 0, Inode = 0,
+            };
             if (merged.Count > 0 && merged[^1] is var last && last.End == v.Start && last.Prot == v.Prot && last.Shared == v.Shared
                 && last.Name == v.Name && (v.Offset == last.Offset + (long)(last.End - last.Start) || (last.Offset == 0 && v.Offset == 0)))
                 merged[^1] = last with { End = v.End };

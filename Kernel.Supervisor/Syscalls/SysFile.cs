@@ -156,7 +156,8 @@ internal static class SysFile
 
     /// <summary>
     /// The VFS's answer to a path request; a path through /proc/PID is asked again with the guest's processes from
-    /// Sched. Every path question goes through here: an answer that still needs them must never reach the host.
+    /// Sched, and one that reads a process's maps again with MM's map of it (the VFS never reaches into another
+    /// server). Every path question goes through here: an answer that still needs facts must never reach the host.
     /// </summary>
     public static PathResolution Ask(SyscallCall c, PathRequest request)
     {
@@ -165,8 +166,16 @@ internal static class SysFile
         if (r.NeedProcesses)
         {
             var processes = c.Kernel.Sched.Call(s => s.ProcessesAsync());
-            r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request with { Processes = processes }));
+            request = request with { Processes = processes };
+            r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
             if (r.NeedProcesses) throw new InvalidOperationException("the VFS asked twice for the guest's processes");
+        }
+        if (r.NeedMapsOf != 0)
+        {
+            int vpid = r.NeedMapsOf;
+            var areas = c.Kernel.Mm.Call(m => m.MapsAsync(vpid));
+            r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request with { Maps = new SpaceMaps(vpid, areas) }));
+            if (r.NeedProcesses || r.NeedMapsOf != 0) throw new InvalidOperationException("the VFS asked twice for the facts of a path");
         }
         return r;
     }
@@ -187,7 +196,7 @@ internal static class SysFile
     }
 
     /// <summary>What a guest fd holds, as the host's /proc says: a host path, or "pipe:[N]" and the like.</summary>
-    private static string? FdTarget(int hostTid, int fd) => fd < 0 ? null : ProcLink($"/proc/{hostTid}/fd/{fd}");
+    internal static string? FdTarget(int hostTid, int fd) => fd < 0 ? null : ProcLink($"/proc/{hostTid}/fd/{fd}");
 
     /// <summary>A link of the host's /proc, or null when the task (or its fd) is gone.</summary>
     private static string? ProcLink(string path)

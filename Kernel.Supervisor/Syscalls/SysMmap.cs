@@ -1,6 +1,7 @@
 using UmlMicro.Contracts.Linux;
 using UmlMicro.Contracts.Servers;
 using UmlMicro.Supervisor.Guest;
+using UmlMicro.Supervisor.Native;
 
 namespace UmlMicro.Supervisor.Syscalls;
 
@@ -29,11 +30,13 @@ internal static class SysMmap
     private static void Shmat(SyscallCall c)
     {
         if (c.Result < 0 && c.Result >= -4095) return;
-        ulong length = HostMaps.SegmentLength(HostMaps.Read(c.Task.HostTgid), (ulong)c.Result);
+        var maps = HostMaps.Read(c.Task.HostTgid);
+        ulong length = HostMaps.SegmentLength(maps, (ulong)c.Result);
         if (length == 0) return; // detached already by another thread: the map never held it
         int flags = c.IntArg(2);
         int prot = PROT_READ | ((flags & SHM_RDONLY) != 0 ? 0 : PROT_WRITE) | ((flags & SHM_EXEC) != 0 ? PROT_EXEC : 0);
-        c.Kernel.Mm.Post(nameof(IMmServer.RecordAsync), new MmEvent(c.Task.Vpid, MmOp.Shmat, c.Arg(1), length, 0, prot, flags, -1, 0, c.Result));
+        c.Kernel.Mm.Post(nameof(IMmServer.RecordAsync), new MmEvent(c.Task.Vpid, MmOp.Shmat, c.Arg(1), length, 0, prot, flags, -1, 0, c.Result,
+            Backing: HostMaps.BackingAt(maps, (ulong)c.Result)));
         c.Kernel.MapCheck?.Check(c.Kernel, c.Task);
     }
 
@@ -49,6 +52,26 @@ internal static class SysMmap
             x.Kernel.Mm.Post(nameof(IMmServer.RecordAsync), new MmEvent(x.Task.Vpid, MmOp.Munmap, addr, length, 0, 0, 0, -1, 0, 0));
             x.Kernel.MapCheck?.Check(x.Kernel, x.Task);
         });
+    }
+
+    private const int MAP_SHARED = 0x01, MAP_SHARED_VALIDATE = 0x03, MAP_TYPE = 0x0f, MAP_ANONYMOUS = 0x20;
+
+    /// <summary>
+    /// What a new mapping maps, for /proc/PID/maps: a file's host name, device and inode are those of the file the fd
+    /// holds (read from the host's /proc/TID/fd/N, a readlink and a stat: no server round trip); a shared anonymous
+    /// mapping is a shmem object whose inode only the host's maps tell (rare, so the cost of reading them is fine).
+    /// Private anonymous memory has none.
+    /// </summary>
+    private static MmBacking? BackingOf(SyscallCall c, MmEvent e)
+    {
+        bool anonymous = (e.Flags & MAP_ANONYMOUS) != 0 || e.Fd < 0;
+        if (anonymous)
+            return (e.Flags & MAP_TYPE) is MAP_SHARED or MAP_SHARED_VALIDATE
+                ? HostMaps.BackingAt(HostMaps.Read(c.Task.HostTgid), (ulong)c.Result) : null;
+        string link = $"/proc/{c.Tid}/fd/{e.Fd}";
+        if (SysFile.FdTarget(c.Tid, e.Fd) is not { } name || !Interop.FileIdentity(link, out int major, out int minor, out ulong inode))
+            return null; // another thread closed the fd already: the name is lost, the mapping is not
+        return new MmBacking(name, major, minor, inode);
     }
 
     private static void Enter(SyscallCall c, MmOp op, ulong addr, ulong len, ulong newLen, int prot, int flags, int fd, long offset)
@@ -84,6 +107,7 @@ internal static class SysMmap
             return;
         }
         if (e.Op == MmOp.Brk && c.Kernel.Commit.Limited) c.Kernel.Commit.NoteBreak(e.Vpid, (ulong)c.Result);
+        if (e.Op == MmOp.Mmap) e = e with { Backing = BackingOf(c, e) };
         c.Kernel.Mm.Post(nameof(IMmServer.RecordAsync), e with { Result = c.Result });
         c.Kernel.MapCheck?.Check(c.Kernel, c.Task);
     }

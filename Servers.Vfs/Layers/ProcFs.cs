@@ -9,6 +9,13 @@ namespace UmlMicro.Servers.Vfs.Layers;
 /// <summary>The path ran into /proc/PID and the request did not carry the guest's processes: ask again with them.</summary>
 internal sealed class NeedProcessesException : Exception;
 
+/// <summary>A file made from the mappings of guest process <see cref="Vpid"/> is read, and the request did not carry
+/// them: ask again with the MM server's map of that process.</summary>
+internal sealed class NeedMapsException(int vpid) : Exception
+{
+    public int Vpid { get; } = vpid;
+}
+
 /// <summary>Who is asking, and the guest's processes when the supervisor sent them (from Sched).</summary>
 internal sealed class ProcContext
 {
@@ -17,12 +24,17 @@ internal sealed class ProcContext
     public IReadOnlyList<ProcessFacts>? Processes { get; set; }
 
     public IReadOnlyList<ProcessFacts> Need() => Processes ?? throw new NeedProcessesException();
+
+    /// <summary>The MM server's map of one process, when the supervisor sent it.</summary>
+    public SpaceMaps? Maps { get; set; }
+
+    public IReadOnlyList<Vma> NeedMaps(int vpid) => Maps is { } m && m.Vpid == vpid ? m.Areas : throw new NeedMapsException(vpid);
 }
 
 /// <summary>
 /// procfs as the guest must see it: only guest pids, and every pid in it virtual. Per-process files whose text
-/// names pids or host paths (status, stat, maps, mounts, mountinfo, the exe/cwd/root/fd links) are generated from
-/// the host's own file and the facts Sched gave; the rest (cmdline, environ, comm, fdinfo, limits, ...) is the
+/// names pids or host paths (status, stat, mounts, mountinfo, the exe/cwd/root/fd links) are generated from
+/// the host's own file and the facts Sched gave; maps and smaps_rollup from the MM server's map of the process; the rest (cmdline, environ, comm, fdinfo, limits, ...) is the
 /// host's file of the same host task, passed through. Files outside /proc/PID are the host's, read-only, except
 /// the kernel's identity files the VFS serves itself (see KernelFiles).
 /// </summary>
@@ -62,7 +74,7 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
         string host = task.HostDir + "/" + string.Join('/', rest.ToArray());
         switch (rest[0])
         {
-            case "status" or "stat" or "maps" or "mounts" or "mountinfo" when rest.Length == 1:
+            case "status" or "stat" or "maps" or "smaps_rollup" or "mounts" or "mountinfo" when rest.Length == 1:
                 return HostFs.TypeOf(host) == NodeType.None ? Node.Missing(null, Layer.Synthetic) : new Node(NodeType.File, null, Layer.Synthetic);
             case "exe" when rest.Length == 1:
                 return HostFs.ReadLink(host) is { } exe ? Link(GuestPathOrSelf(exe)) : Node.Missing(null, Layer.Synthetic);
@@ -186,12 +198,14 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
         var task = FindTask(int.Parse(parts[0], CultureInfo.InvariantCulture)) ?? throw new NeedProcessesException();
         if (parts.Length == 4) task = new TaskView(task.Process, task.Process.Threads.First(t => t.Vtid == int.Parse(parts[2], CultureInfo.InvariantCulture)));
         string file = parts[^1];
+        if (file == "maps") return MapsText.Maps(context.NeedMaps(task.Process.Vpid), guestPathOf);
+        if (file == "smaps_rollup")
+            return MapsText.Rollup(context.NeedMaps(task.Process.Vpid), ReadHost($"/proc/{task.Process.HostPid}/smaps_rollup"));
         string hostText = file is "mounts" or "mountinfo" ? "" : ReadHost($"{task.HostDir}/{file}");
         return file switch
         {
             "status" => Status(hostText, task),
             "stat" => Stat(hostText, task),
-            "maps" => Maps(hostText),
             "mounts" => MountsText(),
             _ => MountInfo(),
         };
@@ -246,20 +260,6 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
         int threads = processes.Sum(p => p.Threads.Count);
         int last = processes.Count == 0 ? 0 : processes.Max(p => p.Threads.Select(t => t.Vtid).DefaultIfEmpty(p.Vpid).Max());
         return $"{fields[0]} {fields[1]} {fields[2]} 1/{Num(threads)} {Num(last)}\n";
-    }
-
-    private string Maps(string host)
-    {
-        var sb = new StringBuilder();
-        foreach (var line in host.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            int slash = line.IndexOf('/');
-            if (slash > 0 && guestPathOf(StripDeleted(line[slash..])) is { } guest)
-                sb.Append(line[..slash]).Append(guest).Append(line.EndsWith(" (deleted)", StringComparison.Ordinal) ? " (deleted)" : "").Append('\n');
-            else
-                sb.Append(line).Append('\n');
-        }
-        return sb.ToString();
     }
 
     private string MountsText()

@@ -49,6 +49,9 @@ internal static unsafe partial class HostFs
     [LibraryImport(Libc, EntryPoint = "lstat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int lstat_(string path, StatBuf* buf);
 
+    [LibraryImport(Libc, EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int stat_(string path, StatBuf* buf);
+
     [LibraryImport(Libc, EntryPoint = "readlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial nint readlink_(string path, byte* buf, nint size);
 
@@ -104,6 +107,18 @@ internal static unsafe partial class HostFs
     }
 
     public static NodeType TypeOf(string path) => Lstat(path).Type;
+
+    /// <summary>Whether <paramref name="path"/> still leads to the file with that device (as /proc/PID/maps splits it)
+    /// and inode: false once the file was unlinked or replaced.</summary>
+    public static bool IsFile(string path, int major, int minor, ulong inode)
+    {
+        StatBuf st;
+        if (stat_(path, &st) != 0) return false;
+        // glibc's gnu_dev_major/minor of the 64-bit dev_t.
+        int devMajor = (int)(((st.Dev >> 8) & 0xfff) | ((st.Dev >> 32) & 0xfffff000));
+        int devMinor = (int)((st.Dev & 0xff) | ((st.Dev >> 12) & 0xffffff00));
+        return st.Ino == inode && devMajor == major && devMinor == minor;
+    }
 
     public static string? ReadLink(string path)
     {

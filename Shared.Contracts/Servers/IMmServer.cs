@@ -26,12 +26,26 @@ public sealed record MmConfig(long MemoryLimitBytes);
 /// result (negative errno on failure). For mremap <paramref name="NewLength"/> and <paramref name="Result"/> carry the new extent.
 /// <paramref name="Charged"/> is what the supervisor took from its commit budget for the call at its entry
 /// (see <see cref="IMmServer.ReserveAsync"/>); 0 when no limit is set or the kernel made the call itself.
+/// <paramref name="Backing"/> names what a mapping maps when it is not private anonymous memory (the file behind an
+/// fd, a shared anonymous object, a System V segment): the supervisor reads it from the host at the exit stop.
 /// </summary>
 public sealed record MmEvent(int Vpid, MmOp Op, ulong Addr, ulong Length, ulong NewLength, int Prot, int Flags, int Fd, long Offset, long Result,
-    long Charged = 0);
+    long Charged = 0, MmBacking? Backing = null);
 
-/// <summary>One mapping of an address space, as /proc/PID/maps shows it.</summary>
-public sealed record Vma(ulong Start, ulong End, int Prot, bool Shared, long Offset, string? Name);
+/// <summary>
+/// The object behind a mapping as /proc/PID/maps names it: <paramref name="Name"/> is the host's name (a host path,
+/// "/memfd:x (deleted)", "/dev/zero (deleted)", "/SYSV00000000 (deleted)"), the device and inode of the host's file.
+/// The VFS turns a host path into the guest's path when it shows the map.
+/// </summary>
+public sealed record MmBacking(string Name, int DevMajor, int DevMinor, ulong Inode);
+
+/// <summary>
+/// One mapping of an address space, as /proc/PID/maps shows it. <paramref name="Name"/> is a host path for a file
+/// mapping (the VFS shows the guest's), a bracketed name ([heap], [stack], [vdso], [vvar]) or null for anonymous
+/// memory; the device and inode are the host file's (0 for anonymous memory, as Linux prints them).
+/// </summary>
+public sealed record Vma(ulong Start, ulong End, int Prot, bool Shared, long Offset, string? Name,
+    int DevMajor = 0, int DevMinor = 0, ulong Inode = 0);
 
 /// <summary>
 /// A memory call at its entry, before the host runs it, that the supervisor's commit budget cannot cover:

@@ -67,7 +67,8 @@ public sealed record PathArg(string Path, string? DirHostPath = null);
 /// <summary>
 /// Guest thread <paramref name="Vtid"/> of process <paramref name="Vpid"/> names a path for <paramref name="Op"/>.
 /// <paramref name="OpenFlags"/> are open's flags (or mknod's mode for Create). <paramref name="Processes"/> is
-/// filled in when an earlier answer said <see cref="PathResolution.NeedProcesses"/>.
+/// filled in when an earlier answer said <see cref="PathResolution.NeedProcesses"/>, <paramref name="Maps"/> when
+/// one said <see cref="PathResolution.NeedMapsOf"/>.
 /// </summary>
 public sealed record PathRequest(
     int Vpid,
@@ -76,13 +77,19 @@ public sealed record PathRequest(
     PathOp Op,
     bool FollowLast,
     int OpenFlags = 0,
-    IReadOnlyList<ProcessFacts>? Processes = null);
+    IReadOnlyList<ProcessFacts>? Processes = null,
+    SpaceMaps? Maps = null);
+
+/// <summary>The mappings of guest process <paramref name="Vpid"/> as the MM server keeps them (mm/maps).</summary>
+public sealed record SpaceMaps(int Vpid, IReadOnlyList<Vma> Areas);
 
 /// <summary>
 /// The VFS answer: <paramref name="Errno"/> 0 means go on; <paramref name="HostPath"/> is what the host must be
 /// given instead of the guest's string, or null when the guest's own string already names the right file.
 /// <paramref name="GuestPath"/> is the absolute guest path that was resolved. <paramref name="NeedProcesses"/>:
-/// the path runs through /proc, ask again with the guest's processes. <paramref name="CommitOnSuccess"/>: the
+/// the path runs through /proc, ask again with the guest's processes. <paramref name="NeedMapsOf"/>: not 0, the path
+/// is a file made from the mappings of that guest process (/proc/PID/maps, smaps_rollup), ask again with them from
+/// MM. <paramref name="CommitOnSuccess"/>: the
 /// host is to create an entry; when it succeeds, tell the VFS with vfs/created so that it stops hiding the name.
 /// <paramref name="Interpreter"/>: the path named a "#!" script that the host can only reach by a host path, which
 /// Linux would pass to the interpreter; the kernel must start the interpreter itself (HostPath is then the
@@ -95,7 +102,8 @@ public sealed record PathResolution(
     bool NeedProcesses = false,
     bool CommitOnSuccess = false,
     string? Interpreter = null,
-    string? InterpreterArg = null);
+    string? InterpreterArg = null,
+    int NeedMapsOf = 0);
 
 /// <summary>A namespace change the VFS carries out itself (it must, to keep its layers and whiteouts in step).</summary>
 public enum NameOp

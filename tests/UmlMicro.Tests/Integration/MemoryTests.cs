@@ -45,6 +45,33 @@ public sealed class MemoryTests(FixturePrograms fixtures) : IClassFixture<Fixtur
     }
 
     [Fact]
+    public void Proc_maps_and_smaps_rollup_are_made_from_the_mm_map_in_linuxs_format_with_guest_paths()
+    {
+        var spec = new RunSpec(_dir.Path, fixtures["mm_procmaps"], []) { Environment = new() { ["UMLMICRO_Mm__CheckMaps"] = "true" } };
+
+        var guest = GuestRunner.Run(spec);
+
+        // Files, a split private file mapping, shared anonymous memory, a memfd, an unlinked file and a System V
+        // segment: the same lines, device and inode kinds, name column and names as natively.
+        Expect.SameAsNative(GuestRunner.Native(_dir.Path, fixtures["mm_procmaps"]), guest);
+        Assert.Contains("[" + Path.Combine(_dir.Path, "procmaps.1") + " (deleted)]", guest.Stdout);
+        Assert.Contains(" 0 differed", guest.Stderr);
+    }
+
+    [Fact]
+    public void Proc_maps_shows_guest_paths_under_a_root_not_the_hosts()
+    {
+        using var data = new TempDir();
+        var result = GuestRunner.Run(_dir.Path, ["--bind", $"{data.Path}:/data"], "sh", "-c",
+            "cd /data && cp /bin/true t && python3 -c \"import mmap;f=open('/data/t','rb');m=mmap.mmap(f.fileno(),0,prot=mmap.PROT_READ);print(open('/proc/self/maps').read())\"");
+
+        Expect.ExitCode(0, result);
+        Assert.Contains(" /data/t\n", result.Stdout);
+        Assert.DoesNotContain(data.Path, result.Stdout);
+        Assert.Contains("[heap]", result.Stdout);
+    }
+
+    [Fact]
     public void A_deterministic_layout_gives_the_same_addresses_in_every_run_and_the_default_does_not()
     {
         var first = GuestRunner.Run(_dir.Path, ["--deterministic-layout"], "cat", "/proc/self/maps");

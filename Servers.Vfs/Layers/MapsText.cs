@@ -1,0 +1,74 @@
+using System.Globalization;
+using System.Text;
+using UmlMicro.Contracts.Servers;
+using UmlMicro.Servers.Vfs.Native;
+
+namespace UmlMicro.Servers.Vfs.Layers;
+
+/// <summary>
+/// /proc/PID/maps and /proc/PID/smaps_rollup made from the MM server's map of a process, in Linux's format
+/// (fs/proc/task_mmu.c, show_map_vma): "start-end perms offset major:minor inode", the name padded to column 73.
+/// </summary>
+internal static class MapsText
+{
+    // seq_setwidth(m, 25 + sizeof(void *) * 6 - 1): the name is padded to this column, then one more space.
+    private const int NameColumn = 25 + 8 * 6 - 1;
+    private const string Deleted = " (deleted)";
+
+    /// <summary>
+    /// The map as Linux prints it. A file's name is the guest's path of the host file it maps (a file with no guest
+    /// path, such as a memfd, keeps the host's name, which names nothing of the host's tree); " (deleted)" follows
+    /// when the host path no longer leads to the mapped inode, as Linux says of an unlinked file. The device and
+    /// inode are the host file's: the guest's files are the host's files, so those are the numbers a native
+    /// program would see for the same file (fstat in the guest gives the same ones).
+    /// </summary>
+    public static string Maps(IReadOnlyList<Vma> areas, Func<string, string?> guestPathOf)
+    {
+        var sb = new StringBuilder(areas.Count * 100);
+        foreach (var v in areas)
+            Line(sb, v, v.Name is { } name ? Shown(name, v, guestPathOf) : null);
+        return sb.ToString();
+    }
+
+    /// <summary>
+    /// smaps_rollup: Linux's header line covers the process's mappings from the first to the last (the [vsyscall]
+    /// page is not a mapping of the process, so it is left out, as Linux leaves it out); the page counters (Rss, Pss,
+    /// Anonymous, ...) only the host can count, so they are the host's for the same process, line by line.
+    /// </summary>
+    public static string Rollup(IReadOnlyList<Vma> areas, string hostRollup)
+    {
+        var own = areas.Where(v => v.Name != "[vsyscall]").ToList();
+        if (own.Count == 0) return "";
+        var sb = new StringBuilder();
+        Line(sb, new Vma(own[0].Start, own[^1].End, 0, false, 0, null), "[rollup]");
+        int firstLine = hostRollup.IndexOf('\n');
+        if (firstLine >= 0) sb.Append(hostRollup, firstLine + 1, hostRollup.Length - firstLine - 1);
+        return sb.ToString();
+    }
+
+    private static string Shown(string name, Vma v, Func<string, string?> guestPathOf)
+    {
+        if (!name.StartsWith('/')) return name;
+        bool deleted = name.EndsWith(Deleted, StringComparison.Ordinal);
+        string host = deleted ? name[..^Deleted.Length] : name;
+        deleted = deleted || !HostFs.IsFile(host, v.DevMajor, v.DevMinor, v.Inode);
+        return (guestPathOf(host) ?? host) + (deleted ? Deleted : "");
+    }
+
+    private static void Line(StringBuilder sb, Vma v, string? name)
+    {
+        int start = sb.Length;
+        sb.Append(v.Start.ToString("x8", CultureInfo.InvariantCulture)).Append('-').Append(v.End.ToString("x8", CultureInfo.InvariantCulture))
+            .Append(' ').Append((v.Prot & 1) != 0 ? 'r' : '-').Append((v.Prot & 2) != 0 ? 'w' : '-').Append((v.Prot & 4) != 0 ? 'x' : '-')
+            .Append(v.Shared ? 's' : 'p').Append(' ').Append(v.Offset.ToString("x8", CultureInfo.InvariantCulture)).Append(' ')
+            .Append(v.DevMajor.ToString("x2", CultureInfo.InvariantCulture)).Append(':').Append(v.DevMinor.ToString("x2", CultureInfo.InvariantCulture))
+            .Append(' ').Append(v.Inode.ToString(CultureInfo.InvariantCulture)).Append(' ');
+        if (name is not null)
+        {
+            int width = sb.Length - start;
+            if (width < NameColumn) sb.Append(' ', NameColumn - width);
+            sb.Append(' ').Append(name);
+        }
+        sb.Append('\n');
+    }
+}
