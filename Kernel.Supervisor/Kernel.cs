@@ -44,6 +44,9 @@ internal sealed class Kernel(
     /// <summary>The guest's commit budget under --mem (see SysMmap).</summary>
     public CommitBudget Commit { get; } = new(mm, memoryLimit);
 
+    /// <summary>Where mmap(NULL, ...) goes: windows MM granted, placed in without a round trip (see SysMmap).</summary>
+    public Placement Placement { get; } = new(mm);
+
     /// <summary>The debug comparison of MM's maps with the host's (Mm:CheckMaps), or null.</summary>
     public MapCheck? MapCheck { get; } = mapCheck;
 }

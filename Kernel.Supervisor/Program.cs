@@ -94,7 +94,7 @@ namespace UmlMicro.Supervisor
             long memoryLimit = config.Mm.MemoryLimitBytes;
             vfs.Call(v => v.ConfigureAsync(new VfsConfig(ns.Mounts, ns.InitialCwd, ns.StateDir, ns.MemoryDir, ns.UpperDir,
                 identity.Release, identity.Nodename, cpus, memoryLimit)));
-            mm.Call(m => m.ConfigureAsync(new MmConfig(memoryLimit)));
+            mm.Call(m => m.ConfigureAsync(new MmConfig(memoryLimit, config.Mm.DeterministicLayout, (ulong)Random.Shared.NextInt64())));
             sched.Call(s => s.ConfigureAsync(new SchedConfig(cpus)));
 
             var mapCheck = config.Mm.CheckMaps ? new MapCheck() : null;

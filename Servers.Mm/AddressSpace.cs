@@ -21,6 +21,21 @@ internal sealed class AddressSpace
     // The start of the break is not announced: it is the first break seen (execve's brk(0) query, as libc makes).
     private ulong? brkStart;
     private ulong brk;
+    // Free ranges granted to processes of this space for their mmap(NULL) placements, by pid: not to be granted twice.
+    private readonly Dictionary<int, (ulong Start, ulong End)> windows = new();
+
+    /// <summary>The largest window granted at once: placements need a round trip only once per this much memory.</summary>
+    public const ulong WindowSize = 1UL << 30;
+
+    /// <summary>Below the stack, Linux keeps at least this gap to mmap_base (mmap_base(): the minimum stack gap).</summary>
+    private const ulong MinStackGap = 128UL << 20;
+
+    /// <summary>Linux's mmap_min_addr: nothing is placed below it.</summary>
+    private const ulong MinAddress = 0x10000;
+
+    /// <summary>How far from the stack the image's top-down mappings can lie: Linux randomises mmap_base by up to
+    /// 2^28 pages (mmap_rnd_bits) below the stack gap; the program itself lies much lower (2/3 of the space).</summary>
+    private const ulong TopDownReach = (1UL << 40) + (1UL << 32);
 
     public AddressSpace() : this(new VmaMap(), null, 0)
     {
@@ -35,6 +50,13 @@ internal sealed class AddressSpace
 
     public VmaMap Vmas { get; }
 
+    /// <summary>
+    /// Where top-down placement starts (Linux's mmap_base): below the lowest mapping that execve placed top-down
+    /// (the interpreter, the vdso), or the minimum gap below the stack when there is none; lowered by a random
+    /// number of pages unless the layout is deterministic.
+    /// </summary>
+    public ulong MmapBase { get; private set; }
+
     /// <summary>How many processes refer to this space (more than one after CLONE_VM or vfork).</summary>
     public int Users { get; set; } = 1;
 
@@ -42,26 +64,72 @@ internal sealed class AddressSpace
     /// A new space holding what execve mapped, as /proc/PID/maps showed it. Names in brackets ([stack], [vdso],
     /// [vvar]) and unnamed areas are anonymous; private writable ones are committed, as Linux accounts them.
     /// </summary>
-    public static AddressSpace FromImage(IEnumerable<Vma> image)
+    public static AddressSpace FromImage(IEnumerable<Vma> image, ulong randomPages = 0)
     {
         var space = new AddressSpace();
+        var areas = image.ToList();
         foreach (var v in image)
         {
             bool anonymous = v.Name is null || v.Name.StartsWith('[');
             var backing = anonymous ? null : new MmBacking(v.Name!, v.DevMajor, v.DevMinor, v.Inode);
-            var area = new Area(v.Start, v.End, Prot(v.Prot), v.Shared, anonymous, anonymous ? 0 : v.Offset, anonymous ? v.Name : null,
+            var area = new Area(v.Start, v.End, Prot(v.Prot), v.Shared, anonymous, anonymous ? 0 : v.Offset, v.Name,
                 Accounted: v.Shared ? anonymous : (v.Prot & PROT_WRITE) != 0, Backing: backing);
             space.Vmas.Map(area);
         }
+        space.MmapBase = Base(areas, randomPages);
         return space;
     }
+
+    private static ulong Base(List<Vma> image, ulong randomPages)
+    {
+        ulong top = image.FirstOrDefault(v => v.Name == "[stack]")?.Start ?? image.Select(v => v.End).Where(e => e < 1UL << 47).DefaultIfEmpty(1UL << 47).Max();
+        ulong lowest = top > MinStackGap ? top - MinStackGap : top;
+        ulong reach = top > TopDownReach ? top - TopDownReach : 0;
+        foreach (var v in image)
+            if (v.Start >= reach && v.Start < top && v.Name is not ("[stack]" or "[vsyscall]"))
+                lowest = Math.Min(lowest, v.Start);
+        ulong shift = randomPages * VmaMap.PageSize;
+        return lowest > shift + MinAddress ? lowest - shift : lowest;
+    }
+
+    /// <summary>
+    /// Grants pid <paramref name="vpid"/> the highest free range below the mmap base that holds
+    /// <paramref name="length"/> bytes at a multiple of <paramref name="align"/>, up to <see cref="WindowSize"/>
+    /// (top-down first fit, as Linux's unmapped_area_topdown); the pid's earlier window is given back first.
+    /// Areas and the other pids' windows are taken. An empty range when nothing fits.
+    /// </summary>
+    public (ulong Start, ulong End) Window(int vpid, ulong length, ulong align)
+    {
+        windows.Remove(vpid);
+        length = VmaMap.PageAlign(length);
+        align = Math.Max(align, VmaMap.PageSize);
+        var taken = Vmas.Areas.Select(a => (a.Start, a.End)).Concat(windows.Values).OrderByDescending(r => r.End).ToList();
+        ulong top = MmapBase;
+        foreach (var (start, end) in taken.Append((0UL, MinAddress)))
+        {
+            if (end < top && Fits(end, top, length, align))
+            {
+                var window = (Math.Max(end, top - Math.Max(WindowSize, length + align)), top);
+                windows[vpid] = window;
+                return window;
+            }
+            top = Math.Min(top, start);
+        }
+        return (0, 0);
+    }
+
+    private static bool Fits(ulong start, ulong end, ulong length, ulong align) =>
+        end - start >= length && ((end - length) & ~(align - 1)) >= start;
+
+    /// <summary>The pid no longer places in this space (it exited or exec'd): its window is free again.</summary>
+    public void DropWindow(int vpid) => windows.Remove(vpid);
 
     /// <summary>
     /// A copy for fork without CLONE_VM. The child's private memory is committed again (dup_mmap charges every
     /// VM_ACCOUNT area); shared anonymous memory is one object that the parent already paid for.
     /// </summary>
     public AddressSpace Fork() =>
-        new(Vmas.Clone(a => a.Shared && a.Anonymous ? a with { Accounted = false } : a), brkStart, brk);
+        new(Vmas.Clone(a => a.Shared && a.Anonymous ? a with { Accounted = false } : a), brkStart, brk) { MmapBase = MmapBase };
 
     /// <summary>
     /// What the call <paramref name="e"/> would add to the committed memory if the host ran it now (its Result is

@@ -18,7 +18,8 @@ namespace UmlMicro.Servers.Mm;
 /// <para>
 /// Rebuilding after a crash: the server keeps no journal. Its state is a function of the messages the supervisor
 /// sent, in their order: mm/configure, then every mm/space_exec (with the image the host showed), mm/space_created,
-/// mm/record, mm/reserve and mm/space_exited. The supervisor may leave out the history of a space that no live pid
+/// mm/record, mm/reserve, mm/window and mm/space_exited. The layout's randomness is drawn from the seed mm/configure
+/// carries and the mm/space_exec message, so replayed windows are the ones granted before. The supervisor may leave out the history of a space that no live pid
 /// refers to any more, but must keep the rest in order, including every brk since the space's exec (the first one
 /// seen fixes where the heap starts). Instead of replaying mm/reserve it may reserve its unspent budget again. A
 /// space whose history is lost can be rebuilt from the host's /proc/HOSTPID/maps, the way mm/space_exec seeds one:
@@ -32,6 +33,8 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
     private readonly Dictionary<int, AddressSpace> spaces = new();
     private readonly SortedDictionary<int, ProcessPeaks> peaks = new();
     private long memoryLimitBytes;
+    private bool deterministicLayout;
+    private ulong layoutSeed;
     private ulong committed, peakCommitted;
     // Budget the supervisor holds and has not spent yet: counted against the limit like committed memory.
     private ulong granted;
@@ -56,7 +59,11 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
         if (config.MemoryLimitBytes < 0)
             throw ProtocolViolation.Of($"a memory limit cannot be negative ({config.MemoryLimitBytes})");
         lock (gate)
+        {
             memoryLimitBytes = config.MemoryLimitBytes;
+            deterministicLayout = config.DeterministicLayout;
+            layoutSeed = config.LayoutSeed;
+        }
         return Task.CompletedTask;
     }
 
@@ -91,14 +98,17 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
             AddressSpace fresh;
             try
             {
-                fresh = AddressSpace.FromImage(image ?? []);
+                fresh = AddressSpace.FromImage(image ?? [], deterministicLayout ? 0 : RandomPages(vpid, image));
             }
             catch (Exception ex) when (ex is ArgumentException or OverflowException)
             {
                 throw ProtocolViolation.Of($"the image of process {vpid} is not a map: {ex.Message}");
             }
             if (spaces.Remove(vpid, out var old))
+            {
+                old.DropWindow(vpid); // a vfork parent keeps the space, not the child's window
                 Release(old);
+            }
             spaces[vpid] = fresh;
             Commit(0, fresh.Vmas.Committed);
             Observe(vpid);
@@ -113,6 +123,7 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
         {
             if (!spaces.Remove(vpid, out var space))
                 throw ProtocolViolation.Of($"process {vpid} has no address space");
+            space.DropWindow(vpid);
             Release(space);
         }
         return Task.CompletedTask;
@@ -167,6 +178,30 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
             granted += grant;
             return Task.FromResult(new CommitReply(true, (long)charge, (long)grant));
         }
+    }
+
+    public Task<PlacementWindow> WindowAsync(WindowRequest request)
+    {
+        if (request.Length == 0 || request.Align == 0 || (request.Align & (request.Align - 1)) != 0)
+            throw ProtocolViolation.Of($"no window holds {request.Length} bytes aligned to {request.Align}");
+        lock (gate)
+        {
+            var (start, end) = Space(request.Vpid).Window(request.Vpid, request.Length, request.Align);
+            return Task.FromResult(new PlacementWindow(start, end));
+        }
+    }
+
+    /// <summary>
+    /// How many pages the mmap base of a space exec'd by <paramref name="vpid"/> is lowered by: up to 2^16 (256 MiB),
+    /// drawn (splitmix64) from the configured seed and the exec message itself (the pid, where the host put the
+    /// image), so that the same message replayed gives the same layout whatever history was left out before it.
+    /// </summary>
+    private ulong RandomPages(int vpid, IReadOnlyList<Vma>? image)
+    {
+        ulong z = layoutSeed + (ulong)vpid * 0x9E3779B97F4A7C15UL + (image is { Count: > 0 } ? image[^1].Start ^ image[0].Start : 0);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return (z ^ (z >> 31)) & 0xFFFF;
     }
 
     public Task<MmUsage> UsageAsync()

@@ -37,6 +37,7 @@ internal static class SysMmap
         int prot = PROT_READ | ((flags & SHM_RDONLY) != 0 ? 0 : PROT_WRITE) | ((flags & SHM_EXEC) != 0 ? PROT_EXEC : 0);
         c.Kernel.Mm.Post(nameof(IMmServer.RecordAsync), new MmEvent(c.Task.Vpid, MmOp.Shmat, c.Arg(1), length, 0, prot, flags, -1, 0, c.Result,
             Backing: HostMaps.BackingAt(maps, (ulong)c.Result)));
+        c.Kernel.Placement.Taken(c.Task.Vpid, (ulong)c.Result, length);
         c.Kernel.MapCheck?.Check(c.Kernel, c.Task);
     }
 
@@ -50,11 +51,13 @@ internal static class SysMmap
         {
             if (x.Result != 0) return;
             x.Kernel.Mm.Post(nameof(IMmServer.RecordAsync), new MmEvent(x.Task.Vpid, MmOp.Munmap, addr, length, 0, 0, 0, -1, 0, 0));
+            x.Kernel.Placement.Released(x.Task.Vpid, addr, length);
             x.Kernel.MapCheck?.Check(x.Kernel, x.Task);
         });
     }
 
-    private const int MAP_SHARED = 0x01, MAP_SHARED_VALIDATE = 0x03, MAP_TYPE = 0x0f, MAP_ANONYMOUS = 0x20;
+    private const int MAP_SHARED = 0x01, MAP_PRIVATE = 0x02, MAP_SHARED_VALIDATE = 0x03, MAP_TYPE = 0x0f, MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20,
+        MAP_32BIT = 0x40, MAP_HUGETLB = 0x40000, MAP_FIXED_NOREPLACE = 0x100000, MREMAP_DONTUNMAP = 4;
 
     /// <summary>
     /// What a new mapping maps, for /proc/PID/maps: a file's host name, device and inode are those of the file the fd
@@ -96,19 +99,74 @@ internal static class SysMmap
                 return;
             }
         }
-        c.AtExit(x => Exit(x, e));
+        ulong placed = op == MmOp.Mmap && addr == 0 && Placeable(flags)
+            ? c.Kernel.Placement.Place(e.Vpid, c.Tid, len, anonymous: (flags & MAP_ANONYMOUS) != 0 || fd < 0) ?? 0
+            : 0;
+        if (placed != 0)
+        {
+            c.SetArg(0, placed);
+            c.SetArg(3, (ulong)(uint)(flags | MAP_FIXED_NOREPLACE));
+        }
+        c.AtExit(x => Exit(x, e, placed));
     }
 
-    private static void Exit(SyscallCall c, MmEvent e)
+    /// <summary>
+    /// mmap calls whose address the kernel chooses: no address asked for, and none of the flags that make the host's
+    /// choice special (below 4 GiB, huge pages). An invalid mapping type is left to the host to refuse.
+    /// </summary>
+    private static bool Placeable(int flags) =>
+        (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_32BIT | MAP_HUGETLB)) == 0
+        && (flags & MAP_TYPE) is MAP_SHARED or MAP_PRIVATE or MAP_SHARED_VALIDATE;
+
+    private static void Exit(SyscallCall c, MmEvent e, ulong placed)
     {
         if (c.Result < 0 && c.Result >= -4095)
         {
             c.Kernel.Commit.Refund(e.Charged); // the host refused: nothing changed
+            if (placed != 0) Reissue(c, e, placed);
             return;
         }
         if (e.Op == MmOp.Brk && c.Kernel.Commit.Limited) c.Kernel.Commit.NoteBreak(e.Vpid, (ulong)c.Result);
         if (e.Op == MmOp.Mmap) e = e with { Backing = BackingOf(c, e) };
+        Follow(c.Kernel.Placement, e, c.Result, placed);
         c.Kernel.Mm.Post(nameof(IMmServer.RecordAsync), e with { Result = c.Result });
         c.Kernel.MapCheck?.Check(c.Kernel, c.Task);
+    }
+
+    /// <summary>
+    /// A placed mmap failed (EEXIST: the host has something there; or the guest's arguments are bad): the task goes
+    /// back over its syscall instruction with the guest's own call, as Linux restarts a call (ERESTARTNOINTR), and
+    /// the host places and judges that one. The placement is given back and the window dropped.
+    /// </summary>
+    private static void Reissue(SyscallCall c, MmEvent e, ulong placed)
+    {
+        long errno = -c.Result;
+        c.Kernel.Placement.Released(e.Vpid, placed, e.Length);
+        c.Kernel.Placement.Refused(e.Vpid, c.Tid);
+        c.Regs.Rip -= 2;
+        c.Result = c.Info.Number; // rax holds the number again; the argument registers are the guest's (restored at exit)
+        c.Note = $"placement at 0x{placed:x} refused (errno {errno}): re-issued as the guest asked";
+    }
+
+    /// <summary>Keeps the process's placement window in step with what a call did to the space.</summary>
+    private static void Follow(Placement placement, MmEvent e, long result, ulong placed)
+    {
+        switch (e.Op)
+        {
+            case MmOp.Mmap when placed == 0:
+                placement.Taken(e.Vpid, (ulong)result, e.Length);
+                break;
+            case MmOp.Munmap:
+                placement.Released(e.Vpid, e.Addr, e.Length);
+                break;
+            case MmOp.Mremap:
+                ulong oldLength = (e.Length + 4095) & ~4095UL, newLength = (e.NewLength + 4095) & ~4095UL;
+                if ((ulong)result != e.Addr && (e.Flags & MREMAP_DONTUNMAP) == 0 && oldLength != 0)
+                    placement.Released(e.Vpid, e.Addr, oldLength);
+                else if ((ulong)result == e.Addr && newLength < oldLength)
+                    placement.Released(e.Vpid, e.Addr + newLength, oldLength - newLength);
+                placement.Taken(e.Vpid, (ulong)result, newLength);
+                break;
+        }
     }
 }

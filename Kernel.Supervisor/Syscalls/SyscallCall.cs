@@ -172,6 +172,8 @@ internal sealed class SyscallCall
             // since the kernel's own working memory must not fail because the guest is near its limit.
             Kernel.Mm.Post(nameof(IMmServer.RecordAsync), new MmEvent(
                 Task.Vpid, MmOp.Mmap, 0, ScratchSlot * ScratchSlots, 0, PROT_RW, MAP_PRIVATE_ANON, -1, 0, addr));
+            // The host placed it, likely inside the window the guest's own mmap(NULL) calls are placed in.
+            Kernel.Placement.Taken(Task.Vpid, (ulong)addr, ScratchSlot * ScratchSlots);
         }
         return Task.Scratch + (ulong)(i * ScratchSlot);
     }

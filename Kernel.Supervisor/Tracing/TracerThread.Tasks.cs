@@ -104,6 +104,7 @@ internal sealed unsafe partial class TracerThread
         // The MM map starts from what the host's execve mapped: program, interpreter, stack, vdso.
         _k.Mm.Post(nameof(IMmServer.SpaceExecAsync), task.Vpid, HostMaps.Read(tgid));
         _k.Commit.Forget(task.Vpid);
+        _k.Placement.Forget(task.Vpid);
         Resume(task);
     }
 
@@ -117,6 +118,7 @@ internal sealed unsafe partial class TracerThread
         {
             _k.Mm.Post(nameof(IMmServer.SpaceExitedAsync), task.Vpid);
             _k.Commit.Forget(task.Vpid);
+            _k.Placement.Forget(task.Vpid);
             _k.Vfs.Post(nameof(IVfsServer.ProcessExitedAsync), task.Vpid);
         }
         else

@@ -18,8 +18,26 @@ public enum MmOp
     Shmat,
 }
 
-/// <summary>The guest's limit on committed memory over all its processes, in bytes; 0 means none.</summary>
-public sealed record MmConfig(long MemoryLimitBytes);
+/// <summary>
+/// The guest's limit on committed memory over all its processes, in bytes (0 means none), and the layout policy:
+/// with <paramref name="DeterministicLayout"/> the mmap base of every space is fixed by what execve mapped; without
+/// it the base is lowered by a random number of pages drawn from <paramref name="LayoutSeed"/>. The seed comes with
+/// this message, which a restarted server is sent again, so replayed placements come out the same.
+/// </summary>
+public sealed record MmConfig(long MemoryLimitBytes, bool DeterministicLayout = false, ulong LayoutSeed = 0);
+
+/// <summary>
+/// Process <paramref name="Vpid"/> needs room for an mmap(NULL, <paramref name="Length"/>) placed at a multiple of
+/// <paramref name="Align"/> (a page, or 2 MiB for large anonymous memory, as Linux aligns it for huge pages).
+/// </summary>
+public sealed record WindowRequest(int Vpid, ulong Length, ulong Align);
+
+/// <summary>
+/// A free range [<paramref name="Start"/>, <paramref name="End"/>) of the process's space, the highest below the
+/// space's mmap base that fits the request: the supervisor places mmap(NULL, ...) calls in it, top-down, without
+/// asking again, until it is used up. Start == End means there is no room: the host places the call.
+/// </summary>
+public sealed record PlacementWindow(ulong Start, ulong End);
 
 /// <summary>
 /// A memory call the host carried out in process <paramref name="Vpid"/>, with its arguments and the host's
@@ -112,6 +130,14 @@ public interface IMmServer : IKernelServer
     [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("mm/reserve")]
     Task<CommitReply> ReserveAsync(CommitRequest request);
+
+    /// <summary>
+    /// Grants the process a free range to place its mmap(NULL, ...) calls in (<see cref="PlacementWindow"/>); the
+    /// process's earlier window, if any, is given back. The placements come back as mm/record events (their Result).
+    /// </summary>
+    [Restore(RestoreKind.Replay)]
+    [JsonRpcMethod("mm/window")]
+    Task<PlacementWindow> WindowAsync(WindowRequest request);
 
     [JsonRpcMethod("mm/usage")]
     Task<MmUsage> UsageAsync();

@@ -24,12 +24,12 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
         cwd, StateDir, MemoryDir);
 
     [Fact]
-    public async Task Hello_names_the_vfs_contract_version_3()
+    public async Task Hello_names_the_vfs_contract_version_4()
     {
         var hello = await Proxy.HelloAsync();
 
         Assert.Equal(Contract.VfsName, hello.Name);
-        Assert.Equal(3, Contract.VfsVersion);
+        Assert.Equal(4, Contract.VfsVersion);
         Assert.Equal(Contract.VfsVersion, hello.ContractVersion);
         Assert.Equal(Server.Pid, hello.ServerPid);
     }
@@ -255,6 +255,36 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
         Assert.Equal(["1"], numeric);
         var host = await Proxy.ResolveAsync(new PathRequest(1, 1, new PathArg($"/proc/{me}/status"), PathOp.Open, true, 0, processes));
         Assert.Equal(Errno.ENOENT, host.Errno);
+    }
+
+    [Fact]
+    public async Task Proc_maps_asks_for_the_processs_map_from_mm_and_prints_it_with_guest_paths()
+    {
+        string bound = Directory.CreateDirectory(Path.Combine(_temp, "lib")).FullName;
+        string lib = Path.Combine(bound, "libx.so");
+        File.WriteAllText(lib, "x");
+        await Proxy.ConfigureAsync(HostRoot("/", new MountSpec("bind", "/opt/lib", bound, false)));
+        int me = Environment.ProcessId;
+        var processes = new[] { new ProcessFacts(1, me, 0, 1, 1, [new ThreadFacts(1, me)]) };
+        var request = new PathRequest(1, 1, new PathArg("/proc/self/maps"), PathOp.Open, true, 0, processes);
+
+        var first = await Proxy.ResolveAsync(request);
+        Assert.Equal(1, first.NeedMapsOf);
+        Assert.Null(first.HostPath);
+
+        var areas = new[]
+        {
+            new Vma(0x10000, 0x11000, 1, false, 0x1000, lib, 0, 0, 0),
+            new Vma(0x20000, 0x21000, 3, false, 0, "[heap]"),
+        };
+        var maps = await Proxy.ResolveAsync(request with { Maps = new SpaceMaps(1, areas) });
+
+        Assert.Equal(
+            // Device and inode as MM gave them; they are not the file's, so the host path no longer names it: deleted.
+            "00010000-00011000 r--p 00001000 00:00 0 ".PadRight(72) + " /opt/lib/libx.so (deleted)\n" +
+            "00020000-00021000 rw-p 00000000 00:00 0 ".PadRight(72) + " [heap]\n",
+            File.ReadAllText(maps.HostPath!));
+        Assert.Equal(1, (await Proxy.ResolveAsync(request with { Maps = new SpaceMaps(2, areas) })).NeedMapsOf); // another pid's map is not it
     }
 
     [Fact]

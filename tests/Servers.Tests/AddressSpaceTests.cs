@@ -100,7 +100,8 @@ public sealed class AddressSpaceTests
         await mm.SpaceExitedAsync(2);
 
         Assert.Single(await mm.MapsAsync(1));
-        await Assert.ThrowsAsync<LocalRpcException>(() => mm.MapsAsync(2));
+        Assert.Empty(await mm.MapsAsync(2)); // as a zombie's /proc/PID/maps: nothing
+        await Assert.ThrowsAsync<LocalRpcException>(() => mm.RecordAsync(Event(MmOp.Munmap, addr: 0x10000, length: 0x1000) with { Vpid = 2 }));
     }
 
     [Fact]

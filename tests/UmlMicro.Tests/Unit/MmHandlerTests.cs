@@ -31,6 +31,80 @@ public class MmHandlerTests
             ServerLink<ISchedServer>.InProcess(Server.Sched, "sched", new Mock<ISchedServer>(MockBehavior.Strict).Object, stats),
             new KernelIdentity("Linux", "h", "6.1-umlmicro", "#1", "x86_64", "(none)"), cpus: 2, stats, trace: null, memoryLimit: Limit);
         _mm.Setup(m => m.RecordAsync(It.IsAny<MmEvent>())).Callback<MmEvent>(_recorded.Add).Returns(Task.CompletedTask);
+        // No room to place in unless a test grants some: the host places mmap(NULL) as it would without a kernel.
+        _mm.Setup(m => m.WindowAsync(It.IsAny<WindowRequest>())).ReturnsAsync(new PlacementWindow(0, 0));
+    }
+
+    /// <summary>MM grants the window (and, for the limit, budget enough for every call of the test).</summary>
+    private void Window(ulong start, ulong end)
+    {
+        _mm.Setup(m => m.WindowAsync(It.IsAny<WindowRequest>())).ReturnsAsync(new PlacementWindow(start, end));
+        Grant(true, 0, 32L << 20);
+    }
+
+    private const ulong Top = 0x7f0000100000, Bottom = 0x7e0000000000;
+    private const long MAP_FIXED_NOREPLACE = 0x100000, EEXIST = 17;
+
+    [Fact]
+    public void An_mmap_null_is_placed_top_down_in_the_window_mm_granted_with_one_round_trip_for_many_calls()
+    {
+        Window(Bottom, Top);
+        var first = Enter("mmap", 0, 0x3000, RW, PRIVATE_ANON, -1, 0);
+        Assert.Equal(Top - 0x3000, first.Regs.Arg(0));
+        Assert.Equal((ulong)(PRIVATE_ANON | MAP_FIXED_NOREPLACE), first.Regs.Arg(3));
+        Exit(first, (long)(Top - 0x3000));
+
+        var second = Enter("mmap", 0, 100, 1, 0x02, 7, 0); // a file, one page
+        Assert.Equal(Top - 0x4000, second.Regs.Arg(0));
+        Exit(second, (long)(Top - 0x4000));
+
+        _mm.Verify(m => m.WindowAsync(It.Is<WindowRequest>(r => r.Vpid == 3 && r.Length == 0x3000 && r.Align == 0x1000)), Times.Once);
+        _mm.Verify(m => m.WindowAsync(It.IsAny<WindowRequest>()), Times.Once);
+        Assert.Equal([(long)(Top - 0x3000), (long)(Top - 0x4000)], _recorded.Select(e => e.Result));
+        Assert.All(_recorded, e => Assert.Equal(0UL, e.Addr)); // recorded as the guest asked, with the address placed
+    }
+
+    [Fact]
+    public void Unmapped_room_in_the_window_is_used_again_and_large_anonymous_memory_is_aligned_to_2_mib()
+    {
+        Window(Bottom, Top);
+        Exit(Enter("mmap", 0, 0x2000, RW, PRIVATE_ANON, -1, 0), (long)(Top - 0x2000));
+        Exit(Enter("munmap", (long)(Top - 0x2000), 0x2000), 0);
+
+        Assert.Equal(Top - 0x1000, Enter("mmap", 0, 0x1000, RW, PRIVATE_ANON, -1, 0).Regs.Arg(0));
+        Assert.Equal((Top - 0x1000 - 0x200000) & ~0x1FFFFFUL, Enter("mmap", 0, 0x200000, RW, PRIVATE_ANON, -1, 0).Regs.Arg(0));
+    }
+
+    [Fact]
+    public void A_placement_the_host_refuses_is_reissued_as_the_guest_asked_and_the_host_places_it()
+    {
+        Window(Bottom, Top);
+        var call = Enter("mmap", 0, 0x1000, RW, PRIVATE_ANON, -1, 0);
+        ulong rip = call.Regs.Rip;
+        Exit(call, -EEXIST);
+
+        Assert.Equal(rip - 2, call.Regs.Rip); // back over the syscall instruction
+        Assert.Equal(call.Info.Number, call.Result); // rax: the call's number again
+        Assert.Empty(_recorded);
+
+        var again = Enter("mmap", 0, 0x1000, RW, PRIVATE_ANON, -1, 0);
+        Assert.False(again.ArgsChanged); // the re-issued call goes to the host untouched
+        Exit(again, 0x7e0000000000);
+        Assert.Equal(0x7e0000000000, Assert.Single(_recorded).Result);
+    }
+
+    [Theory]
+    [InlineData(0x10000, 0x10)] // MAP_FIXED
+    [InlineData(0x10000, 0x100000)] // MAP_FIXED_NOREPLACE
+    [InlineData(0x10000, 0)] // a hint: the host honours it where it is free
+    [InlineData(0, 0x40)] // MAP_32BIT
+    [InlineData(0, 0x40000)] // MAP_HUGETLB
+    public void Mappings_whose_address_is_asked_for_or_special_are_not_placed(long addr, int flags)
+    {
+        Window(Bottom, Top);
+
+        Assert.False(Enter("mmap", addr, 0x1000, RW, PRIVATE_ANON | flags, -1, 0).ArgsChanged);
+        _mm.Verify(m => m.WindowAsync(It.IsAny<WindowRequest>()), Times.Never);
     }
 
     private SyscallCall Enter(string name, params long[] args)
