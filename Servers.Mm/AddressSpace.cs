@@ -162,6 +162,8 @@ internal sealed class AddressSpace
                     ulong grown = newLength > oldLength && area.Accounted ? newLength - oldLength : 0;
                     ulong kept = (e.Flags & MREMAP_DONTUNMAP) != 0 ? Vmas.ChargeIn(e.Addr, checked(e.Addr + oldLength)) : 0;
                     return grown + kept;
+                case MmOp.Fork:
+                    return Vmas.Areas.Where(a => a.Accounted && !(a.Shared && a.Anonymous)).Aggregate(0UL, (sum, a) => sum + a.Size);
                 default:
                     return 0;
             }
@@ -207,6 +209,8 @@ internal sealed class AddressSpace
                 Vmas.Map(new Area(at, checked(at + VmaMap.PageAlign(e.Length)), Prot(e.Prot), Shared: true, Anonymous: false, Offset: 0, Name: null,
                     Backing: e.Backing));
                 break;
+            case MmOp.Fork:
+                break; // the copy is mm/space_created's; the record only settles the charge
             default:
                 throw new ArgumentException($"unknown memory call {e.Op}");
         }

@@ -12,8 +12,8 @@ namespace UmlMicro.Servers.Mm;
 /// many processes share it. The supervisor holds a budget granted by <see cref="ReserveAsync"/> and spends it on
 /// calls without asking; a grant counts as committed until the calls it paid for are recorded
 /// (<see cref="MmEvent.Charged"/>), so committed + granted never passes the limit by a call that was asked
-/// about. fork's copy of private memory is recorded, not refused (the host has forked already when the
-/// supervisor hears of it), so the total can pass the limit that way; the next call that commits is then refused.
+/// about. fork's copy of private memory is asked about at fork's entry (MmOp.Fork: its charge is the copy's committed
+/// memory) and refused like any call that would pass the limit.
 /// </para>
 /// <para>
 /// Rebuilding after a crash: the server keeps no journal. Its state is a function of the messages the supervisor

@@ -97,6 +97,8 @@ internal sealed class CommitBudget(ServerLink<IMmServer> mm, long limit)
                 if (!_breaks.TryGetValue(e.Vpid, out ulong old)) return null;
                 ulong newEnd = PageUp(e.Addr), oldEnd = PageUp(old);
                 return newEnd > oldEnd ? (long)Math.Min(newEnd - oldEnd, long.MaxValue) : 0;
+            case MmOp.Fork:
+                return null; // the copy's size is in the server's map only
             default:
                 return 0;
         }

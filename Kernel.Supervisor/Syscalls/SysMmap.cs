@@ -24,6 +24,32 @@ internal static class SysMmap
         h["shmdt"] = Shmdt;
     }
 
+    /// <summary>
+    /// fork without CLONE_VM under a limit: the copy commits the parent's private writable memory again, so it is
+    /// paid for at the entry, before the host copies anything, and refused with ENOMEM as Linux refuses a fork whose
+    /// copy the overcommit limit cannot hold. MM tells the charge (a round trip per fork, only under --mem).
+    /// </summary>
+    public static bool ChargeFork(SyscallCall c)
+    {
+        var budget = c.Kernel.Commit;
+        if (!budget.Limited) return true;
+        var e = new MmEvent(c.Task.Vpid, MmOp.Fork, 0, 0, 0, 0, 0, -1, 0, Result: 0);
+        if (!budget.TryCharge(e, out long charged))
+        {
+            c.Note = "over the memory limit";
+            c.Fail(Errno.ENOMEM);
+            return false;
+        }
+        c.AtExit(x =>
+        {
+            if (x.Result < 0 && x.Result >= -4095)
+                x.Kernel.Commit.Refund(charged);
+            else
+                x.Kernel.Mm.Post(nameof(IMmServer.RecordAsync), e with { Result = x.Result, Charged = charged });
+        });
+        return true;
+    }
+
     private const int SHM_RDONLY = 0x1000, SHM_EXEC = 0x8000, PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
 
     /// <summary>shmat: the host chose the address and knows the segment's size; the attach is recorded from its maps.</summary>

@@ -98,6 +98,7 @@ internal static class SysProcess
     private static void BeginClone(SyscallCall c, ulong flags, ulong parentTid, ulong childTid)
     {
         if ((flags & NamespaceFlags) != 0) throw new SyscallError(Errno.EPERM);
+        if ((flags & LinuxFlags.CLONE_VM) == 0 && !SysMmap.ChargeFork(c)) return;
         c.Task.Clone = new PendingClone(flags, parentTid, childTid);
     }
 

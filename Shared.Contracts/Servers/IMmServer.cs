@@ -16,6 +16,12 @@ public enum MmOp
     Mremap,
     /// <summary>A System V shared memory segment attached at Result, Length bytes (shmat's result and the segment's size).</summary>
     Shmat,
+    /// <summary>
+    /// fork's copy of the space (no CLONE_VM). Asked about at its entry under a limit (mm/reserve: the charge is the
+    /// copy's committed memory, as dup_mmap charges it); its record only brings the charge back (Charged), the
+    /// child's space itself comes with mm/space_created.
+    /// </summary>
+    Fork,
 }
 
 /// <summary>

@@ -33,6 +33,17 @@ public sealed class MemoryTests(FixturePrograms fixtures) : IClassFixture<Fixtur
     }
 
     [Fact]
+    public void A_fork_whose_copy_would_pass_the_limit_fails_with_enomem_and_one_that_fits_succeeds()
+    {
+        var tight = GuestRunner.Run(_dir.Path, ["--mem", "64M"], fixtures["mm_fork_limit"]);
+        var roomy = GuestRunner.Run(_dir.Path, ["--mem", "128M"], fixtures["mm_fork_limit"]);
+
+        Expect.ExitCode(1, tight);
+        Assert.Equal("fork: Cannot allocate memory\n", tight.Stdout);
+        Expect.Success("fork ok\n", roomy);
+    }
+
+    [Fact]
     public void The_mm_map_agrees_with_the_hosts_after_every_kind_of_memory_call()
     {
         var spec = new RunSpec(_dir.Path, fixtures["mm_maps"], []) { Environment = new() { ["UMLMICRO_Mm__CheckMaps"] = "true" } };

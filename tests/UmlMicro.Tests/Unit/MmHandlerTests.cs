@@ -93,6 +93,32 @@ public class MmHandlerTests
         Assert.Equal(0x7e0000000000, Assert.Single(_recorded).Result);
     }
 
+    [Fact]
+    public void A_fork_asks_mm_for_the_copys_charge_and_fails_with_enomem_when_it_does_not_fit_and_a_thread_never_asks()
+    {
+        Grant(false, 40L << 20, 0);
+
+        var fork = Enter("fork");
+        Assert.Equal(-Errno.ENOMEM, fork.Emulated);
+        Assert.Null(_task.Clone);
+        _mm.Verify(m => m.ReserveAsync(It.Is<CommitRequest>(r => r.Call.Op == MmOp.Fork && r.Call.Vpid == 3)), Times.Once);
+
+        var thread = Enter("clone", (long)(LinuxFlags.CLONE_VM | LinuxFlags.CLONE_THREAD | LinuxFlags.CLONE_SIGHAND), 0, 0, 0, 0);
+        Assert.Null(thread.Emulated);
+        _mm.Verify(m => m.ReserveAsync(It.IsAny<CommitRequest>()), Times.Once);
+    }
+
+    [Fact]
+    public void A_fork_that_fits_settles_its_charge_with_its_record()
+    {
+        Grant(true, 8L << 20, 8L << 20);
+
+        Exit(Enter("fork"), 7);
+
+        var record = Assert.Single(_recorded);
+        Assert.Equal((MmOp.Fork, 8L << 20, 7L), (record.Op, record.Charged, record.Result));
+    }
+
     [Theory]
     [InlineData(0x10000, 0x10)] // MAP_FIXED
     [InlineData(0x10000, 0x100000)] // MAP_FIXED_NOREPLACE
