@@ -93,6 +93,9 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             UseShellExecute = false,
         };
         foreach (var a in parts.Skip(1)) psi.ArgumentList.Add(a);
+        // No debugger pipes or diagnostics socket in /tmp: a server killed with SIGKILL would leave them there, and
+        // every restart would add to a directory the guest lists.
+        psi.Environment["DOTNET_EnableDiagnostics"] = "0";
         try
         {
             _process = Process.Start(psi) ?? throw new ServerFailure($"{Name} server: '{parts[0]}' did not start");
