@@ -58,18 +58,10 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
 
     public override async Task RestoreAsync(string checkpoint)
     {
-        Checkpoint saved;
-        try
-        {
-            saved = JsonSerializer.Deserialize<Checkpoint>(checkpoint ?? "") ?? throw new JsonException("null");
-        }
-        catch (JsonException e)
-        {
-            throw ProtocolViolation.Of($"not a checkpoint of this server: {e.Message}");
-        }
+        var saved = ReadCheckpoint<Checkpoint>(checkpoint);
         lock (gate)
             if (configured is not null) throw ProtocolViolation.Of("a checkpoint is restored into a fresh server only");
-        await ConfigureAsync(saved.Config ?? throw ProtocolViolation.Of("not a checkpoint of this server: no configuration"));
+        await ConfigureAsync(saved.Config ?? throw NotACheckpoint("no configuration"));
         lock (gate)
         {
             try
@@ -78,7 +70,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
             }
             catch (ArgumentException e)
             {
-                throw ProtocolViolation.Of($"not a checkpoint of this server: {e.Message}");
+                throw NotACheckpoint(e.Message);
             }
         }
     }
