@@ -478,7 +478,9 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
         {
             if (guest is not null)
             {
-                foreach (var link in Directory.EnumerateFileSystemEntries(host)) execLinks[link] = guest;
+                // A server killed between writing the guest path and making the link left no directory.
+                if (Directory.Exists(host))
+                    foreach (var link in Directory.EnumerateFileSystemEntries(host)) execLinks[link] = guest;
             }
             else if (HostFs.ReadLink(host) is { } text)
             {
