@@ -22,7 +22,7 @@ internal sealed class AddressSpace
     private ulong? brkStart;
     private ulong brk;
     // Free ranges granted to processes of this space for their mmap(NULL) placements, by pid: not to be granted twice.
-    private readonly Dictionary<int, (ulong Start, ulong End)> windows = new();
+    private readonly Dictionary<int, PlacementWindow> windows = new();
 
     /// <summary>The largest window granted at once: placements need a round trip only once per this much memory.</summary>
     public const ulong WindowSize = 1UL << 30;
@@ -56,6 +56,20 @@ internal sealed class AddressSpace
     /// number of pages unless the layout is deterministic.
     /// </summary>
     public ulong MmapBase { get; private set; }
+
+    /// <summary>A space as a checkpoint keeps it: its areas, its break, its mmap base and the windows it granted.</summary>
+    internal sealed record Saved(IReadOnlyList<Area> Areas, ulong? BrkStart, ulong Brk, int Users, ulong MmapBase = 0,
+        IReadOnlyDictionary<int, PlacementWindow>? Windows = null);
+
+    public Saved Save() => new(Vmas.Areas, brkStart, brk, Users, MmapBase, new Dictionary<int, PlacementWindow>(windows));
+
+    public static AddressSpace Load(Saved saved)
+    {
+        var space = new AddressSpace(new VmaMap(), saved.BrkStart, saved.Brk) { Users = saved.Users, MmapBase = saved.MmapBase };
+        foreach (var area in saved.Areas ?? []) space.Vmas.Map(area);
+        foreach (var (vpid, window) in saved.Windows ?? new Dictionary<int, PlacementWindow>()) space.windows[vpid] = window;
+        return space;
+    }
 
     /// <summary>How many processes refer to this space (more than one after CLONE_VM or vfork).</summary>
     public int Users { get; set; } = 1;
@@ -103,14 +117,14 @@ internal sealed class AddressSpace
         windows.Remove(vpid);
         length = VmaMap.PageAlign(length);
         align = Math.Max(align, VmaMap.PageSize);
-        var taken = Vmas.Areas.Select(a => (a.Start, a.End)).Concat(windows.Values).OrderByDescending(r => r.End).ToList();
+        var taken = Vmas.Areas.Select(a => (a.Start, a.End)).Concat(windows.Values.Select(w => (w.Start, w.End))).OrderByDescending(r => r.End).ToList();
         ulong top = MmapBase;
         foreach (var (start, end) in taken.Append((0UL, MinAddress)))
         {
             if (end < top && Fits(end, top, length, align))
             {
-                var window = (Math.Max(end, top - Math.Max(WindowSize, length + align)), top);
-                windows[vpid] = window;
+                var window = (Start: Math.Max(end, top - Math.Max(WindowSize, length + align)), End: top);
+                windows[vpid] = new PlacementWindow(window.Start, window.End);
                 return window;
             }
             top = Math.Min(top, start);
