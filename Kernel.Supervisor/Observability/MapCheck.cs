@@ -9,9 +9,9 @@ namespace UmlMicro.Supervisor.Observability;
 /// on stderr; a summary line comes at exit. It costs a server round trip and a maps read per memory call.
 /// <para>
 /// What is compared: start, end, protection, sharing and file offset of every area, after merging neighbours
-/// that Linux may or may not keep apart (same protection and sharing, continuing offsets). File names are not
-/// compared (the server does not learn the paths of files mmap'd after the exec); [heap], [stack], [vdso] and
-/// the other bracketed names are; the start of [stack] is not, since the host grows it on a fault, without a
+/// that Linux may or may not keep apart (same protection and sharing, continuing offsets). File names, devices and
+/// inodes are not compared (the server's come from the fd at mmap time, and the host's name gains " (deleted)" when
+/// the file is unlinked later; procfs checks that itself); [heap], [stack], [vdso] and the other bracketed names are; the start of [stack] is not, since the host grows it on a fault, without a
 /// call. The check is exact while no other thread of the process is between running a memory call on the host
 /// and its exit stop.
 /// </para>

@@ -247,6 +247,32 @@ public sealed class MmContractTests : ServerContractTest<IMmServer>
     }
 
     [Fact]
+    public async Task A_restored_server_places_as_the_first_one_would_have_its_windows_files_and_seed_included()
+    {
+        Vma[] image =
+        [
+            new(0x555000, 0x556000, PROT_READ, false, 0, "/usr/bin/cat", 0xfe, 0, 247270),
+            new(0x7ffff7fc2000, 0x7ffff7fc6000, PROT_READ, false, 0, "[vvar]"),
+            new(0x7ffffffde000, 0x7ffffffff000, RW, false, 0, "[stack]"),
+        ];
+        await Proxy.ConfigureAsync(new MmConfig(0, DeterministicLayout: false, LayoutSeed: 7));
+        await Proxy.SpaceExecAsync(4, image);
+        await Proxy.SpaceCreatedAsync(4, 5, shared: true);
+        var first = await Proxy.WindowAsync(new WindowRequest(4, 0x1000, 0x1000));
+        var checkpoint = await Proxy.CheckpointAsync();
+
+        var successor = await Successor();
+        await successor.RestoreAsync(checkpoint!);
+
+        Assert.Equal(await Proxy.MapsAsync(4), await successor.MapsAsync(4)); // the file's device and inode too
+        Assert.Equal(await Proxy.WindowAsync(new WindowRequest(5, 0x1000, 0x1000)), await successor.WindowAsync(new WindowRequest(5, 0x1000, 0x1000)));
+        Assert.True((await successor.WindowAsync(new WindowRequest(5, 0x1000, 0x1000))).End <= first.Start); // pid 4's window is still taken
+        await Proxy.SpaceExecAsync(6, image);
+        await successor.SpaceExecAsync(6, image);
+        Assert.Equal(await Proxy.WindowAsync(new WindowRequest(6, 0x1000, 0x1000)), await successor.WindowAsync(new WindowRequest(6, 0x1000, 0x1000)));
+    }
+
+    [Fact]
     public async Task A_checkpoint_is_restored_into_a_fresh_server_only_and_garbage_is_refused()
     {
         var checkpoint = await Proxy.CheckpointAsync();
