@@ -103,6 +103,8 @@ cleanup() {
   # catches anything a broken kernel let escape.
   kill_marked "$marker_base-[0-9]+"
   wait 2>/dev/null || true
+  # A supervisor killed here had no chance to remove its memory directory (its state directory is in $tmp).
+  [ -n "$upid" ] && rm -rf /dev/shm/umlmicro-"$upid"-*
   if [ "$keep" = true ] || { [ "$status" -ne 0 ] && [ -d "$tmp/failed" ]; }; then
     echo "run.sh: outputs kept in $tmp" >&2
   else
@@ -204,6 +206,7 @@ chaos_monitor() {
     nap
   done
   now; t0=$NOW
+  echo "guest-start $t0" >>"$log"
   while read -r at name; do
     while now; [ "$NOW" -lt $(( t0 + at )) ]; do
       run_over "$upid" && return 0
@@ -374,7 +377,7 @@ restart_env=()   # the restart budget, when the build knows it (see the prefligh
 
 # run_guest WORKLOAD DIR MONITOR [ARGS...]: runs the workload under ./umlmicro in a session of its own
 # (so that its guests are found by session as well as by marker), with MONITOR (chaos_monitor,
-# crash_loop_monitor or none) in the background. Sets RUN_STATUS and RUN_LEFT (leftover count).
+# crash_loop_monitor) in the background. Sets RUN_STATUS and RUN_LEFT (leftover count).
 run_guest() {
   local w=$1 dir=$2 mon=$3 start
   shift 3
@@ -392,20 +395,25 @@ run_guest() {
     sh -c "${command[$w]}" >"$dir/stdout" 2>"$dir/stderr" </dev/null) &
   upid=$!
   echo "$upid" >"$dir/supervisor"
-  # A hung run is killed after 10 times the fault-free run's time plus a minute (see hang_guard).
-  local deadline=$(( start + 60000 + 10 * ${baseline_ms[$w]:-30000} ))
-  if [ "$mon" != none ]; then
-    "$mon" "$upid" "$@" "$dir/log" "$deadline" &
-    monitor=$!
-  fi
+  # A hung run is killed after 5 times the fault-free run's time plus 30 s (see hang_guard): a restart
+  # takes a second or so, and a run gets at most 6 faults.
+  local deadline=$(( start + 30000 + 5 * ${baseline_ms[$w]:-30000} ))
+  "$mon" "$upid" "$@" "$dir/log" "$deadline" &
+  monitor=$!
   RUN_STATUS=0
   # (2>/dev/null: no "Killed" job notice from bash for a supervisor the hang guard killed.)
   wait "$upid" 2>/dev/null || RUN_STATUS=$?
-  if [ -n "$monitor" ]; then wait "$monitor" || true; fi
+  wait "$monitor" || true
   now
   echo $(( NOW - start )) >"$dir/ms"
+  # How long the guest ran (from its start, as the monitor saw it, to the end of the run).
+  local guest_start
+  guest_start=$(awk '$1 == "guest-start" { print $2 }' "$dir/log")
+  echo $(( NOW - ${guest_start:-$start} )) >"$dir/guest_ms"
   echo "$RUN_STATUS" >"$dir/status"
   manifest "$work/$w" >"$dir/manifest"
+  # The memory directory of a supervisor the hang guard killed is the harness's doing, not a leak.
+  grep -q '^hung' "$dir/log" && rm -rf /dev/shm/umlmicro-"$upid"-*
   leftovers "$upid" "$marker" "$dir/leftovers"
   RUN_LEFT=$(wc -l <"$dir/leftovers")
   upid='' monitor=''
@@ -492,7 +500,7 @@ fi
 # Expected results: each workload natively and under umlmicro without faults; they must agree, and they
 # must be what the workload is known to produce, or there is nothing to compare the chaos runs with.
 
-declare -A baseline_ms
+declare -A baseline_ms guest_ms
 check_known() { # WORKLOAD DIR: the baseline is the workload's known result, not just any output
   local w=$1 d=$2
   case $w in
@@ -513,8 +521,10 @@ for w in "${fault_workloads[@]}"; do
     head -20 "$tmp/expected/$w/stdout" "$tmp/expected/$w/stderr" >&2
     exit 2
   fi
-  run_guest "$w" "$tmp/baseline/$w" none
+  # The monitor with no fault planned only notes when the guest started.
+  run_guest "$w" "$tmp/baseline/$w" chaos_monitor /dev/null
   baseline_ms[$w]=$(cat "$tmp/baseline/$w/ms")
+  guest_ms[$w]=$(cat "$tmp/baseline/$w/guest_ms")
   if diffs=$(same "$tmp/expected/$w" "$tmp/baseline/$w") && [ -n "$diffs" ]; then
     echo "chaos: $w without faults under umlmicro differs from native ($diffs); nothing to compare with:" >&2
     head -20 "$tmp/baseline/$w/stderr" >&2
@@ -527,12 +537,12 @@ for w in "${fault_workloads[@]}"; do
     mkdir -p "$tmp/failed"
     exit 2
   fi
-  echo "chaos: $w: expected result agreed natively and under umlmicro (${baseline_ms[$w]} ms without faults)"
+  echo "chaos: $w: expected result agreed natively and under umlmicro (without faults: ${baseline_ms[$w]} ms, the guest ${guest_ms[$w]} ms)"
 done
 
 # ---------------------------------------------------------------------------------------------------
 # Chaos runs: the faults are spread evenly over the workloads; each run gets 2-6 of them at random
-# moments within the fault-free run's time, each aimed at a random server. Runs repeat until the
+# moments within the time the guest ran without faults, each aimed at a random server. Runs repeat until the
 # workload's share was injected (a fault planned after the guest ended is not made, so a run may inject
 # fewer than planned), up to a bound that stops a workload too short to be hit.
 
@@ -555,7 +565,7 @@ for w in "${fault_workloads[@]}"; do
     rand 5; k=$(( REPLY + 2 ))
     left=$(( share - w_faults[$w] ))
     [ "$k" -le "$left" ] || k=$left
-    span=$(( baseline_ms[$w] * 9 / 10 + 1 ))
+    span=$(( guest_ms[$w] * 9 / 10 + 1 ))
     : >"$dir/plan.unsorted"
     for (( j = 0; j < k; j++ )); do
       rand "$span"; at=$REPLY
