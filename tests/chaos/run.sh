@@ -136,8 +136,10 @@ run_over() { ! pstat "$1" || [ "$P_STATE" = Z ]; }
 children() { CHILDREN=$(pgrep -P "$1" || true); }
 
 # guest_running UPID: guest pid 1 is a live child of the supervisor that is neither a server nor the
-# launcher (before its exec) or the vCPU ticker (both umlmicro-launch). The check that UPID runs the
-# real binary keeps the wrapper script's own children (sed, find) from passing for a guest.
+# launcher (before its exec) or the vCPU ticker (both umlmicro-launch), nor a server being started (a
+# child that has not yet exec'd still runs the supervisor's binary, under the name of a .NET thread).
+# The check that UPID runs the real binary keeps the wrapper script's own children (sed, find) from
+# passing for a guest.
 supervisor_exe=$(readlink -f "$repo/build/Release/umlmicro")
 guest_running() {
   local c
@@ -146,7 +148,8 @@ guest_running() {
   for c in $CHILDREN; do
     pstat "$c" || continue
     [ "$P_STATE" != Z ] || continue
-    case $P_COMM in Servers.*|umlmicro-launch) ;; *) return 0 ;; esac
+    case $P_COMM in Servers.*|umlmicro-launch) continue ;; esac
+    [ "$(readlink "/proc/$c/exe" 2>/dev/null)" != "$supervisor_exe" ] && return 0
   done
   return 1
 }
@@ -196,10 +199,12 @@ hang_guard() {
 }
 
 # chaos_monitor UPID PLAN LOG DEADLINE: the fault injector of a chaos run. PLAN has one line per fault,
-# "DELAY_MS SERVER", DELAY counted from the start of the guest. A fault is injected only while the guest
-# runs; a server being restarted at the planned moment is waited for, and its successor killed.
+# "DELAY_MS SERVER SERVER SERVER", DELAY counted from the start of the guest, the servers in a seeded
+# order: the first one that is alive at that moment is killed. (A killed server is restarted when the
+# supervisor next needs it, which may be much later: the planned one may have no successor yet.) When
+# none is alive, the first successor to come is killed. Faults are injected only while the guest runs.
 chaos_monitor() {
-  local upid=$1 plan=$2 log=$3 deadline=$4 t0 at name
+  local upid=$1 plan=$2 log=$3 deadline=$4 t0 at order name
   until guest_running "$upid"; do
     run_over "$upid" && return 0
     hang_guard "$upid" "$log" "$deadline" || return 0
@@ -207,14 +212,14 @@ chaos_monitor() {
   done
   now; t0=$NOW
   echo "guest-start $t0" >>"$log"
-  while read -r at name; do
+  while read -r at order; do
     while now; [ "$NOW" -lt $(( t0 + at )) ]; do
       run_over "$upid" && return 0
       hang_guard "$upid" "$log" "$deadline" || return 0
       nap
     done
-    until live_server "$upid" "$name"; do
-      run_over "$upid" && return 0
+    until for name in $order; do live_server "$upid" "$name" && break; done; do
+      run_over "$upid" && { echo "unmade: the run ended" >>"$log"; return 0; }
       hang_guard "$upid" "$log" "$deadline" || return 0
       nap
     done
@@ -542,7 +547,7 @@ done
 
 # ---------------------------------------------------------------------------------------------------
 # Chaos runs: the faults are spread evenly over the workloads; each run gets 2-6 of them at random
-# moments within the time the guest ran without faults, each aimed at a random server. Runs repeat until the
+# moments within the time the guest ran without faults, each aimed at a random live server. Runs repeat until the
 # workload's share was injected (a fault planned after the guest ended is not made, so a run may inject
 # fewer than planned), up to a bound that stops a workload too short to be hit.
 
@@ -569,7 +574,9 @@ for w in "${fault_workloads[@]}"; do
     : >"$dir/plan.unsorted"
     for (( j = 0; j < k; j++ )); do
       rand "$span"; at=$REPLY
-      rand 3; echo "$at ${servers[$REPLY]}" >>"$dir/plan.unsorted"
+      rand 3; first=$REPLY
+      rand 2; second=$(( (first + 1 + REPLY) % 3 ))
+      echo "$at ${servers[$first]} ${servers[$second]} ${servers[$(( 3 - first - second ))]}" >>"$dir/plan.unsorted"
     done
     sort -n "$dir/plan.unsorted" >"$dir/plan"
     run_guest "$w" "$dir" chaos_monitor "$dir/plan"
@@ -612,15 +619,16 @@ for w in "${fault_workloads[@]}"; do
 done
 
 # ---------------------------------------------------------------------------------------------------
-# The crash loop: with a budget of $loop_limit restarts, one server (chosen by the seed) is killed
-# $loop_limit+1 times, each time as soon as its successor is up. Expected: exit 123, exactly one line
+# The crash loop: with a budget of $loop_limit restarts, the VFS is killed $loop_limit+1 times, each time
+# as soon as its successor is up. The VFS, because the loop calls it all the time: the supervisor
+# restarts a server when it next calls it, and MM, say, may only get notifications for a long while. Expected: exit 123, exactly one line
 # on stderr (the supervisor's), stdout a clean prefix of 1, 2, 3, ... (nothing garbled), nothing left.
 
 loop_result='not run'
 loop_ok=true
 if [[ " ${selected[*]} " == *" crash-loop "* ]]; then
   prepare crash-loop
-  rand 3; victim=${servers[$REPLY]}
+  victim=vfs
   dir=$tmp/runs/crash-loop
   saved_env=("${restart_env[@]}")
   if [ "$budget_known" = true ]; then

@@ -14,11 +14,24 @@ public static class KernelServers
 
     /// <summary>
     /// The guest still runs: a live child of the supervisor that is neither a server nor <c>umlmicro-launch</c> (the
-    /// launcher before its exec, or the vCPU ticker) — guest pid 1.
+    /// launcher before its exec, or the vCPU ticker) nor a server being started (a child that has not exec'd yet
+    /// still runs the supervisor's binary, under the name of a .NET thread) — guest pid 1.
     /// </summary>
-    public static bool GuestRunning(int supervisorPid) =>
-        HostProcesses.All().Any(p => p.PPid == supervisorPid && p.State is not ('Z' or 'X') &&
-                                     !p.Comm.StartsWith("Servers.", StringComparison.Ordinal) && p.Comm != "umlmicro-launch");
+    public static bool GuestRunning(int supervisorPid)
+    {
+        var supervisorExe = Exe(supervisorPid);
+        return HostProcesses.All().Any(p => p.PPid == supervisorPid && p.State is not ('Z' or 'X') &&
+                                            !p.Comm.StartsWith("Servers.", StringComparison.Ordinal) && p.Comm != "umlmicro-launch" &&
+                                            Exe(p.Pid) is { } exe && exe != supervisorExe);
+    }
+
+    /// <summary>The program a process runs (/proc/PID/exe), or null when it is gone.</summary>
+    private static string? Exe(int pid)
+    {
+        try { return new FileInfo($"/proc/{pid}/exe").LinkTarget; }
+        catch (IOException) { return null; }
+        catch (UnauthorizedAccessException) { return null; }
+    }
 
     /// <summary>
     /// SIGKILLs the server <paramref name="name"/> of <paramref name="run"/> while its guest runs and returns the
