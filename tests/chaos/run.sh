@@ -15,9 +15,13 @@ set -euo pipefail
 
 repo=$(cd -- "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/../.." && pwd)
 
-usage() {
-  sed -n '8,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-  exit 2
+usage() { # [STATUS]: 2 (a usage error, on stderr) unless told otherwise
+  if [ "${1:-2}" = 0 ]; then
+    sed -n '9,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  else
+    sed -n '9,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  fi
+  exit "${1:-2}"
 }
 
 faults=100
@@ -32,7 +36,7 @@ while [ $# -gt 0 ]; do
     --workload) [ $# -ge 2 ] || usage; workloads=$2; shift 2 ;;
     --mode) [ $# -ge 2 ] || usage; mode=$2; shift 2 ;;
     --keep) keep=true; shift ;;
-    -h|--help) usage ;;
+    -h|--help) usage 0 ;;
     *) echo "run.sh: unknown argument '$1'" >&2; usage ;;
   esac
 done
@@ -77,10 +81,9 @@ rand() { REPLY=$(( ((RANDOM << 15) | RANDOM) % $1 )); }
 tmp=$(mktemp -d "${CHAOS_TMPDIR:-/var/tmp}/umlmicro-chaos.XXXXXX")
 run_tmp=$tmp/tmp
 mkdir -p "$run_tmp"
-# Every process of a run carries CHAOS_RUN_MARKER in its environment (not UMLMICRO_*: the kernel would
-# take that for a config key) (the supervisor, its servers and the guests
-# inherit it), so whatever a run leaves behind is found even after the supervisor is gone, however its
-# parent or session changed.
+# Every process of a run carries CHAOS_RUN_MARKER in its environment (the supervisor, its servers and
+# its guests inherit it), so that whatever a run leaves behind is found even after the supervisor is
+# gone, however its parent or session changed. (Not UMLMICRO_*: the kernel would read that as config.)
 marker_base="chaos-$$-${EPOCHSECONDS}"
 run_no=0
 upid=''      # the supervisor of the run in progress
@@ -104,7 +107,7 @@ cleanup() {
   kill_marked "$marker_base-[0-9]+"
   wait 2>/dev/null || true
   # A supervisor killed here had no chance to remove its memory directory (its state directory is in $tmp).
-  [ -n "$upid" ] && rm -rf /dev/shm/umlmicro-"$upid"-*
+  [ -n "$upid" ] && remove_state_dirs "$upid"
   if [ "$keep" = true ] || { [ "$status" -ne 0 ] && [ -d "$tmp/failed" ]; }; then
     echo "run.sh: outputs kept in $tmp" >&2
   else
@@ -117,7 +120,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---------------------------------------------------------------------------------------------------
-# /proc helpers. They set globals instead of printing, so that the monitor's polling forks nothing.
+# /proc helpers. They set globals instead of printing, so that the monitor's polling forks little.
 
 now() { NOW=$(( ${EPOCHREALTIME/./} / 1000 )); } # milliseconds
 
@@ -172,7 +175,8 @@ live_server() {
 
 # kill_server UPID NAME LOG: SIGKILL the live server NAME; logs "fault NAME PID" only when the target was,
 # just before, a live server child of this run's supervisor and kill(2) succeeded. (kill(2) also
-# "succeeds" on a zombie, which is why the state is checked first.)
+# "succeeds" on a zombie, which is why the state is checked first. The pid could in theory be reused
+# between the check and the kill; within microseconds, on a host that hands out pids in order, it is not.)
 kill_server() {
   local pid=$SERVER_PID
   if pstat "$pid" && [ "$P_STATE" != Z ] && [ "$P_PPID" = "$1" ] && [ "$P_COMM" = "$(server_comm "$2")" ] \
@@ -185,6 +189,22 @@ kill_server() {
 }
 
 nap() { sleep 0.02; }
+
+# The supervisor's state directory is made in TMPDIR (the runs' own) and its memory directory in
+# /dev/shm (shared), both named umlmicro-PID-...: a directory with the pid of this run's supervisor that
+# was there before the run belongs to a dead process of someone else with the same pid, and is left alone.
+shm_before=''
+note_state_dirs() { shm_before=$(printf '%s\n' /dev/shm/umlmicro-*); }
+# state_dirs SID: STATE_DIRS, the state and memory directories made by supervisor SID during its run.
+state_dirs() {
+  local d
+  STATE_DIRS=()
+  for d in "$run_tmp"/umlmicro-"$1"-* /dev/shm/umlmicro-"$1"-*; do
+    [ -e "$d" ] && ! grep -qxF -- "$d" <<<"$shm_before" && STATE_DIRS+=("$d")
+  done
+  return 0
+}
+remove_state_dirs() { state_dirs "$1"; [ ${#STATE_DIRS[@]} -eq 0 ] || rm -rf "${STATE_DIRS[@]}"; }
 
 # hang_guard UPID LOG DEADLINE: a run that outlives DEADLINE (ms since the epoch) is hung: it is killed
 # and the run fails. It only keeps a broken kernel from stopping the harness: a run that ends is judged
@@ -392,6 +412,7 @@ run_guest() {
   run_no=$(( run_no + 1 ))
   local marker="$marker_base-$run_no"
   base_env "$marker"
+  note_state_dirs
   now; start=$NOW
   # setsid does not fork here (a background job of a shell without job control is no group leader), so
   # $! is the supervisor itself (the umlmicro script execs the binary), and its pid is the session's id.
@@ -418,7 +439,7 @@ run_guest() {
   echo "$RUN_STATUS" >"$dir/status"
   manifest "$work/$w" >"$dir/manifest"
   # The memory directory of a supervisor the hang guard killed is the harness's doing, not a leak.
-  grep -q '^hung' "$dir/log" && rm -rf /dev/shm/umlmicro-"$upid"-*
+  if grep -q '^hung' "$dir/log"; then remove_state_dirs "$upid"; fi
   leftovers "$upid" "$marker" "$dir/leftovers"
   RUN_LEFT=$(wc -l <"$dir/leftovers")
   upid='' monitor=''
@@ -445,10 +466,9 @@ leftovers() {
     sleep 0.05
   done
   while read -r _ pid _; do kill -KILL "$pid" 2>/dev/null || true; done <"$out"
-  # The supervisor removes its state directory (in TMPDIR) and memory directory (in /dev/shm) however the
-  # guest ended.
-  for file in "$run_tmp"/umlmicro-"$sid"-* /dev/shm/umlmicro-"$sid"-*; do
-    [ -e "$file" ] || continue
+  # The supervisor removes its state and memory directories however the guest ended.
+  state_dirs "$sid"
+  for file in "${STATE_DIRS[@]}"; do
     echo "state directory $file" >>"$out"
     rm -rf "$file"
   done
