@@ -64,22 +64,22 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
         lock (gate)
         {
             if (spaces.Count > 0 || peaks.Count > 0) throw ProtocolViolation.Of("a checkpoint is restored into a fresh server only");
+            var saved = ReadCheckpoint<Checkpoint>(checkpoint);
             try
             {
-                var saved = JsonSerializer.Deserialize<Checkpoint>(checkpoint ?? "") ?? throw new JsonException("null");
                 foreach (var s in saved.Spaces ?? [])
                 {
-                    var space = AddressSpace.Load(s.Space ?? throw new JsonException("a space without its map"));
+                    var space = AddressSpace.Load(s.Space ?? throw new ArgumentException("a space without its map"));
                     foreach (int vpid in s.Vpids ?? []) spaces.Add(vpid, space);
                 }
                 foreach (var (vpid, p) in saved.Peaks ?? []) peaks.Add(vpid, p);
                 (memoryLimitBytes, committed, peakCommitted, granted) = (saved.Limit, saved.Committed, saved.PeakCommitted, saved.Granted);
             }
-            catch (Exception e) when (e is JsonException or ArgumentException)
+            catch (ArgumentException e)
             {
                 spaces.Clear();
                 peaks.Clear();
-                throw ProtocolViolation.Of($"not a checkpoint of this server: {e.Message}");
+                throw NotACheckpoint(e.Message);
             }
         }
         return Task.CompletedTask;

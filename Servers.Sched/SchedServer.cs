@@ -51,15 +51,7 @@ internal sealed class SchedServer : KernelServerBase, ISchedServer
 
     public override Task RestoreAsync(string checkpoint)
     {
-        Checkpoint saved;
-        try
-        {
-            saved = JsonSerializer.Deserialize<Checkpoint>(checkpoint ?? "") ?? throw new JsonException("null");
-        }
-        catch (JsonException e)
-        {
-            throw ProtocolViolation.Of($"not a checkpoint of this server: {e.Message}");
-        }
+        var saved = ReadCheckpoint<Checkpoint>(checkpoint);
         lock (gate)
         {
             if (pids.Started) throw ProtocolViolation.Of("a checkpoint is restored into a fresh server only");
@@ -70,7 +62,7 @@ internal sealed class SchedServer : KernelServerBase, ISchedServer
             }
             catch (ArgumentException e)
             {
-                throw ProtocolViolation.Of($"not a checkpoint of this server: {e.Message}");
+                throw NotACheckpoint(e.Message);
             }
             cpus = saved.Cpus;
         }

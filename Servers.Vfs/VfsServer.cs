@@ -58,18 +58,10 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
 
     public override async Task RestoreAsync(string checkpoint)
     {
-        Checkpoint saved;
-        try
-        {
-            saved = JsonSerializer.Deserialize<Checkpoint>(checkpoint ?? "") ?? throw new JsonException("null");
-        }
-        catch (JsonException e)
-        {
-            throw ProtocolViolation.Of($"not a checkpoint of this server: {e.Message}");
-        }
+        var saved = ReadCheckpoint<Checkpoint>(checkpoint);
         lock (gate)
             if (configured is not null) throw ProtocolViolation.Of("a checkpoint is restored into a fresh server only");
-        await ConfigureAsync(saved.Config ?? throw ProtocolViolation.Of("not a checkpoint of this server: no configuration"));
+        await ConfigureAsync(saved.Config ?? throw NotACheckpoint("no configuration"));
         lock (gate)
         {
             try
@@ -78,7 +70,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
             }
             catch (ArgumentException e)
             {
-                throw ProtocolViolation.Of($"not a checkpoint of this server: {e.Message}");
+                throw NotACheckpoint(e.Message);
             }
         }
     }
@@ -486,7 +478,9 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
         {
             if (guest is not null)
             {
-                foreach (var link in Directory.EnumerateFileSystemEntries(host)) execLinks[link] = guest;
+                // A server killed between writing the guest path and making the link left no directory.
+                if (Directory.Exists(host))
+                    foreach (var link in Directory.EnumerateFileSystemEntries(host)) execLinks[link] = guest;
             }
             else if (HostFs.ReadLink(host) is { } text)
             {

@@ -39,7 +39,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     private readonly ReplayLog _log = new();
     private readonly ContractForwarder<T> _forwarder;
     private Process? _process;
-    private JsonRpc? _rpc;
+    private volatile JsonRpc? _rpc;
     private long _nextRequestId;
     private bool _keepsCheckpoints = true;
 
@@ -93,6 +93,9 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             UseShellExecute = false,
         };
         foreach (var a in parts.Skip(1)) psi.ArgumentList.Add(a);
+        // No debugger pipes or diagnostics socket in /tmp: a server killed with SIGKILL would leave them there, and
+        // every restart would add to a directory the guest lists.
+        psi.Environment["DOTNET_EnableDiagnostics"] = "0";
         try
         {
             _process = Process.Start(psi) ?? throw new ServerFailure($"{Name} server: '{parts[0]}' did not start");
@@ -152,20 +155,24 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             ((Task)m.Method.Invoke(Proxy, args)!).GetAwaiter().GetResult();
             return;
         }
-        if (_lost is not null || _rpc is null) return;
+        if (_lost is not null || _rpc is not { } rpc) return;
         try
         {
-            var sent = _rpc.NotifyAsync(m.Wire, args);
-            if (!sent.IsCompleted) sent.ContinueWith(t => NoteLost(t.Exception), TaskContinuationOptions.OnlyOnFaulted);
-            else if (sent.IsFaulted) NoteLost(sent.Exception);
+            var sent = rpc.NotifyAsync(m.Wire, args);
+            if (!sent.IsCompleted) sent.ContinueWith(t => NoteLost(rpc, t.Exception), TaskContinuationOptions.OnlyOnFaulted);
+            else if (sent.IsFaulted) NoteLost(rpc, sent.Exception);
         }
         catch (Exception e) when (LostBy(e) is not null)
         {
-            NoteLost(e);
+            NoteLost(rpc, e);
         }
     }
 
-    private void NoteLost(Exception? e) => _lost ??= e is null ? "lost its connection" : LostBy(e.GetBaseException()) ?? e.GetBaseException().Message;
+    /// <summary>A message could not be sent on <paramref name="rpc"/>: that server is lost (unless it was already replaced).</summary>
+    private void NoteLost(JsonRpc rpc, Exception? e)
+    {
+        if (ReferenceEquals(_rpc, rpc)) _lost ??= e is null ? "lost its connection" : LostBy(e.GetBaseException()) ?? e.GetBaseException().Message;
+    }
 
     /// <summary>A request that waits for its answer, timed for --stats.</summary>
     public TResult Call<TResult>(Func<T, Task<TResult>> request) => Send(request, static t => ((Task<TResult>)t).Result);

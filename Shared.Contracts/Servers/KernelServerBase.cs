@@ -25,6 +25,21 @@ public abstract class KernelServerBase(string name, int contractVersion) : IKern
     public virtual Task<string?> CheckpointAsync() => Task.FromResult<string?>(null);
 
     public virtual Task RestoreAsync(string checkpoint) => throw ProtocolViolation.Of($"the {name} server keeps no checkpoints");
+
+    /// <summary>A checkpoint's text read back as the server's own record of its state, or a protocol error.</summary>
+    protected static TState ReadCheckpoint<TState>(string checkpoint) where TState : class
+    {
+        try
+        {
+            return System.Text.Json.JsonSerializer.Deserialize<TState>(checkpoint ?? "") ?? throw new System.Text.Json.JsonException("null");
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw NotACheckpoint(e.Message);
+        }
+    }
+
+    protected static LocalRpcException NotACheckpoint(string why) => ProtocolViolation.Of($"not a checkpoint of this server: {why}");
 }
 
 /// <summary>
