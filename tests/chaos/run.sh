@@ -124,13 +124,15 @@ trap 'exit 143' TERM
 
 now() { NOW=$(( ${EPOCHREALTIME/./} / 1000 )); } # milliseconds
 
-# pstat PID: P_COMM, P_STATE, P_PPID, P_SID of a process; fails when it is gone.
+# pstat PID: P_COMM, P_STATE, P_PPID, P_SID, P_START (clock ticks after boot) of a process; fails when
+# it is gone.
 pstat() {
-  local line rest
+  local line rest fields
   read -r line 2>/dev/null </proc/"$1"/stat || return 1
   P_COMM=${line#*(}; P_COMM=${P_COMM%)*}
   rest=${line##*) }
-  read -r P_STATE P_PPID _ P_SID _ <<<"$rest"
+  read -r -a fields <<<"$rest"
+  P_STATE=${fields[0]} P_PPID=${fields[1]} P_SID=${fields[3]} P_START=${fields[19]}
 }
 
 # The run is over when its supervisor is gone or a zombie (the main shell reaps it in `wait`).
@@ -159,18 +161,21 @@ guest_running() {
 
 server_comm() { case $1 in vfs) echo Servers.Vfs ;; mm) echo Servers.Mm ;; sched) echo Servers.Sched ;; esac; }
 
-# live_server UPID NAME: SERVER_PID is a live (not zombie) child of the supervisor named Servers.NAME.
+# live_server UPID NAME: SERVER_PID is the server Servers.NAME in use: the oldest live (not zombie) child
+# of the supervisor with that name. After a server died once, the supervisor keeps a standby successor
+# started beside the one in use; it is always the younger, and killing it would not touch the guest.
 live_server() {
-  local c comm
+  local c comm best='' best_start=''
   comm=$(server_comm "$2")
   children "$1"
   for c in $CHILDREN; do
-    if pstat "$c" && [ "$P_COMM" = "$comm" ] && [ "$P_STATE" != Z ] && [ "$P_PPID" = "$1" ]; then
-      SERVER_PID=$c
-      return 0
+    if pstat "$c" && [ "$P_COMM" = "$comm" ] && [ "$P_STATE" != Z ] && [ "$P_PPID" = "$1" ] &&
+        { [ -z "$best" ] || [ "$P_START" -lt "$best_start" ]; }; then
+      best=$c best_start=$P_START
     fi
   done
-  return 1
+  [ -n "$best" ] || return 1
+  SERVER_PID=$best
 }
 
 # kill_server UPID NAME LOG: SIGKILL the live server NAME; logs "fault NAME PID" only when the target was,
@@ -253,39 +258,46 @@ chaos_monitor() {
   done
 }
 
-# crash_loop_monitor UPID NAME KILLS WORK LOG DEADLINE: kills server NAME KILLS times, each time as soon
-# as the supervisor has started its successor. The guest's loop runs until the file WORK/stop exists; the
-# monitor creates it when the budget was not enforced (yet another successor after the last kill) or
-# when no successor comes within $successor_wait_ms ms of a kill (no reincarnation at all), so that the
-# run then ends by itself and its status tells what the kernel did.
-successor_wait_ms=30000
+# crash_loop_monitor UPID NAME KILLS WORK LOG DEADLINE: kills server NAME KILLS times. Each next kill
+# waits until the guest has gone on (two more lines on its stdout, LOG's folder): every iteration of its
+# loop calls the VFS, and the supervisor restarts a dead server at its next call, holding the guest until
+# the successor is restored, so progress means the restart is complete. The loop runs until the file
+# WORK/stop exists; the monitor makes it when the guest goes on after the last kill (the budget was not
+# enforced) or neither goes on nor ends within $progress_wait_ms ms of a kill (no restart, no end), so
+# that the run then ends by itself and its status tells what the kernel did.
+progress_wait_ms=30000
 crash_loop_monitor() {
-  local upid=$1 name=$2 kills=$3 work=$4 log=$5 deadline=$6 k last='' killed_at=''
-  until guest_running "$upid"; do
+  local upid=$1 name=$2 kills=$3 work=$4 log=$5 deadline=$6 k mark killed_at
+  local out=${log%/*}/stdout
+  until guest_running "$upid" && [ "$(wc -l <"$out")" -ge 2 ]; do
     run_over "$upid" && return 0
     hang_guard "$upid" "$log" "$deadline" || return 0
     nap
   done
-  for (( k = 0; k <= kills; k++ )); do
-    until live_server "$upid" "$name" && [ "$SERVER_PID" != "$last" ]; do
+  for (( k = 1; k <= kills; k++ )); do
+    until live_server "$upid" "$name"; do
+      run_over "$upid" && return 0
+      hang_guard "$upid" "$log" "$deadline" || return 0
+      nap
+    done
+    mark=$(wc -l <"$out")
+    kill_server "$upid" "$name" "$log" || true
+    now; killed_at=$NOW
+    until [ "$(wc -l <"$out")" -ge $(( mark + 2 )) ]; do
       run_over "$upid" && return 0
       hang_guard "$upid" "$log" "$deadline" || return 0
       now
-      if [ -n "$killed_at" ] && [ "$NOW" -gt $(( killed_at + successor_wait_ms )) ]; then
-        echo "no-successor $name $k" >>"$log"
+      if [ "$NOW" -gt $(( killed_at + progress_wait_ms )) ]; then
+        echo "stuck $name $k" >>"$log"
         : >"$work/stop"
         break 2
       fi
       nap
     done
     if [ "$k" -eq "$kills" ]; then
-      echo "restarted-beyond-budget $name $SERVER_PID" >>"$log"
+      echo "went-on $name $k" >>"$log"
       : >"$work/stop"
-      break
     fi
-    last=$SERVER_PID
-    kill_server "$upid" "$name" "$log" || true
-    now; killed_at=$NOW
   done
   until run_over "$upid"; do
     hang_guard "$upid" "$log" "$deadline" || return 0
@@ -640,7 +652,7 @@ done
 
 # ---------------------------------------------------------------------------------------------------
 # The crash loop: with a budget of $loop_limit restarts, the VFS is killed $loop_limit+1 times, each time
-# as soon as its successor is up. The VFS, because the loop calls it all the time: the supervisor
+# once its successor serves the guest. The VFS, because the loop calls it all the time: the supervisor
 # restarts a server when it next calls it, and MM, say, may only get notifications for a long while. Expected: exit 123, exactly one line
 # on stderr (the supervisor's), stdout a clean prefix of 1, 2, 3, ... (nothing garbled), nothing left.
 
@@ -661,8 +673,8 @@ if [[ " ${selected[*]} " == *" crash-loop "* ]]; then
   status=$(cat "$dir/status")
   problems=()
   [ "$kills" -eq $(( loop_limit + 1 )) ] || problems+=("the guest ended after $kills of $(( loop_limit + 1 )) kills")
-  grep -q '^restarted-beyond-budget' "$dir/log" && problems+=("$victim was restarted beyond the budget")
-  grep -q '^no-successor' "$dir/log" && problems+=("$victim was not restarted within $(( successor_wait_ms / 1000 ))s of kill $(awk '/^no-successor/ { print $3 }' "$dir/log")")
+  grep -q '^went-on' "$dir/log" && problems+=("the guest went on after kill $(( loop_limit + 1 )): the budget was not enforced")
+  grep -q '^stuck' "$dir/log" && problems+=("the guest neither went on nor ended within $(( progress_wait_ms / 1000 )) s of kill $(awk '/^stuck/ { print $3 }' "$dir/log")")
   grep -q '^hung' "$dir/log" && problems+=("hung (killed)")
   [ "$status" = "$crash_loop_status" ] || problems+=("exit $status (expected $crash_loop_status)")
   [ "$(wc -l <"$dir/stderr")" -eq 1 ] && grep -q '^umlmicro: ' "$dir/stderr" ||

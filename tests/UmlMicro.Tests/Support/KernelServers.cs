@@ -8,9 +8,30 @@ public static class KernelServers
 {
     public const string Vfs = "Servers.Vfs", Mm = "Servers.Mm", Sched = "Servers.Sched";
 
-    /// <summary>The live (not zombie) child of the supervisor named <paramref name="name"/>, or null.</summary>
+    /// <summary>
+    /// The server <paramref name="name"/> in use: the oldest live (not zombie) child of the supervisor with that name,
+    /// or null. After a server died once the supervisor keeps a standby successor started beside the one in use; it
+    /// is always the younger.
+    /// </summary>
     public static HostProcesses.Info? Find(int supervisorPid, string name) =>
-        HostProcesses.All().FirstOrDefault(p => p.PPid == supervisorPid && p.Comm == name && p.State is not ('Z' or 'X'));
+        HostProcesses.All()
+            .Where(p => p.PPid == supervisorPid && p.Comm == name && p.State is not ('Z' or 'X'))
+            .Select(p => (Process: p, Start: StartTime(p.Pid)))
+            .Where(x => x.Start is not null)
+            .OrderBy(x => x.Start).ThenBy(x => x.Process.Pid)
+            .Select(x => x.Process)
+            .FirstOrDefault();
+
+    /// <summary>When a process started (clock ticks after boot: /proc/PID/stat field 22), or null when it is gone.</summary>
+    private static long? StartTime(int pid)
+    {
+        string stat;
+        try { stat = File.ReadAllText($"/proc/{pid}/stat"); }
+        catch (IOException) { return null; }
+        // Fields after the command name, which ends at the last ')': state is field 3, starttime field 22.
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return long.Parse(fields[19]);
+    }
 
     /// <summary>
     /// The guest still runs: a live child of the supervisor that is neither a server nor <c>umlmicro-launch</c> (the
@@ -46,22 +67,6 @@ public static class KernelServers
         Assert.True(GuestRunning(run.Pid), $"the guest of supervisor {run.Pid} already ended before {name} could be killed");
         HostProcesses.Signal(server!.Pid, HostProcesses.SIGKILL);
         return server.Pid;
-    }
-
-    /// <summary>
-    /// Waits until the supervisor runs a live <paramref name="name"/> other than <paramref name="killedPid"/> (its
-    /// restarted successor) and returns it; null when the supervisor exited first or none came within
-    /// <paramref name="within"/> (a bound for a kernel that never restarts, not a measurement).
-    /// </summary>
-    public static HostProcesses.Info? WaitForSuccessor(RunningProcess run, string name, int killedPid, TimeSpan within)
-    {
-        HostProcesses.Info? successor = null;
-        HostProcesses.Eventually(() =>
-        {
-            successor = Find(run.Pid, name) is { } s && s.Pid != killedPid ? s : null;
-            return successor is not null || run.HasExited;
-        }, within);
-        return successor;
     }
 
     public static string Children(int pid) =>
