@@ -28,8 +28,8 @@ public sealed record RunOptions(string? ConfigFile, IReadOnlyList<string> Settin
                           and the host never creates the child. Threads do not count (Linux's RLIMIT_NPROC counts
                           them): a limit on processes should not depend on how many threads a runtime starts
           --max-files N   the guest starts with RLIMIT_NOFILE N, soft and hard: opening more files fails with
-                          EMFILE. The guest may lower it, and raise it up to N, but not above N, even as root:
-                          that is EPERM, as for a process without CAP_SYS_RESOURCE (default 0: the user's limit)
+                          EMFILE. The guest may change it as natively, but a hard limit above N is EPERM even
+                          for root, as without CAP_SYS_RESOURCE (default 0: the user's limits)
           --timeout DURATION
                           wall-clock limit for the whole guest (500ms, 30s, 2m, 1h; a plain number is seconds;
                           default 0: none): when it passes, every guest process is killed and umlmicro exits
