@@ -34,8 +34,9 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
     private Namei namei = null!;
     private Snapshots snapshots = null!;
     private KernelFiles? kernelFiles;
-    private string linkDir = "", stateDir = "/nonexistent", memoryDir = "";
-    private long nextLink;
+    private MadeObjects madeLinks = null!;
+    private ChangeJournal? changes;
+    private string stateDir = "/nonexistent", memoryDir = "";
     private readonly Dictionary<string, string> execLinks = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> links = new(StringComparer.Ordinal);
 
@@ -79,7 +80,9 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
             mounts = table;
             namei = walker;
             snapshots = new Snapshots(Directory.CreateDirectory(Path.Combine(state, "snapshots")).FullName);
-            linkDir = Directory.CreateDirectory(Path.Combine(state, "links")).FullName;
+            madeLinks = RecallLinks(Path.Combine(state, "links"));
+            changes?.Dispose();
+            changes = new ChangeJournal(Path.Combine(state, "change"));
             stateDir = state;
             memoryDir = memory;
             kernelFiles = new KernelFiles(Path.Combine(state, "kernel"), config.Release ?? "", config.Hostname ?? "", config.Cpus, config.MemoryLimit);
@@ -211,7 +214,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
             proc.Processes = null;
             try
             {
-                return Task.FromResult(Change(change));
+                return Task.FromResult(changes!.Apply(change.RequestId, change.Op, () => Change(change)));
             }
             catch (NeedProcessesException)
             {
@@ -359,7 +362,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
         {
             // One host link per text: /proc/self/exe is read over and over, and a link never changes.
             if (links.TryGetValue(text, out var made)) return made;
-            string link = Path.Combine(linkDir, (++nextLink).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            string link = madeLinks.New("", null);
             HostFs.Symlink(text, link);
             links[text] = link;
             return link;
@@ -424,12 +427,33 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
     private string ExecName(string host, string name, string guestPath)
     {
         if (Mount.NameOf(host) == name || name is "." or ".." or "") return host;
-        string dir = Path.Combine(linkDir, "exec" + (++nextLink).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        string dir = madeLinks.New("exec", guestPath);
         Directory.CreateDirectory(dir);
         string link = Path.Combine(dir, name);
         HostFs.Symlink(host, link);
         execLinks[link] = guestPath;
         return link;
+    }
+
+    /// <summary>The links an earlier server made (a restart): a program may still run by an exec link, and a link
+    /// text is given the same host link again.</summary>
+    private MadeObjects RecallLinks(string dir)
+    {
+        execLinks.Clear();
+        links.Clear();
+        var made = new MadeObjects(dir);
+        foreach (var (host, guest) in made.Recall())
+        {
+            if (guest is not null)
+            {
+                foreach (var link in Directory.EnumerateFileSystemEntries(host)) execLinks[link] = guest;
+            }
+            else if (HostFs.ReadLink(host) is { } text)
+            {
+                links[text] = host;
+            }
+        }
+        return made;
     }
 
     private string? GuestPathOf(string hostPath) => execLinks.GetValueOrDefault(hostPath) ?? snapshots.GuestPathOf(hostPath) ?? mounts.GuestPathOf(hostPath);
@@ -454,6 +478,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
     {
         lock (gate)
         {
+            changes?.Dispose();
             if (kernelFiles is null) return;
             foreach (var dir in new[] { stateDir, memoryDir })
             {

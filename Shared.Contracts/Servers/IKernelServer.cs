@@ -25,5 +25,5 @@ public interface IKernelServer
 public static class Contract
 {
     public const string VfsName = "vfs", MmName = "mm", SchedName = "sched";
-    public const int VfsVersion = 3, MmVersion = 2, SchedVersion = 2;
+    public const int VfsVersion = 4, MmVersion = 2, SchedVersion = 2;
 }
