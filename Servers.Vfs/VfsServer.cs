@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text;
 using UmlMicro.Contracts.Linux;
 using UmlMicro.Contracts.Servers;
@@ -36,12 +37,50 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
     private KernelFiles? kernelFiles;
     private MadeObjects madeLinks = null!;
     private ChangeJournal? changes;
+    private VfsConfig? configured;
     private string stateDir = "/nonexistent", memoryDir = "";
     private readonly Dictionary<string, string> execLinks = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> links = new(StringComparer.Ordinal);
 
     public VfsServer() : base(Contract.VfsName, Contract.VfsVersion)
     {
+    }
+
+    private sealed record Checkpoint(VfsConfig Config, IReadOnlyList<CwdTable.Saved> Cwds);
+
+    /// <summary>The configuration and the cwds: all the rest is on disk (the layers, the whiteout journal, what
+    /// the server made in its state directory) and is read back by configuring again.</summary>
+    public override Task<string?> CheckpointAsync()
+    {
+        lock (gate)
+            return Task.FromResult(configured is null ? null : JsonSerializer.Serialize(new Checkpoint(configured, cwds.Save())));
+    }
+
+    public override async Task RestoreAsync(string checkpoint)
+    {
+        Checkpoint saved;
+        try
+        {
+            saved = JsonSerializer.Deserialize<Checkpoint>(checkpoint ?? "") ?? throw new JsonException("null");
+        }
+        catch (JsonException e)
+        {
+            throw ProtocolViolation.Of($"not a checkpoint of this server: {e.Message}");
+        }
+        lock (gate)
+            if (configured is not null) throw ProtocolViolation.Of("a checkpoint is restored into a fresh server only");
+        await ConfigureAsync(saved.Config ?? throw ProtocolViolation.Of("not a checkpoint of this server: no configuration"));
+        lock (gate)
+        {
+            try
+            {
+                cwds.Load(saved.Cwds ?? []);
+            }
+            catch (ArgumentException e)
+            {
+                throw ProtocolViolation.Of($"not a checkpoint of this server: {e.Message}");
+            }
+        }
     }
 
     public Task ConfigureAsync(VfsConfig config)
@@ -87,6 +126,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
             memoryDir = memory;
             kernelFiles = new KernelFiles(Path.Combine(state, "kernel"), config.Release ?? "", config.Hostname ?? "", config.Cpus, config.MemoryLimit);
             cwds.Reset(InitPid, start.GuestPath, Readable(start));
+            configured = config;
         }
         return Task.CompletedTask;
     }

@@ -25,8 +25,8 @@ internal sealed record ContractMethod(MethodInfo Method, string Wire, RestoreKin
 /// which the restarted server must give again), and the <see cref="RestoreKind.Journal"/> messages sent since the
 /// server last answered anything, which it may not have read before it died. The server handles messages one at a
 /// time in order, so an answer means every message before it was applied.
-/// <para>It grows with the guest's history (a few messages per process, one per memory call): the price of
-/// restoring by replay. A server that journals its own state could let it be cut; none does yet.</para>
+/// <para>It grows with the guest's history (a few messages per process, one per memory call), until the server
+/// gives a checkpoint of its state (see <see cref="IKernelServer.CheckpointAsync"/>): the history then starts there.</para>
 /// </summary>
 internal sealed class ReplayLog
 {
@@ -34,8 +34,17 @@ internal sealed class ReplayLog
 
     private readonly List<Sent> _replay = [];
     private readonly List<Sent> _unanswered = [];
+    private string? _checkpoint;
 
+    /// <summary>How many messages a restarted server would be sent again.</summary>
     public int Count => _replay.Count;
+
+    /// <summary>The server's state now, which stands for everything it was sent so far: the history can go.</summary>
+    public void Checkpointed(string state)
+    {
+        _checkpoint = state;
+        _replay.Clear();
+    }
 
     public int Unanswered => _unanswered.Count;
 
@@ -61,6 +70,7 @@ internal sealed class ReplayLog
     /// </summary>
     public int SendTo<T>(JsonRpc rpc, T server, string name, TimeSpan timeout) where T : class, IKernelServer
     {
+        if (_checkpoint is not null) Await(server.RestoreAsync(_checkpoint), timeout, name);
         var replies = new Task?[_replay.Count];
         for (int i = 0; i < replies.Length; i++)
             replies[i] = _replay[i].Request ? Invoke(server, _replay[i]) : Notify(rpc, _replay[i]);

@@ -41,6 +41,10 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     private Process? _process;
     private JsonRpc? _rpc;
     private long _nextRequestId;
+    private bool _keepsCheckpoints = true;
+
+    /// <summary>How long the replay history may grow before the server is asked for a checkpoint that stands for it.</summary>
+    public const int CheckpointEvery = 4096;
 
     // Set from the connection's own threads when it breaks; acted on by the next message the link sends.
     private volatile string? _lost;
@@ -142,6 +146,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     {
         var m = Methods[method];
         _log.Posted(m, args);
+        if (_log.Count >= CheckpointEvery) Checkpoint();
         if (_launch is null)
         {
             ((Task)m.Method.Invoke(Proxy, args)!).GetAwaiter().GetResult();
@@ -173,7 +178,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         bool cutOff = false;
         while (true)
         {
-            if (_lost is { } why) Reincarnate(why, cutOff);
+            if (_lost is { } why) Reincarnate(why, cutOff ? t0 : Stopwatch.GetTimestamp(), cutOff);
             Task pending;
             try
             {
@@ -199,8 +204,19 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             var result = answer(pending);
             _log.Answered(Methods[_forwarder.LastMethod!.Name], _forwarder.LastArgs ?? [], result);
             _stats.RecordServer(Id, Stopwatch.GetTimestamp() - t0);
+            if (_log.Count >= CheckpointEvery) Checkpoint();
             return result;
         }
+    }
+
+    /// <summary>Asks the server for a checkpoint (a query: it is not kept itself) to cut the replay history short.</summary>
+    private void Checkpoint()
+    {
+        if (!_keepsCheckpoints || _launch is null) return;
+        _keepsCheckpoints = false; // also: no checkpoint from inside this one
+        if (Call(s => s.CheckpointAsync()) is not { } state) return;
+        _log.Checkpointed(state);
+        _keepsCheckpoints = true;
     }
 
     private static Exception Unwrap(Exception e) => e is AggregateException { InnerException: { } inner } ? Unwrap(inner) : e;
@@ -215,13 +231,13 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     };
 
     /// <summary>
-    /// Starts the server again and gives it back its state; the caller then sends its request again. Each attempt
+    /// Starts the server again and gives it back its state; the caller then sends its request again (the guest was
+    /// held since <paramref name="heldSince"/>: the cut-off request's start, or now). Each attempt
     /// takes one restart from the budget, which ends the guest (<see cref="ServerCrashLoop"/>) when it is spent.
     /// </summary>
-    private void Reincarnate(string why, bool cutOff)
+    private void Reincarnate(string why, long heldSince, bool cutOff)
     {
         if (_launch is null) throw new ServerFailure($"{Name} server {why}");
-        long t0 = Stopwatch.GetTimestamp();
         while (true)
         {
             _budget!.Take(Name, why);
@@ -234,7 +250,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
                 HandshakeAsync().GetAwaiter().GetResult();
                 int resent = _log.SendTo(_rpc!, _forwarder.Target, Name, _launch.CallTimeout);
                 Restarts++;
-                _budget.Report(new ServerRestart(Name, DateTime.UtcNow, why, Stopwatch.GetElapsedTime(t0), _log.Count, resent + (cutOff ? 1 : 0)));
+                _budget.Report(new ServerRestart(Name, DateTime.UtcNow, why, Stopwatch.GetElapsedTime(heldSince), _log.Count, resent + (cutOff ? 1 : 0)));
                 return;
             }
             catch (Exception e) when (e is ServerFailure or TimeoutException || LostBy(Unwrap(e)) is not null)

@@ -20,6 +20,11 @@ public abstract class KernelServerBase(string name, int contractVersion) : IKern
         _shutdown.TrySetResult();
         return Task.CompletedTask;
     }
+
+    /// <summary>By default a server keeps no checkpoints: it is restored by replaying everything.</summary>
+    public virtual Task<string?> CheckpointAsync() => Task.FromResult<string?>(null);
+
+    public virtual Task RestoreAsync(string checkpoint) => throw ProtocolViolation.Of($"the {name} server keeps no checkpoints");
 }
 
 /// <summary>
