@@ -98,6 +98,14 @@ internal static class SysProcess
     private static void BeginClone(SyscallCall c, ulong flags, ulong parentTid, ulong childTid)
     {
         if ((flags & NamespaceFlags) != 0) throw new SyscallError(Errno.EPERM);
+        if ((flags & LinuxFlags.CLONE_THREAD) == 0 && c.Kernel.Processes.Max > 0)
+        {
+            c.Kernel.Processes.Reserve(c.Kernel, c.Task);
+            c.AtExit(x =>
+            {
+                if (x.Result < 0) x.Kernel.Processes.Release(x.Task); // no child: the host refused the call
+            });
+        }
         c.Task.Clone = new PendingClone(flags, parentTid, childTid);
     }
 
@@ -184,6 +192,7 @@ internal static class SysProcess
     {
         if (vpid <= 0) return;
         c.Kernel.Pids.Remove(vpid);
+        c.Kernel.Processes.Reaped(vpid);
         c.Kernel.Sched.Post(nameof(ISchedServer.ReapedAsync), vpid);
     }
 }
