@@ -43,6 +43,13 @@ internal sealed class GuestTask(int hostTid)
     /// <summary>Where the kernel's scratch mapping sits in this task's address space (0: none yet; gone at exec).</summary>
     public ulong Scratch { get; set; }
 
+    /// <summary>A fork/vfork/clone of a process in flight in this task holds a place under --max-procs (see ProcessLimit).</summary>
+    public bool ForkReserved { get; set; }
+
+    /// <summary>What a fork of this task took from the commit budget for its copy and has not settled yet: a fork
+    /// restarted after a signal handler (ERESTARTNOINTR, no exit handler) is already paid for.</summary>
+    public long ForkCharged { get; set; }
+
     /// <summary>The task this one just created (host tid, virtual tid), for the result of its clone/fork.</summary>
     public (int HostTid, int Vtid)? CloneResult { get; set; }
 

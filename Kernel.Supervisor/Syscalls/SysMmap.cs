@@ -34,14 +34,17 @@ internal static class SysMmap
         var budget = c.Kernel.Commit;
         if (!budget.Limited) return true;
         var e = new MmEvent(c.Task.Vpid, MmOp.Fork, 0, 0, 0, 0, 0, -1, 0, Result: 0);
-        if (!budget.TryCharge(e, out long charged))
+        long charged = c.Task.ForkCharged;
+        if (charged == 0 && !budget.TryCharge(e, out charged))
         {
             c.Note = "over the memory limit";
             c.Fail(Errno.ENOMEM);
             return false;
         }
+        c.Task.ForkCharged = charged;
         c.AtExit(x =>
         {
+            x.Task.ForkCharged = 0;
             if (x.Result < 0 && x.Result >= -4095)
                 x.Kernel.Commit.Refund(charged);
             else

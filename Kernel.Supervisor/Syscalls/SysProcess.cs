@@ -98,7 +98,22 @@ internal static class SysProcess
     private static void BeginClone(SyscallCall c, ulong flags, ulong parentTid, ulong childTid)
     {
         if ((flags & NamespaceFlags) != 0) throw new SyscallError(Errno.EPERM);
-        if ((flags & LinuxFlags.CLONE_VM) == 0 && !SysMmap.ChargeFork(c)) return;
+        bool counted = (flags & LinuxFlags.CLONE_THREAD) == 0 && c.Kernel.Processes.Max > 0;
+        if (counted) c.Kernel.Processes.Reserve(c.Kernel, c.Task); // EAGAIN first, as copy_process checks it before the copy
+        if ((flags & LinuxFlags.CLONE_VM) == 0 && !SysMmap.ChargeFork(c))
+        {
+            if (counted) c.Kernel.Processes.Release(c.Task);
+            return;
+        }
+        if (counted)
+        {
+            var settleCharge = c.Exit; // fork's commit charge is settled at the exit too
+            c.AtExit(x =>
+            {
+                settleCharge?.Invoke(x);
+                if (x.Result < 0) x.Kernel.Processes.Release(x.Task); // no child: the host refused the call
+            });
+        }
         c.Task.Clone = new PendingClone(flags, parentTid, childTid);
     }
 
@@ -185,6 +200,7 @@ internal static class SysProcess
     {
         if (vpid <= 0) return;
         c.Kernel.Pids.Remove(vpid);
+        c.Kernel.Processes.Reaped(vpid);
         c.Kernel.Sched.Post(nameof(ISchedServer.ReapedAsync), vpid);
     }
 }
