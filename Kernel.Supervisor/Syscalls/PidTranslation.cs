@@ -24,6 +24,8 @@ internal static class PidTranslation
         int v = call.IntArg(i);
         if (v == 0) return;
         if (v == -1) throw new SyscallError(Errno.ESRCH); // "every process" is never handed to the host
+        // -INT_MIN does not exist: Linux's kill and wait4 answer it ESRCH before looking anything up.
+        if (v == int.MinValue) throw new SyscallError(Errno.ESRCH);
         int host = ToHost(call, Math.Abs(v)) ?? throw new SyscallError(unknownErrno);
         call.SetArg(i, (ulong)(long)(v < 0 ? -host : host));
     }

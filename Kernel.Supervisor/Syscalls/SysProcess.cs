@@ -97,8 +97,19 @@ internal static class SysProcess
 
     private static void BeginClone(SyscallCall c, ulong flags, ulong parentTid, ulong childTid)
     {
-        if ((flags & NamespaceFlags) != 0) throw new SyscallError(Errno.EPERM);
+        // Namespaces are refused (EPERM), but only after the combinations Linux refuses first (copy_process).
+        if ((flags & NamespaceFlags) != 0 && !InvalidCombination(flags)) throw new SyscallError(Errno.EPERM);
         c.Task.Clone = new PendingClone(flags, parentTid, childTid);
+    }
+
+    /// <summary>copy_process's EINVAL checks; the host makes them again for every call it runs.</summary>
+    private static bool InvalidCombination(ulong flags)
+    {
+        bool Both(ulong a, ulong b) => (flags & (a | b)) == (a | b);
+        return Both(LinuxFlags.CLONE_NEWNS, LinuxFlags.CLONE_FS) || Both(LinuxFlags.CLONE_NEWUSER, LinuxFlags.CLONE_FS)
+            || ((flags & LinuxFlags.CLONE_THREAD) != 0 && (flags & LinuxFlags.CLONE_SIGHAND) == 0)
+            || ((flags & LinuxFlags.CLONE_SIGHAND) != 0 && (flags & LinuxFlags.CLONE_VM) == 0)
+            || ((flags & LinuxFlags.CLONE_THREAD) != 0 && (flags & (LinuxFlags.CLONE_NEWUSER | LinuxFlags.CLONE_NEWPID)) != 0);
     }
 
     private static void Clone3(SyscallCall c)
@@ -115,6 +126,9 @@ internal static class SysProcess
 
     private static void SetPgid(SyscallCall c)
     {
+        // Linux defaults a zero pgid to the pid and refuses a negative one before it looks the pid up.
+        int pgid = c.IntArg(1) != 0 ? c.IntArg(1) : c.IntArg(0);
+        if (pgid < 0) throw new SyscallError(Errno.EINVAL);
         PidTranslation.TranslateArgs(c);
         c.AtExit(x =>
         {
