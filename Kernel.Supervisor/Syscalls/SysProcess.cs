@@ -149,7 +149,7 @@ internal static class SysProcess
     private static void Wait4(SyscallCall c)
     {
         int pid = c.IntArg(0);
-        if (pid != -1) PidTranslation.TranslateArg(c, 0, Errno.ECHILD);
+        if (pid != -1) PidTranslation.TranslateArg(c, 0);
         if ((c.IntArg(2) & WNOHANG) == 0) c.Kernel.Vcpus.MayBlock(c.Task.Vcpu);
         c.AtExit(x =>
         {
@@ -173,7 +173,7 @@ internal static class SysProcess
         {
             int id = c.IntArg(1);
             if (id <= 0) throw new SyscallError(Errno.EINVAL);
-            int host = PidTranslation.ToHost(c, id) ?? throw new SyscallError(Errno.ECHILD);
+            int host = PidTranslation.ToHost(c, id) ?? PidTranslation.NoSuchPid; // the host checks the options first
             c.SetArg(1, (ulong)host);
         }
         if ((c.IntArg(3) & WNOHANG) == 0) c.Kernel.Vcpus.MayBlock(c.Task.Vcpu);
