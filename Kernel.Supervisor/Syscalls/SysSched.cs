@@ -34,17 +34,22 @@ internal static class SysSched
 
     private const int SCHED_FIFO = 1, SCHED_RR = 2, SCHED_DEADLINE = 6, SCHED_RESET_ON_FORK = 0x40000000;
 
-    /// <summary>In Linux's order: an unknown pid is ESRCH, a bad priority EINVAL, then the permission.</summary>
+    /// <summary>
+    /// A real-time class is EPERM, in Linux's order: a missing param or negative pid EINVAL, an unreadable param
+    /// EFAULT, an unknown pid ESRCH, a bad priority EINVAL, then the permission. Every other policy is the host's
+    /// to check.
+    /// </summary>
     private static void RefuseRealTime(SyscallCall c, int policy)
     {
         PidTranslation.TranslateArgs(c);
         policy &= ~SCHED_RESET_ON_FORK;
-        if (policy is SCHED_FIFO or SCHED_RR && c.Info.Name == "sched_setscheduler")
-        {
-            if (c.Arg(2) == 0) throw new SyscallError(Errno.EINVAL);
-            if (GuestMemory.Read<int>(c.Tid, c.Arg(2)) is < 1 or > 99) throw new SyscallError(Errno.EINVAL);
-        }
-        if (policy is SCHED_FIFO or SCHED_RR or SCHED_DEADLINE) throw new SyscallError(Errno.EPERM);
+        if (policy is not (SCHED_FIFO or SCHED_RR or SCHED_DEADLINE)) return;
+        bool setscheduler = c.Info.Name == "sched_setscheduler";
+        if ((setscheduler && c.Arg(2) == 0) || c.IntArg(0) < 0) throw new SyscallError(Errno.EINVAL);
+        int priority = setscheduler ? GuestMemory.Read<int>(c.Tid, c.Arg(2)) : 0;
+        if (c.IntArg(0) > 0 && PidTranslation.ToHost(c, c.IntArg(0)) is null) throw new SyscallError(Errno.ESRCH);
+        if (setscheduler && policy is SCHED_FIFO or SCHED_RR && priority is < 1 or > 99) throw new SyscallError(Errno.EINVAL);
+        throw new SyscallError(Errno.EPERM);
     }
 
     /// <summary>The second argument is a pid or pgid when <paramref name="whichArg"/> says so; otherwise a uid,
