@@ -92,28 +92,29 @@ public static class RpcWire
         /// arrives, never held whole.</summary>
         private async ValueTask<Line> ReadLineAsync(CancellationToken cancellationToken)
         {
+            var reader = Reader ?? throw new InvalidOperationException("the handler was made without a reader");
             bool skipping = false;
             while (true)
             {
-                var result = await Reader!.ReadAsync(cancellationToken).ConfigureAwait(false);
+                var result = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
                 var buffer = result.Buffer;
                 if (buffer.PositionOf((byte)'\n') is { } end)
                 {
                     var content = buffer.Slice(0, end);
                     bool tooLong = skipping || content.Length > MaxMessageBytes;
                     byte[]? bytes = tooLong ? null : TrimCarriageReturn(content.ToArray());
-                    Reader!.AdvanceTo(buffer.GetPosition(1, end));
+                    reader.AdvanceTo(buffer.GetPosition(1, end));
                     if (!tooLong && bytes!.Length == 0) continue; // an empty line is no message
                     return new Line(bytes, tooLong);
                 }
                 if (skipping || buffer.Length > MaxMessageBytes)
                 {
                     skipping = true;
-                    Reader!.AdvanceTo(buffer.End);
+                    reader.AdvanceTo(buffer.End);
                 }
                 else
                 {
-                    Reader!.AdvanceTo(buffer.Start, buffer.End);
+                    reader.AdvanceTo(buffer.Start, buffer.End);
                 }
                 if (result.IsCompleted || result.IsCanceled)
                     return new Line(null, false);
