@@ -38,6 +38,11 @@ try
     }
     return Supervisor.Run(run);
 }
+catch (ServerCrashLoop e)
+{
+    Console.Error.WriteLine($"umlmicro: {e.Message}; guest ended");
+    return Supervisor.CrashLoopStatus;
+}
 catch (Exception e) when (UserFacing(e) is { } problem)
 {
     Console.Error.WriteLine($"umlmicro: {problem.Message}");
@@ -60,6 +65,9 @@ namespace UmlMicro.Supervisor
         /// <summary>Exit status when the kernel itself failed while a guest ran.</summary>
         public const int KernelFailureStatus = 125;
 
+        /// <summary>Exit status when the servers kept dying beyond the restart budget (Servers:RestartLimit).</summary>
+        public const int CrashLoopStatus = 123;
+
         public static int Run(RunOptions run)
         {
             string binDir = AppContext.BaseDirectory;
@@ -81,14 +89,14 @@ namespace UmlMicro.Supervisor
 
             var stats = new KernelStats();
             using var trace = config.Kernel.Trace.Length > 0 ? OpenTrace(config.Kernel.Trace) : null;
-            var timeout = TimeSpan.FromMilliseconds(config.Servers.HandshakeTimeoutMs);
-            using var vfs = ServerLink<IVfsServer>.Start(Server.Vfs, "vfs", config.Servers.Vfs!, binDir, stats);
-            using var mm = ServerLink<IMmServer>.Start(Server.Mm, "mm", config.Servers.Mm!, binDir, stats);
-            using var sched = ServerLink<ISchedServer>.Start(Server.Sched, "sched", config.Servers.Sched!, binDir, stats);
-            Task.WaitAll(
-                Handshake(vfs.HandshakeAsync(Contract.VfsName, Contract.VfsVersion, timeout)),
-                Handshake(mm.HandshakeAsync(Contract.MmName, Contract.MmVersion, timeout)),
-                Handshake(sched.HandshakeAsync(Contract.SchedName, Contract.SchedVersion, timeout)));
+            var budget = new RestartBudget(config.Servers.RestartLimit, TimeSpan.FromSeconds(config.Servers.RestartWindowSeconds));
+            budget.Restarted += r => trace?.WriteRestart(r);
+            ServerLaunch Launch(ServerCommand command, string contract, int version) => new(command, binDir, contract, version,
+                TimeSpan.FromMilliseconds(config.Servers.HandshakeTimeoutMs), TimeSpan.FromMilliseconds(config.Servers.CallTimeoutMs));
+            using var vfs = ServerLink<IVfsServer>.Start(Server.Vfs, "vfs", Launch(config.Servers.Vfs!, Contract.VfsName, Contract.VfsVersion), stats, budget);
+            using var mm = ServerLink<IMmServer>.Start(Server.Mm, "mm", Launch(config.Servers.Mm!, Contract.MmName, Contract.MmVersion), stats, budget);
+            using var sched = ServerLink<ISchedServer>.Start(Server.Sched, "sched", Launch(config.Servers.Sched!, Contract.SchedName, Contract.SchedVersion), stats, budget);
+            Task.WaitAll(Handshake(vfs.HandshakeAsync()), Handshake(mm.HandshakeAsync()), Handshake(sched.HandshakeAsync()));
             var identity = Identity(config.Kernel);
             using var ns = GuestNamespace.Create(config.Vfs, Environment.CurrentDirectory);
             long memoryLimit = config.Mm.MemoryLimitBytes;
@@ -115,13 +123,19 @@ namespace UmlMicro.Supervisor
                 Console.Error.Write(stats.Render());
                 Console.Error.WriteLine($"vcpus {vcpus.Cpus}, policy {vcpus.Policy.Name}, quantum {vcpus.Quantum.TotalMilliseconds:0} ms: " +
                     $"{vcpus.Ticks} ticks, {vcpus.Preemptions} preemptions");
-                if (mm.PostFailure is null) Console.Error.Write(KernelStats.RenderMemory(mm.Call(m => m.UsageAsync())));
+                // Asking MM may restart it: the restarts are listed after.
+                if (tracer.Failure is null) Console.Error.Write(KernelStats.RenderMemory(mm.Call(m => m.UsageAsync())));
+                Console.Error.Write(KernelStats.RenderRestarts(budget.Restarts));
             }
             if (mapCheck is not null) Console.Error.Write(mapCheck.Summary);
-            if ((tracer.Failure ?? vfs.PostFailure ?? mm.PostFailure ?? sched.PostFailure) is { } failure)
+            switch (tracer.Failure)
             {
-                Console.Error.WriteLine($"umlmicro: kernel failure, guest ended: {failure.Message}");
-                return KernelFailureStatus;
+                case ServerCrashLoop crashLoop:
+                    Console.Error.WriteLine($"umlmicro: {crashLoop.Message}; guest ended");
+                    return CrashLoopStatus;
+                case { } failure:
+                    Console.Error.WriteLine($"umlmicro: kernel failure, guest ended: {failure.Message}");
+                    return KernelFailureStatus;
             }
             int status = tracer.InitStatus ?? 0;
             return Interop.WIFSIGNALED(status) ? 128 + Interop.WTERMSIG(status) : Interop.WEXITSTATUS(status);

@@ -35,6 +35,18 @@ internal sealed class AddressSpace
 
     public VmaMap Vmas { get; }
 
+    /// <summary>A space as a checkpoint keeps it: its areas and its break.</summary>
+    internal sealed record Saved(IReadOnlyList<Area> Areas, ulong? BrkStart, ulong Brk, int Users);
+
+    public Saved Save() => new(Vmas.Areas, brkStart, brk, Users);
+
+    public static AddressSpace Load(Saved saved)
+    {
+        var space = new AddressSpace(new VmaMap(), saved.BrkStart, saved.Brk) { Users = saved.Users };
+        foreach (var area in saved.Areas ?? []) space.Vmas.Map(area);
+        return space;
+    }
+
     /// <summary>How many processes refer to this space (more than one after CLONE_VM or vfork).</summary>
     public int Users { get; set; } = 1;
 

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using UmlMicro.Contracts.Servers;
 
 namespace UmlMicro.Servers.Mm;
@@ -38,7 +39,50 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
 
     private sealed class ProcessPeaks
     {
-        public ulong Mapped, Committed;
+        public ulong Mapped { get; set; }
+        public ulong Committed { get; set; }
+    }
+
+    /// <summary>A checkpoint: the totals, each space once with the pids that share it, and every process's peaks.</summary>
+    private sealed record Checkpoint(long Limit, ulong Committed, ulong PeakCommitted, ulong Granted,
+        IReadOnlyList<SharedSpace> Spaces, SortedDictionary<int, ProcessPeaks> Peaks);
+
+    private sealed record SharedSpace(IReadOnlyList<int> Vpids, AddressSpace.Saved Space);
+
+    public override Task<string?> CheckpointAsync()
+    {
+        lock (gate)
+        {
+            var shared = spaces.GroupBy(kv => kv.Value, ReferenceEqualityComparer.Instance)
+                .Select(g => new SharedSpace([.. g.Select(kv => kv.Key).Order()], ((AddressSpace)g.Key!).Save())).ToList();
+            return Task.FromResult<string?>(JsonSerializer.Serialize(new Checkpoint(memoryLimitBytes, committed, peakCommitted, granted, shared, peaks)));
+        }
+    }
+
+    public override Task RestoreAsync(string checkpoint)
+    {
+        lock (gate)
+        {
+            if (spaces.Count > 0 || peaks.Count > 0) throw ProtocolViolation.Of("a checkpoint is restored into a fresh server only");
+            var saved = ReadCheckpoint<Checkpoint>(checkpoint);
+            try
+            {
+                foreach (var s in saved.Spaces ?? [])
+                {
+                    var space = AddressSpace.Load(s.Space ?? throw new ArgumentException("a space without its map"));
+                    foreach (int vpid in s.Vpids ?? []) spaces.Add(vpid, space);
+                }
+                foreach (var (vpid, p) in saved.Peaks ?? []) peaks.Add(vpid, p);
+                (memoryLimitBytes, committed, peakCommitted, granted) = (saved.Limit, saved.Committed, saved.PeakCommitted, saved.Granted);
+            }
+            catch (ArgumentException e)
+            {
+                spaces.Clear();
+                peaks.Clear();
+                throw NotACheckpoint(e.Message);
+            }
+        }
+        return Task.CompletedTask;
     }
 
     /// <summary>The configured limit; 0 means none.</summary>

@@ -72,6 +72,18 @@ internal sealed class PidNamespace
             references[nr] = count - 1;
     }
 
+    /// <summary>All a checkpoint needs: the last number handed out and every number in use with its references.</summary>
+    public (int Last, Dictionary<int, int> References) Save() => (last, new Dictionary<int, int>(references));
+
+    public void Load(int lastTaken, IReadOnlyDictionary<int, int> inUse)
+    {
+        if (inUse.Any(kv => kv.Key < 1 || kv.Key >= pidMax || kv.Value < 1) || lastTaken < 0 || lastTaken >= pidMax)
+            throw new ArgumentException("pid numbers out of range");
+        references.Clear();
+        foreach (var (nr, count) in inUse) references.Add(nr, count);
+        last = lastTaken;
+    }
+
     private int Take(int nr)
     {
         references.Add(nr, 1);

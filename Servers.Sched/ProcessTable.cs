@@ -44,6 +44,12 @@ internal sealed class GuestProcess(int pid, int hostPid, int parentPid, int pgid
 /// parent, which group and session each process is in. Every number it hands out comes from one
 /// <see cref="PidNamespace"/> and is given back when nothing names it any more.
 /// </summary>
+/// <summary>A process as a checkpoint keeps it.</summary>
+internal sealed record ProcessState(int Pid, int HostPid, int ParentPid, int Pgid, int Sid, int? ExitStatus,
+    IReadOnlyList<ThreadState> Threads, IReadOnlyList<int> Children);
+
+internal sealed record ThreadState(int Tid, int HostTid);
+
 internal sealed class ProcessTable(PidNamespace pids)
 {
     public const int InitPid = 1;
@@ -155,6 +161,29 @@ internal sealed class ProcessTable(PidNamespace pids)
         pids.Put(process.Sid);
         process.Pgid = pgid;
         process.Sid = sid;
+    }
+
+    public IReadOnlyList<ProcessState> Save() => [.. processes.Values.OrderBy(p => p.Pid).Select(p => new ProcessState(
+        p.Pid, p.HostPid, p.ParentPid, p.Pgid, p.Sid, p.ExitStatus,
+        [.. p.Threads.Values.OrderBy(t => t.Tid).Select(t => new ThreadState(t.Tid, t.HostTid))], [.. p.Children.Order()]))];
+
+    /// <summary>The table as a checkpoint saved it (the pid namespace is loaded beside it).</summary>
+    public void Load(IEnumerable<ProcessState> saved)
+    {
+        processes.Clear();
+        threads.Clear();
+        foreach (var p in saved)
+        {
+            var process = new GuestProcess(p.Pid, p.HostPid, p.ParentPid, p.Pgid, p.Sid) { ExitStatus = p.ExitStatus };
+            process.Children.UnionWith(p.Children ?? []);
+            processes.Add(p.Pid, process);
+            foreach (var t in p.Threads ?? [])
+            {
+                var thread = new GuestThread(t.Tid, t.HostTid, process);
+                process.Threads.Add(t.Tid, thread);
+                threads.Add(t.Tid, thread);
+            }
+        }
     }
 
     private int Alloc()

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using UmlMicro.Contracts.Servers;
 
 namespace UmlMicro.Servers.Sched;
@@ -27,10 +28,46 @@ internal sealed class SchedServer : KernelServerBase, ISchedServer
 {
     // Requests are serialised: the server is a single-threaded kernel, one message at a time, as in MINIX.
     private readonly Lock gate = new();
+    private readonly PidNamespace pids;
     private readonly ProcessTable table;
     private int cpus = Environment.ProcessorCount;
 
-    public SchedServer(PidNamespace pids) : base(Contract.SchedName, Contract.SchedVersion) => table = new ProcessTable(pids);
+    public SchedServer(PidNamespace pids) : base(Contract.SchedName, Contract.SchedVersion)
+    {
+        this.pids = pids;
+        table = new ProcessTable(pids);
+    }
+
+    private sealed record Checkpoint(int Cpus, int LastPid, Dictionary<int, int> PidReferences, IReadOnlyList<ProcessState> Processes);
+
+    public override Task<string?> CheckpointAsync()
+    {
+        lock (gate)
+        {
+            var (last, references) = pids.Save();
+            return Task.FromResult<string?>(JsonSerializer.Serialize(new Checkpoint(cpus, last, references, table.Save())));
+        }
+    }
+
+    public override Task RestoreAsync(string checkpoint)
+    {
+        var saved = ReadCheckpoint<Checkpoint>(checkpoint);
+        lock (gate)
+        {
+            if (pids.Started) throw ProtocolViolation.Of("a checkpoint is restored into a fresh server only");
+            try
+            {
+                pids.Load(saved.LastPid, saved.PidReferences ?? []);
+                table.Load(saved.Processes ?? []);
+            }
+            catch (ArgumentException e)
+            {
+                throw NotACheckpoint(e.Message);
+            }
+            cpus = saved.Cpus;
+        }
+        return Task.CompletedTask;
+    }
 
     public Task ConfigureAsync(SchedConfig config)
     {

@@ -7,6 +7,9 @@ namespace UmlMicro.Servers.Vfs;
 /// </summary>
 internal sealed class CwdTable
 {
+    /// <summary>One cwd as a checkpoint keeps it, with every process that shares it.</summary>
+    internal sealed record Saved(IReadOnlyList<int> Pids, string Guest, string Host);
+
     private sealed class FsContext(string guest, string host)
     {
         public string Guest { get; set; } = guest;
@@ -48,4 +51,17 @@ internal sealed class CwdTable
     }
 
     public void Exit(int pid) => byPid.Remove(pid);
+
+    public IReadOnlyList<Saved> Save() => [.. byPid.GroupBy(kv => kv.Value)
+        .Select(g => new Saved([.. g.Select(kv => kv.Key).Order()], g.Key.Guest, g.Key.Host))];
+
+    public void Load(IEnumerable<Saved> saved)
+    {
+        byPid.Clear();
+        foreach (var cwd in saved)
+        {
+            var fs = new FsContext(cwd.Guest ?? "/", cwd.Host ?? "/");
+            foreach (int pid in cwd.Pids ?? []) byPid.Add(pid, fs);
+        }
+    }
 }

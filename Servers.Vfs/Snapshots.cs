@@ -12,18 +12,26 @@ namespace UmlMicro.Servers.Vfs;
 /// the directory's listing changes; an older one stays (a process may still be reading it) until the state
 /// directory goes with the guest.
 /// </summary>
-internal sealed class Snapshots(string dir)
+internal sealed class Snapshots
 {
     private readonly Dictionary<(Mount, string), (long Generation, string Host)> _cache = new();
     private readonly Dictionary<string, string> _guestOf = new(StringComparer.Ordinal);
-    private long _next;
+    private readonly MadeObjects _made;
+
+    /// <summary>Snapshots kept in <paramref name="dir"/>; those an earlier server made there are known again (a restart).</summary>
+    public Snapshots(string dir)
+    {
+        _made = new MadeObjects(dir);
+        foreach (var (host, guest) in _made.Recall())
+            if (guest is not null) _guestOf[host] = guest;
+    }
 
     public string For(Mount mount, string rel, string guestPath, Node node, IEnumerable<DirEntry> entries)
     {
         long generation = mount.Generation(rel);
         if (generation >= 0 && _cache.TryGetValue((mount, rel), out var hit) && hit.Generation == generation && Directory.Exists(hit.Host))
             return hit.Host;
-        string host = Path.Combine(dir, (++_next).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        string host = _made.New("", guestPath);
         Directory.CreateDirectory(host);
         foreach (var e in entries)
         {

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text;
 using UmlMicro.Contracts.Linux;
 using UmlMicro.Contracts.Servers;
@@ -34,13 +35,44 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
     private Namei namei = null!;
     private Snapshots snapshots = null!;
     private KernelFiles? kernelFiles;
-    private string linkDir = "", stateDir = "/nonexistent", memoryDir = "";
-    private long nextLink;
+    private MadeObjects madeLinks = null!;
+    private ChangeJournal? changes;
+    private VfsConfig? configured;
+    private string stateDir = "/nonexistent", memoryDir = "";
     private readonly Dictionary<string, string> execLinks = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> links = new(StringComparer.Ordinal);
 
     public VfsServer() : base(Contract.VfsName, Contract.VfsVersion)
     {
+    }
+
+    private sealed record Checkpoint(VfsConfig Config, IReadOnlyList<CwdTable.Saved> Cwds);
+
+    /// <summary>The configuration and the cwds: all the rest is on disk (the layers, the whiteout journal, what
+    /// the server made in its state directory) and is read back by configuring again.</summary>
+    public override Task<string?> CheckpointAsync()
+    {
+        lock (gate)
+            return Task.FromResult(configured is null ? null : JsonSerializer.Serialize(new Checkpoint(configured, cwds.Save())));
+    }
+
+    public override async Task RestoreAsync(string checkpoint)
+    {
+        var saved = ReadCheckpoint<Checkpoint>(checkpoint);
+        lock (gate)
+            if (configured is not null) throw ProtocolViolation.Of("a checkpoint is restored into a fresh server only");
+        await ConfigureAsync(saved.Config ?? throw NotACheckpoint("no configuration"));
+        lock (gate)
+        {
+            try
+            {
+                cwds.Load(saved.Cwds ?? []);
+            }
+            catch (ArgumentException e)
+            {
+                throw NotACheckpoint(e.Message);
+            }
+        }
     }
 
     public Task ConfigureAsync(VfsConfig config)
@@ -79,11 +111,14 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
             mounts = table;
             namei = walker;
             snapshots = new Snapshots(Directory.CreateDirectory(Path.Combine(state, "snapshots")).FullName);
-            linkDir = Directory.CreateDirectory(Path.Combine(state, "links")).FullName;
+            madeLinks = RecallLinks(Path.Combine(state, "links"));
+            changes?.Dispose();
+            changes = new ChangeJournal(Path.Combine(state, "change"));
             stateDir = state;
             memoryDir = memory;
             kernelFiles = new KernelFiles(Path.Combine(state, "kernel"), config.Release ?? "", config.Hostname ?? "", config.Cpus, config.MemoryLimit);
             cwds.Reset(InitPid, start.GuestPath, Readable(start));
+            configured = config;
         }
         return Task.CompletedTask;
     }
@@ -211,7 +246,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
             proc.Processes = null;
             try
             {
-                return Task.FromResult(Change(change));
+                return Task.FromResult(changes!.Apply(change.RequestId, change.Op, () => Change(change)));
             }
             catch (NeedProcessesException)
             {
@@ -359,7 +394,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
         {
             // One host link per text: /proc/self/exe is read over and over, and a link never changes.
             if (links.TryGetValue(text, out var made)) return made;
-            string link = Path.Combine(linkDir, (++nextLink).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            string link = madeLinks.New("", null);
             HostFs.Symlink(text, link);
             links[text] = link;
             return link;
@@ -424,12 +459,35 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
     private string ExecName(string host, string name, string guestPath)
     {
         if (Mount.NameOf(host) == name || name is "." or ".." or "") return host;
-        string dir = Path.Combine(linkDir, "exec" + (++nextLink).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        string dir = madeLinks.New("exec", guestPath);
         Directory.CreateDirectory(dir);
         string link = Path.Combine(dir, name);
         HostFs.Symlink(host, link);
         execLinks[link] = guestPath;
         return link;
+    }
+
+    /// <summary>The links an earlier server made (a restart): a program may still run by an exec link, and a link
+    /// text is given the same host link again.</summary>
+    private MadeObjects RecallLinks(string dir)
+    {
+        execLinks.Clear();
+        links.Clear();
+        var made = new MadeObjects(dir);
+        foreach (var (host, guest) in made.Recall())
+        {
+            if (guest is not null)
+            {
+                // A server killed between writing the guest path and making the link left no directory.
+                if (Directory.Exists(host))
+                    foreach (var link in Directory.EnumerateFileSystemEntries(host)) execLinks[link] = guest;
+            }
+            else if (HostFs.ReadLink(host) is { } text)
+            {
+                links[text] = host;
+            }
+        }
+        return made;
     }
 
     private string? GuestPathOf(string hostPath) => execLinks.GetValueOrDefault(hostPath) ?? snapshots.GuestPathOf(hostPath) ?? mounts.GuestPathOf(hostPath);
@@ -454,6 +512,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
     {
         lock (gate)
         {
+            changes?.Dispose();
             if (kernelFiles is null) return;
             foreach (var dir in new[] { stateDir, memoryDir })
             {

@@ -23,6 +23,9 @@ public sealed class KernelConfig
         foreach (var (key, value) in new[] { ("Kernel:Release", Kernel.Release), ("Kernel:Hostname", Kernel.Hostname) })
             if (System.Text.Encoding.UTF8.GetByteCount(value) > 64) Fail(key, $"{System.Text.Encoding.UTF8.GetByteCount(value)} bytes, more than uname's 64");
         if (Servers.HandshakeTimeoutMs is < 1 or > 600_000) Fail("Servers:HandshakeTimeoutMs", $"{Servers.HandshakeTimeoutMs} is not from 1 to 600000");
+        if (Servers.CallTimeoutMs is < 1 or > 3_600_000) Fail("Servers:CallTimeoutMs", $"{Servers.CallTimeoutMs} is not from 1 to 3600000");
+        if (Servers.RestartLimit is < 0 or > 1_000_000) Fail("Servers:RestartLimit", $"{Servers.RestartLimit} is not from 0 (never restart) to 1000000");
+        if (Servers.RestartWindowSeconds is < 1 or > 86_400) Fail("Servers:RestartWindowSeconds", $"{Servers.RestartWindowSeconds} is not from 1 to 86400");
         foreach (var (name, command) in new[] { ("Vfs", Servers.Vfs), ("Mm", Servers.Mm), ("Sched", Servers.Sched) })
             if (command is not { Command.Length: > 0 }) Fail($"Servers:{name}:Command", "missing");
         if (!Vfs.Root.StartsWith('/') || !Directory.Exists(Vfs.Root)) Fail("Vfs:Root", $"'{Vfs.Root}' is not an absolute path of a host directory");
@@ -60,6 +63,14 @@ public sealed class ServersSection
     public ServerCommand? Sched { get; set; }
     /// <summary>How long a server may take to start and answer its handshake.</summary>
     public int HandshakeTimeoutMs { get; set; } = 15000;
+
+    /// <summary>How long any request may go unanswered before its server is taken for hung and restarted.</summary>
+    public int CallTimeoutMs { get; set; } = 10000;
+
+    /// <summary>Restarts allowed, over all servers, in any <see cref="RestartWindowSeconds"/>; beyond it the guest is ended.</summary>
+    public int RestartLimit { get; set; } = 10;
+
+    public int RestartWindowSeconds { get; set; } = 60;
 }
 
 public sealed class VfsSection

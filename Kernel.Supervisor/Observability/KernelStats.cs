@@ -58,6 +58,17 @@ internal sealed class KernelStats
         return sb.ToString();
     }
 
+    /// <summary>The restarts block --stats prints: one line per restart, when, which server, why, how long the guest was held.</summary>
+    public static string RenderRestarts(IReadOnlyList<UmlMicro.Supervisor.Servers.ServerRestart> restarts)
+    {
+        var sb = new StringBuilder();
+        int retried = restarts.Sum(r => r.Retried);
+        sb.AppendLine($"server restarts: {restarts.Count}, requests retried: {retried}");
+        foreach (var r in restarts)
+            sb.AppendLine($"  {r.At:HH:mm:ss.fff} {r.Server,-6} held the guest {r.Held.TotalMilliseconds:0.0} ms, replayed {r.Replayed} messages, retried {r.Retried}: {r.Why}");
+        return sb.ToString();
+    }
+
     public static string Name(Server s) => s switch
     {
         Server.Kernel => "kernel",

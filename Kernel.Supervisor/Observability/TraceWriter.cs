@@ -93,6 +93,25 @@ internal sealed class TraceWriter : IDisposable
         }
     }
 
+    /// <summary>Writes the record of a server restart: which server, why, how long the guest was held, what was resent.</summary>
+    public void WriteRestart(UmlMicro.Supervisor.Servers.ServerRestart r)
+    {
+        lock (_lock)
+        {
+            _json.Reset();
+            _json.WriteStartObject();
+            _json.WriteNumber("t", Math.Round((Stopwatch.GetTimestamp() - _t0) / (double)Stopwatch.Frequency, 6));
+            _json.WriteString("restart", r.Server);
+            _json.WriteString("why", r.Why);
+            _json.WriteNumber("held_us", Math.Round(r.Held.TotalMicroseconds, 1));
+            _json.WriteNumber("replayed", r.Replayed);
+            _json.WriteNumber("retried", r.Retried);
+            _json.WriteEndObject();
+            _json.Flush();
+            _stream.WriteByte((byte)'\n');
+        }
+    }
+
     public void Dispose()
     {
         lock (_lock)

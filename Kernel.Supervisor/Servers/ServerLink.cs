@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 using StreamJsonRpc;
 using UmlMicro.Contracts.Servers;
 using UmlMicro.Contracts.Syscalls;
@@ -12,48 +13,78 @@ public sealed record ServerCommand(string Command);
 /// <summary>A server process could not be started or did not answer as its contract says.</summary>
 internal sealed class ServerFailure(string message) : Exception(message);
 
+/// <summary>How to start one server and hold it to its contract: the command, the contract it must speak, and the
+/// deadlines for its handshake and for any answer (a server that misses one is taken for hung).</summary>
+internal sealed record ServerLaunch(ServerCommand Command, string BinDir, string Contract, int Version, TimeSpan HandshakeTimeout, TimeSpan CallTimeout);
+
 /// <summary>
 /// The supervisor's end of one server: the process, its JSON-RPC connection and a typed proxy. Calls are
-/// synchronous on the calling (tracer) thread, which measured a much better p99 than awaiting.
+/// synchronous on the calling (tracer) thread, which measured a much better p99 than awaiting; the link is used
+/// from one thread at a time.
+/// <para>
+/// It is also the server's reincarnation service. A server that died (its pipe broke, it exited, it was killed)
+/// or hung (missed the answer deadline) is killed if need be and started again from the same command, handshaken,
+/// and given back its state: the <see cref="ReplayLog"/> resends what it had been told. The request that was cut
+/// off is then sent again; one that is not safe to apply twice carries a request id the server journals. The
+/// guest, stopped in its syscall meanwhile, sees only a delay.
+/// </para>
 /// </summary>
 internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
 {
-    private readonly Process? _process;
-    private readonly JsonRpc? _rpc;
+    private static readonly Dictionary<string, ContractMethod> Methods = ContractMethod.Of<T>();
+
+    private readonly ServerLaunch? _launch;
+    private readonly RestartBudget? _budget;
     private readonly KernelStats _stats;
+    private readonly ReplayLog _log = new();
+    private readonly ContractForwarder<T> _forwarder;
+    private Process? _process;
+    private volatile JsonRpc? _rpc;
+    private long _nextRequestId;
+    private bool _keepsCheckpoints = true;
+
+    /// <summary>How long the replay history may grow before the server is asked for a checkpoint that stands for it.</summary>
+    public const int CheckpointEvery = 4096;
+
+    // Set from the connection's own threads when it breaks; acted on by the next message the link sends.
+    private volatile string? _lost;
 
     public Server Id { get; }
     public string Name { get; }
+
+    /// <summary>The contract, as handlers call it (through <see cref="Call{TResult}"/>): always the live server.</summary>
     public T Proxy { get; }
 
-    private ServerLink(Server id, string name, Process process, KernelStats stats)
+    /// <summary>How many times this server was started again.</summary>
+    public int Restarts { get; private set; }
+
+    private ServerLink(Server id, string name, T target, KernelStats stats, ServerLaunch? launch, RestartBudget? budget)
     {
         Id = id;
         Name = name;
-        _process = process;
         _stats = stats;
-        _rpc = RpcWire.Create(process.StandardInput.BaseStream, process.StandardOutput.BaseStream);
-        Proxy = _rpc.Attach<T>();
-        _rpc.StartListening();
+        _launch = launch;
+        _budget = budget;
+        (Proxy, _forwarder) = ContractForwarder<T>.Create(target);
     }
 
-    private ServerLink(Server id, string name, T proxy, KernelStats stats)
+    /// <summary>A link to a server object in this process (unit tests hand in a mock of the contract); never restarted.</summary>
+    public static ServerLink<T> InProcess(Server id, string name, T proxy, KernelStats stats) => new(id, name, proxy, stats, null, null);
+
+    /// <summary>Starts the server process; <see cref="HandshakeAsync"/> must follow before any other call.</summary>
+    public static ServerLink<T> Start(Server id, string name, ServerLaunch launch, KernelStats stats, RestartBudget budget)
     {
-        Id = id;
-        Name = name;
-        Proxy = proxy;
-        _stats = stats;
+        var link = new ServerLink<T>(id, name, null!, stats, launch, budget);
+        link.Connect();
+        return link;
     }
 
-    /// <summary>A link to a server object in this process (unit tests hand in a mock of the contract).</summary>
-    public static ServerLink<T> InProcess(Server id, string name, T proxy, KernelStats stats) => new(id, name, proxy, stats);
-
-    /// <summary>Starts the server process; <see cref="Handshake"/> must follow before any other call.</summary>
-    public static ServerLink<T> Start(Server id, string name, ServerCommand command, string binDir, KernelStats stats)
+    private void Connect()
     {
-        var parts = command.Command.Replace("{bin}", binDir.TrimEnd('/'))
+        var launch = _launch!;
+        var parts = launch.Command.Command.Replace("{bin}", launch.BinDir.TrimEnd('/'))
             .Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (parts.Length == 0) throw new ServerFailure($"{name} server: empty command");
+        if (parts.Length == 0) throw new ServerFailure($"{Name} server: empty command");
         var psi = new ProcessStartInfo(parts[0])
         {
             RedirectStandardInput = true,
@@ -62,104 +93,197 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             UseShellExecute = false,
         };
         foreach (var a in parts.Skip(1)) psi.ArgumentList.Add(a);
-        Process process;
+        // No debugger pipes or diagnostics socket in /tmp: a server killed with SIGKILL would leave them there, and
+        // every restart would add to a directory the guest lists.
+        psi.Environment["DOTNET_EnableDiagnostics"] = "0";
         try
         {
-            process = Process.Start(psi) ?? throw new ServerFailure($"{name} server: '{parts[0]}' did not start");
+            _process = Process.Start(psi) ?? throw new ServerFailure($"{Name} server: '{parts[0]}' did not start");
         }
         catch (System.ComponentModel.Win32Exception e)
         {
-            throw new ServerFailure($"{name} server: cannot start '{parts[0]}': {e.Message}");
+            throw new ServerFailure($"{Name} server: cannot start '{parts[0]}': {e.Message}");
         }
-        return new ServerLink<T>(id, name, process, stats);
+        var rpc = RpcWire.Create(_process.StandardInput.BaseStream, _process.StandardOutput.BaseStream);
+        _forwarder.Target = rpc.Attach<T>();
+        rpc.Disconnected += (_, e) =>
+        {
+            if (ReferenceEquals(_rpc, rpc)) _lost ??= $"lost its connection ({e.Reason})";
+        };
+        _rpc = rpc;
+        _lost = null;
+        rpc.StartListening();
     }
 
-    /// <summary>Checks that the process is the server it claims to be, speaking <paramref name="version"/> of the contract.</summary>
-    public Task HandshakeAsync(string expectedName, int version, TimeSpan timeout) => System.Threading.Tasks.Task.Run(async () =>
+    /// <summary>Checks that the process is the server it claims to be, speaking the contract's version.</summary>
+    public Task HandshakeAsync() => System.Threading.Tasks.Task.Run(async () =>
     {
+        var launch = _launch!;
         ServerHello hello;
         try
         {
-            hello = await Proxy.HelloAsync().WaitAsync(timeout);
+            hello = await _forwarder.Target.HelloAsync().WaitAsync(launch.HandshakeTimeout);
         }
         catch (TimeoutException)
         {
-            throw new ServerFailure($"{Name} server: no handshake within {timeout.TotalSeconds:0.#} s");
+            throw new ServerFailure($"{Name} server: no handshake within {launch.HandshakeTimeout.TotalSeconds:0.#} s");
         }
         catch (Exception e) when (e is RemoteInvocationException or ConnectionLostException or ObjectDisposedException)
         {
             throw new ServerFailure($"{Name} server: handshake failed: {e.Message}");
         }
-        if (hello.Name != expectedName || hello.ContractVersion != version)
-            throw new ServerFailure($"{Name} server: speaks '{hello.Name}' v{hello.ContractVersion}, expected '{expectedName}' v{version}");
+        if (hello.Name != launch.Contract || hello.ContractVersion != launch.Version)
+            throw new ServerFailure($"{Name} server: speaks '{hello.Name}' v{hello.ContractVersion}, expected '{launch.Contract}' v{launch.Version}");
     });
 
-    private Exception? _postFailure;
-
-    /// <summary>Wire names of the contract's methods (their JsonRpcMethod attributes), by C# name.</summary>
-    private static readonly Dictionary<string, (string Wire, System.Reflection.MethodInfo Method)> Methods =
-        new[] { typeof(T) }.Concat(typeof(T).GetInterfaces()).SelectMany(i => i.GetMethods())
-            .ToDictionary(m => m.Name, m => (m.GetCustomAttributes(typeof(JsonRpcMethodAttribute), false)
-                .OfType<JsonRpcMethodAttribute>().FirstOrDefault()?.Name ?? m.Name, m));
+    /// <summary>A fresh id for a request that must not be applied twice (see <see cref="RestoreKind.Journal"/>).</summary>
+    public long NextRequestId() => ++_nextRequestId;
 
     /// <summary>
     /// A state change the server must apply but need not answer (a task exited, a mapping was made): a JSON-RPC
     /// notification of contract method <paramref name="method"/> (its C# name), sent in order and never waited
-    /// for. The server handles messages one at a time, in order, so any later request sees it applied. No
-    /// reply comes back, so nothing can go wrong reading one; a message that could not be sent surfaces at the
-    /// next <see cref="Call{TResult}"/>.
+    /// for. The server handles messages one at a time, in order, so any later request sees it applied. A dead
+    /// server gets it when it is started again.
     /// </summary>
     public void Post(string method, params object?[] args)
     {
-        var (wire, info) = Methods[method];
-        Task sent = _rpc is null ? (Task)info.Invoke(Proxy, args)! : _rpc.NotifyAsync(wire, args);
-        if (sent.IsCompleted) Observe(sent);
-        else sent.ContinueWith(Observe, TaskScheduler.Default);
+        var m = Methods[method];
+        _log.Posted(m, args);
+        if (_log.Count >= CheckpointEvery) Checkpoint();
+        if (_launch is null)
+        {
+            ((Task)m.Method.Invoke(Proxy, args)!).GetAwaiter().GetResult();
+            return;
+        }
+        if (_lost is not null || _rpc is not { } rpc) return;
+        try
+        {
+            var sent = rpc.NotifyAsync(m.Wire, args);
+            if (!sent.IsCompleted) sent.ContinueWith(t => NoteLost(rpc, t.Exception), TaskContinuationOptions.OnlyOnFaulted);
+            else if (sent.IsFaulted) NoteLost(rpc, sent.Exception);
+        }
+        catch (Exception e) when (LostBy(e) is not null)
+        {
+            NoteLost(rpc, e);
+        }
     }
 
-    private void Observe(Task t)
+    /// <summary>A message could not be sent on <paramref name="rpc"/>: that server is lost (unless it was already replaced).</summary>
+    private void NoteLost(JsonRpc rpc, Exception? e)
     {
-        if (t.IsFaulted) Interlocked.CompareExchange(ref _postFailure, t.Exception!.GetBaseException(), null);
-    }
-
-    /// <summary>The first state change that could not be sent, if any.</summary>
-    public Exception? PostFailure => Volatile.Read(ref _postFailure);
-
-    private void ThrowIfPostFailed()
-    {
-        if (Volatile.Read(ref _postFailure) is { } e) throw new ServerFailure($"{Name} server: a state change could not be sent: {e.Message}");
+        if (ReferenceEquals(_rpc, rpc)) _lost ??= e is null ? "lost its connection" : LostBy(e.GetBaseException()) ?? e.GetBaseException().Message;
     }
 
     /// <summary>A request that waits for its answer, timed for --stats.</summary>
-    public TResult Call<TResult>(Func<T, Task<TResult>> request)
+    public TResult Call<TResult>(Func<T, Task<TResult>> request) => Send(request, static t => ((Task<TResult>)t).Result);
+
+    public void Call(Func<T, Task> request) => Send<object?>(request, static _ => null);
+
+    private TResult Send<TResult>(Func<T, Task> request, Func<Task, TResult> answer)
     {
-        ThrowIfPostFailed();
         long t0 = Stopwatch.GetTimestamp();
-        var result = request(Proxy).GetAwaiter().GetResult();
-        _stats.RecordServer(Id, Stopwatch.GetTimestamp() - t0);
-        return result;
+        bool cutOff = false;
+        while (true)
+        {
+            if (_lost is { } why) Reincarnate(why, cutOff ? t0 : Stopwatch.GetTimestamp(), cutOff);
+            Task pending;
+            try
+            {
+                pending = request(Proxy);
+                if (!pending.Wait(_launch?.CallTimeout ?? Timeout.InfiniteTimeSpan))
+                {
+                    _lost ??= $"did not answer {_forwarder.LastMethod?.Name} within {_launch!.CallTimeout.TotalSeconds:0.#} s";
+                    cutOff = true;
+                    continue;
+                }
+            }
+            catch (Exception e) when (_launch is not null && LostBy(Unwrap(e)) is { } why2)
+            {
+                _lost ??= why2;
+                cutOff = true;
+                continue;
+            }
+            catch (AggregateException e) when (e.InnerException is { } inner)
+            {
+                ExceptionDispatchInfo.Throw(inner);
+                throw;
+            }
+            var result = answer(pending);
+            _log.Answered(Methods[_forwarder.LastMethod!.Name], _forwarder.LastArgs ?? [], result);
+            _stats.RecordServer(Id, Stopwatch.GetTimestamp() - t0);
+            if (_log.Count >= CheckpointEvery) Checkpoint();
+            return result;
+        }
     }
 
-    public void Call(Func<T, Task> request)
+    /// <summary>Asks the server for a checkpoint (a query: it is not kept itself) to cut the replay history short.</summary>
+    private void Checkpoint()
     {
-        ThrowIfPostFailed();
-        long t0 = Stopwatch.GetTimestamp();
-        request(Proxy).GetAwaiter().GetResult();
-        _stats.RecordServer(Id, Stopwatch.GetTimestamp() - t0);
+        if (!_keepsCheckpoints || _launch is null) return;
+        _keepsCheckpoints = false; // also: no checkpoint from inside this one
+        if (Call(s => s.CheckpointAsync()) is not { } state) return;
+        _log.Checkpointed(state);
+        _keepsCheckpoints = true;
     }
 
-    public void Dispose()
+    private static Exception Unwrap(Exception e) => e is AggregateException { InnerException: { } inner } ? Unwrap(inner) : e;
+
+    /// <summary>Why an exception means the server is gone (its connection broke), or null when it is something else:
+    /// an error the server answered (a protocol violation) is the kernel's bug, not a crash, and is not retried.</summary>
+    private static string? LostBy(Exception e) => e switch
     {
-        if (_process is null || _rpc is null) return;
+        ConnectionLostException => "lost its connection",
+        ObjectDisposedException or IOException => $"lost its connection ({e.Message})",
+        _ => null,
+    };
+
+    /// <summary>
+    /// Starts the server again and gives it back its state; the caller then sends its request again (the guest was
+    /// held since <paramref name="heldSince"/>: the cut-off request's start, or now). Each attempt
+    /// takes one restart from the budget, which ends the guest (<see cref="ServerCrashLoop"/>) when it is spent.
+    /// </summary>
+    private void Reincarnate(string why, long heldSince, bool cutOff)
+    {
+        if (_launch is null) throw new ServerFailure($"{Name} server {why}");
+        while (true)
+        {
+            _budget!.Take(Name, why);
+            Stop(kill: true);
+            try
+            {
+                // Not forked by the tracer thread: its waitpid(-1, __WNOTHREAD) would reap the server, which the
+                // runtime's own reaping of the processes it started does not survive.
+                System.Threading.Tasks.Task.Run(Connect).GetAwaiter().GetResult();
+                HandshakeAsync().GetAwaiter().GetResult();
+                int resent = _log.SendTo(_rpc!, _forwarder.Target, Name, _launch.CallTimeout);
+                Restarts++;
+                _budget.Report(new ServerRestart(Name, DateTime.UtcNow, why, Stopwatch.GetElapsedTime(heldSince), _log.Count, resent + (cutOff ? 1 : 0)));
+                return;
+            }
+            catch (Exception e) when (e is ServerFailure or TimeoutException || LostBy(Unwrap(e)) is not null)
+            {
+                // Died again while coming back up: that is one more restart, if the budget allows.
+                why = $"failed while restarting ({Unwrap(e).Message})";
+            }
+        }
+    }
+
+    /// <summary>Ends the server process: a clean shutdown after every message before it, or a kill.</summary>
+    private void Stop(bool kill)
+    {
+        var (process, rpc) = (_process, _rpc);
+        _process = null;
+        _rpc = null;
+        if (process is null || rpc is null) return;
         try
         {
-            if (!_process.HasExited)
+            if (!kill && !process.HasExited)
             {
                 // Notifications go out in order: once shutdown is on the wire, every state change before it is
                 // too. Closing the pipe earlier would cut a message in half under the server's reader.
-                _rpc.NotifyAsync("shutdown").Wait(TimeSpan.FromSeconds(2));
-                _process.StandardInput.Close();
-                if (!_process.WaitForExit(TimeSpan.FromSeconds(2))) _process.Kill(entireProcessTree: true);
+                rpc.NotifyAsync("shutdown").Wait(TimeSpan.FromSeconds(2));
+                process.StandardInput.Close();
+                if (!process.WaitForExit(TimeSpan.FromSeconds(2))) process.Kill(entireProcessTree: true);
             }
         }
         catch (Exception e) when (e is InvalidOperationException or IOException or ObjectDisposedException or AggregateException)
@@ -168,9 +292,33 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         }
         finally
         {
-            try { if (!_process.HasExited) _process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
-            _rpc.Dispose();
-            _process.Dispose();
+            try
+            {
+                if (!process.HasExited) process.Kill(entireProcessTree: true);
+                process.WaitForExit();
+            }
+            catch (InvalidOperationException)
+            {
+            }
+            rpc.Dispose();
+            process.Dispose();
         }
+    }
+
+    public void Dispose()
+    {
+        // A change the server may not have read before it died (one it journals itself, such as a whiteout that
+        // --keep-changes would keep) is delivered before the end: asking anything restarts the server if need be.
+        if (_launch is not null && _log.Unanswered > 0 && _lost is not null)
+        {
+            try
+            {
+                Call(s => s.HelloAsync());
+            }
+            catch (Exception e) when (e is ServerFailure or ServerCrashLoop)
+            {
+            }
+        }
+        Stop(kill: false);
     }
 }

@@ -223,7 +223,7 @@ internal static class SysFile
         }
         if (path is null || (op is NameOp.Rename or NameOp.Link && newPath is null)) throw new SyscallError(Errno.ENOENT);
         c.ServerUsed = Server.Vfs;
-        var change = new NameChange(c.Task.Vpid, op, path, newPath, target, flags);
+        var change = new NameChange(c.Task.Vpid, op, path, newPath, target, flags, c.Kernel.Vfs.NextRequestId());
         int errno = c.Kernel.Vfs.Call(v => v.ChangeAsync(change));
         if (errno != 0) throw new SyscallError(errno);
         c.Return(0);
@@ -250,7 +250,7 @@ internal static class SysFile
             : null;
         if (guest is not null)
         {
-            var change = new NameChange(c.Task.Vpid, NameOp.Link, new PathArg(guest), newPath, Flags: flags & ~LinuxFlags.AT_EMPTY_PATH);
+            var change = new NameChange(c.Task.Vpid, NameOp.Link, new PathArg(guest), newPath, Flags: flags & ~LinuxFlags.AT_EMPTY_PATH, RequestId: c.Kernel.Vfs.NextRequestId());
             int errno = c.Kernel.Vfs.Call(v => v.ChangeAsync(change));
             if (errno != 0) throw new SyscallError(errno);
             c.Return(0);

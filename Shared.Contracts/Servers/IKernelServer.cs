@@ -19,11 +19,23 @@ public interface IKernelServer
     /// <summary>Asks the server to exit cleanly (it also exits when its input pipe closes).</summary>
     [JsonRpcMethod("shutdown")]
     Task ShutdownAsync();
+
+    /// <summary>
+    /// The server's whole state, as a text only the server reads, from which <see cref="RestoreAsync"/> rebuilds it;
+    /// or null from a server that keeps no checkpoints. With one, the supervisor's replay history starts at the
+    /// checkpoint instead of at the beginning, so restoring a restarted server takes as long however long the guest ran.
+    /// </summary>
+    [JsonRpcMethod("checkpoint")]
+    Task<string?> CheckpointAsync();
+
+    /// <summary>A fresh server takes the state of a checkpoint: the first message after hello.</summary>
+    [JsonRpcMethod("restore")]
+    Task RestoreAsync(string checkpoint);
 }
 
 /// <summary>Names and versions of the contracts; bump a version when a method's meaning changes.</summary>
 public static class Contract
 {
     public const string VfsName = "vfs", MmName = "mm", SchedName = "sched";
-    public const int VfsVersion = 3, MmVersion = 2, SchedVersion = 2;
+    public const int VfsVersion = 4, MmVersion = 3, SchedVersion = 3;
 }

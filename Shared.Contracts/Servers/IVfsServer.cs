@@ -110,7 +110,9 @@ public enum NameOp
     Symlink,
 }
 
-public sealed record NameChange(int Vpid, NameOp Op, PathArg Path, PathArg? NewPath = null, string? Target = null, int Flags = 0);
+/// <summary>A namespace change; <paramref name="RequestId"/>, when not 0, is unique in the guest's life, so that a change sent
+/// again after a crash is not made twice.</summary>
+public sealed record NameChange(int Vpid, NameOp Op, PathArg Path, PathArg? NewPath = null, string? Target = null, int Flags = 0, long RequestId = 0);
 
 public sealed record CwdResult(int Errno, string? Path);
 

@@ -20,6 +20,26 @@ public abstract class KernelServerBase(string name, int contractVersion) : IKern
         _shutdown.TrySetResult();
         return Task.CompletedTask;
     }
+
+    /// <summary>By default a server keeps no checkpoints: it is restored by replaying everything.</summary>
+    public virtual Task<string?> CheckpointAsync() => Task.FromResult<string?>(null);
+
+    public virtual Task RestoreAsync(string checkpoint) => throw ProtocolViolation.Of($"the {name} server keeps no checkpoints");
+
+    /// <summary>A checkpoint's text read back as the server's own record of its state, or a protocol error.</summary>
+    protected static TState ReadCheckpoint<TState>(string checkpoint) where TState : class
+    {
+        try
+        {
+            return System.Text.Json.JsonSerializer.Deserialize<TState>(checkpoint ?? "") ?? throw new System.Text.Json.JsonException("null");
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw NotACheckpoint(e.Message);
+        }
+    }
+
+    protected static LocalRpcException NotACheckpoint(string why) => ProtocolViolation.Of($"not a checkpoint of this server: {why}");
 }
 
 /// <summary>

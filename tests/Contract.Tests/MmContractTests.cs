@@ -216,6 +216,47 @@ public sealed class MmContractTests : ServerContractTest<IMmServer>
         Assert.Equal(0x1000L, (await Proxy.UsageAsync()).Committed);
     }
 
+    [Fact]
+    public async Task A_fresh_server_restored_from_a_checkpoint_carries_on_exactly_where_the_first_one_was()
+    {
+        await Proxy.ConfigureAsync(new MmConfig(1L << 24));
+        await Mmap(1, 0x100000, 0x3000, RW, Anon);
+        await Record(1, MmOp.Brk, 0, 0, result: 0x400000);
+        await Record(1, MmOp.Brk, 0x402000, 0, result: 0x402000);
+        await Proxy.SpaceCreatedAsync(1, 2, shared: true);                // vfork: one space, two pids
+        await Proxy.SpaceCreatedAsync(1, 3, shared: false);               // fork: a copy
+        await Mmap(3, 0x200000, 0x1000, RW, MAP_SHARED | MAP_ANONYMOUS);
+        await Proxy.ReserveAsync(new CommitRequest(Call(MmOp.Mmap, 0x10000, RW, Anon), Budget: 0, Refill: 1L << 16));
+        var checkpoint = await Proxy.CheckpointAsync();
+        Assert.NotNull(checkpoint);
+
+        var successor = await Successor();
+        await successor.RestoreAsync(checkpoint!);
+
+        foreach (int vpid in new[] { 1, 2, 3 })
+            Assert.Equal(await Proxy.MapsAsync(vpid), await successor.MapsAsync(vpid));
+        Assert.Equivalent(await Proxy.UsageAsync(), await successor.UsageAsync(), strict: true);
+        // Still one space for pids 1 and 2: a mapping in one is in the other, on both servers alike.
+        foreach (var server in new[] { Proxy, successor })
+            await server.RecordAsync(new MmEvent(2, MmOp.Mmap, 0, 0x1000, 0, RW, Anon, -1, 0, 0x300000));
+        Assert.Equal(await Proxy.MapsAsync(1), await successor.MapsAsync(1));
+        Assert.Equal(await Proxy.ReserveAsync(new CommitRequest(Call(MmOp.Mmap, 0x800000, RW, Anon), 0, 0)),
+            await successor.ReserveAsync(new CommitRequest(Call(MmOp.Mmap, 0x800000, RW, Anon), 0, 0)));
+    }
+
+    [Fact]
+    public async Task A_checkpoint_is_restored_into_a_fresh_server_only_and_garbage_is_refused()
+    {
+        var checkpoint = await Proxy.CheckpointAsync();
+
+        await Refused(() => Proxy.RestoreAsync(checkpoint!));
+        var successor = await Successor();
+        await Assert.ThrowsAnyAsync<StreamJsonRpc.RemoteRpcException>(() => successor.RestoreAsync("[1, 2"));
+        await Assert.ThrowsAnyAsync<StreamJsonRpc.RemoteRpcException>(() => successor.RestoreAsync("{\"Spaces\": [{\"Vpids\": [1, 1]}]}"));
+        await successor.SpaceExecAsync(1, []);
+        Assert.Empty(await successor.MapsAsync(1));
+    }
+
     private static MmEvent Call(MmOp op, ulong length, int prot, int flags) => new(1, op, 0, length, 0, prot, flags, -1, 0, 0);
 
     private static Vma Private(ulong start, ulong end, int prot) => new(start, end, prot, false, 0, null);

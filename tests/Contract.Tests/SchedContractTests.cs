@@ -1,3 +1,4 @@
+using StreamJsonRpc;
 using UmlMicro.Contracts.Linux;
 using UmlMicro.Contracts.Servers;
 
@@ -13,7 +14,7 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
         var hello = await Proxy.HelloAsync();
 
         Assert.Equal(Contract.SchedName, hello.Name);
-        Assert.Equal(2, Contract.SchedVersion);
+        Assert.Equal(3, Contract.SchedVersion);
         Assert.Equal(Contract.SchedVersion, hello.ContractVersion);
         Assert.Equal(Server.Pid, hello.ServerPid);
     }
@@ -181,6 +182,46 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
         Assert.Equal([1, 2], (await Proxy.ProcessesAsync()).Select(p => p.Vpid));
         await Proxy.ReapedAsync(2);
         Assert.Equal([1], (await Proxy.ProcessesAsync()).Select(p => p.Vpid));
+    }
+
+    [Fact]
+    public async Task A_fresh_server_restored_from_a_checkpoint_carries_on_exactly_where_the_first_one_was()
+    {
+        await Proxy.ConfigureAsync(new SchedConfig(3));
+        await Proxy.StartInitAsync(HostInit);
+        await Fork(creator: 1);                                          // 2
+        await Clone(creator: 2);                                         // thread 3 of 2
+        await Fork(creator: 2);                                          // 4, child of 2
+        await Proxy.GroupChangedAsync(new GroupChange(4, 0, NewSession: true));
+        await Proxy.TaskExitedAsync(new TaskExit(4, 9));                 // a zombie
+        var checkpoint = await Proxy.CheckpointAsync();
+        Assert.NotNull(checkpoint);
+
+        var successor = await Successor();
+        await successor.RestoreAsync(checkpoint!);
+
+        Assert.Equivalent(await Proxy.ProcessesAsync(), await successor.ProcessesAsync(), strict: true);
+        Assert.Equal(3, await successor.CpusAsync());
+        Assert.Equal(2, await successor.ParentAsync(4));
+        // The pid namespace came along too: the next numbers are the same, and the zombie's is still taken.
+        Assert.Equal(await Fork(creator: 1), await successor.TaskCreatedAsync(new TaskCreation(1, HostInit + 101, CloneKind.Process, CloneParent: false)));
+        await successor.ReapedAsync(4);
+        await Proxy.ReapedAsync(4);
+        Assert.Equivalent(await Proxy.ProcessesAsync(), await successor.ProcessesAsync(), strict: true);
+    }
+
+    [Fact]
+    public async Task A_checkpoint_is_restored_into_a_fresh_server_only_and_garbage_is_refused()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        var checkpoint = await Proxy.CheckpointAsync();
+
+        await Refused(() => Proxy.RestoreAsync(checkpoint!));
+        var successor = await Successor();
+        await Assert.ThrowsAnyAsync<RemoteRpcException>(() => successor.RestoreAsync("{not json"));
+        await Assert.ThrowsAnyAsync<RemoteRpcException>(() => successor.RestoreAsync("{\"LastPid\": -5}"));
+        Assert.Empty(await successor.ProcessesAsync());
+        Assert.Equal(new TaskGrant(1, 1), await successor.StartInitAsync(HostInit));
     }
 
     private Task<TaskGrant> Fork(int creator) =>

@@ -10,9 +10,12 @@ namespace UmlMicro.ContractTests;
 public abstract class ServerContractTest<T> : IDisposable where T : class, IKernelServer
 {
     private readonly JsonRpc rpc;
+    private readonly string serverName;
+    private readonly List<(ServerProcess Server, JsonRpc Rpc)> successors = [];
 
     protected ServerContractTest(string serverName)
     {
+        this.serverName = serverName;
         Server = ServerProcess.Start(serverName);
         rpc = RpcWire.Create(Server.Input, Server.Output);
         Proxy = rpc.Attach<T>();
@@ -34,8 +37,25 @@ public abstract class ServerContractTest<T> : IDisposable where T : class, IKern
 
     protected T Proxy { get; }
 
+    /// <summary>A second, fresh server of the same kind, as a restart would start (killed with the test).</summary>
+    protected async Task<T> Successor()
+    {
+        var server = ServerProcess.Start(serverName);
+        var link = RpcWire.Create(server.Input, server.Output);
+        successors.Add((server, link));
+        var proxy = link.Attach<T>();
+        link.StartListening();
+        await proxy.HelloAsync().WaitAsync(TimeSpan.FromSeconds(10));
+        return proxy;
+    }
+
     public void Dispose()
     {
+        foreach (var (server, link) in successors)
+        {
+            server.Dispose();
+            link.Dispose();
+        }
         Server.Dispose();
         rpc.Dispose();
         GC.SuppressFinalize(this);

@@ -24,12 +24,12 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
         cwd, StateDir, MemoryDir);
 
     [Fact]
-    public async Task Hello_names_the_vfs_contract_version_3()
+    public async Task Hello_names_the_vfs_contract_version_4()
     {
         var hello = await Proxy.HelloAsync();
 
         Assert.Equal(Contract.VfsName, hello.Name);
-        Assert.Equal(3, Contract.VfsVersion);
+        Assert.Equal(4, Contract.VfsVersion);
         Assert.Equal(Contract.VfsVersion, hello.ContractVersion);
         Assert.Equal(Server.Pid, hello.ServerPid);
     }
@@ -175,6 +175,50 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
         Assert.Equal(Errno.ENOENT, (await Resolve(1, longPath[..(LinuxFlags.PATH_MAX - 1)])).Errno);
         Assert.Equal(Errno.ENOENT, (await Resolve(1, "/tmp/" + longName[..^1])).Errno);
         Assert.Equal(Errno.ENOTDIR, (await Resolve(1, "/etc/passwd/x")).Errno);
+    }
+
+    [Fact]
+    public async Task A_fresh_server_restored_from_a_checkpoint_has_the_cwds_and_reads_the_layers_back_from_disk()
+    {
+        string root = Directory.CreateDirectory(Path.Combine(_temp, "root")).FullName;
+        Directory.CreateDirectory(Path.Combine(root, "a"));
+        File.WriteAllText(Path.Combine(root, "a", "lower"), "lower");
+        await Proxy.ConfigureAsync(Config(root, "/"));
+        await Proxy.SetCwdAsync(1, (await Resolve(1, "/a", PathOp.Stat)).HostPath ?? root + "/a");
+        await Proxy.ProcessCreatedAsync(1, 2, shareFs: true);
+        await Proxy.ProcessCreatedAsync(1, 3, shareFs: false);
+        Assert.Equal(0, await Proxy.ChangeAsync(new NameChange(1, NameOp.Unlink, new PathArg("/a/lower"), RequestId: 7)));
+        var checkpoint = await Proxy.CheckpointAsync();
+        Assert.NotNull(checkpoint);
+
+        var successor = await Successor();
+        await successor.RestoreAsync(checkpoint!);
+
+        foreach (int pid in new[] { 1, 2, 3 })
+            Assert.Equal(await Proxy.GetCwdAsync(pid), await successor.GetCwdAsync(pid));
+        Assert.Equal(Errno.ENOENT, (await successor.ResolveAsync(new PathRequest(1, 1, new PathArg("/a/lower"), PathOp.Stat, true, 0))).Errno);
+        // The change the dead server answered is answered again, not made twice; a new one is made.
+        Assert.Equal(0, await successor.ChangeAsync(new NameChange(1, NameOp.Unlink, new PathArg("/a/lower"), RequestId: 7)));
+        Assert.Equal(Errno.ENOENT, await successor.ChangeAsync(new NameChange(1, NameOp.Unlink, new PathArg("/a/lower"), RequestId: 8)));
+        // Pids 1 and 2 still share one cwd.
+        await successor.SetCwdAsync(2, "/");
+        Assert.Equal(new CwdResult(0, "/"), await successor.GetCwdAsync(1));
+        Assert.Equal(new CwdResult(0, "/a"), await successor.GetCwdAsync(3));
+    }
+
+    [Fact]
+    public async Task A_checkpoint_is_restored_into_a_fresh_server_only_and_garbage_is_refused()
+    {
+        Assert.Null(await Proxy.CheckpointAsync()); // nothing to keep before configure
+        await Proxy.ConfigureAsync(HostRoot());
+        var checkpoint = await Proxy.CheckpointAsync();
+
+        await Refused(() => Proxy.RestoreAsync(checkpoint!));
+        var successor = await Successor();
+        await Assert.ThrowsAnyAsync<StreamJsonRpc.RemoteRpcException>(() => successor.RestoreAsync("{"));
+        await Assert.ThrowsAnyAsync<StreamJsonRpc.RemoteRpcException>(() => successor.RestoreAsync("{\"Cwds\": []}"));
+        await successor.ConfigureAsync(HostRoot());
+        Assert.Equal(new CwdResult(0, "/"), await successor.GetCwdAsync(1));
     }
 
     [Fact]

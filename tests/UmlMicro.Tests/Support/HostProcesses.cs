@@ -5,7 +5,7 @@ namespace UmlMicro.Tests;
 /// <summary>What /proc says about the host's processes, and sending them signals.</summary>
 public static class HostProcesses
 {
-    public const int SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGKILL = 9, SIGTERM = 15;
+    public const int SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGKILL = 9, SIGTERM = 15, SIGSTOP = 19;
 
     [DllImport("libc", SetLastError = true, EntryPoint = "kill")]
     private static extern int SysKill(int pid, int sig);

@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Runtime.ExceptionServices;
+using System.Text.Json;
+using StreamJsonRpc;
+using UmlMicro.Contracts.Servers;
+
+namespace UmlMicro.Supervisor.Servers;
+
+/// <summary>One method of a server contract: its wire name and how a restarted server gets back what it changed
+/// (null: a query, which changes nothing).</summary>
+internal sealed record ContractMethod(MethodInfo Method, string Wire, RestoreKind? Restore)
+{
+    /// <summary>Every method of contract <typeparamref name="T"/>, by C# name, from its JsonRpcMethod and Restore attributes.</summary>
+    public static Dictionary<string, ContractMethod> Of<T>() =>
+        new[] { typeof(T) }.Concat(typeof(T).GetInterfaces()).SelectMany(i => i.GetMethods())
+            .ToDictionary(m => m.Name, m => new ContractMethod(m,
+                m.GetCustomAttribute<JsonRpcMethodAttribute>()?.Name ?? m.Name,
+                m.GetCustomAttribute<RestoreAttribute>()?.Kind));
+}
+
+/// <summary>
+/// What the supervisor keeps of the messages it sent one server, so that a restarted one can be brought back to
+/// where the dead one was: every <see cref="RestoreKind.Replay"/> message in order (with the answer a request got,
+/// which the restarted server must give again), and the <see cref="RestoreKind.Journal"/> messages sent since the
+/// server last answered anything, which it may not have read before it died. The server handles messages one at a
+/// time in order, so an answer means every message before it was applied.
+/// <para>It grows with the guest's history (a few messages per process, one per memory call), until the server
+/// gives a checkpoint of its state (see <see cref="IKernelServer.CheckpointAsync"/>): the history then starts there.</para>
+/// </summary>
+internal sealed class ReplayLog
+{
+    private readonly record struct Sent(ContractMethod Method, object?[] Args, bool Request, object? Answer);
+
+    private readonly List<Sent> _replay = [];
+    private readonly List<Sent> _unanswered = [];
+    private string? _checkpoint;
+
+    /// <summary>How many messages a restarted server would be sent again.</summary>
+    public int Count => _replay.Count;
+
+    /// <summary>The server's state now, which stands for everything it was sent so far: the history can go.</summary>
+    public void Checkpointed(string state)
+    {
+        _checkpoint = state;
+        _replay.Clear();
+    }
+
+    public int Unanswered => _unanswered.Count;
+
+    /// <summary>A notification went out (or would have, had the server been alive).</summary>
+    public void Posted(ContractMethod m, object?[] args)
+    {
+        if (m.Restore == RestoreKind.Replay) _replay.Add(new Sent(m, args, Request: false, null));
+        else if (m.Restore == RestoreKind.Journal) _unanswered.Add(new Sent(m, args, Request: false, null));
+    }
+
+    /// <summary>A request was answered: it is kept if it must be replayed, and everything sent before it was read.</summary>
+    public void Answered(ContractMethod m, object?[] args, object? answer)
+    {
+        if (m.Restore == RestoreKind.Replay) _replay.Add(new Sent(m, args, Request: true, answer));
+        _unanswered.Clear();
+    }
+
+    /// <summary>
+    /// Sends everything kept to a fresh server, as it was sent before (notifications as notifications, whose errors
+    /// nobody hears, requests as requests) in one pipelined burst that the server still handles in order; then the
+    /// journal messages that may have been lost. Returns how many of those were sent again. A replayed request
+    /// answered differently than before means the server cannot rebuild its state that way: the kernel's bug.
+    /// </summary>
+    public int SendTo<T>(JsonRpc rpc, T server, string name, TimeSpan timeout) where T : class, IKernelServer
+    {
+        if (_checkpoint is not null) Await(server.RestoreAsync(_checkpoint), timeout, name);
+        var replies = new Task?[_replay.Count];
+        for (int i = 0; i < replies.Length; i++)
+            replies[i] = _replay[i].Request ? Invoke(server, _replay[i]) : Notify(rpc, _replay[i]);
+        foreach (var sent in _unanswered) Notify(rpc, sent);
+        // Answered in order: once hello is, everything before it was applied. A long history takes its time: the
+        // deadline grows with it (a server that replays takes well under a millisecond a message).
+        timeout += TimeSpan.FromMilliseconds(_replay.Count);
+        Await(server.HelloAsync(), timeout, name);
+        for (int i = 0; i < replies.Length; i++)
+        {
+            if (!_replay[i].Request) continue;
+            Await(replies[i]!, timeout, name);
+            if (_replay[i].Answer is not { } before) continue;
+            object? now = ResultOf(replies[i]!);
+            if (JsonSerializer.Serialize(now) != JsonSerializer.Serialize(before))
+                throw new InvalidOperationException($"{name} server: replaying {_replay[i].Method.Wire} was answered {JsonSerializer.Serialize(now)}, " +
+                    $"not {JsonSerializer.Serialize(before)} as before; its state cannot be rebuilt");
+        }
+        return _unanswered.Count;
+    }
+
+    private static Task Notify(JsonRpc rpc, Sent s) => rpc.NotifyAsync(s.Method.Wire, s.Args);
+
+    private static Task Invoke<T>(T server, Sent s)
+    {
+        try
+        {
+            return (Task)s.Method.Method.Invoke(server, s.Args)!;
+        }
+        catch (TargetInvocationException e) when (e.InnerException is { } inner)
+        {
+            ExceptionDispatchInfo.Throw(inner);
+            throw;
+        }
+    }
+
+    private static void Await(Task t, TimeSpan timeout, string name)
+    {
+        try
+        {
+            if (!t.Wait(timeout)) throw new TimeoutException($"{name} server: its state was not rebuilt within {timeout.TotalSeconds:0.#} s");
+        }
+        catch (AggregateException e) when (e.InnerException is { } inner)
+        {
+            ExceptionDispatchInfo.Throw(inner);
+        }
+    }
+
+    private static object? ResultOf(Task t)
+    {
+        Debug.Assert(t.IsCompletedSuccessfully);
+        return t.GetType().IsGenericType ? t.GetType().GetProperty(nameof(Task<int>.Result))!.GetValue(t) : null;
+    }
+}
