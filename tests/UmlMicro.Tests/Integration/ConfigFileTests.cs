@@ -96,6 +96,8 @@ public sealed class ConfigFileTests : IDisposable
     [InlineData("Kernel:Release", "{ \"a\": 1 }", "a single value")]
     [InlineData("Kernel", "\"x\"", "'x' is not a section")]
     [InlineData("Servers:HandshakeTimeoutMs", "0", "0 is not from 1")]
+    [InlineData("Servers:RestartLimit", "-1", "-1 is not from 0")]
+    [InlineData("Servers:RestartWindowSeconds", "\"a minute\"", "'a minute' is not a whole number")]
     [InlineData("Servers:HandshakeTimeoutMs", "\"soon\"", "'soon' is not a whole number")]
     [InlineData("Servers:Vfs", "\"Servers.Vfs\"", "is not a section")]
     [InlineData("Servers:Mm:Command", "\"\"", "missing")]

@@ -64,10 +64,15 @@ public sealed class HostileInputTests(FixturePrograms fixtures) : IClassFixture<
     [InlineData(20261127)]
     public void Random_syscalls_leave_the_kernel_serving(int seed)
     {
-        var r = GuestRunner.Run(new RunSpec(_dir.Path, fixtures["syscall_fuzz"], [seed.ToString(), "1500"]) { Timeout = TimeSpan.FromSeconds(60) });
+        var r = GuestRunner.Run(new RunSpec(_dir.Path, fixtures["syscall_fuzz"], [seed.ToString(), "1500"])
+        {
+            Options = ["--stats"], // its restarts line says whether a server crashed and was brought back meanwhile
+            Timeout = TimeSpan.FromSeconds(60),
+        });
         Assert.True(r.ExitCode != 125 && !r.Stderr.Contains("kernel failure", StringComparison.Ordinal),
             $"the kernel failed (replay: tests/fuzz.sh {seed} 1500)\n{r}");
         Expect.ExitCode(0, r);
+        Assert.True(r.Stderr.Contains("server restarts: 0,", StringComparison.Ordinal), $"a server crashed or hung (replay: tests/fuzz.sh {seed} 1500)\n{r}");
         // The fuzzer's own last calls, after every batch: stat of a file it made, getpid as guest pid 1.
         Assert.Equal("fuzz done: stat ok, getpid 1", r.StdoutLines[^1]);
         Assert.Matches(@"^batches 30, ", r.StdoutLines[^2]);
