@@ -24,7 +24,9 @@ internal sealed class Kernel(
     TraceWriter? trace,
     long memoryLimit = 0,
     MapCheck? mapCheck = null,
-    VcpuScheduler? vcpus = null)
+    VcpuScheduler? vcpus = null,
+    int maxProcs = 0,
+    int maxFiles = 0)
 {
     public ServerLink<IVfsServer> Vfs { get; } = vfs;
     public ServerLink<IMmServer> Mm { get; } = mm;
@@ -43,6 +45,12 @@ internal sealed class Kernel(
 
     /// <summary>The guest's commit budget under --mem (see SysMmap).</summary>
     public CommitBudget Commit { get; } = new(mm, memoryLimit);
+
+    /// <summary>--max-files: the guest's hard RLIMIT_NOFILE may not go above it (0: no such rule).</summary>
+    public int MaxFiles { get; } = maxFiles;
+
+    /// <summary>The count of guest processes under --max-procs.</summary>
+    public ProcessLimit Processes { get; } = new(maxProcs);
 
     /// <summary>The debug comparison of MM's maps with the host's (Mm:CheckMaps), or null.</summary>
     public MapCheck? MapCheck { get; } = mapCheck;

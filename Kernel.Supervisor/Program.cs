@@ -68,6 +68,9 @@ namespace UmlMicro.Supervisor
         /// <summary>Exit status when the servers kept dying beyond the restart budget (Servers:RestartLimit).</summary>
         public const int CrashLoopStatus = 123;
 
+        /// <summary>Exit status when --timeout ended the guest, as coreutils' timeout.</summary>
+        public const int TimeoutStatus = 124;
+
         public static int Run(RunOptions run)
         {
             string binDir = AppContext.BaseDirectory;
@@ -108,9 +111,9 @@ namespace UmlMicro.Supervisor
             var mapCheck = config.Mm.CheckMaps ? new MapCheck() : null;
             var quantum = TimeSpan.FromMilliseconds(config.Sched.QuantumMs);
             var vcpus = new VcpuScheduler(cpus, RunPolicies.Create(config.Sched.Policy, quantum), quantum);
-            var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace, memoryLimit, mapCheck, vcpus);
+            var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace, memoryLimit, mapCheck, vcpus, config.Kernel.MaxProcs, config.Kernel.MaxFiles);
             var tracer = new TracerThread(kernel, mode, observeAll: trace is not null || config.Kernel.Stats, Path.Combine(binDir, "umlmicro-launch"), program,
-                [run.Program, .. run.Argv], config.Mm.DeterministicLayout);
+                [run.Program, .. run.Argv], config.Mm.DeterministicLayout, config.Kernel.MaxFiles, config.Kernel.TimeoutSpan);
             var forwarding = new List<PosixSignalRegistration>();
             using (Terminal.KeepForeground())
             {
@@ -136,6 +139,11 @@ namespace UmlMicro.Supervisor
                 case { } failure:
                     Console.Error.WriteLine($"umlmicro: kernel failure, guest ended: {failure.Message}");
                     return KernelFailureStatus;
+            }
+            if (tracer.TimedOut)
+            {
+                Console.Error.WriteLine($"umlmicro: guest ran out of time (--timeout {config.Kernel.Timeout.Trim()})");
+                return TimeoutStatus;
             }
             int status = tracer.InitStatus ?? 0;
             return Interop.WIFSIGNALED(status) ? 128 + Interop.WTERMSIG(status) : Interop.WEXITSTATUS(status);

@@ -22,6 +22,10 @@ public sealed class KernelConfig
         // uname's fields hold 64 bytes and a NUL (__NEW_UTS_LEN): a longer name would reach the guest cut short.
         foreach (var (key, value) in new[] { ("Kernel:Release", Kernel.Release), ("Kernel:Hostname", Kernel.Hostname) })
             if (System.Text.Encoding.UTF8.GetByteCount(value) > 64) Fail(key, $"{System.Text.Encoding.UTF8.GetByteCount(value)} bytes, more than uname's 64");
+        if (GuestLimits.ProcsProblem(Kernel.MaxProcs) is { } badProcs) Fail("Kernel:MaxProcs", badProcs);
+        if (GuestLimits.FilesProblem(Kernel.MaxFiles) is { } badFiles) Fail("Kernel:MaxFiles", badFiles);
+        if (Duration.Parse(Kernel.Timeout, out var timeout) is { } badTimeout) Fail("Kernel:Timeout", badTimeout);
+        Kernel.TimeoutSpan = timeout;
         if (Servers.HandshakeTimeoutMs is < 1 or > 600_000) Fail("Servers:HandshakeTimeoutMs", $"{Servers.HandshakeTimeoutMs} is not from 1 to 600000");
         if (Servers.CallTimeoutMs is < 1 or > 3_600_000) Fail("Servers:CallTimeoutMs", $"{Servers.CallTimeoutMs} is not from 1 to 3600000");
         if (Servers.RestartLimit is < 0 or > 1_000_000) Fail("Servers:RestartLimit", $"{Servers.RestartLimit} is not from 0 (never restart) to 1000000");
@@ -54,6 +58,18 @@ public sealed class KernelSection
     public string Hostname { get; set; } = "";
     public string Trace { get; set; } = "";
     public bool Stats { get; set; }
+
+    /// <summary>Most guest processes (thread groups, zombies included) at once; 0 means no limit. See --max-procs.</summary>
+    public int MaxProcs { get; set; }
+
+    /// <summary>The guest's initial RLIMIT_NOFILE, soft and hard; 0 keeps the user's. See --max-files.</summary>
+    public int MaxFiles { get; set; }
+
+    /// <summary>Wall-clock limit for the whole guest (30s, 2m, 500ms; a plain number is seconds); empty or 0 means none.</summary>
+    public string Timeout { get; set; } = "";
+
+    /// <summary><see cref="Timeout"/> parsed (zero: none), set by <see cref="KernelConfig.Validate"/>.</summary>
+    internal TimeSpan TimeoutSpan { get; set; }
 }
 
 public sealed class ServersSection
@@ -136,6 +152,97 @@ public static class MemorySize
         if (n > long.MaxValue >> shift) return $"'{text}' is too large";
         bytes = n << shift;
         return null;
+    }
+}
+
+/// <summary>Durations as a user writes them: 500ms, 30s, 2m, 1h, or a plain number of seconds (1.5 is one and a half).</summary>
+public static class Duration
+{
+    /// <summary>The longest limit accepted: far beyond any run, and well inside what a timer can wait.</summary>
+    private static readonly TimeSpan Longest = TimeSpan.FromDays(24);
+
+    /// <summary>Null and the duration (zero: none), or what is wrong with <paramref name="text"/>.</summary>
+    public static string? Parse(string? text, out TimeSpan duration)
+    {
+        duration = TimeSpan.Zero;
+        var s = (text ?? "").Trim();
+        if (s.Length == 0) return null;
+        var (digits, unitMs) = s.EndsWith("ms", StringComparison.OrdinalIgnoreCase) ? (s[..^2], 1.0)
+            : char.ToLowerInvariant(s[^1]) switch
+            {
+                's' => (s[..^1], 1000.0),
+                'm' => (s[..^1], 60_000.0),
+                'h' => (s[..^1], 3_600_000.0),
+                _ => (s, 1000.0),
+            };
+        const System.Globalization.NumberStyles style = System.Globalization.NumberStyles.AllowDecimalPoint;
+        if (!double.TryParse(digits, style, System.Globalization.CultureInfo.InvariantCulture, out double n))
+            return $"'{text}' is not a duration like 500ms, 30s, 2m or 1h (a plain number is seconds; 0 for none)";
+        if (n * unitMs > Longest.TotalMilliseconds) return $"'{text}' is longer than {Longest.TotalDays:0} days";
+        duration = TimeSpan.FromMilliseconds(Math.Ceiling(n * unitMs));
+        return null;
+    }
+}
+
+/// <summary>The process and open-file limits: what a value may be on this host.</summary>
+public static class GuestLimits
+{
+    /// <summary>Linux's own ceiling on pids (PID_MAX_LIMIT on 64-bit).</summary>
+    public const int MaxProcsCeiling = 4_194_304;
+
+    public static string? ProcsProblem(int n) =>
+        n is < 0 or > MaxProcsCeiling ? $"{n} is not from 0 (no limit) to {MaxProcsCeiling}" : null;
+
+    /// <summary>
+    /// The launcher sets RLIMIT_NOFILE to N before the guest's execve: Linux refuses more than fs.nr_open, and a hard
+    /// limit above the supervisor's own unless it has CAP_SYS_RESOURCE. Checked here, so that it is a usage error and
+    /// not a guest that never starts.
+    /// </summary>
+    public static string? FilesProblem(int n)
+    {
+        if (n < 0) return $"{n} is not a number of files (0 keeps the user's limit)";
+        if (n == 0) return null;
+        if (ReadLong("/proc/sys/fs/nr_open") is { } nrOpen && n > nrOpen) return $"{n} is above the host's fs.nr_open ({nrOpen})";
+        if (HostHardFileLimit() is { } hard && n > hard && !HasCapSysResource())
+            return $"{n} is above the hard limit on open files this user may raise to ({hard})";
+        return null;
+    }
+
+    /// <summary>The supervisor's hard RLIMIT_NOFILE (the user's: the .NET runtime raises only the soft one), from /proc.</summary>
+    internal static long? HostHardFileLimit()
+    {
+        foreach (var line in ReadLines("/proc/self/limits"))
+            if (line.StartsWith("Max open files", StringComparison.Ordinal))
+            {
+                var fields = line["Max open files".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                return fields.Length >= 2 && long.TryParse(fields[1], out var hard) ? hard : null;
+            }
+        return null;
+    }
+
+    private static bool HasCapSysResource()
+    {
+        const int CAP_SYS_RESOURCE = 24;
+        foreach (var line in ReadLines("/proc/self/status"))
+            if (line.StartsWith("CapEff:", StringComparison.Ordinal))
+                return ulong.TryParse(line[7..].Trim(), System.Globalization.NumberStyles.HexNumber, null, out var caps) &&
+                       (caps & (1UL << CAP_SYS_RESOURCE)) != 0;
+        return false;
+    }
+
+    private static long? ReadLong(string path) =>
+        ReadLines(path).FirstOrDefault() is { } l && long.TryParse(l.Trim(), out var v) ? v : null;
+
+    private static string[] ReadLines(string path)
+    {
+        try
+        {
+            return File.ReadAllLines(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
     }
 }
 

@@ -11,7 +11,8 @@ public sealed record RunOptions(string? ConfigFile, IReadOnlyList<string> Settin
 
         Runs PROGRAM (looked up in PATH like a shell does) as guest pid 1 under the UmlMicro kernel. The guest
         inherits the environment and the current directory. The exit status is guest pid 1's, 128+N when a
-        signal N killed it, and 2 for a usage or configuration error.
+        signal N killed it, 124 when --timeout ended the guest, 125 when the kernel itself failed, and 2 for
+        a usage or configuration error.
 
         options:
           --mode MODE     trap path: seccomp (the default: a filter traps only routed calls, passed calls
@@ -22,6 +23,17 @@ public sealed record RunOptions(string? ConfigFile, IReadOnlyList<string> Settin
           --mem SIZE      limit on the memory the guest commits over all its processes (512M, 1G; K, M, G
                           and T are powers of 1024): an mmap, brk or mremap beyond it fails with ENOMEM,
                           so malloc returns NULL (default: no limit)
+          --max-procs N   at most N guest processes at once, zombies included until they are reaped (default 0:
+                          no limit); a fork, vfork or clone beyond it fails with EAGAIN, as RLIMIT_NPROC does,
+                          and the host never creates the child. Threads do not count (Linux's RLIMIT_NPROC counts
+                          them): a limit on processes should not depend on how many threads a runtime starts
+          --max-files N   the guest starts with RLIMIT_NOFILE N, soft and hard: opening more files fails with
+                          EMFILE. The guest may change it as natively, but a hard limit above N is EPERM even
+                          for root, as without CAP_SYS_RESOURCE (default 0: the user's limits)
+          --timeout DURATION
+                          wall-clock limit for the whole guest (500ms, 30s, 2m, 1h; a plain number is seconds;
+                          default 0: none): when it passes, every guest process is killed and umlmicro exits
+                          with status 124, as coreutils' timeout does
           --deterministic-layout
                           the same program gets the same addresses in every run (the host's address-space
                           randomisation is off for the guest; default: randomised as on the host)
@@ -46,6 +58,9 @@ public sealed record RunOptions(string? ConfigFile, IReadOnlyList<string> Settin
         ["--cpus"] = "Kernel:Cpus",
         ["--trace"] = "Kernel:Trace",
         ["--mem"] = "Mm:MemoryLimit",
+        ["--max-procs"] = "Kernel:MaxProcs",
+        ["--max-files"] = "Kernel:MaxFiles",
+        ["--timeout"] = "Kernel:Timeout",
         ["--root"] = "Vfs:Root",
         ["--keep-changes"] = "Vfs:KeepChanges",
     };
@@ -91,6 +106,14 @@ public sealed record RunOptions(string? ConfigFile, IReadOnlyList<string> Settin
                     throw new UsageError($"--cpus wants a number from 1 to 1024, not '{value}'");
                 if (name == "--mem" && MemorySize.Parse(value, out _) is { } problem)
                     throw new UsageError($"--mem: {problem}");
+                if (name is "--max-procs" or "--max-files" && !int.TryParse(value, System.Globalization.NumberStyles.None, null, out _))
+                    throw new UsageError($"{name} wants a number (0 for no limit), not '{value}'");
+                if (name == "--max-procs" && GuestLimits.ProcsProblem(int.Parse(value)) is { } badProcs)
+                    throw new UsageError($"--max-procs: {badProcs}");
+                if (name == "--max-files" && GuestLimits.FilesProblem(int.Parse(value)) is { } badFiles)
+                    throw new UsageError($"--max-files: {badFiles}");
+                if (name == "--timeout" && Duration.Parse(value, out _) is { } badTime)
+                    throw new UsageError($"--timeout: {badTime}");
                 settings.Add($"--{ValueOptions[name]}={value}");
             }
         }

@@ -43,6 +43,9 @@ internal sealed class GuestTask(int hostTid)
     /// <summary>Where the kernel's scratch mapping sits in this task's address space (0: none yet; gone at exec).</summary>
     public ulong Scratch { get; set; }
 
+    /// <summary>A fork/vfork/clone of a process in flight in this task holds a place under --max-procs (see ProcessLimit).</summary>
+    public bool ForkReserved { get; set; }
+
     /// <summary>The task this one just created (host tid, virtual tid), for the result of its clone/fork.</summary>
     public (int HostTid, int Vtid)? CloneResult { get; set; }
 

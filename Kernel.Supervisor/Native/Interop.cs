@@ -33,6 +33,16 @@ internal static unsafe partial class Interop
     [LibraryImport(Libc, SetLastError = true)]
     internal static partial int tgkill(int tgid, int tid, int signal);
 
+    /// <summary>A pidfd names one process for good: a signal sent through it can never reach a later owner of its pid.</summary>
+    [LibraryImport(Libc, SetLastError = true)]
+    internal static partial int pidfd_open(int pid, uint flags);
+
+    [LibraryImport(Libc, SetLastError = true)]
+    internal static partial int pidfd_send_signal(int pidfd, int signal, nint info, uint flags);
+
+    [LibraryImport(Libc, SetLastError = true)]
+    internal static partial int close(int fd);
+
     [LibraryImport(Libc, SetLastError = true)]
     internal static partial int tcgetpgrp(int fd);
 

@@ -1,11 +1,13 @@
 /* umlmicro-launch: the first guest process before it becomes the guest.
  *
- *   umlmicro-launch SIGIGN FILTER LAYOUT PATH ARGV0 [ARGS...]
+ *   umlmicro-launch SIGIGN FILTER LAYOUT NOFILE PATH ARGV0 [ARGS...]
  *
  * SIGIGN is the hex mask of signals the user's shell left ignored (SigIgn of /proc/PID/status): the
  * guest inherits those as ignored and every other signal at its default, as it would have without
  * the supervisor in between (the .NET runtime ignores SIGPIPE, and exec keeps ignored signals).
  * It leads its own process group (and takes the terminal's foreground if the supervisor had it).
+ * NOFILE is "SOFT:HARD", the guest's RLIMIT_NOFILE, each a number or "-" to keep the limit it inherited: set here,
+ * before the tracer seizes it, so that no rule the kernel applies to the guest's own setrlimit is in the way.
  * It becomes a child subreaper, so orphaned guest processes are reparented to guest pid 1 as in a
  * pid namespace (the setting survives execve). Then it stops itself so the supervisor's tracer thread can PTRACE_SEIZE it with its options.
  * Once resumed it installs FILTER (hex bytes of a struct sock_filter array, or "-" for none) as a
@@ -29,6 +31,7 @@
 #include <string.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,10 +70,31 @@ static int tick(long us) {
     }
 }
 
+/* One side of NOFILE: "-" keeps *value. */
+static int limit_value(const char *text, size_t len, rlim_t *value) {
+    if (len == 1 && text[0] == '-') return 0;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(text, &end, 10);
+    if (len == 0 || errno != 0 || (size_t)(end - text) != len) return -1;
+    *value = (rlim_t)n;
+    return 0;
+}
+
+static int set_file_limit(const char *spec) {
+    const char *colon = strchr(spec, ':');
+    struct rlimit lim;
+    if (!colon || getrlimit(RLIMIT_NOFILE, &lim) != 0) return -1;
+    if (limit_value(spec, (size_t)(colon - spec), &lim.rlim_cur) != 0 || limit_value(colon + 1, strlen(colon + 1), &lim.rlim_max) != 0)
+        return -1;
+    if (lim.rlim_cur > lim.rlim_max) lim.rlim_cur = lim.rlim_max;
+    return setrlimit(RLIMIT_NOFILE, &lim);
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--tick") == 0) return tick(atol(argv[2]));
-    if (argc < 6 || (strcmp(argv[3], "fixed") != 0 && strcmp(argv[3], "random") != 0)) {
-        fputs("umlmicro-launch: usage: umlmicro-launch SIGIGN FILTER fixed|random PATH ARGV0 [ARGS...]\n", stderr);
+    if (argc < 7 || (strcmp(argv[3], "fixed") != 0 && strcmp(argv[3], "random") != 0)) {
+        fputs("umlmicro-launch: usage: umlmicro-launch SIGIGN FILTER fixed|random SOFT:HARD PATH ARGV0 [ARGS...]\n", stderr);
         return 2;
     }
     /* Its own process group, so kill(0, sig) in the guest reaches the guest only, never the supervisor or
@@ -96,6 +120,11 @@ int main(int argc, char **argv) {
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 
+    if (set_file_limit(argv[4]) != 0) {
+        fprintf(stderr, "umlmicro: cannot set the open-file limit to %s: %s\n", argv[4], strerror(errno));
+        return 126;
+    }
+
     /* Guest pid 1 is the init of the guest's pid namespace: orphans are reparented to it, on the host too. */
     if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) return 126;
     if (kill(getpid(), SIGSTOP) != 0) return 126;
@@ -110,7 +139,7 @@ int main(int argc, char **argv) {
             return 126;
         }
     }
-    execve(argv[4], argv + 5, environ);
-    fprintf(stderr, "umlmicro: %s: %s\n", argv[4], strerror(errno));
+    execve(argv[5], argv + 6, environ);
+    fprintf(stderr, "umlmicro: %s: %s\n", argv[5], strerror(errno));
     return errno == ENOENT ? 127 : 126;
 }

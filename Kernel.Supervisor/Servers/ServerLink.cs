@@ -75,11 +75,14 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     public static ServerLink<T> Start(Server id, string name, ServerLaunch launch, KernelStats stats, RestartBudget budget)
     {
         var link = new ServerLink<T>(id, name, null!, stats, launch, budget);
-        link.Connect();
+        link.Attach(link.Spawn());
         return link;
     }
 
-    private void Connect()
+    /// <summary>A started server process and its connection, live or standing by.</summary>
+    private sealed record Connection(Process Process, JsonRpc Rpc, T Proxy);
+
+    private Connection Spawn()
     {
         var launch = _launch!;
         var parts = launch.Command.Command.Replace("{bin}", launch.BinDir.TrimEnd('/'))
@@ -96,33 +99,44 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         // No debugger pipes or diagnostics socket in /tmp: a server killed with SIGKILL would leave them there, and
         // every restart would add to a directory the guest lists.
         psi.Environment["DOTNET_EnableDiagnostics"] = "0";
+        Process process;
         try
         {
-            _process = Process.Start(psi) ?? throw new ServerFailure($"{Name} server: '{parts[0]}' did not start");
+            process = Process.Start(psi) ?? throw new ServerFailure($"{Name} server: '{parts[0]}' did not start");
         }
         catch (System.ComponentModel.Win32Exception e)
         {
             throw new ServerFailure($"{Name} server: cannot start '{parts[0]}': {e.Message}");
         }
-        var rpc = RpcWire.Create(_process.StandardInput.BaseStream, _process.StandardOutput.BaseStream);
-        _forwarder.Target = rpc.Attach<T>();
+        var rpc = RpcWire.Create(process.StandardInput.BaseStream, process.StandardOutput.BaseStream);
         rpc.Disconnected += (_, e) =>
         {
             if (ReferenceEquals(_rpc, rpc)) _lost ??= $"lost its connection ({e.Reason})";
         };
-        _rpc = rpc;
-        _lost = null;
+        var proxy = rpc.Attach<T>();
         rpc.StartListening();
+        return new Connection(process, rpc, proxy);
+    }
+
+    /// <summary>Makes <paramref name="c"/> the live server.</summary>
+    private void Attach(Connection c)
+    {
+        _process = c.Process;
+        _forwarder.Target = c.Proxy;
+        _rpc = c.Rpc;
+        _lost = c.Process.HasExited ? "exited while standing by" : null;
     }
 
     /// <summary>Checks that the process is the server it claims to be, speaking the contract's version.</summary>
-    public Task HandshakeAsync() => System.Threading.Tasks.Task.Run(async () =>
+    public Task HandshakeAsync() => Handshake(_forwarder.Target);
+
+    private Task Handshake(T server) => System.Threading.Tasks.Task.Run(async () =>
     {
         var launch = _launch!;
         ServerHello hello;
         try
         {
-            hello = await _forwarder.Target.HelloAsync().WaitAsync(launch.HandshakeTimeout);
+            hello = await server.HelloAsync().WaitAsync(launch.HandshakeTimeout);
         }
         catch (TimeoutException)
         {
@@ -135,6 +149,73 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         if (hello.Name != launch.Contract || hello.ContractVersion != launch.Version)
             throw new ServerFailure($"{Name} server: speaks '{hello.Name}' v{hello.ContractVersion}, expected '{launch.Contract}' v{launch.Version}");
     });
+
+    /// <summary>
+    /// A successor started and handshaken in the background after a server died once (a server that died may die
+    /// again): the next restart then costs the replay, not a process start. Spawned off the tracer thread, whose
+    /// waitpid(-1, __WNOTHREAD) would otherwise reap it under the runtime that started it.
+    /// </summary>
+    private Task<Connection>? _standby;
+
+    private void StartStandby() => _standby = System.Threading.Tasks.Task.Run(async () =>
+    {
+        var c = Spawn();
+        try
+        {
+            await Handshake(c.Proxy);
+            return c;
+        }
+        catch
+        {
+            Discard(c);
+            throw;
+        }
+    });
+
+    /// <summary>The standby successor, handshaken (waiting for it if it is still starting), or a new one.</summary>
+    private Connection Successor()
+    {
+        var standby = _standby;
+        _standby = null;
+        if (standby is not null)
+        {
+            try
+            {
+                var c = standby.GetAwaiter().GetResult();
+                if (!c.Process.HasExited) return c;
+                Discard(c);
+            }
+            catch (Exception e) when (e is ServerFailure || LostBy(Unwrap(e)) is not null)
+            {
+                // It did not come up: start one the ordinary way.
+            }
+        }
+        var fresh = System.Threading.Tasks.Task.Run(Spawn).GetAwaiter().GetResult();
+        try
+        {
+            Handshake(fresh.Proxy).GetAwaiter().GetResult();
+        }
+        catch
+        {
+            Discard(fresh);
+            throw;
+        }
+        return fresh;
+    }
+
+    private static void Discard(Connection c)
+    {
+        try
+        {
+            if (!c.Process.HasExited) c.Process.Kill(entireProcessTree: true);
+            c.Process.WaitForExit();
+        }
+        catch (InvalidOperationException)
+        {
+        }
+        c.Rpc.Dispose();
+        c.Process.Dispose();
+    }
 
     /// <summary>A fresh id for a request that must not be applied twice (see <see cref="RestoreKind.Journal"/>).</summary>
     public long NextRequestId() => ++_nextRequestId;
@@ -251,12 +332,10 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             Stop(kill: true);
             try
             {
-                // Not forked by the tracer thread: its waitpid(-1, __WNOTHREAD) would reap the server, which the
-                // runtime's own reaping of the processes it started does not survive.
-                System.Threading.Tasks.Task.Run(Connect).GetAwaiter().GetResult();
-                HandshakeAsync().GetAwaiter().GetResult();
+                Attach(Successor());
                 int resent = _log.SendTo(_rpc!, _forwarder.Target, Name, _launch.CallTimeout);
                 Restarts++;
+                StartStandby();
                 _budget.Report(new ServerRestart(Name, DateTime.UtcNow, why, Stopwatch.GetElapsedTime(heldSince), _log.Count, resent + (cutOff ? 1 : 0)));
                 return;
             }
@@ -320,5 +399,16 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             }
         }
         Stop(kill: false);
+        if (Interlocked.Exchange(ref _standby, null) is { } standby)
+        {
+            try
+            {
+                Discard(standby.GetAwaiter().GetResult());
+            }
+            catch (Exception e) when (e is ServerFailure || LostBy(Unwrap(e)) is not null)
+            {
+                // It never came up, and was discarded then.
+            }
+        }
     }
 }

@@ -97,8 +97,18 @@ internal static class SysProcess
 
     private static void BeginClone(SyscallCall c, ulong flags, ulong parentTid, ulong childTid)
     {
-        // Namespaces are refused (EPERM), but only after the combinations Linux refuses first (copy_process).
-        if ((flags & NamespaceFlags) != 0 && !InvalidCombination(flags)) throw new SyscallError(Errno.EPERM);
+        // The host refuses copy_process's invalid combinations (EINVAL) before anything else: before namespaces are
+        // refused (EPERM) and before the process limit (EAGAIN).
+        bool invalid = InvalidCombination(flags);
+        if (!invalid && (flags & NamespaceFlags) != 0) throw new SyscallError(Errno.EPERM);
+        if (!invalid && (flags & LinuxFlags.CLONE_THREAD) == 0 && c.Kernel.Processes.Max > 0)
+        {
+            c.Kernel.Processes.Reserve(c.Kernel, c.Task);
+            c.AtExit(x =>
+            {
+                if (x.Result < 0) x.Kernel.Processes.Release(x.Task); // no child: the host refused the call
+            });
+        }
         c.Task.Clone = new PendingClone(flags, parentTid, childTid);
     }
 
@@ -198,6 +208,7 @@ internal static class SysProcess
     {
         if (vpid <= 0) return;
         c.Kernel.Pids.Remove(vpid);
+        c.Kernel.Processes.Reaped(vpid);
         c.Kernel.Sched.Post(nameof(ISchedServer.ReapedAsync), vpid);
     }
 }

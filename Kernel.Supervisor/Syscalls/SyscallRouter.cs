@@ -21,6 +21,7 @@ internal sealed class SyscallRouter
         SysSocket.Register(byName);
         SysMmap.Register(byName);
         SysInfo.Register(byName);
+        SysLimits.Register(byName);
 
         foreach (var row in SyscallTable.All)
         {

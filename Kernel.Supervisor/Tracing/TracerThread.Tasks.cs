@@ -29,6 +29,8 @@ internal sealed unsafe partial class TracerThread
         _k.Pids.Add(grant.Vtid, childTid);
         if (!thread)
         {
+            _k.Processes.Started(grant.Vpid);
+            _k.Processes.Release(creator);
             _k.Mm.Post(nameof(IMmServer.SpaceCreatedAsync), creator.Vpid, child.Vpid, clone.Has(LinuxFlags.CLONE_VM));
             _k.Vfs.Post(nameof(IVfsServer.ProcessCreatedAsync), creator.Vpid, child.Vpid, clone.Has(LinuxFlags.CLONE_FS));
         }
@@ -111,6 +113,7 @@ internal sealed unsafe partial class TracerThread
     {
         if (!_k.Tasks.Remove(tid, out var task) || task is null) return;
         if (task.Phase != SyscallPhase.None) Finish(task, task.Call, completed: false);
+        _k.Processes.Release(task);
         _k.Vcpus.Forget(task.Vcpu);
         _k.Sched.Post(nameof(ISchedServer.TaskExitedAsync), new TaskExit(task.Vtid, status));
         if (task.IsThreadGroupLeader)

@@ -15,7 +15,7 @@ namespace UmlMicro.Supervisor.Tracing;
 /// Guest tasks are host threads and run in parallel on all host CPUs; they stop only at syscalls.
 /// </summary>
 internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, bool observeAll, string launcher, string program, IReadOnlyList<string> argv,
-    bool deterministicLayout = false)
+    bool deterministicLayout = false, int maxFiles = 0, TimeSpan timeout = default)
     : ISyscallInjector
 {
     /// <summary>TT mode turns a syscall the kernel handles itself into this harmless one on the host.</summary>
@@ -36,14 +36,23 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
     /// <summary>Set when the tracer stopped because the kernel itself failed (e.g. a server broke its contract).</summary>
     public Exception? Failure => _failure;
 
+    private int _alarmKilled;
+
+    /// <summary>--timeout ended the guest: the alarm killed pid 1 (and pid 1 had not exited of itself just before).</summary>
+    public bool TimedOut => Volatile.Read(ref _alarmKilled) != 0 && !(_initStatus is { } s && WIFEXITED(s));
+
     /// <summary>Runs the guest to the end on a new dedicated thread; returns when guest pid 1 and all its tasks are gone.</summary>
     public void Run(Action onStarted)
     {
         var thread = new Thread(() =>
         {
+            using var ended = new ManualResetEventSlim();
+            Thread? alarm = null;
+            int pidfd = -1;
             try
             {
                 Start();
+                if (timeout > TimeSpan.Zero) alarm = StartAlarm(ended, pidfd = pidfd_open(_initHostPid, 0));
                 onStarted();
                 Loop();
             }
@@ -53,10 +62,35 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
                 KillAll();
                 Drain();
             }
+            finally
+            {
+                ended.Set();
+                alarm?.Join(); // it may be sending through the pidfd
+                if (pidfd >= 0) close(pidfd);
+            }
         })
         { Name = "tracer", IsBackground = true };
         thread.Start();
         thread.Join();
+    }
+
+    /// <summary>
+    /// --timeout: a thread that waits for the deadline and then kills guest pid 1, through a pidfd taken while pid 1
+    /// was surely alive (an unreaped child of this thread), so the signal cannot reach a host process that got its
+    /// pid later. pid 1's end is the tracer's usual way out: every other guest task is killed then (see TaskGone).
+    /// </summary>
+    private Thread StartAlarm(ManualResetEventSlim ended, int pidfd)
+    {
+        if (pidfd < 0) throw new InvalidOperationException($"pidfd_open of guest pid 1 failed: errno {LastErrno}");
+        var alarm = new Thread(() =>
+        {
+            if (ended.Wait(timeout)) return;
+            Volatile.Write(ref _alarmKilled, 1);
+            if (pidfd_send_signal(pidfd, Signals.SIGKILL, 0, 0) != 0) Volatile.Write(ref _alarmKilled, 0); // gone already
+        })
+        { Name = "timeout", IsBackground = true };
+        alarm.Start();
+        return alarm;
     }
 
     private void Start()
@@ -79,6 +113,7 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
         init.ResumeRequest = _idle;
         _k.Vcpus.Admit(init.Vcpu, _idle); // the first thread: a vCPU is free
         _k.Pids.Add(grant.Vtid, pid);
+        _k.Processes.Started(grant.Vpid);
         Volatile.Write(ref _initHostPid, pid);
         // The launcher sits in a group-stop: the seize turns it into a ptrace stop, SIGCONT ends the group-stop.
         kill(pid, Signals.SIGCONT);
@@ -87,13 +122,27 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
     /// <summary>The umlmicro script leaves the signals the user's shell ignored here (a hex SigIgn mask).</summary>
     private const string SigIgnVariable = "_UMLMICRO_SIGIGN";
 
+    /// <summary>
+    /// The umlmicro script leaves the user's soft RLIMIT_NOFILE here: the .NET runtime raised this process's soft limit
+    /// to the hard one at startup, and the guest must start with the user's, as it would natively.
+    /// </summary>
+    private const string NoFileVariable = "_UMLMICRO_NOFILE";
+
+    /// <summary>The launcher's NOFILE argument: "SOFT:HARD", each a number or "-" for unchanged.</summary>
+    private string FileLimitArg()
+    {
+        if (maxFiles > 0) return $"{maxFiles}:{maxFiles}";
+        return ulong.TryParse(Environment.GetEnvironmentVariable(NoFileVariable), out ulong soft) ? $"{soft}:-" : "-:-";
+    }
+
     /// <summary>posix_spawn (vfork-based, safe from managed code) of the launcher, from this thread so it is our child.</summary>
     private int Spawn()
     {
         string filter = mode == TrapMode.Seccomp ? SeccompFilter.ToHex(SeccompFilter.Build(everything: observeAll)) : "-";
         var args = new List<string>
         {
-            launcher, Environment.GetEnvironmentVariable(SigIgnVariable) ?? "0", filter, deterministicLayout ? "fixed" : "random", program,
+            launcher, Environment.GetEnvironmentVariable(SigIgnVariable) ?? "0", filter, deterministicLayout ? "fixed" : "random", FileLimitArg(),
+            program,
         };
         args.AddRange(argv);
         int err = Interop.Spawn(args, GuestEnvironment(), out int pid);
@@ -101,14 +150,15 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
         return pid;
     }
 
-    /// <summary>The supervisor's own environment block as it started (not .NET's view of it), less our own variable.</summary>
+    /// <summary>The supervisor's own environment block as it started (not .NET's view of it), less our own variables.</summary>
     private static List<string> GuestEnvironment()
     {
         var env = new List<string>();
         for (var p = Environ; *p != null; p++)
         {
             var entry = Marshal.PtrToStringUTF8((nint)(*p))!;
-            if (!entry.StartsWith(SigIgnVariable + "=", StringComparison.Ordinal)) env.Add(entry);
+            if (!entry.StartsWith(SigIgnVariable + "=", StringComparison.Ordinal) && !entry.StartsWith(NoFileVariable + "=", StringComparison.Ordinal))
+                env.Add(entry);
         }
         return env;
     }
@@ -142,6 +192,13 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
         if (!WIFSTOPPED(status))
         {
             TaskGone(tid, status);
+            return;
+        }
+        if (_initStatus is not null)
+        {
+            // pid 1 is gone and every task was killed: one that stops now (a child its creator's death left parked
+            // at its first stop, say) is killed again, never resumed, so that nothing outlives the guest.
+            kill(tid, Signals.SIGKILL);
             return;
         }
         var task = _k.Tasks.GetOrAdd(tid);

@@ -295,7 +295,7 @@ public static class SyscallTable
             S(135, "personality", Hex),
             S(157, "prctl", Int, Hex, Hex, Hex, Hex),
             S(158, "arch_prctl", Int, Hex),
-            S(160, "setrlimit", Int, Ptr),
+            S(160, "setrlimit", Int, Ptr).Rewrite(K.Kernel),
             S(205, "set_thread_area", Ptr),
             S(211, "get_thread_area", Ptr),
             S(318, "getrandom", OutBuf, Size, Flags),

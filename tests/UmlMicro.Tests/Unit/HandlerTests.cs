@@ -143,4 +143,104 @@ public class HandlerTests
         Assert.Null(call.Emulated);
         Assert.Equal(new PendingClone(flags, 0x1000, 0x2000), _task.Clone);
     }
+
+    /// <summary>A kernel under --max-procs <paramref name="max"/> whose guest is pid 1 and the calling task's process (pid 3).</summary>
+    private Kernel LimitedKernel(int max)
+    {
+        var stats = new KernelStats();
+        var k = new Kernel(
+            ServerLink<IVfsServer>.InProcess(Server.Vfs, "vfs", _vfs.Object, stats),
+            ServerLink<IMmServer>.InProcess(Server.Mm, "mm", _mm.Object, stats),
+            ServerLink<ISchedServer>.InProcess(Server.Sched, "sched", _sched.Object, stats),
+            new KernelIdentity("Linux", "h", "6.1-umlmicro", "#1", "x86_64", "(none)"), cpus: 2, stats, trace: null, maxProcs: max);
+        k.Tasks.Add(new GuestTask(hostTid: 1000) { HostTgid = 1000, Vpid = 1, Vtid = 1, Started = true });
+        k.Tasks.Add(_task);
+        k.Processes.Started(1);
+        k.Processes.Started(3);
+        return k;
+    }
+
+    private SyscallCall EnterOn(Kernel k, string name, params long[] args)
+    {
+        var info = SyscallTable.Find(name)!;
+        var raw = new ulong[6];
+        for (int i = 0; i < args.Length; i++) raw[i] = (ulong)args[i];
+        var call = _task.Call;
+        call.Begin(k, _task, info, raw);
+        try
+        {
+            k.Router.Handler(info.Number)!(call);
+        }
+        catch (SyscallError e)
+        {
+            call.Fail(e.Errno);
+        }
+        return call;
+    }
+
+    [Theory]
+    [InlineData("fork")]
+    [InlineData("vfork")]
+    [InlineData("clone")]
+    public void A_process_beyond_max_procs_is_eagain_before_the_host_runs_the_call(string name)
+    {
+        var k = LimitedKernel(2);
+
+        var call = EnterOn(k, name, name == "clone" ? 17 /* SIGCHLD: a process */ : 0);
+
+        Assert.Equal(-Errno.EAGAIN, call.Emulated);
+        Assert.Null(_task.Clone);
+    }
+
+    [Fact]
+    public void A_thread_is_not_a_process_and_is_never_refused()
+    {
+        var k = LimitedKernel(2);
+        ulong flags = LinuxFlags.CLONE_VM | LinuxFlags.CLONE_THREAD | 0x800 /* SIGHAND */;
+
+        var call = EnterOn(k, "clone", (long)flags, 0, 0, 0, 0);
+
+        Assert.Null(call.Emulated);
+        Assert.Equal(2, k.Processes.Count);
+    }
+
+    [Fact]
+    public void A_fork_holds_one_place_across_a_restart_and_gives_it_back_when_the_host_refuses_it()
+    {
+        var k = LimitedKernel(3);
+
+        var first = EnterOn(k, "fork");
+        Assert.Null(first.Emulated);
+        Assert.Equal(3, k.Processes.Count);
+        var restarted = EnterOn(k, "fork"); // ERESTARTNOINTR after a signal handler: the same fork again
+        Assert.Null(restarted.Emulated);
+        Assert.Equal(3, k.Processes.Count);
+
+        restarted.Result = -Errno.ENOMEM;
+        restarted.Exit!(restarted);
+
+        Assert.Equal(2, k.Processes.Count);
+        Assert.Null(EnterOn(k, "fork").Emulated);
+    }
+
+    [Fact]
+    public void A_reaped_zombie_frees_its_place()
+    {
+        var k = LimitedKernel(2);
+        Assert.Equal(-Errno.EAGAIN, EnterOn(k, "fork").Emulated);
+
+        k.Processes.Reaped(3);
+
+        Assert.Null(EnterOn(k, "fork").Emulated);
+    }
+
+    [Fact]
+    public void Without_max_procs_nothing_is_counted_and_fork_has_no_exit_handler()
+    {
+        var call = Enter("fork");
+
+        Assert.Null(call.Emulated);
+        Assert.Null(call.Exit);
+        Assert.Equal(0, _kernel.Processes.Count);
+    }
 }

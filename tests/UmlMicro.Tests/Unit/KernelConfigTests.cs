@@ -73,5 +73,48 @@ public sealed class KernelConfigTests : IDisposable
         Assert.DoesNotContain('\n', e.Message);
     }
 
+    [Theory]
+    [InlineData("", 0)]
+    [InlineData("0", 0)]
+    [InlineData("30", 30_000)]
+    [InlineData("1.5", 1_500)]
+    [InlineData("500ms", 500)]
+    [InlineData("30s", 30_000)]
+    [InlineData("2m", 120_000)]
+    [InlineData("1h", 3_600_000)]
+    [InlineData(" 2s ", 2_000)]
+    public void A_timeout_is_a_duration_with_a_unit_or_plain_seconds(string value, long ms)
+    {
+        var c = KernelConfigLoader.Load(Path.Combine(RepoRoot.Find(), "configs", "default.json"), [$"--Kernel:Timeout={value}"]);
+        c.Validate("c.json");
+        Assert.Equal(TimeSpan.FromMilliseconds(ms), c.Kernel.TimeoutSpan);
+    }
+
+    [Theory]
+    [InlineData("Kernel:Timeout", "soon")]
+    [InlineData("Kernel:Timeout", "-3s")]
+    [InlineData("Kernel:Timeout", "100d")]
+    [InlineData("Kernel:MaxProcs", "-1")]
+    [InlineData("Kernel:MaxProcs", "5000000")]
+    [InlineData("Kernel:MaxFiles", "-1")]
+    [InlineData("Kernel:MaxFiles", "2147483647")]
+    public void A_bad_limit_is_a_one_line_config_error_naming_the_key(string key, string value)
+    {
+        var c = KernelConfigLoader.Load(Path.Combine(RepoRoot.Find(), "configs", "default.json"), [$"--{key}={value}"]);
+        var e = Assert.Throws<ConfigError>(() => c.Validate("c.json"));
+        Assert.Contains(key, e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
+    public void The_default_config_sets_no_limit()
+    {
+        var c = KernelConfigLoader.Load(Path.Combine(RepoRoot.Find(), "configs", "default.json"), []);
+        c.Validate("c.json");
+        Assert.Equal(0, c.Kernel.MaxProcs);
+        Assert.Equal(0, c.Kernel.MaxFiles);
+        Assert.Equal(TimeSpan.Zero, c.Kernel.TimeoutSpan);
+    }
+
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 }

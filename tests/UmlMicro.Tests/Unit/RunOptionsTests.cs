@@ -30,6 +30,17 @@ public class RunOptionsTests
     [InlineData("--mem", "lots")]
     [InlineData("--mem", "-5M")]
     [InlineData("--mem")]
+    [InlineData("--max-procs", "-1")]
+    [InlineData("--max-procs", "3.5")]
+    [InlineData("--max-procs", "99999999")]
+    [InlineData("--max-procs")]
+    [InlineData("--max-files", "lots")]
+    [InlineData("--max-files", "2147483647")]
+    [InlineData("--timeout", "soon")]
+    [InlineData("--timeout", "-1s")]
+    [InlineData("--timeout", "5 s")]
+    [InlineData("--timeout", "30d")]
+    [InlineData("--timeout")]
     public void Bad_usage_is_a_usage_error(params string[] args) =>
         Assert.Throws<UsageError>(() => RunOptions.Parse([.. args, "true"]));
 
@@ -41,6 +52,37 @@ public class RunOptionsTests
         Assert.Contains("--Mm:DeterministicLayout=true", o.Settings);
         Assert.Contains("--mem SIZE", RunOptions.RunHelp);
         Assert.Contains("--deterministic-layout", RunOptions.RunHelp);
+    }
+
+    [Fact]
+    public void The_limits_set_the_kernel_section_and_the_help_says_what_each_does()
+    {
+        var o = RunOptions.Parse(["--max-procs", "3", "--max-files=20", "--timeout", "500ms", "sh"]);
+        Assert.Contains("--Kernel:MaxProcs=3", o.Settings);
+        Assert.Contains("--Kernel:MaxFiles=20", o.Settings);
+        Assert.Contains("--Kernel:Timeout=500ms", o.Settings);
+        Assert.Contains("--max-procs N", RunOptions.RunHelp);
+        Assert.Contains("Threads do not count", RunOptions.RunHelp);
+        Assert.Contains("--max-files N", RunOptions.RunHelp);
+        Assert.Contains("--timeout DURATION", RunOptions.RunHelp);
+        Assert.Contains("124", RunOptions.RunHelp);
+    }
+
+    [Theory]
+    [InlineData("--max-procs")]
+    [InlineData("--timeout")]
+    [InlineData("--max-files")]
+    public void A_limit_of_zero_means_none_and_is_accepted(string option) =>
+        Assert.Contains(RunOptions.Parse([option, "0", "true"]).Settings, s => s.EndsWith("=0", StringComparison.Ordinal));
+
+    [Theory]
+    [InlineData("--timeout", "soon", "--timeout: 'soon' is not a duration")]
+    [InlineData("--max-procs", "many", "--max-procs wants a number")]
+    public void A_bad_limit_names_the_option_and_the_value(string option, string value, string message)
+    {
+        var e = Assert.Throws<UsageError>(() => RunOptions.Parse([option, value, "true"]));
+        Assert.StartsWith(message, e.Message);
+        Assert.DoesNotContain('\n', e.Message);
     }
 
     [Fact]
