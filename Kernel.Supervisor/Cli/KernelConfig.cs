@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Reflection;
 using Microsoft.Extensions.Configuration;
 using UmlMicro.Supervisor.Servers;
@@ -18,6 +19,9 @@ public sealed class KernelConfig
     {
         void Fail(string key, string problem) => throw new ConfigError($"config {file}: {key}: {problem}");
         if (Kernel.Cpus is < 0 or > 1024) Fail("Kernel:Cpus", $"{Kernel.Cpus} is not from 0 (the host's count) to 1024");
+        // uname's fields hold 64 bytes and a NUL (__NEW_UTS_LEN): a longer name would reach the guest cut short.
+        foreach (var (key, value) in new[] { ("Kernel:Release", Kernel.Release), ("Kernel:Hostname", Kernel.Hostname) })
+            if (System.Text.Encoding.UTF8.GetByteCount(value) > 64) Fail(key, $"{System.Text.Encoding.UTF8.GetByteCount(value)} bytes, more than uname's 64");
         if (GuestLimits.ProcsProblem(Kernel.MaxProcs) is { } badProcs) Fail("Kernel:MaxProcs", badProcs);
         if (GuestLimits.FilesProblem(Kernel.MaxFiles) is { } badFiles) Fail("Kernel:MaxFiles", badFiles);
         if (Duration.Parse(Kernel.Timeout, out var timeout) is { } badTimeout) Fail("Kernel:Timeout", badTimeout);
@@ -273,7 +277,7 @@ public static class KernelConfigLoader
         }
         catch (Exception e) when (e is FormatException or InvalidDataException or System.Text.Json.JsonException)
         {
-            throw new ConfigError($"config {file}: not valid JSON: {FirstLine(e.InnerException?.Message ?? e.Message)}");
+            throw new ConfigError($"config {file}: not valid JSON: {FirstLine(e.GetBaseException().Message)}");
         }
         CheckKeys(root, typeof(KernelConfig), "", file);
         try
@@ -288,16 +292,39 @@ public static class KernelConfigLoader
 
     private static string FirstLine(string s) => s.Split('\n')[0].Trim();
 
-    /// <summary>Every key must name a property: a typo must not be silently ignored.</summary>
+    /// <summary>
+    /// Every key must name a property (a typo must not be silently ignored), and every value must have the shape and
+    /// type of its property: the binder's own complaints name .NET types, and it ignores a list or a section given
+    /// as a single value.
+    /// </summary>
     private static void CheckKeys(IConfiguration section, Type type, string prefix, string file)
     {
+        void Fail(string key, string problem) => throw new ConfigError($"config {file}: {key}: {problem}");
         foreach (var child in section.GetChildren())
         {
+            var key = prefix + child.Key;
             var prop = type.GetProperty(child.Key, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase);
-            if (prop is null) throw new ConfigError($"config {file}: unknown key '{prefix}{child.Key}'");
+            if (prop is null) throw new ConfigError($"config {file}: unknown key '{key}'");
             var t = Nullable.GetUnderlyingType(prop.PropertyType) ?? prop.PropertyType;
             bool list = t.IsGenericType && t.GetGenericTypeDefinition() == typeof(List<>);
-            if (t.IsClass && t != typeof(string) && !list) CheckKeys(child, t, $"{prefix}{child.Key}:", file);
+            bool scalar = child.Value is not null;
+            if (list)
+            {
+                if (scalar && child.Value!.Length > 0) Fail(key, $"'{child.Value}' is not a list (write [\"...\"])");
+                foreach (var item in child.GetChildren())
+                    if (item.Value is null || item.GetChildren().Any()) Fail($"{key}:{item.Key}", "not a string");
+            }
+            else if (t.IsClass && t != typeof(string))
+            {
+                if (scalar && child.Value!.Length > 0) Fail(key, $"'{child.Value}' is not a section (write {{ ... }})");
+                CheckKeys(child, t, key + ":", file);
+            }
+            else if (!scalar || child.GetChildren().Any())
+                Fail(key, "a single value, not a section or a list");
+            else if (t == typeof(int) && !int.TryParse(child.Value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out _))
+                Fail(key, $"'{child.Value}' is not a whole number from {int.MinValue} to {int.MaxValue}");
+            else if (t == typeof(bool) && !bool.TryParse(child.Value, out _))
+                Fail(key, $"'{child.Value}' is not true or false");
         }
     }
 }

@@ -10,21 +10,35 @@ namespace UmlMicro.Supervisor.Syscalls;
 /// </summary>
 internal static class PidTranslation
 {
+    /// <summary>
+    /// A pid no host process can have (Linux's PID_MAX_LIMIT is 4194304): what a guest pid without a grant becomes
+    /// on its way to the host. The host then checks the call's other arguments first and answers an unknown pid
+    /// where Linux would (ESRCH, ECHILD, EPERM for capset), so the errno is Linux's in every case, not only when
+    /// the pid is the one thing wrong.
+    /// </summary>
+    public const int NoSuchPid = int.MaxValue;
+
     /// <summary>Translates every Pid argument: 0 (self) stays, n names a process, -n a process group.</summary>
     public static void TranslateArgs(SyscallCall call)
     {
         var kinds = call.Info.Args;
         for (int i = 0; i < kinds.Length; i++)
-            if (kinds[i] == ArgKind.Pid) TranslateArg(call, i, Errno.ESRCH);
+            if (kinds[i] == ArgKind.Pid) TranslateArg(call, i);
     }
 
-    /// <summary>Translates argument <paramref name="i"/>; an unknown pid fails the call with <paramref name="unknownErrno"/>.</summary>
-    public static void TranslateArg(SyscallCall call, int i, int unknownErrno)
+    /// <summary>Translates argument <paramref name="i"/>; a pid without a grant becomes <see cref="NoSuchPid"/>.</summary>
+    public static void TranslateArg(SyscallCall call, int i)
     {
         int v = call.IntArg(i);
         if (v == 0) return;
+        // Only kill and wait4 read -n as process group n; elsewhere a negative pid names nothing, on the host too,
+        // and the host refuses it as Linux does (EINVAL from tkill, sched_getparam..., ESRCH from others).
+        bool groups = call.Info.Name is "kill" or "wait4";
+        if (v < 0 && !groups) return;
         if (v == -1) throw new SyscallError(Errno.ESRCH); // "every process" is never handed to the host
-        int host = ToHost(call, Math.Abs(v)) ?? throw new SyscallError(unknownErrno);
+        // -INT_MIN does not exist: Linux's kill and wait4 answer it ESRCH before looking anything up.
+        if (v == int.MinValue) throw new SyscallError(Errno.ESRCH);
+        int host = ToHost(call, Math.Abs(v)) ?? NoSuchPid;
         call.SetArg(i, (ulong)(long)(v < 0 ? -host : host));
     }
 

@@ -21,7 +21,7 @@ internal static class SysFile
     {
         h["open"] = c => Open(c, NoDirFd, 0, c.IntArg(1));
         h["openat"] = c => Open(c, 0, 1, c.IntArg(2));
-        h["openat2"] = c => Open(c, 0, 1, (int)GuestMemory.Read<ulong>(c.Tid, c.Arg(2)));
+        h["openat2"] = c => Open(c, 0, 1, (int)GuestMemory.Read<ulong>(c.Tid, c.Arg(2)), strict: true);
         h["creat"] = c => Open(c, NoDirFd, 0, LinuxFlags.O_CREAT | LinuxFlags.O_WRONLY | LinuxFlags.O_TRUNC);
         h["stat"] = c => Resolve(c, NoDirFd, 0, PathOp.Stat, follow: true);
         h["lstat"] = c => Resolve(c, NoDirFd, 0, PathOp.Stat, follow: false);
@@ -30,8 +30,8 @@ internal static class SysFile
         h["access"] = c => Resolve(c, NoDirFd, 0, PathOp.Access, follow: true, c.IntArg(1));
         h["faccessat"] = c => Resolve(c, 0, 1, PathOp.Access, follow: true, c.IntArg(2));
         h["faccessat2"] = c => Resolve(c, 0, 1, PathOp.Access, FollowUnless(c.IntArg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW), c.IntArg(2));
-        h["readlink"] = c => Resolve(c, NoDirFd, 0, PathOp.Readlink, follow: false);
-        h["readlinkat"] = c => Resolve(c, 0, 1, PathOp.Readlink, follow: false);
+        h["readlink"] = c => Readlink(c, NoDirFd, 0, 2);
+        h["readlinkat"] = c => Readlink(c, 0, 1, 3);
         h["chdir"] = Chdir;
         h["fchdir"] = c => c.AtExit(RecordCwd);
         h["getcwd"] = Getcwd;
@@ -122,9 +122,20 @@ internal static class SysFile
 
     private static bool FollowUnless(int flags, int noFollowBit) => (flags & noFollowBit) == 0;
 
-    /// <summary>open's last symlink is followed unless O_NOFOLLOW, or O_CREAT|O_EXCL (which must make a new file).</summary>
-    private static void Open(SyscallCall c, int dirFdArg, int pathArg, int flags)
+    /// <summary>readlink's size is an int, refused before the path is looked at.</summary>
+    private static void Readlink(SyscallCall c, int dirFdArg, int pathArg, int sizeArg)
     {
+        if (c.IntArg(sizeArg) <= 0) throw new SyscallError(Errno.EINVAL);
+        Resolve(c, dirFdArg, pathArg, PathOp.Readlink, follow: false);
+    }
+
+    /// <summary>open's last symlink is followed unless O_NOFOLLOW, or O_CREAT|O_EXCL (which must make a new file).</summary>
+    private static void Open(SyscallCall c, int dirFdArg, int pathArg, int flags, bool strict = false)
+    {
+        // open and openat drop every flag O_PATH has no use for (build_open_how) before the lookup: O_PATH|O_CREAT
+        // neither creates nor fails as an existing file. openat2 refuses them instead, on the host.
+        if (!strict && (flags & LinuxFlags.O_PATH) != 0)
+            flags &= LinuxFlags.O_PATH | LinuxFlags.O_DIRECTORY | LinuxFlags.O_NOFOLLOW | LinuxFlags.O_CLOEXEC;
         const int createExclusive = LinuxFlags.O_CREAT | LinuxFlags.O_EXCL;
         bool follow = (flags & LinuxFlags.O_NOFOLLOW) == 0 && (flags & createExclusive) != createExclusive;
         Resolve(c, dirFdArg, pathArg, PathOp.Open, follow, flags);

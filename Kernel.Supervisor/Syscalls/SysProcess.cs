@@ -97,10 +97,13 @@ internal static class SysProcess
 
     private static void BeginClone(SyscallCall c, ulong flags, ulong parentTid, ulong childTid)
     {
-        if ((flags & NamespaceFlags) != 0) throw new SyscallError(Errno.EPERM);
-        bool counted = (flags & LinuxFlags.CLONE_THREAD) == 0 && c.Kernel.Processes.Max > 0;
-        if (counted) c.Kernel.Processes.Reserve(c.Kernel, c.Task); // EAGAIN first, as copy_process checks it before the copy
-        if ((flags & LinuxFlags.CLONE_VM) == 0 && !SysMmap.ChargeFork(c))
+        // The host refuses copy_process's invalid combinations (EINVAL) before anything else: before namespaces are
+        // refused (EPERM), before the process limit (EAGAIN) and before the copy's memory (ENOMEM).
+        bool invalid = InvalidCombination(flags);
+        if (!invalid && (flags & NamespaceFlags) != 0) throw new SyscallError(Errno.EPERM);
+        bool counted = !invalid && (flags & LinuxFlags.CLONE_THREAD) == 0 && c.Kernel.Processes.Max > 0;
+        if (counted) c.Kernel.Processes.Reserve(c.Kernel, c.Task);
+        if (!invalid && (flags & LinuxFlags.CLONE_VM) == 0 && !SysMmap.ChargeFork(c))
         {
             if (counted) c.Kernel.Processes.Release(c.Task);
             return;
@@ -117,6 +120,16 @@ internal static class SysProcess
         c.Task.Clone = new PendingClone(flags, parentTid, childTid);
     }
 
+    /// <summary>copy_process's EINVAL checks; the host makes them again for every call it runs.</summary>
+    private static bool InvalidCombination(ulong flags)
+    {
+        bool Both(ulong a, ulong b) => (flags & (a | b)) == (a | b);
+        return Both(LinuxFlags.CLONE_NEWNS, LinuxFlags.CLONE_FS) || Both(LinuxFlags.CLONE_NEWUSER, LinuxFlags.CLONE_FS)
+            || ((flags & LinuxFlags.CLONE_THREAD) != 0 && (flags & LinuxFlags.CLONE_SIGHAND) == 0)
+            || ((flags & LinuxFlags.CLONE_SIGHAND) != 0 && (flags & LinuxFlags.CLONE_VM) == 0)
+            || ((flags & LinuxFlags.CLONE_THREAD) != 0 && (flags & (LinuxFlags.CLONE_NEWUSER | LinuxFlags.CLONE_NEWPID)) != 0);
+    }
+
     private static void Clone3(SyscallCall c)
     {
         // struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size
@@ -131,6 +144,9 @@ internal static class SysProcess
 
     private static void SetPgid(SyscallCall c)
     {
+        // Linux defaults a zero pgid to the pid and refuses a negative one before it looks the pid up.
+        int pgid = c.IntArg(1) != 0 ? c.IntArg(1) : c.IntArg(0);
+        if (pgid < 0) throw new SyscallError(Errno.EINVAL);
         PidTranslation.TranslateArgs(c);
         c.AtExit(x =>
         {
@@ -151,7 +167,7 @@ internal static class SysProcess
     private static void Wait4(SyscallCall c)
     {
         int pid = c.IntArg(0);
-        if (pid != -1) PidTranslation.TranslateArg(c, 0, Errno.ECHILD);
+        if (pid != -1) PidTranslation.TranslateArg(c, 0);
         if ((c.IntArg(2) & WNOHANG) == 0) c.Kernel.Vcpus.MayBlock(c.Task.Vcpu);
         c.AtExit(x =>
         {
@@ -175,7 +191,7 @@ internal static class SysProcess
         {
             int id = c.IntArg(1);
             if (id <= 0) throw new SyscallError(Errno.EINVAL);
-            int host = PidTranslation.ToHost(c, id) ?? throw new SyscallError(Errno.ECHILD);
+            int host = PidTranslation.ToHost(c, id) ?? PidTranslation.NoSuchPid; // the host checks the options first
             c.SetArg(1, (ulong)host);
         }
         if ((c.IntArg(3) & WNOHANG) == 0) c.Kernel.Vcpus.MayBlock(c.Task.Vcpu);

@@ -38,6 +38,9 @@ internal static class SysSocket
 
     private static void Address(SyscallCall c, PathOp op)
     {
+        // Linux looks the fd up before the address: a bad fd or one that is no socket is the host's EBADF or
+        // ENOTSOCK, whatever the path says (and the host never uses the guest's path then).
+        if (SysFile.FdTarget(c.Tid, c.IntArg(0)) is not { } socket || !socket.StartsWith("socket:", StringComparison.Ordinal)) return;
         if (PathOf(c, c.Arg(1), c.IntArg(2)) is not { } path) return;
         var r = SysFile.Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, new PathArg(path), op, FollowLast: op != PathOp.Create));
         // bind on an existing name is EADDRINUSE; connect to a missing one ENOENT, as Linux says.

@@ -18,7 +18,7 @@ public static class ServerLoop
     public static async Task<int> RunAsync<TContract>(string name, TContract service, Task shutdownRequested, Stream input, Stream output)
         where TContract : class, IKernelServer
     {
-        using var rpc = RpcWire.Create(output, input);
+        using var rpc = RpcWire.CreateServer<TContract>(output, input, name);
         // One request at a time, in the order they arrived: the supervisor posts state changes (a task
         // exited, a zombie was reaped) without waiting, and the next request must see them applied.
         rpc.SynchronizationContext = new NonConcurrentSynchronizationContext(sticky: false);

@@ -131,3 +131,21 @@ public sealed class ConfinementTests : IDisposable
         return output;
     }
 }
+
+/// <summary>The host kernel's own state is not the guest's, even for a guest running as root.</summary>
+public sealed class HostKernelTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public void The_host_kernel_log_can_be_neither_read_nor_cleared()
+    {
+        // syslog(2): 3 reads the log, 5 clears it, 10 asks its size.
+        const string probe = "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nbuf = ctypes.create_string_buffer(4096)\n" +
+            "for action in (3, 5, 10):\n    r = libc.syscall(103, action, buf, 4096)\n    print(action, r, os.strerror(ctypes.get_errno()) if r < 0 else '')\n";
+        Expect.Success("3 -1 Operation not permitted\n5 -1 Operation not permitted\n10 -1 Operation not permitted\n",
+            GuestRunner.Run(_dir.Path, Tools.Python3, "-c", probe));
+    }
+}

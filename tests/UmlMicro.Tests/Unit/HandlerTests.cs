@@ -88,18 +88,34 @@ public class HandlerTests
     }
 
     [Fact]
-    public void A_pid_the_guest_was_never_granted_is_esrch_and_never_reaches_the_host()
+    public void A_pid_the_guest_was_never_granted_reaches_the_host_only_as_a_pid_no_process_has()
     {
-        var call = Enter("kill", 12345, Signals.SIGKILL);
-        Assert.Equal(-Errno.ESRCH, call.Emulated);
-        Assert.Equal(-Errno.ESRCH, Enter("tgkill", 12345, 12345, Signals.SIGKILL).Emulated);
-        Assert.Equal(-Errno.ESRCH, Enter("sched_setaffinity", 999, 8, 0).Emulated);
+        // The host then checks the other arguments first and says ESRCH (ECHILD for wait) where Linux would.
+        const ulong none = (ulong)PidTranslation.NoSuchPid;
+        var kill = Enter("kill", 12345, Signals.SIGKILL);
+        Assert.Null(kill.Emulated);
+        Assert.Equal(none, kill.Regs.Arg(0));
+        Assert.Equal(-(long)none, (long)Enter("kill", -12345, Signals.SIGKILL).Regs.Arg(0));
+        var tgkill = Enter("tgkill", 12345, 12345, Signals.SIGKILL);
+        Assert.Equal((none, none), (tgkill.Regs.Arg(0), tgkill.Regs.Arg(1)));
+        Assert.Equal(none, Enter("wait4", 999, 0, 0, 0).Regs.Arg(0));
+        Assert.Equal(-Errno.ESRCH, Enter("sched_getaffinity", 999, 8, 0).Emulated);
     }
 
     [Fact]
-    public void Wait4_for_a_pid_that_is_no_child_of_the_guest_is_echild()
+    public void A_negative_pid_is_a_group_only_for_kill_and_wait4()
     {
-        Assert.Equal(-Errno.ECHILD, Enter("wait4", 999, 0, 0, 0).Emulated);
+        // tkill(-7) is EINVAL on Linux, sched_getparam(-7) too: the host says so; a negative pid names nothing there.
+        var tkill = Enter("tkill", -7, Signals.SIGTERM);
+        Assert.Null(tkill.Emulated);
+        Assert.False(tkill.ArgsChanged);
+        Assert.Equal(-5555L, (long)Enter("wait4", -7, 0, 0, 0).Regs.Arg(0));
+        Assert.Equal(-Errno.ESRCH, Enter("kill", int.MinValue, 0).Emulated);
+    }
+
+    [Fact]
+    public void Wait4_for_any_child_is_passed_untouched()
+    {
         var any = Enter("wait4", -1, 0, 0, 0);
         Assert.Null(any.Emulated);
         Assert.False(any.ArgsChanged);
