@@ -203,18 +203,21 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         return fresh;
     }
 
-    private static void Discard(Connection c)
+    private static void Discard(Connection c) => Discard(c.Process, c.Rpc);
+
+    /// <summary>Kills the process if it still runs, and lets go of it and its connection.</summary>
+    private static void Discard(Process process, JsonRpc rpc)
     {
         try
         {
-            if (!c.Process.HasExited) c.Process.Kill(entireProcessTree: true);
-            c.Process.WaitForExit();
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+            process.WaitForExit();
         }
         catch (InvalidOperationException)
         {
         }
-        c.Rpc.Dispose();
-        c.Process.Dispose();
+        rpc.Dispose();
+        process.Dispose();
     }
 
     /// <summary>A fresh id for a request that must not be applied twice (see <see cref="RestoreKind.Journal"/>).</summary>
@@ -371,16 +374,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         }
         finally
         {
-            try
-            {
-                if (!process.HasExited) process.Kill(entireProcessTree: true);
-                process.WaitForExit();
-            }
-            catch (InvalidOperationException)
-            {
-            }
-            rpc.Dispose();
-            process.Dispose();
+            Discard(process, rpc);
         }
     }
 
