@@ -10,9 +10,8 @@ namespace UmlMicro.Tests.Integration;
 [Collection("serial")]
 public sealed class ChaosTests : IDisposable
 {
-    private const string MarkerVar = "UMLTEST_MARKER";
     private readonly TempDir _dir = new();
-    private readonly string _marker = Guid.NewGuid().ToString("N");
+    private readonly RunMarker _marker = new();
 
     /// <summary>The crash loop's budget; its window is far longer than the test runs, so speed cannot matter.</summary>
     private const int RestartLimit = 2;
@@ -22,22 +21,13 @@ public sealed class ChaosTests : IDisposable
 
     public void Dispose()
     {
-        foreach (var p in HostProcesses.WithEnvironment(MarkerVar, _marker))
-            try { HostProcesses.Signal(p.Pid, HostProcesses.SIGKILL); } catch (Xunit.Sdk.XunitException) { }
+        _marker.Dispose();
         _dir.Dispose();
     }
 
     private RunSpec Spec(string script) =>
-        new(_dir.Path, "sh", ["-c", script]) { Environment = new() { [MarkerVar] = _marker } };
+        new(_dir.Path, "sh", ["-c", script]) { Environment = _marker.Environment };
 
-    private void AssertNothingLeft(string when)
-    {
-        // What the supervisor killed on its way out may take a moment to be reaped; a live process after that is a leak.
-        List<HostProcesses.Info> Left() => HostProcesses.WithEnvironment(MarkerVar, _marker);
-        Assert.True(HostProcesses.Eventually(() => Left().Count == 0, TimeSpan.FromSeconds(5)),
-            $"{when}, these processes of the run are still alive: " +
-            string.Join(", ", Left().Select(p => $"{p.Pid} {p.Comm} (parent {p.PPid}, state {p.State})")));
-    }
 
     private static string OneTo(int n) => string.Concat(Enumerable.Range(1, n).Select(i => $"{i}\n"));
 
@@ -61,7 +51,7 @@ public sealed class ChaosTests : IDisposable
         // The guest wrote nothing to stderr; only the supervisor's own notes ("umlmicro: ...") may be there.
         Assert.True(r.StderrLines.All(l => l.StartsWith("umlmicro: ", StringComparison.Ordinal)), $"the guest printed errors; {what}\n{r}");
         Assert.Equal("200\n", File.ReadAllText(_dir.File("f")));
-        AssertNothingLeft("after the loop ended");
+        _marker.AssertNothingLeft("after the loop ended");
     }
 
     [Fact]
@@ -110,7 +100,7 @@ public sealed class ChaosTests : IDisposable
         Assert.True(r.Stdout == OneTo(r.StdoutLines.Length), $"stdout is not a clean prefix of 1, 2, 3, ...\n{r}");
         foreach (var pid in kills)
             Assert.False(HostProcesses.IsAlive(pid), $"killed server {pid} is still alive");
-        AssertNothingLeft("after the crash loop ended the guest");
+        _marker.AssertNothingLeft("after the crash loop ended the guest");
     }
 
     private static int Lines(RunningProcess run) => RunResult.Lines(run.StdoutSoFar).Length;

@@ -9,14 +9,12 @@ namespace UmlMicro.Tests.Integration;
 [Collection("serial")]
 public sealed class ConfigFileTests : IDisposable
 {
-    private const string MarkerVar = "UMLTEST_MARKER";
     private readonly TempDir _dir = new();
-    private readonly string _marker = Guid.NewGuid().ToString("N");
+    private readonly RunMarker _marker = new();
 
     public void Dispose()
     {
-        foreach (var p in HostProcesses.WithEnvironment(MarkerVar, _marker))
-            try { HostProcesses.Signal(p.Pid, HostProcesses.SIGKILL); } catch (Xunit.Sdk.XunitException) { }
+        _marker.Dispose();
         _dir.Dispose();
     }
 
@@ -26,14 +24,12 @@ public sealed class ConfigFileTests : IDisposable
         var r = GuestRunner.Run(new RunSpec(_dir.Path, "echo", ["guest ran"])
         {
             Options = ["--config", file],
-            Environment = new() { [MarkerVar] = _marker },
+            Environment = _marker.Environment,
         });
         var line = Expect.UsageError(r);
         Assert.StartsWith("umlmicro: ", line);
         Assert.Contains(file, line);
-        var gone = HostProcesses.Eventually(() => HostProcesses.WithEnvironment(MarkerVar, _marker).Count == 0, TimeSpan.FromSeconds(5));
-        Assert.True(gone, "a process of the refused run is still alive: " +
-                          string.Join(", ", HostProcesses.WithEnvironment(MarkerVar, _marker).Select(p => $"{p.Pid} {p.Comm}")));
+        _marker.AssertNothingLeft("after the refused run");
         return line;
     }
 

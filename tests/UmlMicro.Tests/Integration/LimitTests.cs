@@ -10,27 +10,18 @@ namespace UmlMicro.Tests.Integration;
 [Collection("serial")]
 public sealed class LimitTests(FixturePrograms fixtures) : IClassFixture<FixturePrograms>, IDisposable
 {
-    private const string MarkerVar = "UMLTEST_MARKER";
     private readonly TempDir _dir = new();
-    private readonly string _marker = Guid.NewGuid().ToString("N");
+    private readonly RunMarker _marker = new();
 
     public void Dispose()
     {
-        foreach (var p in HostProcesses.WithEnvironment(MarkerVar, _marker))
-            try { HostProcesses.Signal(p.Pid, HostProcesses.SIGKILL); } catch (Xunit.Sdk.XunitException) { }
+        _marker.Dispose();
         _dir.Dispose();
     }
 
     private RunSpec Spec(string[] options, string program, params string[] args) =>
-        new(_dir.Path, program, args) { Options = options, Environment = new() { [MarkerVar] = _marker } };
+        new(_dir.Path, program, args) { Options = options, Environment = _marker.Environment };
 
-    private void AssertNothingLeft(string when)
-    {
-        List<HostProcesses.Info> Left() => HostProcesses.WithEnvironment(MarkerVar, _marker);
-        var gone = HostProcesses.Eventually(() => Left().Count == 0, TimeSpan.FromSeconds(5));
-        Assert.True(gone, $"{when}, these processes of the run are still alive: " +
-                          string.Join(", ", Left().Select(p => $"{p.Pid} {p.Comm} (parent {p.PPid}, state {p.State})")));
-    }
 
     // --- --max-procs
 
@@ -46,7 +37,7 @@ public sealed class LimitTests(FixturePrograms fixtures) : IClassFixture<Fixture
         Expect.ExitCode(2, r);
         Assert.True(r.StderrLines.Contains(message), $"expected '{message}' on stderr\n{r}");
         Assert.True(r.Stdout == "", $"no job got as far as the echo\n{r}");
-        AssertNothingLeft("after the shell failed to fork");
+        _marker.AssertNothingLeft("after the shell failed to fork");
     }
 
     /// <summary>The shell (pid 1) and two jobs fill three places; the third job cannot start.</summary>
@@ -89,7 +80,7 @@ public sealed class LimitTests(FixturePrograms fixtures) : IClassFixture<Fixture
         Expect.ExitCode(124, r);
         Assert.True(r.Stderr == "umlmicro: guest ran out of time (--timeout 1s)\n", $"expected exactly the timeout line on stderr\n{r}");
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(25), $"the run took {clock.Elapsed} of sleep 30's 30 s\n{r}");
-        AssertNothingLeft("after the timeout");
+        _marker.AssertNothingLeft("after the timeout");
     }
 
     [Fact]
@@ -102,7 +93,7 @@ public sealed class LimitTests(FixturePrograms fixtures) : IClassFixture<Fixture
         Expect.ExitCode(124, r);
         Expect.Stdout("started\n", r);
         Assert.Contains("umlmicro: guest ran out of time (--timeout 2)", r.StderrLines);
-        AssertNothingLeft("after the timeout");
+        _marker.AssertNothingLeft("after the timeout");
     }
 
     [Fact]

@@ -9,31 +9,19 @@ namespace UmlMicro.Tests.Integration;
 [Collection("serial")]
 public sealed class ServerLifecycleTests : IDisposable
 {
-    private const string MarkerVar = "UMLTEST_MARKER";
     private readonly TempDir _dir = new();
-    private readonly string _marker = Guid.NewGuid().ToString("N");
+    private readonly RunMarker _marker = new();
 
     public void Dispose()
     {
         // Whatever a failed test left behind is killed, so it does not disturb the next one.
-        foreach (var p in HostProcesses.WithEnvironment(MarkerVar, _marker))
-            try { HostProcesses.Signal(p.Pid, HostProcesses.SIGKILL); } catch (Xunit.Sdk.XunitException) { }
+        _marker.Dispose();
         _dir.Dispose();
     }
 
     private RunSpec Spec(string program, params string[] args) =>
-        new(_dir.Path, program, args) { Environment = new() { [MarkerVar] = _marker } };
+        new(_dir.Path, program, args) { Environment = _marker.Environment };
 
-    private List<HostProcesses.Info> Leftovers() => HostProcesses.WithEnvironment(MarkerVar, _marker);
-
-    private void AssertNothingLeft(string when)
-    {
-        // A process the supervisor killed on its way out may take a moment to be reaped by the host; a live one
-        // after that is a leak.
-        var gone = HostProcesses.Eventually(() => Leftovers().Count == 0, TimeSpan.FromSeconds(5));
-        Assert.True(gone, $"{when}, these processes of the run are still alive: " +
-                          string.Join(", ", Leftovers().Select(p => $"{p.Pid} {p.Comm} (parent {p.PPid}, state {p.State})")));
-    }
 
     private static readonly string[] ServerNames = ["Servers.Vfs", "Servers.Mm", "Servers.Sched"];
 
@@ -53,7 +41,7 @@ public sealed class ServerLifecycleTests : IDisposable
         run.StandardInput.Close();
         var r = run.WaitForExit(TimeSpan.FromSeconds(30));
         Expect.Success("ready\ngot go\n", r);
-        AssertNothingLeft("after the guest ended");
+        _marker.AssertNothingLeft("after the guest ended");
     }
 
     [Fact]
@@ -62,7 +50,7 @@ public sealed class ServerLifecycleTests : IDisposable
         // Background processes of pid 1, one of them in its own session (it would survive a hangup).
         var r = GuestRunner.Run(Spec("sh", "-c", "sleep 300 & setsid sleep 301 & (trap '' TERM HUP; sleep 302) & echo started"));
         Expect.Success("started\n", r);
-        AssertNothingLeft("after pid 1 exited");
+        _marker.AssertNothingLeft("after pid 1 exited");
     }
 
     [Fact]
@@ -71,7 +59,7 @@ public sealed class ServerLifecycleTests : IDisposable
         var file = Config(c => c["Servers"]!["Vfs"]!["Command"] = "/nonexistent/Servers.Vfs");
         var r = GuestRunner.Run(Spec("true") with { Options = ["--config", file] });
         Assert.Contains("/nonexistent/Servers.Vfs", Expect.UsageError(r));
-        AssertNothingLeft("after the failed start");
+        _marker.AssertNothingLeft("after the failed start");
     }
 
     /// <summary>A --config file: the default configuration with <paramref name="change"/> applied.</summary>
@@ -97,7 +85,7 @@ public sealed class ServerLifecycleTests : IDisposable
     {
         var r = GuestRunner.Run(Spec("echo", "guest ran") with { Options = ["--config", WrongContract()] });
         Assert.True(r.ExitCode != 0 && r.Stdout.Length == 0, $"the guest ran beside a server of the wrong contract\n{r}");
-        AssertNothingLeft("after the failed handshake");
+        _marker.AssertNothingLeft("after the failed handshake");
     }
 
     [Fact]
@@ -111,7 +99,7 @@ public sealed class ServerLifecycleTests : IDisposable
     {
         var r = GuestRunner.Run(Spec("echo", "guest ran") with { Options = ["--config", Silent()] });
         Assert.True(r.ExitCode != 0 && r.Stdout.Length == 0, $"the guest ran without its MM server\n{r}");
-        AssertNothingLeft("after the handshake timed out");
+        _marker.AssertNothingLeft("after the handshake timed out");
     }
 
     [Fact]
@@ -125,10 +113,10 @@ public sealed class ServerLifecycleTests : IDisposable
     {
         using var run = GuestRunner.Start(Spec("sh", "-c", "sleep 300 & echo ready; wait"));
         run.WaitForStdout("ready\n", TimeSpan.FromSeconds(30));
-        Assert.True(Leftovers().Count >= 5, "expected supervisor, three servers, sh and sleep to carry the marker");
+        Assert.True(_marker.Leftovers().Count >= 5, "expected supervisor, three servers, sh and sleep to carry the marker");
         run.Signal(HostProcesses.SIGKILL);
         run.WaitForExit(TimeSpan.FromSeconds(30));
-        AssertNothingLeft("after SIGKILL of the supervisor");
+        _marker.AssertNothingLeft("after SIGKILL of the supervisor");
     }
 
     [Fact]
@@ -138,6 +126,6 @@ public sealed class ServerLifecycleTests : IDisposable
         run.WaitForStdout("ready\n", TimeSpan.FromSeconds(30));
         run.Signal(HostProcesses.SIGINT);
         Expect.ExitCode(130, run.WaitForExit(TimeSpan.FromSeconds(30)));
-        AssertNothingLeft("after SIGINT ended pid 1");
+        _marker.AssertNothingLeft("after SIGINT ended pid 1");
     }
 }
