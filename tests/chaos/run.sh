@@ -280,8 +280,11 @@ crash_loop_monitor() {
       hang_guard "$upid" "$log" "$deadline" || return 0
       nap
     done
-    mark=$(wc -l <"$out")
     kill_server "$upid" "$name" "$log" || true
+    # Counted once the kill is done: lines the guest printed while the harness was still finding the server
+    # are no sign of anything. After the kill at most one more line can come without the server (a cat that
+    # already opened f); two mean the guest went on.
+    mark=$(wc -l <"$out")
     now; killed_at=$NOW
     until [ "$(wc -l <"$out")" -ge $(( mark + 2 )) ]; do
       run_over "$upid" && return 0
