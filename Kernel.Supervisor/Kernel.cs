@@ -57,4 +57,13 @@ internal sealed class Kernel(
 
     /// <summary>The debug comparison of MM's maps with the host's (Mm:CheckMaps), or null.</summary>
     public MapCheck? MapCheck { get; } = mapCheck;
+
+    /// <summary>A zombie is gone (a wait took it, or the host did because its parent ignores SIGCHLD): its pid is free
+    /// in Sched, its grant is dropped so that no guest call can reach a host process that reuses the number.</summary>
+    public void Reaped(int vpid)
+    {
+        Pids.Remove(vpid);
+        Processes.Reaped(vpid);
+        Sched.Post(nameof(ISchedServer.ReapedAsync), vpid);
+    }
 }

@@ -62,10 +62,7 @@ internal sealed class ProcessLimit(int max)
         var live = new HashSet<int>(k.Tasks.Snapshot().Select(t => t.Vpid));
         foreach (int vpid in _counted.Where(v => !live.Contains(v)).ToList())
         {
-            if (IsHostZombie(k, vpid)) continue;
-            _counted.Remove(vpid);
-            k.Pids.Remove(vpid);
-            k.Sched.Post(nameof(ISchedServer.ReapedAsync), vpid);
+            if (!IsHostZombie(k, vpid)) k.Reaped(vpid);
         }
     }
 

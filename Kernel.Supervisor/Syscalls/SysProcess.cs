@@ -211,12 +211,9 @@ internal static class SysProcess
         });
     }
 
-    /// <summary>A zombie was waited for: its pid is free in Sched and its grant is dropped.</summary>
+    /// <summary>A zombie was waited for.</summary>
     private static void Reaped(SyscallCall c, int vpid)
     {
-        if (vpid <= 0) return;
-        c.Kernel.Pids.Remove(vpid);
-        c.Kernel.Processes.Reaped(vpid);
-        c.Kernel.Sched.Post(nameof(ISchedServer.ReapedAsync), vpid);
+        if (vpid > 0) c.Kernel.Reaped(vpid);
     }
 }

@@ -123,6 +123,7 @@ internal sealed unsafe partial class TracerThread
             _k.Commit.Forget(task.Vpid);
             _k.Placement.Forget(task.Vpid);
             _k.Vfs.Post(nameof(IVfsServer.ProcessExitedAsync), task.Vpid);
+            if (tid != _initHostPid && ReapedByHost(task)) _k.Reaped(task.Vpid);
         }
         else
         {
@@ -133,6 +134,19 @@ internal sealed unsafe partial class TracerThread
             _initStatus = status;
             KillAll(); // as when a pid namespace's init dies
         }
+    }
+
+    /// <summary>
+    /// Whether the host released the process as soon as the tracer let go of it, with no wait of the guest's to tell
+    /// the kernel: its parent ignores SIGCHLD (or set SA_NOCLDWAIT). Otherwise it is a zombie on the host until its
+    /// parent waits, or a wait already in progress took it, and that wait's exit stop drops it.
+    /// </summary>
+    private bool ReapedByHost(GuestTask leader)
+    {
+        if (Directory.Exists($"/proc/{leader.HostTgid}")) return false;
+        foreach (var t in _k.Tasks.Snapshot())
+            if (t.Phase != SyscallPhase.None && t.Call.Info.Name is "wait4" or "waitid") return false;
+        return true;
     }
 
     private void KillAll()

@@ -153,4 +153,35 @@ public sealed class ProcessTests(FixturePrograms fixtures) : IClassFixture<Fixtu
                               "sleep 10 & c=$!; kill $c; wait $c; echo c=$?";
         Expect.SameAsNative(GuestRunner.Native(_dir.Path, "sh", "-c", script), GuestRunner.Run(_dir.Path, "sh", "-c", script));
     }
+
+    [Fact]
+    public void Children_of_a_parent_that_ignores_sigchld_leave_no_zombie_and_their_pids_are_gone_as_natively()
+    {
+        // The host reaps them itself, and no wait of the guest's tells the kernel.
+        const string script = """
+            import os, signal, time
+            signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+            pids = []
+            for i in range(3):
+                pid = os.fork()
+                if pid == 0:
+                    os._exit(0)
+                pids.append(pid)
+            time.sleep(0.3)
+            print('listed in /proc:', [str(p) in os.listdir('/proc') for p in pids])
+            for p in pids:
+                try:
+                    os.kill(p, 0)
+                    print('kill: alive')
+                except ProcessLookupError:
+                    print('kill: ESRCH')
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                print('wait: ECHILD')
+            """;
+        var native = GuestRunner.Native(_dir.Path, Tools.Python3, "-c", script);
+        Expect.Success("listed in /proc: [False, False, False]\nkill: ESRCH\nkill: ESRCH\nkill: ESRCH\nwait: ECHILD\n", native);
+        Expect.SameAsNative(native, GuestRunner.Run(_dir.Path, Tools.Python3, "-c", script));
+    }
 }
