@@ -175,13 +175,7 @@ public sealed class LimitTests(FixturePrograms fixtures) : IClassFixture<Fixture
             child.kill()
             attempt("lower to 10", libc.setrlimit, 10, 10)
             attempt("raise back to 20", libc.setrlimit, 20, 20)
-            fds = []
-            try:
-                while True:
-                    fds.append(os.open("/dev/null", os.O_RDONLY))
-            except OSError as e:
-                print("open:", errno.errorcode[e.errno], "after fd", max(fds))
-            """;
+            """ + "\n" + OpenUntilFull;
 
         var r = GuestRunner.Run(Spec(["--max-files", "20"], "python3", "-c", script));
         var native = GuestRunner.Native(_dir.Path, "/bin/sh", "-c", "ulimit -n 20 && exec python3 -c \"$0\"", script);
