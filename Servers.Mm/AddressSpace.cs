@@ -18,7 +18,8 @@ internal sealed class AddressSpace
 
     public const string HeapName = "[heap]";
 
-    // The start of the break is not announced: it is the first break seen (execve's brk(0) query, as libc makes).
+    // Where the heap starts (Linux's start_brk), chosen by this server when the space is exec'd; null for a space
+    // whose image holds no program (it has no heap: brk never moves). The break itself starts there.
     private ulong? brkStart;
     private ulong brk;
     // Free ranges granted to processes of this space for their mmap(NULL) placements, by pid: not to be granted twice.
@@ -29,6 +30,19 @@ internal sealed class AddressSpace
 
     /// <summary>Below the stack, Linux keeps at least this gap to mmap_base (mmap_base(): the minimum stack gap).</summary>
     private const ulong MinStackGap = 128UL << 20;
+
+    /// <summary>Linux's stack_guard_gap (256 pages): a break may not come closer than this to a stack below it.</summary>
+    private const ulong StackGuardGap = 256 * VmaMap.PageSize;
+
+    /// <summary>The top of a 4-level x86-64 user space (Linux's TASK_SIZE_MAX, a page short of 2^47).</summary>
+    private const ulong TaskSize = (1UL << 47) - VmaMap.PageSize;
+
+    /// <summary>Linux's ELF_ET_DYN_BASE on x86-64 (2/3 of the space), page aligned: where a program loaded top-down (an
+    /// ELF interpreter run directly, a static PIE) gets its heap, away from the mmap region it lies in.</summary>
+    private const ulong EtDynBase = (((1UL << 47) - VmaMap.PageSize) / 3 * 2 + VmaMap.PageSize - 1) & ~(VmaMap.PageSize - 1);
+
+    /// <summary>How many pages above the program the heap may start (arch_randomize_brk: within 1 GiB on x86-64).</summary>
+    public const ulong HeapRandomPages = 1UL << 18;
 
     /// <summary>Linux's mmap_min_addr: nothing is placed below it.</summary>
     private const ulong MinAddress = 0x10000;
@@ -78,10 +92,10 @@ internal sealed class AddressSpace
     /// A new space holding what execve mapped, as /proc/PID/maps showed it. Names in brackets ([stack], [vdso],
     /// [vvar]) and unnamed areas are anonymous; private writable ones are committed, as Linux accounts them.
     /// </summary>
-    public static AddressSpace FromImage(IEnumerable<Vma> image, ulong randomPages = 0)
+    public static AddressSpace FromImage(IEnumerable<Vma> image, ulong randomPages = 0, ulong? heapRandomPages = null)
     {
         var space = new AddressSpace();
-        var areas = image.ToList();
+        var areas = image.OrderBy(v => v.Start).ToList();
         foreach (var v in image)
         {
             bool anonymous = v.Name is null || v.Name.StartsWith('[');
@@ -91,7 +105,32 @@ internal sealed class AddressSpace
             space.Vmas.Map(area);
         }
         space.MmapBase = Base(areas, randomPages);
+        space.brkStart = space.HeapStart(areas, heapRandomPages);
+        space.brk = space.brkStart ?? 0;
         return space;
+    }
+
+    /// <summary>
+    /// Where the heap of a new image starts, as Linux's load_elf_binary places start_brk: at the end of the program's
+    /// data (its last mapping and the anonymous .bss right after it), or at ELF_ET_DYN_BASE for a program that lies
+    /// in the top-down region (an ELF interpreter run directly, a static PIE), where its heap cannot run into the
+    /// mappings above it. With <paramref name="randomPages"/> (a layout that is not deterministic) a heap after the
+    /// .bss starts one page further, and any heap that many pages higher, as arch_randomize_brk moves it; a start
+    /// that would fall on the image stays unmoved. The program is the image's lowest file mapping.
+    /// </summary>
+    private ulong? HeapStart(List<Vma> image, ulong? randomPages)
+    {
+        var program = image.FirstOrDefault(v => v.Name is { } n && !n.StartsWith('['));
+        if (program is null) return null;
+        int last = image.FindLastIndex(v => v.Name == program.Name);
+        ulong end = image[last].End;
+        if (last + 1 < image.Count && image[last + 1] is { Name: null, Shared: false } bss && bss.Start == end && (bss.Prot & PROT_WRITE) != 0)
+            end = bss.End;
+        bool topDown = MmapBase != 0 && program.Start >= MmapBase;
+        if (topDown) end = EtDynBase;
+        if (randomPages is not ulong pages) return end;
+        ulong shifted = (topDown ? end : end + VmaMap.PageSize) + pages % HeapRandomPages * VmaMap.PageSize;
+        return shifted < TaskSize && Vmas.Find(shifted) is null ? shifted : end;
     }
 
     private static ulong Base(List<Vma> image, ulong randomPages)
@@ -244,15 +283,40 @@ internal sealed class AddressSpace
         return shared ? IsAnonymous(flags, fd) : (prot & PROT_WRITE) != 0;
     }
 
-    /// <summary>The heap is one private anonymous area from the page of the first break to the page holding the
-    /// current one; a new break grows or shrinks it (a failed brk returns the old break and changes nothing).</summary>
+    /// <summary>
+    /// brk(<paramref name="addr"/>) as Linux's sys_brk decides it: a break below the heap's start (brk(0), the query
+    /// libc makes) or past the top of the space is refused and answered with the break; a shrink is always allowed
+    /// (its pages are unmapped) if some mapping is left to unmap; a growth needs its pages free and one page beyond
+    /// them, and the stack's guard gap when the next mapping is the stack. Nothing changes here: the outcome comes
+    /// back as a MmOp.Brk record.
+    /// </summary>
+    public BrkPlan PlanBrk(ulong addr)
+    {
+        ulong current = brk;
+        var refused = new BrkPlan(current, current, 0, 0, 0, 0);
+        if (brkStart is not ulong first || addr < first || addr > TaskSize) return refused;
+        ulong newEnd = VmaMap.PageAlign(addr), oldEnd = VmaMap.PageAlign(current);
+        if (newEnd == oldEnd) return refused with { Break = addr };
+        if (addr <= current)
+            return Vmas.FirstEndingAfter(newEnd) is { } inside && inside.Start < oldEnd ? refused with { Break = addr, UnmapStart = newEnd, UnmapEnd = oldEnd } : refused;
+        if (Vmas.FirstEndingAfter(oldEnd) is { } next)
+        {
+            ulong gap = next.Name == "[stack]" ? StackGuardGap : 0;
+            if (checked(newEnd + VmaMap.PageSize) > (next.Start > gap ? next.Start - gap : 0)) return refused;
+        }
+        return refused with { Break = addr, MapStart = oldEnd, MapEnd = newEnd };
+    }
+
+    /// <summary>The heap is one private anonymous area from the heap's start to the page holding the break; a new
+    /// break grows or shrinks it (a refused brk reports the old break and changes nothing).</summary>
     private void Brk(ulong newBrk)
     {
         if (brkStart is not ulong first)
         {
-            brkStart = brk = newBrk;
+            if (newBrk != 0) throw new ArgumentException($"a space without a heap has no break to move to 0x{newBrk:x}");
             return;
         }
+        if (newBrk < first) throw new ArgumentException($"a break (0x{newBrk:x}) below the heap's start (0x{first:x})");
         ulong heapStart = VmaMap.PageAlign(first);
         ulong oldEnd = Math.Max(VmaMap.PageAlign(brk), heapStart);
         ulong newEnd = Math.Max(VmaMap.PageAlign(newBrk), heapStart);

@@ -19,12 +19,14 @@ namespace UmlMicro.Servers.Mm;
 /// <para>
 /// Rebuilding after a crash: the server keeps no journal. Its state is a function of the messages the supervisor
 /// sent, in their order: mm/configure, then every mm/space_exec (with the image the host showed), mm/space_created,
-/// mm/record, mm/reserve, mm/window and mm/space_exited. The layout's randomness is drawn from the seed mm/configure
-/// carries and the mm/space_exec message, so replayed windows are the ones granted before. The supervisor may leave out the history of a space that no live pid
-/// refers to any more, but must keep the rest in order, including every brk since the space's exec (the first one
-/// seen fixes where the heap starts). Instead of replaying mm/reserve it may reserve its unspent budget again. A
-/// space whose history is lost can be rebuilt from the host's /proc/HOSTPID/maps, the way mm/space_exec seeds one:
-/// exact for the map, except that the heap's start and which areas were made with MAP_NORESERVE are not shown there.
+/// mm/record, mm/reserve, mm/window and mm/space_exited (mm/brk, mm/maps and mm/usage are queries). The layout's
+/// randomness — the mmap base and the heap's start of each space — is drawn from the seed mm/configure carries and
+/// the mm/space_exec message, so replayed windows and heaps are the ones chosen before. The supervisor may leave out
+/// the history of a space that no live pid refers to any more, but must keep the rest in order. Instead of replaying
+/// mm/reserve it may reserve its unspent budget again. A space whose history is lost can be rebuilt from the host's
+/// /proc/HOSTPID/maps, the way mm/space_exec seeds one: exact for the map, except that the heap's start, the break
+/// within its last page (the host knows neither: brk is the kernel's, see BrkAsync) and which areas were made with
+/// MAP_NORESERVE are not shown there.
 /// </para>
 /// </summary>
 internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.MmVersion), IMmServer
@@ -144,7 +146,9 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
             AddressSpace fresh;
             try
             {
-                fresh = AddressSpace.FromImage(image ?? [], deterministicLayout ? 0 : RandomPages(vpid, image));
+                fresh = deterministicLayout
+                    ? AddressSpace.FromImage(image ?? [])
+                    : AddressSpace.FromImage(image ?? [], Draw(vpid, image, 0) & 0xFFFF, Draw(vpid, image, 1) % AddressSpace.HeapRandomPages);
             }
             catch (Exception ex) when (ex is ArgumentException or OverflowException)
             {
@@ -238,16 +242,34 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
     }
 
     /// <summary>
-    /// How many pages the mmap base of a space exec'd by <paramref name="vpid"/> is lowered by: up to 2^16 (256 MiB),
-    /// drawn (splitmix64) from the configured seed and the exec message itself (the pid, where the host put the
-    /// image), so that the same message replayed gives the same layout whatever history was left out before it.
+    /// The randomness of the layout of a space exec'd by <paramref name="vpid"/>: draw 0 is how many pages its mmap
+    /// base is lowered by (up to 2^16, 256 MiB), draw 1 how many its heap is raised by (up to 2^18, 1 GiB, as
+    /// arch_randomize_brk). Drawn (splitmix64) from the configured seed and the exec message itself (the pid, where
+    /// the host put the image), so that the same message replayed gives the same layout whatever history was left
+    /// out before it.
     /// </summary>
-    private ulong RandomPages(int vpid, IReadOnlyList<Vma>? image)
+    private ulong Draw(int vpid, IReadOnlyList<Vma>? image, ulong draw)
     {
-        ulong z = layoutSeed + (ulong)vpid * 0x9E3779B97F4A7C15UL + (image is { Count: > 0 } ? image[^1].Start ^ image[0].Start : 0);
+        ulong z = layoutSeed + (ulong)vpid * 0x9E3779B97F4A7C15UL + (image is { Count: > 0 } ? image[^1].Start ^ image[0].Start : 0)
+            + draw * 0xD1B54A32D192ED03UL;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return (z ^ (z >> 31)) & 0xFFFF;
+        return z ^ (z >> 31);
+    }
+
+    public Task<BrkPlan> BrkAsync(BrkRequest request)
+    {
+        lock (gate)
+        {
+            try
+            {
+                return Task.FromResult(Space(request.Vpid).PlanBrk(request.Addr));
+            }
+            catch (OverflowException)
+            {
+                return Task.FromResult(Space(request.Vpid).PlanBrk(0)); // past any space: refused, the break stays
+            }
+        }
     }
 
     public Task<MmUsage> UsageAsync()

@@ -79,8 +79,15 @@ internal sealed class VmaMap
     /// <summary>The area that contains <paramref name="address"/>, if any.</summary>
     public Area? Find(ulong address)
     {
-        int i = FirstEndingAfter(address);
+        int i = IndexEndingAfter(address);
         return i < areas.Count && areas.Values[i].Start <= address ? areas.Values[i] : null;
+    }
+
+    /// <summary>The first area that ends after <paramref name="address"/> (the one containing it, or the next one above).</summary>
+    public Area? FirstEndingAfter(ulong address)
+    {
+        int i = IndexEndingAfter(address);
+        return i < areas.Count ? areas.Values[i] : null;
     }
 
     /// <summary>Maps <paramref name="area"/>, replacing whatever it overlaps, as mmap with MAP_FIXED does.</summary>
@@ -101,7 +108,7 @@ internal sealed class VmaMap
         CheckRange(start, end);
         SplitAt(start);
         SplitAt(end);
-        for (int i = FirstEndingAfter(start); i < areas.Count && areas.Values[i].Start < end; i++)
+        for (int i = IndexEndingAfter(start); i < areas.Count && areas.Values[i].Start < end; i++)
         {
             var area = areas.Values[i];
             Replace(i, area with { Prot = prot, Accounted = area.Accounted || ChargedWhenProtected(area, prot) });
@@ -171,7 +178,7 @@ internal sealed class VmaMap
         SplitAt(start);
         SplitAt(end);
         var inside = new List<Area>();
-        int i = FirstEndingAfter(start);
+        int i = IndexEndingAfter(start);
         while (i < areas.Count && areas.Values[i].Start < end)
         {
             inside.Add(areas.Values[i]);
@@ -184,7 +191,7 @@ internal sealed class VmaMap
     private List<Area> Copy(ulong start, ulong end)
     {
         var inside = new List<Area>();
-        for (int i = FirstEndingAfter(start); i < areas.Count && areas.Values[i].Start < end; i++)
+        for (int i = IndexEndingAfter(start); i < areas.Count && areas.Values[i].Start < end; i++)
         {
             var area = areas.Values[i];
             inside.Add(area.Slice(Math.Max(area.Start, start), Math.Min(area.End, end)));
@@ -195,7 +202,7 @@ internal sealed class VmaMap
     /// <summary>Makes <paramref name="address"/> an area boundary if it falls inside an area.</summary>
     private void SplitAt(ulong address)
     {
-        int i = FirstEndingAfter(address);
+        int i = IndexEndingAfter(address);
         if (i == areas.Count)
             return;
         var area = areas.Values[i];
@@ -208,7 +215,7 @@ internal sealed class VmaMap
     /// <summary>Merges neighbours in [start, end) and across its two edges.</summary>
     private void MergeAround(ulong start, ulong end)
     {
-        int i = Math.Max(FirstEndingAfter(start) - 1, 0);
+        int i = Math.Max(IndexEndingAfter(start) - 1, 0);
         while (i + 1 < areas.Count && areas.Values[i].End <= end)
         {
             var (area, next) = (areas.Values[i], areas.Values[i + 1]);
@@ -250,7 +257,7 @@ internal sealed class VmaMap
 
     /// <summary>The index of the first area that ends after <paramref name="address"/> (the one containing it,
     /// or the first one above it); Count if there is none.</summary>
-    private int FirstEndingAfter(ulong address)
+    private int IndexEndingAfter(ulong address)
     {
         var starts = areas.Keys;
         int lo = 0, hi = starts.Count;

@@ -11,8 +11,10 @@ namespace UmlMicro.Supervisor.Observability;
 /// What is compared: start, end, protection, sharing and file offset of every area, after merging neighbours
 /// that Linux may or may not keep apart (same protection and sharing, continuing offsets). File names, devices and
 /// inodes are not compared (the server's come from the fd at mmap time, and the host's name gains " (deleted)" when
-/// the file is unlinked later; procfs checks that itself); [heap], [stack], [vdso] and the other bracketed names are; the start of [stack] is not, since the host grows it on a fault, without a
-/// call. The check is exact while no other thread of the process is between running a memory call on the host
+/// the file is unlinked later; procfs checks that itself); [stack], [vdso] and the other bracketed names are, but not
+/// [heap]: the heap is the kernel's (brk is emulated, SysMmap.Brk), so the host shows its pages as anonymous memory,
+/// and names [heap] whatever area happens to hold its own break, which never moves. The start of [stack] is not
+/// compared either, since the host grows it on a fault, without a call. The check is exact while no other thread of the process is between running a memory call on the host
 /// and its exit stop.
 /// </para>
 /// </summary>
@@ -54,7 +56,7 @@ internal sealed class MapCheck
         {
             var v = raw with
             {
-                Name = raw.Name is { } n && n.StartsWith('[') && !n.StartsWith("[anon:", StringComparison.Ordinal) ? n : null,
+                Name = raw.Name is { } n && n.StartsWith('[') && !n.StartsWith("[anon:", StringComparison.Ordinal) && n != "[heap]" ? n : null,
                 DevMajor = 0, DevMinor = 0, Inode = 0,
             };
             if (merged.Count > 0 && merged[^1] is var last && last.End == v.Start && last.Prot == v.Prot && last.Shared == v.Shared

@@ -1,5 +1,6 @@
 using UmlMicro.Contracts.Linux;
 using UmlMicro.Contracts.Servers;
+using UmlMicro.Contracts.Syscalls;
 using UmlMicro.Supervisor.Guest;
 using UmlMicro.Supervisor.Native;
 
@@ -9,13 +10,14 @@ namespace UmlMicro.Supervisor.Syscalls;
 /// Memory calls: the host maps, the MM server keeps the map of every address space from what the host did and
 /// governs the guest's commit limit. Under a limit (--mem), a call that would commit memory is paid for from the
 /// supervisor's <see cref="CommitBudget"/> at its entry stop, before the host runs it; one the limit does not allow
-/// fails with ENOMEM, and brk, as Linux's, returns the old break instead (the host answers brk(0) in its place).
+/// fails with ENOMEM, and brk, as Linux's, returns the old break instead. brk is the kernel's own (see
+/// <see cref="Brk"/>): the host's break never moves.
 /// </summary>
 internal static class SysMmap
 {
     public static void Register(Dictionary<string, EntryHandler> h)
     {
-        h["brk"] = c => Enter(c, MmOp.Brk, c.Arg(0), 0, 0, 0, 0, -1, 0);
+        h["brk"] = Brk;
         h["mmap"] = c => Enter(c, MmOp.Mmap, c.Arg(0), c.Arg(1), 0, c.IntArg(2), c.IntArg(3), c.IntArg(4), c.LongArg(5));
         h["munmap"] = c => Enter(c, MmOp.Munmap, c.Arg(0), c.Arg(1), 0, 0, 0, -1, 0);
         h["mprotect"] = c => Enter(c, MmOp.Mprotect, c.Arg(0), c.Arg(1), 0, c.IntArg(2), 0, -1, 0);
@@ -52,6 +54,71 @@ internal static class SysMmap
         });
         return true;
     }
+
+    private const int MMAP = 9, MUNMAP = 11, PROT_RW = 3, MAP_PRIVATE_ANON_NOREPLACE = 0x02 | 0x20 | 0x100000;
+
+    /// <summary>
+    /// brk, emulated: the heap is where MM put it when the space was exec'd, not where the host's execve put its own
+    /// break, so the host's brk is never run (as gVisor keeps its own brk). MM plans the call as Linux's sys_brk
+    /// decides it (mm/brk: refused, a shrink, or a growth into free pages); the supervisor pays for a growth from the
+    /// commit budget and carries the plan out in the guest by injecting an anonymous mmap at the heap's end
+    /// (MAP_FIXED_NOREPLACE: something the host mapped there meanwhile makes the growth fail, never overwritten) or a
+    /// munmap of the pages given back. The host judges the mapping as it would judge its own brk's (RLIMIT_DATA,
+    /// mlockall's future locking, the map count); any failure leaves the old break, which is what brk returns then.
+    /// The outcome is recorded (mm/record MmOp.Brk with the break as Result); MM names the area [heap].
+    /// </summary>
+    private static void Brk(SyscallCall c)
+    {
+        int vpid = c.Task.Vpid;
+        var plan = c.Kernel.Mm.Call(m => m.BrkAsync(new BrkRequest(vpid, c.Arg(0))));
+        c.ServerUsed = Server.Mm;
+        ulong result = plan.Break;
+        long charged = 0;
+        if (plan.MapEnd > plan.MapStart)
+        {
+            var e = new MmEvent(vpid, MmOp.Brk, c.Arg(0), 0, 0, 0, 0, -1, 0, Result: 0);
+            var budget = c.Kernel.Commit;
+            if (budget.Limited) budget.NoteBreak(vpid, plan.Current); // the growth is known: no round trip to pay for it
+            if (budget.Limited && !budget.TryCharge(e, out charged))
+            {
+                c.Note = "over the memory limit";
+                result = plan.Current;
+            }
+            else
+            {
+                ulong length = plan.MapEnd - plan.MapStart;
+                long at = Inject(c, MMAP, [plan.MapStart, length, PROT_RW, MAP_PRIVATE_ANON_NOREPLACE, ulong.MaxValue, 0]);
+                if (at == (long)plan.MapStart)
+                {
+                    c.Kernel.Placement.Taken(vpid, plan.MapStart, length);
+                }
+                else
+                {
+                    // A kernel without MAP_FIXED_NOREPLACE would have placed it elsewhere: that is not the heap.
+                    if (at > 0) Inject(c, MUNMAP, [(ulong)at, length]);
+                    budget.Refund(charged);
+                    charged = 0;
+                    c.Note = $"the heap's growth at 0x{plan.MapStart:x} failed (errno {(at < 0 ? -at : 0)})";
+                    result = plan.Current;
+                }
+            }
+        }
+        else if (plan.UnmapEnd > plan.UnmapStart)
+        {
+            long r = Inject(c, MUNMAP, [plan.UnmapStart, plan.UnmapEnd - plan.UnmapStart]);
+            if (r == 0) c.Kernel.Placement.Released(vpid, plan.UnmapStart, plan.UnmapEnd - plan.UnmapStart);
+            else result = plan.Current;
+        }
+        if (result != plan.Current)
+        {
+            c.Kernel.Mm.Post(nameof(IMmServer.RecordAsync), new MmEvent(vpid, MmOp.Brk, c.Arg(0), 0, 0, 0, 0, -1, 0, (long)result, Charged: charged));
+        }
+        c.Return((long)result);
+        if (plan.MapEnd > plan.MapStart || plan.UnmapEnd > plan.UnmapStart) c.Kernel.MapCheck?.Check(c.Kernel, c.Task);
+    }
+
+    private static long Inject(SyscallCall c, long nr, ulong[] args) =>
+        (c.Injector ?? throw new InvalidOperationException("no tracer to carry out brk")).Inject(c.Task, nr, args);
 
     private const int SHM_RDONLY = 0x1000, SHM_EXEC = 0x8000, PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
 
@@ -155,7 +222,6 @@ internal static class SysMmap
             if (placed != 0) Reissue(c, e, placed);
             return;
         }
-        if (e.Op == MmOp.Brk && c.Kernel.Commit.Limited) c.Kernel.Commit.NoteBreak(e.Vpid, (ulong)c.Result);
         if (e.Op == MmOp.Mmap) e = e with { Backing = BackingOf(c, e) };
         Follow(c.Kernel.Placement, e, c.Result, placed);
         c.Kernel.Mm.Post(nameof(IMmServer.RecordAsync), e with { Result = c.Result });

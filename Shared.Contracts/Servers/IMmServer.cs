@@ -92,6 +92,19 @@ public sealed record CommitReply(bool Allowed, long Charge, long Granted);
 /// </summary>
 public sealed record MmProcessStats(int Vpid, long Mapped, long PeakMapped, long Committed, long PeakCommitted);
 
+/// <summary>Process <paramref name="Vpid"/> calls brk(<paramref name="Addr"/>).</summary>
+public sealed record BrkRequest(int Vpid, ulong Addr);
+
+/// <summary>
+/// What brk does, as Linux's sys_brk decides it on the server's map: <paramref name="Current"/> is the break now,
+/// <paramref name="Break"/> the break the call leaves if it succeeds (Current when it is refused, or a query), and
+/// the pages to map [<paramref name="MapStart"/>, <paramref name="MapEnd"/>) (growth: private anonymous rw memory at
+/// the heap's end) or to unmap [<paramref name="UnmapStart"/>, <paramref name="UnmapEnd"/>) (shrink); empty ranges
+/// when no page changes. The supervisor carries the plan out in the guest and reports the break it got with an
+/// mm/record of MmOp.Brk (its Result); a failure of the mapping leaves the break at Current, as Linux's brk does.
+/// </summary>
+public sealed record BrkPlan(ulong Current, ulong Break, ulong MapStart, ulong MapEnd, ulong UnmapStart, ulong UnmapEnd);
+
 /// <summary>The guest's committed memory over all processes, its peak and the limit (0: none).</summary>
 public sealed record MmUsage(long Committed, long PeakCommitted, long Limit, IReadOnlyList<MmProcessStats> Processes);
 
@@ -144,6 +157,14 @@ public interface IMmServer : IKernelServer
     [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("mm/window")]
     Task<PlacementWindow> WindowAsync(WindowRequest request);
+
+    /// <summary>
+    /// The plan of a brk call (<see cref="BrkPlan"/>): where the heap of each space starts is the server's choice,
+    /// made when the space is exec'd (right after the program's data, raised by a random number of pages unless the
+    /// layout is deterministic). A query: the break changes with the mm/record that reports the outcome.
+    /// </summary>
+    [JsonRpcMethod("mm/brk")]
+    Task<BrkPlan> BrkAsync(BrkRequest request);
 
     [JsonRpcMethod("mm/usage")]
     Task<MmUsage> UsageAsync();

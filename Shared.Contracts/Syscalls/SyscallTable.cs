@@ -150,7 +150,7 @@ public static class SyscallTable
             S(9, "mmap", Ptr, Size, Hex, Flags, Fd, Hex).Rewrite(K.Mm).Returns(RetKind.Ptr),
             S(10, "mprotect", Ptr, Size, Hex).Rewrite(K.Mm),
             S(11, "munmap", Ptr, Size).Rewrite(K.Mm),
-            S(12, "brk", Ptr).Rewrite(K.Mm).Returns(RetKind.Ptr),
+            S(12, "brk", Ptr).Emulate(K.Mm).Returns(RetKind.Ptr),
             S(25, "mremap", Ptr, Size, Size, Flags, Ptr).Rewrite(K.Mm).Returns(RetKind.Ptr),
             S(26, "msync", Ptr, Size, Flags),
             S(27, "mincore", Ptr, Size, Ptr),

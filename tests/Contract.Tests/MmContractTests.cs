@@ -103,20 +103,52 @@ public sealed class MmContractTests : ServerContractTest<IMmServer>
     }
 
     [Fact]
-    public async Task Brk_grows_and_shrinks_the_heap_from_the_first_break()
+    public async Task Brk_is_planned_by_the_server_from_the_heap_it_placed_after_the_program_and_follows_the_records()
     {
-        await Record(1, MmOp.Brk, 0, 0, result: 0x600000);
-        Assert.Empty(await Proxy.MapsAsync(1));
+        await Proxy.ConfigureAsync(new MmConfig(0, DeterministicLayout: true));
+        await Proxy.SpaceExecAsync(1, [Program(0x400000, 0x600000), new Vma(0x600000, 0x602000, RW, false, 0, null), Stack]);
 
-        await Record(1, MmOp.Brk, 0x602345, 0, result: 0x602345);
-        Assert.Equal([Heap(0x600000, 0x603000)], await Proxy.MapsAsync(1));
+        Assert.Equal(new BrkPlan(0x602000, 0x602000, 0, 0, 0, 0), await Proxy.BrkAsync(new BrkRequest(1, 0)));
+        var grow = await Proxy.BrkAsync(new BrkRequest(1, 0x604345));
+        Assert.Equal(new BrkPlan(0x602000, 0x604345, 0x602000, 0x605000, 0, 0), grow);
+        await Record(1, MmOp.Brk, 0x604345, 0, result: 0x604345);
+        Assert.Equal(Heap(0x602000, 0x605000), (await Proxy.MapsAsync(1))[2]);
 
-        await Record(1, MmOp.Brk, 0x601000, 0, result: 0x601000);
-        Assert.Equal([Heap(0x600000, 0x601000)], await Proxy.MapsAsync(1));
-
-        await Record(1, MmOp.Brk, 0x7fff_0000_0000, 0, result: 0x601000); // refused: the old break comes back
-        Assert.Equal([Heap(0x600000, 0x601000)], await Proxy.MapsAsync(1));
+        Assert.Equal(new BrkPlan(0x604345, 0x603000, 0, 0, 0x603000, 0x605000), await Proxy.BrkAsync(new BrkRequest(1, 0x603000)));
+        await Record(1, MmOp.Brk, 0x603000, 0, result: 0x603000);
+        Assert.Equal(Heap(0x602000, 0x603000), (await Proxy.MapsAsync(1))[2]);
+        // Into the stack's guard gap, past the top of the space, below the heap: refused, the break stays.
+        foreach (ulong refused in new ulong[] { 0x7ffffff00000, 0x7fff_ffff_ffff_f000, ulong.MaxValue, 0x601000 })
+            Assert.Equal(new BrkPlan(0x603000, 0x603000, 0, 0, 0, 0), await Proxy.BrkAsync(new BrkRequest(1, refused)));
     }
+
+    [Fact]
+    public async Task A_heap_start_is_randomised_above_the_program_unless_the_layout_is_deterministic_and_the_same_on_replay()
+    {
+        Vma[] image = [Program(0x400000, 0x600000), Stack];
+        await Proxy.ConfigureAsync(new MmConfig(0, DeterministicLayout: false, LayoutSeed: 9));
+        await Proxy.SpaceExecAsync(1, image);
+        ulong start = (await Proxy.BrkAsync(new BrkRequest(1, 0))).Current;
+
+        Assert.InRange(start, 0x601000UL, 0x601000UL + (1UL << 30) - 0x1000);
+        var successor = await Successor();
+        await successor.ConfigureAsync(new MmConfig(0, DeterministicLayout: false, LayoutSeed: 9));
+        await successor.SpaceExecAsync(1, image);
+        Assert.Equal(start, (await successor.BrkAsync(new BrkRequest(1, 0))).Current);
+        await successor.ConfigureAsync(new MmConfig(0, DeterministicLayout: true));
+        await successor.SpaceExecAsync(1, image);
+        Assert.Equal(0x600000UL, (await successor.BrkAsync(new BrkRequest(1, 0))).Current);
+    }
+
+    [Fact]
+    public async Task A_break_the_server_could_not_have_planned_is_a_protocol_violation()
+    {
+        await Refused(() => Record(1, MmOp.Brk, 0x602000, 0, result: 0x602000)); // pid 1's image holds no program: no heap
+    }
+
+    private static Vma Program(ulong start, ulong end) => new(start, end, RW, false, 0, "/usr/bin/prog", 0xfe, 0, 1234);
+
+    private static readonly Vma Stack = new(0x7ffffffde000, 0x7ffffffff000, RW, false, 0, "[stack]");
 
     [Fact]
     public async Task A_failed_call_changes_nothing()
@@ -221,9 +253,9 @@ public sealed class MmContractTests : ServerContractTest<IMmServer>
     [Fact]
     public async Task A_fresh_server_restored_from_a_checkpoint_carries_on_exactly_where_the_first_one_was()
     {
-        await Proxy.ConfigureAsync(new MmConfig(1L << 24));
+        await Proxy.ConfigureAsync(new MmConfig(1L << 24, DeterministicLayout: true));
+        await Proxy.SpaceExecAsync(1, [Program(0x300000, 0x400000), Stack]);
         await Mmap(1, 0x100000, 0x3000, RW, Anon);
-        await Record(1, MmOp.Brk, 0, 0, result: 0x400000);
         await Record(1, MmOp.Brk, 0x402000, 0, result: 0x402000);
         await Proxy.SpaceCreatedAsync(1, 2, shared: true);                // vfork: one space, two pids
         await Proxy.SpaceCreatedAsync(1, 3, shared: false);               // fork: a copy

@@ -10,7 +10,12 @@ public sealed class AddressSpaceTests
     private const int MAP_SHARED = 0x01, MAP_PRIVATE = 0x02, MAP_SHARED_VALIDATE = 0x03, MAP_ANONYMOUS = 0x20;
     private const int MREMAP_MAYMOVE = 1, MREMAP_DONTUNMAP = 4;
 
+    private static readonly Vma Stack = new(0x7ffffffde000, 0x7ffffffff000, RW, false, 0, "[stack]");
+
     private readonly AddressSpace space = new();
+
+    // A program whose data ends at 0x555000 (deterministic layout: the heap starts right there).
+    private readonly AddressSpace prog = AddressSpace.FromImage([Program(0x400000, 0x555000), Stack]);
 
     [Fact]
     public void Mmap_tells_anonymous_from_file_mappings_by_flag_or_fd()
@@ -37,30 +42,73 @@ public sealed class AddressSpaceTests
     }
 
     [Fact]
-    public void The_heap_starts_at_the_first_break_and_follows_it_by_pages()
+    public void The_heap_starts_after_the_programs_data_and_follows_the_break_by_pages()
     {
-        Brk(0x555000);
-        Assert.Equal(0, space.Vmas.Count);
+        Assert.Equal(0x555000UL, prog.PlanBrk(0).Current);
 
         Brk(0x555001);
-        Assert.Equal([Heap(0x555000, 0x556000)], space.Vmas.Areas);
+        Assert.Equal([Heap(0x555000, 0x556000)], HeapAreas());
         Brk(0x578000);
-        Assert.Equal([Heap(0x555000, 0x578000)], space.Vmas.Areas);
+        Assert.Equal([Heap(0x555000, 0x578000)], HeapAreas());
         Brk(0x560010);
-        Assert.Equal([Heap(0x555000, 0x561000)], space.Vmas.Areas);
+        Assert.Equal([Heap(0x555000, 0x561000)], HeapAreas());
         Brk(0x555000);
-        Assert.Equal(0, space.Vmas.Count);
+        Assert.Empty(HeapAreas());
     }
 
     [Fact]
-    public void A_break_below_the_start_keeps_the_heap_empty()
+    public void The_bss_after_the_program_is_part_of_the_programs_data_and_a_top_down_program_gets_its_heap_at_et_dyn_base()
     {
-        Brk(0x555000);
-        Brk(0x556000);
+        var withBss = AddressSpace.FromImage([Program(0x400000, 0x402000), new Vma(0x402000, 0x405000, RW, false, 0, null), Stack]);
+        Vma loader = new(0x7ffff7fc3000, 0x7ffff7fff000, RW, false, 0, "/usr/lib64/ld-linux-x86-64.so.2");
+        var topDown = AddressSpace.FromImage([loader, Stack]);
 
-        Brk(0x554000);
+        Assert.Equal(0x405000UL, withBss.PlanBrk(0).Current);
+        Assert.Equal(0x555555555000UL, topDown.PlanBrk(0).Current);
+        Assert.Equal(0x555555555000UL + 7 * 0x1000, AddressSpace.FromImage([loader, Stack], heapRandomPages: 7).PlanBrk(0).Current);
+    }
 
-        Assert.Equal(0, space.Vmas.Count);
+    [Fact]
+    public void A_random_heap_starts_a_page_past_the_bss_and_that_many_pages_higher_and_an_image_without_a_program_has_none()
+    {
+        var random = AddressSpace.FromImage([Program(0x400000, 0x555000), Stack], heapRandomPages: 0x10);
+        var none = AddressSpace.FromImage([Stack]);
+
+        Assert.Equal(0x555000UL + 0x11000, random.PlanBrk(0).Current);
+        Assert.Equal(new BrkPlan(0, 0, 0, 0, 0, 0), none.PlanBrk(0x10000));
+        Assert.Throws<ArgumentException>(() => none.Apply(Event(MmOp.Brk, addr: 0x10000, result: 0x10000)));
+    }
+
+    [Fact]
+    public void Brk_plans_as_linux_decides_refused_below_the_start_shrinks_always_growth_only_into_free_pages()
+    {
+        Brk(0x558000);
+        prog.Apply(Event(MmOp.Mmap, length: 0x1000, prot: RW, flags: Anon, result: 0x560000));
+
+        Assert.Equal(new BrkPlan(0x558000, 0x558000, 0, 0, 0, 0), prog.PlanBrk(0x554000));             // below the start
+        Assert.Equal(new BrkPlan(0x558000, 0x556123, 0, 0, 0x557000, 0x558000), prog.PlanBrk(0x556123)); // a shrink
+        Assert.Equal(new BrkPlan(0x558000, 0x557800, 0, 0, 0, 0), prog.PlanBrk(0x557800));               // the same page
+        Assert.Equal(new BrkPlan(0x558000, 0x55f000, 0x558000, 0x55f000, 0, 0), prog.PlanBrk(0x55f000)); // a page short of the next mapping
+        Assert.Equal(new BrkPlan(0x558000, 0x558000, 0, 0, 0, 0), prog.PlanBrk(0x55f001));               // closer: refused
+        Assert.Equal(new BrkPlan(0x558000, 0x558000, 0, 0, 0, 0), prog.PlanBrk(ulong.MaxValue));          // past the space
+    }
+
+    [Fact]
+    public void A_break_may_not_come_into_the_stacks_guard_gap()
+    {
+        ulong gapStart = Stack.Start - 256 * 0x1000;
+
+        Assert.Equal(gapStart - 0x1000, prog.PlanBrk(gapStart - 0x1000).Break);
+        Assert.Equal(0x555000UL, prog.PlanBrk(gapStart - 0xfff).Break);
+    }
+
+    [Fact]
+    public void A_shrink_with_nothing_left_to_unmap_is_refused_as_linux_refuses_it()
+    {
+        Brk(0x558000);
+        prog.Apply(Event(MmOp.Munmap, addr: 0x555000, length: 0x3000));
+
+        Assert.Equal(new BrkPlan(0x558000, 0x558000, 0, 0, 0, 0), prog.PlanBrk(0x556000));
     }
 
     [Fact]
@@ -79,14 +127,14 @@ public sealed class AddressSpaceTests
     [Fact]
     public void A_fork_copies_the_break_too()
     {
-        Brk(0x555000);
         Brk(0x557000);
-        var child = space.Fork();
+        var child = prog.Fork();
 
         child.Apply(Event(MmOp.Brk, addr: 0x559000, result: 0x559000));
 
-        Assert.Equal([Heap(0x555000, 0x557000)], space.Vmas.Areas);
-        Assert.Equal([Heap(0x555000, 0x559000)], child.Vmas.Areas);
+        Assert.Equal([Heap(0x555000, 0x557000)], HeapAreas());
+        Assert.Equal([Heap(0x555000, 0x559000)], child.Vmas.Areas.Where(a => a.Name == AddressSpace.HeapName));
+        Assert.Equal(0x559000UL, child.PlanBrk(0).Current);
     }
 
     [Fact]
@@ -159,15 +207,14 @@ public sealed class AddressSpaceTests
     [Fact]
     public void Brk_and_mremap_charge_their_growth()
     {
-        Brk(0x555000);
-        Assert.Equal(0x3000UL, space.Charge(Event(MmOp.Brk, addr: 0x557001)));
-        Assert.Equal(0UL, space.Charge(Event(MmOp.Brk, addr: 0x554000)));
-        space.Apply(Event(MmOp.Mmap, length: 0x2000, prot: RW, flags: Anon, result: 0x10000));
-        space.Apply(Event(MmOp.Mmap, length: 0x2000, prot: PROT_READ, flags: MAP_PRIVATE, fd: 3, result: 0x20000));
+        Assert.Equal(0x3000UL, prog.Charge(Event(MmOp.Brk, addr: 0x557001)));
+        Assert.Equal(0UL, prog.Charge(Event(MmOp.Brk, addr: 0x554000)));
+        prog.Apply(Event(MmOp.Mmap, length: 0x2000, prot: RW, flags: Anon, result: 0x10000));
+        prog.Apply(Event(MmOp.Mmap, length: 0x2000, prot: PROT_READ, flags: MAP_PRIVATE, fd: 3, result: 0x20000));
 
-        Assert.Equal(0x3000UL, space.Charge(Event(MmOp.Mremap, addr: 0x10000, length: 0x2000, newLength: 0x5000)));
-        Assert.Equal(0UL, space.Charge(Event(MmOp.Mremap, addr: 0x20000, length: 0x2000, newLength: 0x5000)));
-        Assert.Equal(0x2000UL, space.Charge(Event(MmOp.Mremap, addr: 0x10000, length: 0x2000, newLength: 0x2000, flags: MREMAP_MAYMOVE | MREMAP_DONTUNMAP)));
+        Assert.Equal(0x3000UL, prog.Charge(Event(MmOp.Mremap, addr: 0x10000, length: 0x2000, newLength: 0x5000)));
+        Assert.Equal(0UL, prog.Charge(Event(MmOp.Mremap, addr: 0x20000, length: 0x2000, newLength: 0x5000)));
+        Assert.Equal(0x2000UL, prog.Charge(Event(MmOp.Mremap, addr: 0x10000, length: 0x2000, newLength: 0x2000, flags: MREMAP_MAYMOVE | MREMAP_DONTUNMAP)));
     }
 
     [Fact]
@@ -249,7 +296,11 @@ public sealed class AddressSpaceTests
         Assert.All(usage.Processes, p => Assert.Equal((0L, 0x2000L), (p.Mapped, p.PeakMapped)));
     }
 
-    private void Brk(ulong result) => space.Apply(Event(MmOp.Brk, addr: result, result: (long)result));
+    private void Brk(ulong result) => prog.Apply(Event(MmOp.Brk, addr: result, result: (long)result));
+
+    private static Vma Program(ulong start, ulong end) => new(start, end, RW, false, 0, "/usr/bin/prog");
+
+    private IEnumerable<Area> HeapAreas() => prog.Vmas.Areas.Where(a => a.Name == AddressSpace.HeapName);
 
     private static Area Heap(ulong start, ulong end) => new(start, end, RW, false, true, 0, AddressSpace.HeapName, Accounted: true);
 

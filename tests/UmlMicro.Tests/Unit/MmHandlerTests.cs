@@ -207,18 +207,81 @@ public class MmHandlerTests
         Assert.Empty(_recorded);
     }
 
-    [Fact]
-    public void A_brk_over_the_limit_becomes_brk_0_so_the_host_returns_the_old_break()
+    /// <summary>Runs injected calls by answering them from a list, and keeps what was injected.</summary>
+    private sealed class FakeInjector(params long[] results) : ISyscallInjector
     {
-        Exit(Enter("brk", 0), 0x555000); // the query: its break is known from now on
+        private int _next;
+        public List<(long Nr, ulong[] Args)> Injected { get; } = [];
+
+        public long Inject(GuestTask task, long nr, ReadOnlySpan<ulong> args)
+        {
+            Injected.Add((nr, args.ToArray()));
+            return results[_next++];
+        }
+    }
+
+    private SyscallCall EnterBrk(ulong addr, BrkPlan plan, FakeInjector injector)
+    {
+        _mm.Setup(m => m.BrkAsync(new BrkRequest(3, addr))).ReturnsAsync(plan);
+        _task.Call.Injector = injector;
+        return Enter("brk", (long)addr);
+    }
+
+    [Fact]
+    public void A_brk_growth_is_paid_for_and_carried_out_by_an_anonymous_mapping_injected_at_the_heaps_end()
+    {
+        Grant(true, 0x3000, 0x3000 + Refill);
+        var injector = new FakeInjector(0x555000);
+
+        var call = EnterBrk(0x557123, new BrkPlan(0x555000, 0x557123, 0x555000, 0x558000, 0, 0), injector);
+
+        Assert.Equal(0x557123, call.Emulated);
+        var (nr, args) = Assert.Single(injector.Injected);
+        Assert.Equal(9L, nr);
+        Assert.Equal([0x555000, 0x3000, RW, PRIVATE_ANON | MAP_FIXED_NOREPLACE, ulong.MaxValue, 0], args);
+        var e = Assert.Single(_recorded);
+        Assert.Equal((MmOp.Brk, 0x557123L, 0x3000L), (e.Op, e.Result, e.Charged));
+    }
+
+    [Fact]
+    public void A_brk_over_the_limit_returns_the_old_break_and_maps_nothing()
+    {
         Grant(false, 100L << 20, 0);
+        var injector = new FakeInjector();
 
-        var call = Enter("brk", 0x555000 + (100L << 20));
+        var call = EnterBrk(0x555000 + (100UL << 20), new BrkPlan(0x555000, 0x555000 + (100UL << 20), 0x555000, 0x555000 + (100UL << 20), 0, 0), injector);
 
-        Assert.Null(call.Emulated);
-        Assert.Equal(0ul, call.Regs.Arg(0));
-        Exit(call, 0x555000);
-        Assert.Equal(0x555000, _recorded[^1].Result);
+        Assert.Equal(0x555000, call.Emulated);
+        Assert.Empty(injector.Injected);
+        Assert.Empty(_recorded);
+    }
+
+    [Fact]
+    public void A_growth_the_host_refuses_to_map_leaves_the_old_break_and_gives_its_charge_back()
+    {
+        Grant(true, 0x1000, 0x1000);
+        var plan = new BrkPlan(0x555000, 0x556000, 0x555000, 0x556000, 0, 0);
+
+        Assert.Equal(0x555000, EnterBrk(0x556000, plan, new FakeInjector(-EEXIST)).Emulated);
+        Assert.Empty(_recorded);
+        Assert.Equal(0x556000, EnterBrk(0x556000, plan, new FakeInjector(0x555000)).Emulated);
+
+        _mm.Verify(m => m.ReserveAsync(It.IsAny<CommitRequest>()), Times.Once); // the refund paid for the second
+        Assert.Equal(0x1000, Assert.Single(_recorded).Charged);
+    }
+
+    [Fact]
+    public void A_brk_shrink_unmaps_the_pages_given_back_and_a_refused_brk_changes_nothing()
+    {
+        var injector = new FakeInjector(0);
+
+        Assert.Equal(0x556010, EnterBrk(0x556010, new BrkPlan(0x560000, 0x556010, 0, 0, 0x557000, 0x560000), injector).Emulated);
+        Assert.Equal(0x556010, EnterBrk(0, new BrkPlan(0x556010, 0x556010, 0, 0, 0, 0), injector).Emulated);
+
+        var (nr, args) = Assert.Single(injector.Injected);
+        Assert.Equal(11L, nr);
+        Assert.Equal([0x557000UL, 0x9000UL], args);
+        Assert.Equal(0x556010, Assert.Single(_recorded).Result);
     }
 
     [Fact]
