@@ -90,7 +90,7 @@ namespace UmlMicro.Supervisor
                 ?? throw new UsageError($"{run.Program}: command not found");
             int cpus = config.Kernel.Cpus > 0 ? config.Kernel.Cpus : Environment.ProcessorCount;
 
-            var stats = new KernelStats();
+            var stats = new KernelStats { WantsResident = config.Kernel.Stats };
             using var trace = config.Kernel.Trace.Length > 0 ? OpenTrace(config.Kernel.Trace) : null;
             var budget = new RestartBudget(config.Servers.RestartLimit, TimeSpan.FromSeconds(config.Servers.RestartWindowSeconds));
             budget.Restarted += r => trace?.WriteRestart(r);
@@ -127,7 +127,7 @@ namespace UmlMicro.Supervisor
                 Console.Error.WriteLine($"vcpus {vcpus.Cpus}, policy {vcpus.Policy.Name}, quantum {vcpus.Quantum.TotalMilliseconds:0} ms: " +
                     $"{vcpus.Ticks} ticks, {vcpus.Preemptions} preemptions");
                 // Asking MM may restart it: the restarts are listed after.
-                if (tracer.Failure is null) Console.Error.Write(KernelStats.RenderMemory(mm.Call(m => m.UsageAsync())));
+                if (tracer.Failure is null) Console.Error.Write(KernelStats.RenderMemory(mm.Call(m => m.UsageAsync()), stats.ResidentByProcess));
                 Console.Error.Write(KernelStats.RenderRestarts(budget.Restarts));
             }
             if (mapCheck is not null) Console.Error.Write(mapCheck.Summary);

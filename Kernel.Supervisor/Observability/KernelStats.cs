@@ -11,7 +11,60 @@ internal sealed class KernelStats
     private readonly LatencyHistogram?[] _syscalls = new LatencyHistogram?[SyscallTable.Capacity + 1];
     private readonly ConcurrentDictionary<Server, LatencyHistogram> _servers = new();
 
+    private readonly ConcurrentDictionary<int, Resident> _resident = new();
+
+    /// <summary>What the host told of a guest process's resident memory: at its last look (exit_group), and the
+    /// peak (VmHWM) over all its images.</summary>
+    public readonly record struct Resident(long Bytes, long PeakBytes);
+
+    /// <summary>Whether --stats will print resident memory: only then is the host asked for it.</summary>
+    public bool WantsResident { get; init; }
+
     public static double Micros(long ticks) => ticks * 1_000_000.0 / Stopwatch.Frequency;
+
+    /// <summary>
+    /// Process <paramref name="vpid"/> is about to end its image (exit_group, execve): what the host counts resident in
+    /// it now and at its peak, from /proc/<paramref name="hostTgid"/>/status (VmRSS, VmHWM). Read at the process's
+    /// own call, since a process that has ended has no memory left to show. The peak is kept over all its images.
+    /// </summary>
+    public void NoteResident(int vpid, int hostTgid)
+    {
+        if (!WantsResident || HostResident(hostTgid) is not var (rss, hwm)) return;
+        _resident.AddOrUpdate(vpid, new Resident(rss, hwm), (_, old) => new Resident(rss, Math.Max(hwm, old.PeakBytes)));
+    }
+
+    public IReadOnlyDictionary<int, Resident> ResidentByProcess => _resident;
+
+    /// <summary>VmRSS and VmHWM of a host process, in bytes; null when it is gone or shows none (a zombie).</summary>
+    public static (long Rss, long Hwm)? HostResident(int hostPid)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText($"/proc/{hostPid}/status");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+        return ParseResident(text);
+    }
+
+    public static (long Rss, long Hwm)? ParseResident(string status)
+    {
+        long? rss = null, hwm = null;
+        foreach (var line in status.Split('\n'))
+        {
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal)) rss = KiBField(line);
+            else if (line.StartsWith("VmHWM:", StringComparison.Ordinal)) hwm = KiBField(line);
+        }
+        return rss is long r && hwm is long h ? (r, h) : null;
+    }
+
+    // "VmRSS:\t    1234 kB"
+    private static long? KiBField(string line) =>
+        long.TryParse(line.AsSpan(6).Trim().TrimEnd("kB").Trim(), System.Globalization.NumberStyles.None,
+            System.Globalization.CultureInfo.InvariantCulture, out long kib) ? kib * 1024 : null;
 
     public void RecordSyscall(int nr, long ticks)
     {
@@ -45,16 +98,23 @@ internal sealed class KernelStats
 
     /// <summary>
     /// The memory block --stats prints, from the MM server's accounting: the guest's committed memory (now, at its
-    /// peak, and the limit), then per process the bytes mapped and committed at their peak over its life.
+    /// peak, and the limit), then per process the bytes mapped and committed, now and at their peak over its life,
+    /// and beside them what the host counted resident in it (<paramref name="resident"/>): at its exit_group and at
+    /// its peak; "-" for a process the host could not tell of (one killed by a signal, or ended by its last thread's
+    /// exit, has no exit_group to look at).
     /// </summary>
-    public static string RenderMemory(UmlMicro.Contracts.Servers.MmUsage usage)
+    public static string RenderMemory(UmlMicro.Contracts.Servers.MmUsage usage, IReadOnlyDictionary<int, Resident>? resident = null)
     {
         static string KiB(long bytes) => (bytes / 1024).ToString(System.Globalization.CultureInfo.InvariantCulture);
         var sb = new StringBuilder();
         sb.AppendLine($"memory (KiB): committed {KiB(usage.Committed)}, peak {KiB(usage.PeakCommitted)}, limit {(usage.Limit > 0 ? KiB(usage.Limit) : "none")}");
-        sb.AppendLine($"{"pid",8} {"mapped",12} {"peak mapped",12} {"committed",12} {"peak commit",12}");
+        sb.AppendLine($"{"pid",8} {"mapped",12} {"peak mapped",12} {"committed",12} {"peak commit",12} {"rss at exit",12} {"peak rss",12}");
         foreach (var p in usage.Processes)
-            sb.AppendLine($"{p.Vpid,8} {KiB(p.Mapped),12} {KiB(p.PeakMapped),12} {KiB(p.Committed),12} {KiB(p.PeakCommitted),12}");
+        {
+            Resident? r = resident is not null && resident.TryGetValue(p.Vpid, out var known) ? known : null;
+            sb.AppendLine($"{p.Vpid,8} {KiB(p.Mapped),12} {KiB(p.PeakMapped),12} {KiB(p.Committed),12} {KiB(p.PeakCommitted),12} " +
+                $"{(r is { } a ? KiB(a.Bytes) : "-"),12} {(r is { } b ? KiB(b.PeakBytes) : "-"),12}");
+        }
         return sb.ToString();
     }
 

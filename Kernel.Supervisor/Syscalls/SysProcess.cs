@@ -31,6 +31,8 @@ internal static class SysProcess
         h["clone3"] = Clone3;
         h["execve"] = c => Exec(c, -1, 0, follow: true);
         h["execveat"] = c => Exec(c, 0, 1, follow: (c.IntArg(4) & LinuxFlags.AT_SYMLINK_NOFOLLOW) == 0);
+        // A process's last look at its own memory, for --stats: the host's resident counts are gone once it ends.
+        h["exit_group"] = c => c.Kernel.Stats.NoteResident(c.Task.Vpid, c.Task.HostTgid);
         h["wait4"] = Wait4;
         h["waitid"] = Waitid;
     }
@@ -43,6 +45,7 @@ internal static class SysProcess
     /// </summary>
     private static void Exec(SyscallCall c, int dirFdArg, int pathArg, bool follow)
     {
+        c.Kernel.Stats.NoteResident(c.Task.Vpid, c.Task.HostTgid); // the old image's peak: exec starts a new count
         var r = SysFile.Resolve(c, dirFdArg, pathArg, PathOp.Exec, follow);
         if (r?.Interpreter is not { } interpreter) return;
         int argvArg = pathArg + 1;

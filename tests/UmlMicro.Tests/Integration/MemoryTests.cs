@@ -125,15 +125,18 @@ public sealed class MemoryTests(FixturePrograms fixtures) : IClassFixture<Fixtur
     }
 
     [Fact]
-    public void Stats_show_committed_memory_and_each_processs_peaks()
+    public void Stats_show_committed_and_resident_memory_and_each_processs_peaks()
     {
-        var guest = GuestRunner.Run(_dir.Path, ["--stats", "--mem", "512M"], "python3", "-c", "x = bytearray(100 * 1024 * 1024)");
+        // 100 MiB written to (b'a' * n fills it), then given back before the exit: resident at the peak, not at exit.
+        var guest = GuestRunner.Run(_dir.Path, ["--stats", "--mem", "512M"], "python3", "-c", "x = b'a' * (100 * 1024 * 1024); del x");
 
         Expect.ExitCode(0, guest);
         var total = Regex.Match(guest.Stderr, @"memory \(KiB\): committed \d+, peak (\d+), limit 524288");
         Assert.True(total.Success && long.Parse(total.Groups[1].Value) >= 100 * 1024, $"a peak of at least 100 MiB\n{guest}");
-        var pid1 = Regex.Match(guest.Stderr, @"\n +1 +\d+ +(\d+) +\d+ +(\d+)\n");
+        var pid1 = Regex.Match(guest.Stderr, @"\n +1 +\d+ +(\d+) +\d+ +(\d+) +(\d+) +(\d+)\n");
         Assert.True(pid1.Success && long.Parse(pid1.Groups[2].Value) >= 100 * 1024, $"pid 1 committed 100 MiB at its peak\n{guest}");
+        long rssAtExit = long.Parse(pid1.Groups[3].Value), peakRss = long.Parse(pid1.Groups[4].Value);
+        Assert.True(peakRss >= 100 * 1024 && rssAtExit < peakRss - 50 * 1024, $"pid 1 was resident with 100 MiB at its peak, not at its exit\n{guest}");
     }
 
     [Theory]

@@ -316,6 +316,20 @@ public class MmHandlerTests
     }
 
     [Fact]
+    public void Resident_memory_is_read_from_the_hosts_status_and_shown_beside_mms_columns_or_a_dash_when_unknown()
+    {
+        const string status = "Name:\tpython3\nVmPeak:\t  200000 kB\nVmHWM:\t  104400 kB\nVmRSS:\t    9876 kB\nThreads:\t1\n";
+        var usage = new MmUsage(0, 0x100000, 0, [new MmProcessStats(1, 0, 0x200000, 0, 0x100000), new MmProcessStats(2, 0, 0x1000, 0, 0)]);
+
+        var text = KernelStats.RenderMemory(usage, new Dictionary<int, KernelStats.Resident> { [1] = new(9876 * 1024, 104400 * 1024) });
+
+        Assert.Equal((9876L * 1024, 104400L * 1024), KernelStats.ParseResident(status));
+        Assert.Null(KernelStats.ParseResident("Name:\tzombie\nState:\tZ (zombie)\n"));
+        Assert.Contains("\n       1            0         2048            0         1024         9876       104400\n", text);
+        Assert.Contains("\n       2            0            4            0            0            -            -\n", text);
+    }
+
+    [Fact]
     public void The_map_check_finds_a_difference_and_tolerates_what_linux_may_merge_or_grow()
     {
         Vma[] host =
