@@ -49,6 +49,9 @@ internal sealed class Kernel(
     /// <summary>Where mmap(NULL, ...) goes: windows MM granted, placed in without a round trip (see SysMmap).</summary>
     public Placement Placement { get; } = new(mm);
 
+    /// <summary>The System V segments the guest made, each committed from its shmget to its destruction (see SysMmap).</summary>
+    public SysvShm Shm { get; } = new();
+
     /// <summary>--max-files: the guest's hard RLIMIT_NOFILE may not go above it (0: no such rule).</summary>
     public int MaxFiles { get; } = maxFiles;
 

@@ -215,6 +215,8 @@ internal sealed class AddressSpace
                     ulong grown = newLength > oldLength && area.Accounted ? newLength - oldLength : 0;
                     ulong kept = (e.Flags & MREMAP_DONTUNMAP) != 0 ? Vmas.ChargeIn(e.Addr, checked(e.Addr + oldLength)) : 0;
                     return grown + kept;
+                case MmOp.Shmget:
+                    return SegmentCharge(e.Length, e.Flags);
                 case MmOp.Fork:
                     return Vmas.Areas.Where(a => a.Accounted && !(a.Shared && a.Anonymous)).Aggregate(0UL, (sum, a) => sum + a.Size);
                 default:
@@ -263,11 +265,20 @@ internal sealed class AddressSpace
                     Backing: e.Backing));
                 break;
             case MmOp.Fork:
-                break; // the copy is mm/space_created's; the record only settles the charge
+            case MmOp.Shmget:
+            case MmOp.ShmDestroy:
+                break; // the copy is mm/space_created's, a segment the server's (MmServer): the record only settles the charge
             default:
                 throw new ArgumentException($"unknown memory call {e.Op}");
         }
     }
+
+    public const int SHM_HUGETLB = 0x800, SHM_NORESERVE = 0x1000;
+
+    /// <summary>What a new System V segment of <paramref name="size"/> bytes commits: its pages, as newseg charges
+    /// them (shmem_acct_size), unless it is made with SHM_NORESERVE or of huge pages (accounted apart, as hugetlbfs).</summary>
+    public static ulong SegmentCharge(ulong size, int flags) =>
+        (flags & (SHM_NORESERVE | SHM_HUGETLB)) != 0 || size == 0 ? 0 : VmaMap.PageAlign(size);
 
     private static bool IsAnonymous(int flags, int fd) => fd < 0 || (flags & MAP_ANONYMOUS) != 0;
 

@@ -41,6 +41,8 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
     private ulong committed, peakCommitted;
     // Budget the supervisor holds and has not spent yet: counted against the limit like committed memory.
     private ulong granted;
+    // System V segments by id, with what each commits: charged at shmget, released when the segment is destroyed.
+    private readonly SortedDictionary<long, ulong> segments = new();
 
     private sealed class ProcessPeaks
     {
@@ -51,7 +53,7 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
     /// <summary>A checkpoint: the totals, each space once with the pids that share it, and every process's peaks.</summary>
     private sealed record Checkpoint(long Limit, ulong Committed, ulong PeakCommitted, ulong Granted,
         IReadOnlyList<SharedSpace> Spaces, SortedDictionary<int, ProcessPeaks> Peaks,
-        bool DeterministicLayout = false, ulong LayoutSeed = 0);
+        bool DeterministicLayout = false, ulong LayoutSeed = 0, SortedDictionary<long, ulong>? Segments = null);
 
     private sealed record SharedSpace(IReadOnlyList<int> Vpids, AddressSpace.Saved Space);
 
@@ -61,7 +63,7 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
         {
             var shared = spaces.GroupBy(kv => kv.Value, ReferenceEqualityComparer.Instance)
                 .Select(g => new SharedSpace([.. g.Select(kv => kv.Key).Order()], ((AddressSpace)g.Key!).Save())).ToList();
-            return Task.FromResult<string?>(JsonSerializer.Serialize(new Checkpoint(memoryLimitBytes, committed, peakCommitted, granted, shared, peaks, deterministicLayout, layoutSeed)));
+            return Task.FromResult<string?>(JsonSerializer.Serialize(new Checkpoint(memoryLimitBytes, committed, peakCommitted, granted, shared, peaks, deterministicLayout, layoutSeed, segments)));
         }
     }
 
@@ -69,7 +71,7 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
     {
         lock (gate)
         {
-            if (spaces.Count > 0 || peaks.Count > 0) throw ProtocolViolation.Of("a checkpoint is restored into a fresh server only");
+            if (spaces.Count > 0 || peaks.Count > 0 || segments.Count > 0) throw ProtocolViolation.Of("a checkpoint is restored into a fresh server only");
             var saved = ReadCheckpoint<Checkpoint>(checkpoint);
             try
             {
@@ -79,6 +81,7 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
                     foreach (int vpid in s.Vpids ?? []) spaces.Add(vpid, space);
                 }
                 foreach (var (vpid, p) in saved.Peaks ?? []) peaks.Add(vpid, p);
+                foreach (var (shmid, charge) in saved.Segments ?? []) segments.Add(shmid, charge);
                 (memoryLimitBytes, committed, peakCommitted, granted) = (saved.Limit, saved.Committed, saved.PeakCommitted, saved.Granted);
                 (deterministicLayout, layoutSeed) = (saved.DeterministicLayout, saved.LayoutSeed);
             }
@@ -86,6 +89,7 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
             {
                 spaces.Clear();
                 peaks.Clear();
+                segments.Clear();
                 throw NotACheckpoint(e.Message);
             }
         }
@@ -191,6 +195,11 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
             granted -= Math.Min(granted, (ulong)e.Charged);
             if (e.Result < 0 && e.Result >= -4095)
                 return Task.CompletedTask;
+            if (e.Op is MmOp.Shmget or MmOp.ShmDestroy)
+            {
+                Segment(e);
+                return Task.CompletedTask;
+            }
             ulong before = space.Vmas.Committed;
             try
             {
@@ -204,6 +213,27 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
             Observe(e.Vpid);
         }
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// A System V segment was made (its charge joins the committed memory, as Linux's newseg charges it) or destroyed
+    /// (removed and no longer attached: the charge goes, as when shmem releases the segment's file).
+    /// </summary>
+    private void Segment(MmEvent e)
+    {
+        if (e.Op == MmOp.Shmget)
+        {
+            if (!segments.TryAdd(e.Result, AddressSpace.SegmentCharge(e.Length, e.Flags)))
+                throw ProtocolViolation.Of($"System V segment {e.Result} exists already");
+            Commit(0, segments[e.Result]);
+        }
+        else
+        {
+            long shmid = (long)e.Addr;
+            if (!segments.Remove(shmid, out ulong charge))
+                throw ProtocolViolation.Of($"no System V segment {shmid} to destroy");
+            Commit(charge, 0);
+        }
     }
 
     /// <summary>

@@ -12,14 +12,14 @@ namespace UmlMicro.Supervisor.Syscalls;
 /// <para>
 /// At entry the supervisor does not know the map, so it spends an upper bound: the whole length of a writable
 /// private or shared anonymous mmap (MAP_FIXED may replace memory already paid for), the whole range of an
-/// mprotect that adds write permission, the growth of an mremap. The break of each process is remembered from
+/// mprotect that adds write permission, the growth of an mremap, the size of a new System V segment. The break of each process is remembered from
 /// brk's results, so brk's growth is known; a process whose break is not known yet asks the server.
 /// </para>
 /// </summary>
 internal sealed class CommitBudget(ServerLink<IMmServer> mm, long limit)
 {
     private const int PROT_WRITE = 2, MAP_SHARED = 0x01, MAP_SHARED_VALIDATE = 0x03, MAP_TYPE = 0x0f, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
-    private const int MREMAP_DONTUNMAP = 4;
+    private const int MREMAP_DONTUNMAP = 4, SHM_HUGETLB = 0x800, SHM_NORESERVE = 0x1000;
     private const ulong PageMask = 4095;
 
     private readonly Lock _gate = new();
@@ -97,6 +97,8 @@ internal sealed class CommitBudget(ServerLink<IMmServer> mm, long limit)
                 if (!_breaks.TryGetValue(e.Vpid, out ulong old)) return null;
                 ulong newEnd = PageUp(e.Addr), oldEnd = PageUp(old);
                 return newEnd > oldEnd ? (long)Math.Min(newEnd - oldEnd, long.MaxValue) : 0;
+            case MmOp.Shmget:
+                return (e.Flags & (SHM_HUGETLB | SHM_NORESERVE)) != 0 ? 0 : Pages(e.Length);
             case MmOp.Fork:
                 return null; // the copy's size is in the server's map only
             default:

@@ -24,6 +24,76 @@ internal static class SysMmap
         h["mremap"] = c => Enter(c, MmOp.Mremap, c.Arg(0), c.Arg(1), c.Arg(2), 0, c.IntArg(3), -1, 0);
         h["shmat"] = c => c.AtExit(Shmat);
         h["shmdt"] = Shmdt;
+        h["shmget"] = Shmget;
+        h["shmctl"] = Shmctl;
+    }
+
+    /// <summary>
+    /// Pays for a call from the commit budget; when the budget cannot, System V segments that went without a call the
+    /// kernel saw (removed ones whose last attacher exited) are released first, and the call is asked about again.
+    /// </summary>
+    private static bool TryCharge(SyscallCall c, MmEvent e, out long charged) =>
+        c.Kernel.Commit.TryCharge(e, out charged) || (c.Kernel.Shm.Sweep(c.Kernel, c.Task.Vpid) && c.Kernel.Commit.TryCharge(e, out charged));
+
+    private const int IPC_PRIVATE = 0, IPC_CREAT = 0x200, IPC_RMID = 0, IPC_64 = 0x100;
+
+    /// <summary>
+    /// shmget: a new segment commits its size at creation, as Linux's newseg charges it, so a call that may make one
+    /// (IPC_PRIVATE, or IPC_CREAT) is paid for at its entry; beyond the limit it fails with ENOMEM, but only where Linux
+    /// would get that far: a key that exists makes no segment (the host answers, with EEXIST, EINVAL or the id) and a
+    /// size outside 1..shmmax is the host's EINVAL. At the exit the host's /proc/sysvipc/shm tells whether the id is a
+    /// new segment of this process; if not, the charge goes back.
+    /// </summary>
+    private static void Shmget(SyscallCall c)
+    {
+        int key = c.IntArg(0), flags = c.IntArg(2);
+        ulong size = c.Arg(1);
+        long charged = 0;
+        if ((key == IPC_PRIVATE || (flags & IPC_CREAT) != 0) && c.Kernel.Commit.Limited
+            && !TryCharge(c, new MmEvent(c.Task.Vpid, MmOp.Shmget, 0, size, 0, 0, flags, -1, 0, 0), out charged))
+        {
+            charged = 0;
+            if ((key == IPC_PRIVATE || SysvShm.Read().All(s => s.Key != key)) && size >= 1 && size <= ShmMax())
+            {
+                c.Note = "over the memory limit";
+                c.Fail(Errno.ENOMEM);
+                return;
+            }
+        }
+        c.AtExit(x =>
+        {
+            var segment = x.Result >= 0 && !x.Kernel.Shm.Knows(x.Result) ? SysvShm.Read().FirstOrDefault(s => s.Id == x.Result) : default;
+            if (segment.Size == 0 || segment.CreatorPid != x.Task.HostTgid)
+            {
+                x.Kernel.Commit.Refund(charged); // failed, or an existing segment: nothing new was committed
+                return;
+            }
+            x.Kernel.Shm.Made(x.Result);
+            x.Kernel.Mm.Post(nameof(IMmServer.RecordAsync), new MmEvent(x.Task.Vpid, MmOp.Shmget, 0, segment.Size, 0, 0, flags, -1, 0, x.Result, Charged: charged));
+        });
+    }
+
+    /// <summary>The host's largest System V segment (kernel.shmmax); shmget beyond it is EINVAL.</summary>
+    private static ulong ShmMax()
+    {
+        try
+        {
+            return ulong.Parse(File.ReadAllText("/proc/sys/kernel/shmmax").Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is IOException or FormatException or OverflowException or UnauthorizedAccessException)
+        {
+            return ulong.MaxValue;
+        }
+    }
+
+    /// <summary>shmctl(IPC_RMID): a segment with no attachment left is destroyed at once, its charge released.</summary>
+    private static void Shmctl(SyscallCall c)
+    {
+        if ((c.IntArg(1) & ~IPC_64) != IPC_RMID) return;
+        c.AtExit(x =>
+        {
+            if (x.Result == 0) x.Kernel.Shm.Sweep(x.Kernel, x.Task.Vpid);
+        });
     }
 
     /// <summary>
@@ -37,7 +107,7 @@ internal static class SysMmap
         if (!budget.Limited) return true;
         var e = new MmEvent(c.Task.Vpid, MmOp.Fork, 0, 0, 0, 0, 0, -1, 0, Result: 0);
         long charged = c.Task.ForkCharged;
-        if (charged == 0 && !budget.TryCharge(e, out charged))
+        if (charged == 0 && !TryCharge(c, e, out charged))
         {
             c.Note = "over the memory limit";
             c.Fail(Errno.ENOMEM);
@@ -79,7 +149,7 @@ internal static class SysMmap
             var e = new MmEvent(vpid, MmOp.Brk, c.Arg(0), 0, 0, 0, 0, -1, 0, Result: 0);
             var budget = c.Kernel.Commit;
             if (budget.Limited) budget.NoteBreak(vpid, plan.Current); // the growth is known: no round trip to pay for it
-            if (budget.Limited && !budget.TryCharge(e, out charged))
+            if (budget.Limited && !TryCharge(c, e, out charged))
             {
                 c.Note = "over the memory limit";
                 result = plan.Current;
@@ -148,6 +218,7 @@ internal static class SysMmap
             if (x.Result != 0) return;
             x.Kernel.Mm.Post(nameof(IMmServer.RecordAsync), new MmEvent(x.Task.Vpid, MmOp.Munmap, addr, length, 0, 0, 0, -1, 0, 0));
             x.Kernel.Placement.Released(x.Task.Vpid, addr, length);
+            x.Kernel.Shm.Sweep(x.Kernel, x.Task.Vpid); // the last detach of a removed segment destroys it
             x.Kernel.MapCheck?.Check(x.Kernel, x.Task);
         });
     }
@@ -179,7 +250,7 @@ internal static class SysMmap
         var budget = c.Kernel.Commit;
         if (budget.Limited)
         {
-            if (budget.TryCharge(e, out long charged))
+            if (TryCharge(c, e, out long charged))
             {
                 e = e with { Charged = charged };
             }

@@ -17,6 +17,14 @@ public enum MmOp
     /// <summary>A System V shared memory segment attached at Result, Length bytes (shmat's result and the segment's size).</summary>
     Shmat,
     /// <summary>
+    /// shmget made a new System V segment: Result is its id, Length its size, Flags shmget's flags. Committed once,
+    /// as Linux charges it at creation (newseg), unless SHM_NORESERVE or SHM_HUGETLB; asked about at shmget's entry.
+    /// Not tied to any space: a segment lives until it is destroyed, whoever attaches it.
+    /// </summary>
+    Shmget,
+    /// <summary>The segment with id Addr is gone (removed with IPC_RMID and no longer attached): its charge is released.</summary>
+    ShmDestroy,
+    /// <summary>
     /// fork's copy of the space (no CLONE_VM). Asked about at its entry under a limit (mm/reserve: the charge is the
     /// copy's committed memory, as dup_mmap charges it); its record only brings the charge back (Charged), the
     /// child's space itself comes with mm/space_created.

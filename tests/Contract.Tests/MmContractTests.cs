@@ -260,6 +260,7 @@ public sealed class MmContractTests : ServerContractTest<IMmServer>
         await Proxy.SpaceCreatedAsync(1, 2, shared: true);                // vfork: one space, two pids
         await Proxy.SpaceCreatedAsync(1, 3, shared: false);               // fork: a copy
         await Mmap(3, 0x200000, 0x1000, RW, MAP_SHARED | MAP_ANONYMOUS);
+        await Record(3, MmOp.Shmget, 0, 0x5000, result: 42);              // a System V segment, no space's
         await Proxy.ReserveAsync(new CommitRequest(Call(MmOp.Mmap, 0x10000, RW, Anon), Budget: 0, Refill: 1L << 16));
         var checkpoint = await Proxy.CheckpointAsync();
         Assert.NotNull(checkpoint);
@@ -270,6 +271,9 @@ public sealed class MmContractTests : ServerContractTest<IMmServer>
         foreach (int vpid in new[] { 1, 2, 3 })
             Assert.Equal(await Proxy.MapsAsync(vpid), await successor.MapsAsync(vpid));
         Assert.Equivalent(await Proxy.UsageAsync(), await successor.UsageAsync(), strict: true);
+        foreach (var server in new[] { Proxy, successor })
+            await server.RecordAsync(new MmEvent(1, MmOp.ShmDestroy, 42, 0, 0, 0, 0, -1, 0, 0));
+        Assert.Equal((await Proxy.UsageAsync()).Committed, (await successor.UsageAsync()).Committed);
         // Still one space for pids 1 and 2: a mapping in one is in the other, on both servers alike.
         foreach (var server in new[] { Proxy, successor })
             await server.RecordAsync(new MmEvent(2, MmOp.Mmap, 0, 0x1000, 0, RW, Anon, -1, 0, 0x300000));

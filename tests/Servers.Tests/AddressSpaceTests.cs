@@ -296,6 +296,29 @@ public sealed class AddressSpaceTests
         Assert.All(usage.Processes, p => Assert.Equal((0L, 0x2000L), (p.Mapped, p.PeakMapped)));
     }
 
+    [Fact]
+    public async Task A_system_v_segment_is_committed_from_its_creation_to_its_destruction_in_no_space()
+    {
+        const int SHM_NORESERVE = 0x1000;
+        var mm = new MmServer();
+        await mm.ConfigureAsync(new MmConfig(0x10000));
+        await mm.SpaceExecAsync(1, []);
+
+        Assert.Equal(0x3000L, (await mm.ReserveAsync(new CommitRequest(Event(MmOp.Shmget, length: 0x2001), 0, 0))).Charge);
+        Assert.Equal(0L, (await mm.ReserveAsync(new CommitRequest(Event(MmOp.Shmget, length: 0x2001, flags: SHM_NORESERVE), 0, 0x1000))).Charge);
+        await mm.RecordAsync(Event(MmOp.Shmget, length: 0x2001, result: 7) with { Charged = 0x3000 });
+        await mm.RecordAsync(Event(MmOp.Shmget, length: 0x100000, flags: SHM_NORESERVE, result: 8));
+        Assert.Equal(0x3000L, (await mm.UsageAsync()).Committed);
+        Assert.Empty(await mm.MapsAsync(1));
+        Assert.False((await mm.ReserveAsync(new CommitRequest(Event(MmOp.Mmap, length: 0xe000, prot: RW, flags: Anon), 0, 0))).Allowed);
+
+        await mm.RecordAsync(Event(MmOp.ShmDestroy, addr: 7));
+
+        Assert.Equal(0L, (await mm.UsageAsync()).Committed);
+        Assert.True((await mm.ReserveAsync(new CommitRequest(Event(MmOp.Mmap, length: 0xe000, prot: RW, flags: Anon), 0, 0))).Allowed);
+        await Assert.ThrowsAnyAsync<Exception>(() => mm.RecordAsync(Event(MmOp.ShmDestroy, addr: 7)));
+    }
+
     private void Brk(ulong result) => prog.Apply(Event(MmOp.Brk, addr: result, result: (long)result));
 
     private static Vma Program(ulong start, ulong end) => new(start, end, RW, false, 0, "/usr/bin/prog");

@@ -33,6 +33,20 @@ public sealed class MemoryTests(FixturePrograms fixtures) : IClassFixture<Fixtur
     }
 
     [Fact]
+    public void A_system_v_segment_is_committed_from_its_shmget_until_it_is_destroyed()
+    {
+        var guest = GuestRunner.Run(_dir.Path, ["--mem", "64M", "--stats"], fixtures["mm_shm_limit"]);
+
+        Expect.ExitCode(0, guest);
+        Assert.True(guest.StdoutLines.Length == 15 && guest.StdoutLines.All(l => l.EndsWith(": yes")), $"every step as Linux charges segments\n{guest}");
+        Assert.Matches(@"memory \(KiB\): committed \d+, peak \d+, limit 65536", guest.Stderr);
+        // Natively, without a limit, the same errnos where Linux decides before it charges (EINVAL, EEXIST).
+        var native = GuestRunner.Native(_dir.Path, fixtures["mm_shm_limit"]);
+        foreach (var line in native.StdoutLines.Where(l => l.Contains("EINVAL") || l.Contains("EEXIST") || l.Contains("without a charge")))
+            Assert.Contains(line, guest.StdoutLines);
+    }
+
+    [Fact]
     public void A_fork_whose_copy_would_pass_the_limit_fails_with_enomem_and_one_that_fits_succeeds()
     {
         var tight = GuestRunner.Run(_dir.Path, ["--mem", "64M"], fixtures["mm_fork_limit"]);
