@@ -179,10 +179,11 @@ internal sealed class AddressSpace
 
     /// <summary>
     /// A copy for fork without CLONE_VM. The child's private memory is committed again (dup_mmap charges every
-    /// VM_ACCOUNT area); shared anonymous memory is one object that the parent already paid for.
+    /// VM_ACCOUNT area); shared anonymous memory is one object that the parent already paid for. Areas advised
+    /// MADV_DONTFORK are not copied (nor charged); MADV_WIPEONFORK ones are, as they are mapped in the child too.
     /// </summary>
     public AddressSpace Fork() =>
-        new(Vmas.Clone(a => a.Shared && a.Anonymous ? a with { Accounted = false } : a), brkStart, brk) { MmapBase = MmapBase };
+        new(Vmas.Clone(a => a.DontCopy ? null : a.Shared && a.Anonymous ? a with { Accounted = false } : a), brkStart, brk) { MmapBase = MmapBase };
 
     /// <summary>
     /// What the call <paramref name="e"/> would add to the committed memory if the host ran it now (its Result is
@@ -218,7 +219,7 @@ internal sealed class AddressSpace
                 case MmOp.Shmget:
                     return SegmentCharge(e.Length, e.Flags);
                 case MmOp.Fork:
-                    return Vmas.Areas.Where(a => a.Accounted && !(a.Shared && a.Anonymous)).Aggregate(0UL, (sum, a) => sum + a.Size);
+                    return Vmas.Areas.Where(a => a.Accounted && !(a.Shared && a.Anonymous) && !a.DontCopy).Aggregate(0UL, (sum, a) => sum + a.Size);
                 default:
                     return 0;
             }
@@ -264,6 +265,10 @@ internal sealed class AddressSpace
                 Vmas.Map(new Area(at, checked(at + VmaMap.PageAlign(e.Length)), Prot(e.Prot), Shared: true, Anonymous: false, Offset: 0, Name: null,
                     Backing: e.Backing));
                 break;
+            case MmOp.Madvise:
+                if (e.Length > 0 && Advice(e.Flags) is { } change)
+                    Vmas.Modify(e.Addr, checked(e.Addr + VmaMap.PageAlign(e.Length)), change);
+                break;
             case MmOp.Fork:
             case MmOp.Shmget:
             case MmOp.ShmDestroy:
@@ -272,6 +277,20 @@ internal sealed class AddressSpace
                 throw new ArgumentException($"unknown memory call {e.Op}");
         }
     }
+
+    public const int MADV_DONTFORK = 10, MADV_DOFORK = 11, MADV_WIPEONFORK = 18, MADV_KEEPONFORK = 19;
+
+    /// <summary>What madvise's <paramref name="advice"/> does to an area, for the advice that changes what fork does;
+    /// null for advice that leaves the map as it is. WIPEONFORK holds only for private anonymous memory (the host
+    /// refuses it elsewhere with EINVAL, and a refused call is not applied).</summary>
+    private static Func<Area, Area>? Advice(int advice) => advice switch
+    {
+        MADV_DONTFORK => a => a with { DontCopy = true },
+        MADV_DOFORK => a => a with { DontCopy = false },
+        MADV_WIPEONFORK => a => a with { WipeOnFork = true },
+        MADV_KEEPONFORK => a => a with { WipeOnFork = false },
+        _ => null,
+    };
 
     public const int SHM_HUGETLB = 0x800, SHM_NORESERVE = 0x1000;
 

@@ -31,6 +31,8 @@ namespace UmlMicro.Servers.Mm;
 /// </summary>
 internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.MmVersion), IMmServer
 {
+    private const long ENOMEM = 12;
+
     // Requests are serialised: the server is a single-threaded kernel, one message at a time, as in MINIX.
     private readonly Lock gate = new();
     private readonly Dictionary<int, AddressSpace> spaces = new();
@@ -193,7 +195,8 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
                 throw ProtocolViolation.Of($"a call cannot be charged {e.Charged} bytes");
             // The budget spent on the call is no longer held: what the call really committed takes its place.
             granted -= Math.Min(granted, (ulong)e.Charged);
-            if (e.Result < 0 && e.Result >= -4095)
+            // A madvise that met a hole (ENOMEM) still applied to the mapped part, as Linux's does.
+            if (e.Result < 0 && e.Result >= -4095 && !(e.Op == MmOp.Madvise && e.Result == -ENOMEM))
                 return Task.CompletedTask;
             if (e.Op is MmOp.Shmget or MmOp.ShmDestroy)
             {

@@ -10,9 +10,11 @@ namespace UmlMicro.Servers.Mm;
 /// permission. <paramref name="NoReserve"/> is VM_NORESERVE (MAP_NORESERVE): never counted, not even when made writable.
 /// <paramref name="Backing"/> is the object a shared anonymous or System V mapping maps (a shmem file, named by the
 /// host); a file mapping's name, device and inode are in <paramref name="Name"/> and <paramref name="Backing"/>.
+/// <paramref name="DontCopy"/> is VM_DONTCOPY (MADV_DONTFORK): fork leaves the area out of the child.
+/// <paramref name="WipeOnFork"/> is VM_WIPEONFORK (MADV_WIPEONFORK): the child gets it, empty; the map is the same.
 /// </summary>
 internal sealed record Area(ulong Start, ulong End, int Prot, bool Shared, bool Anonymous, long Offset, string? Name,
-    bool Accounted = false, bool NoReserve = false, MmBacking? Backing = null)
+    bool Accounted = false, bool NoReserve = false, MmBacking? Backing = null, bool DontCopy = false, bool WipeOnFork = false)
 {
     public ulong Size => End - Start;
 
@@ -35,7 +37,8 @@ internal sealed record Area(ulong Start, ulong End, int Prot, bool Shared, bool 
     /// since this map does not know whether they are the same object.</summary>
     public bool MergesWith(Area next) =>
         End == next.Start && Anonymous && next.Anonymous && !Shared && !next.Shared && Prot == next.Prot && Name == next.Name
-        && Accounted == next.Accounted && NoReserve == next.NoReserve && Backing == next.Backing;
+        && Accounted == next.Accounted && NoReserve == next.NoReserve && Backing == next.Backing
+        && DontCopy == next.DontCopy && WipeOnFork == next.WipeOnFork;
 }
 
 /// <summary>
@@ -67,13 +70,25 @@ internal sealed class VmaMap
     public static bool IsPageAligned(ulong address) => (address & (PageSize - 1)) == 0;
 
     /// <summary>A copy that shares nothing mutable with this map (fork without CLONE_VM), each area passed through
-    /// <paramref name="copyOf"/>.</summary>
-    public VmaMap Clone(Func<Area, Area> copyOf)
+    /// <paramref name="copyOf"/>; an area it maps to null is left out.</summary>
+    public VmaMap Clone(Func<Area, Area?> copyOf)
     {
         var copy = new VmaMap();
         foreach (var area in areas.Values)
-            copy.Put(copyOf(area));
+            if (copyOf(area) is { } copied) copy.Put(copied);
         return copy;
+    }
+
+    /// <summary>Passes the parts of areas inside [start, end) through <paramref name="change"/> (holes stay holes),
+    /// splitting the areas at its edges and merging what became alike, as madvise's flag changes do.</summary>
+    public void Modify(ulong start, ulong end, Func<Area, Area> change)
+    {
+        CheckRange(start, end);
+        SplitAt(start);
+        SplitAt(end);
+        for (int i = IndexEndingAfter(start); i < areas.Count && areas.Values[i].Start < end; i++)
+            Replace(i, change(areas.Values[i]));
+        MergeAround(start, end);
     }
 
     /// <summary>The area that contains <paramref name="address"/>, if any.</summary>

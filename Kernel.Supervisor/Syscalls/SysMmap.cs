@@ -24,6 +24,7 @@ internal static class SysMmap
         h["mremap"] = c => Enter(c, MmOp.Mremap, c.Arg(0), c.Arg(1), c.Arg(2), 0, c.IntArg(3), -1, 0);
         h["shmat"] = c => c.AtExit(Shmat);
         h["shmdt"] = Shmdt;
+        h["madvise"] = Madvise;
         h["shmget"] = Shmget;
         h["shmctl"] = Shmctl;
     }
@@ -34,6 +35,26 @@ internal static class SysMmap
     /// </summary>
     private static bool TryCharge(SyscallCall c, MmEvent e, out long charged) =>
         c.Kernel.Commit.TryCharge(e, out charged) || (c.Kernel.Shm.Sweep(c.Kernel, c.Task.Vpid) && c.Kernel.Commit.TryCharge(e, out charged));
+
+    private const int MADV_DONTFORK = 10, MADV_DOFORK = 11, MADV_WIPEONFORK = 18, MADV_KEEPONFORK = 19;
+
+    /// <summary>
+    /// madvise: the host carries it out; the advice that changes what fork copies (DONTFORK, DOFORK, WIPEONFORK,
+    /// KEEPONFORK) is recorded, so that MM's copy at fork leaves out what the host leaves out, and does not charge it.
+    /// Every other advice leaves the map as it is and goes no further. A hole in the range (ENOMEM) still applied the
+    /// advice to the mapped part.
+    /// </summary>
+    private static void Madvise(SyscallCall c)
+    {
+        int advice = c.IntArg(2);
+        if (advice is not (MADV_DONTFORK or MADV_DOFORK or MADV_WIPEONFORK or MADV_KEEPONFORK)) return;
+        c.AtExit(x =>
+        {
+            if (x.Result != 0 && x.Result != -Errno.ENOMEM) return;
+            x.Kernel.Mm.Post(nameof(IMmServer.RecordAsync), new MmEvent(x.Task.Vpid, MmOp.Madvise, x.Arg(0), x.Arg(1), 0, 0, advice, -1, 0, x.Result));
+            x.Kernel.MapCheck?.Check(x.Kernel, x.Task);
+        });
+    }
 
     private const int IPC_PRIVATE = 0, IPC_CREAT = 0x200, IPC_RMID = 0, IPC_64 = 0x100;
 

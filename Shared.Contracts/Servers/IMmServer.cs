@@ -25,6 +25,12 @@ public enum MmOp
     /// <summary>The segment with id Addr is gone (removed with IPC_RMID and no longer attached): its charge is released.</summary>
     ShmDestroy,
     /// <summary>
+    /// madvise with advice Flags over [Addr, Addr+Length): recorded for the advice that changes what fork does with an
+    /// area (MADV_DONTFORK, MADV_DOFORK, MADV_WIPEONFORK, MADV_KEEPONFORK). A Result of -ENOMEM (part of the range
+    /// unmapped) still applies to the mapped part, as Linux's madvise does.
+    /// </summary>
+    Madvise,
+    /// <summary>
     /// fork's copy of the space (no CLONE_VM). Asked about at its entry under a limit (mm/reserve: the charge is the
     /// copy's committed memory, as dup_mmap charges it); its record only brings the charge back (Charged), the
     /// child's space itself comes with mm/space_created.

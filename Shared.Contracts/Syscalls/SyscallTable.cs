@@ -154,7 +154,7 @@ public static class SyscallTable
             S(25, "mremap", Ptr, Size, Size, Flags, Ptr).Rewrite(K.Mm).Returns(RetKind.Ptr),
             S(26, "msync", Ptr, Size, Flags),
             S(27, "mincore", Ptr, Size, Ptr),
-            S(28, "madvise", Ptr, Size, Int),
+            S(28, "madvise", Ptr, Size, Int).Rewrite(K.Mm),
             S(29, "shmget", Hex, Size, Flags).Rewrite(K.Mm),
             S(30, "shmat", Int, Ptr, Flags).Rewrite(K.Mm).Returns(RetKind.Ptr),
             S(31, "shmctl", Int, Int, Ptr).Rewrite(K.Mm),

@@ -231,6 +231,34 @@ public sealed class AddressSpaceTests
     }
 
     [Fact]
+    public void A_fork_leaves_dontfork_areas_out_of_the_copy_and_its_charge_and_keeps_wipeonfork_ones()
+    {
+        space.Apply(Event(MmOp.Mmap, length: 0x8000, prot: RW, flags: Anon, result: 0x10000));
+        space.Apply(Event(MmOp.Madvise, addr: 0x12000, length: 0x2000, flags: 10));   // MADV_DONTFORK
+        space.Apply(Event(MmOp.Madvise, addr: 0x15000, length: 0x1000, flags: 18));   // MADV_WIPEONFORK
+
+        Assert.Equal(5, space.Vmas.Count); // the advice splits the area, as Linux's differing vm_flags do
+        Assert.Equal(0x6000UL, space.Charge(Event(MmOp.Fork)));
+        Assert.Equal([(0x10000UL, 0x12000UL), (0x14000UL, 0x18000UL)], Ranges(space.Fork()));
+
+        space.Apply(Event(MmOp.Madvise, addr: 0x12000, length: 0x2000, flags: 11));   // MADV_DOFORK
+        space.Apply(Event(MmOp.Madvise, addr: 0x15000, length: 0x1000, flags: 19));   // MADV_KEEPONFORK
+        Assert.Equal(1, space.Vmas.Count);
+        space.Apply(Event(MmOp.Madvise, addr: 0x17000, length: 0x3000, flags: 10));   // a range past the area: its part
+        Assert.Equal([(0x10000UL, 0x17000UL)], Ranges(space.Fork()));
+    }
+
+    /// <summary>The map's ranges with neighbours joined (what a process could tell by probing its pages).</summary>
+    private static List<(ulong, ulong)> Ranges(AddressSpace s)
+    {
+        var ranges = new List<(ulong Start, ulong End)>();
+        foreach (var a in s.Vmas.Areas)
+            if (ranges.Count > 0 && ranges[^1].End == a.Start) ranges[^1] = (ranges[^1].Start, a.End);
+            else ranges.Add((a.Start, a.End));
+        return [.. ranges.Select(r => (r.Start, r.End))];
+    }
+
+    [Fact]
     public void An_image_commits_its_writable_private_areas()
     {
         var image = AddressSpace.FromImage([

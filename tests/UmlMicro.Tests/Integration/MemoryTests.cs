@@ -47,6 +47,20 @@ public sealed class MemoryTests(FixturePrograms fixtures) : IClassFixture<Fixtur
     }
 
     [Fact]
+    public void Madvise_dontfork_areas_are_left_out_of_a_forked_childs_map_and_charge_and_wipeonfork_ones_are_emptied()
+    {
+        var spec = new RunSpec(_dir.Path, fixtures["mm_dontfork"], []) { Environment = new() { ["UMLMICRO_Mm__CheckMaps"] = "true" } };
+
+        var guest = GuestRunner.Run(spec);
+        var limited = GuestRunner.Run(_dir.Path, ["--mem", "64M"], fixtures["mm_dontfork"]);
+
+        Expect.SameAsNative(GuestRunner.Native(_dir.Path, fixtures["mm_dontfork"]), guest);
+        Assert.Contains(" 0 differed", guest.Stderr); // the children's maps too: each makes a memory call
+        // 40 MiB touched and advised MADV_DONTFORK beside a 64 MiB limit: the fork fits only if they are not copied.
+        Assert.True(limited.ExitCode == 0 && limited.StdoutLines.All(l => l.EndsWith(": yes")), $"every step under the limit\n{limited}");
+    }
+
+    [Fact]
     public void A_fork_whose_copy_would_pass_the_limit_fails_with_enomem_and_one_that_fits_succeeds()
     {
         var tight = GuestRunner.Run(_dir.Path, ["--mem", "64M"], fixtures["mm_fork_limit"]);
