@@ -125,7 +125,7 @@ namespace UmlMicro.Supervisor
             {
                 Console.Error.Write(stats.Render());
                 Console.Error.WriteLine($"vcpus {vcpus.Cpus}, policy {vcpus.Policy.Name}, quantum {vcpus.Quantum.TotalMilliseconds:0} ms: " +
-                    $"{vcpus.Ticks} ticks, {vcpus.Preemptions} preemptions");
+                    $"{vcpus.Ticks} ticks, {vcpus.Preemptions} preemptions; host CPUs {(kernel.HostCpus.Spread ? "spread" : "gathered")} at the end, {kernel.HostCpus.Changes} changes");
                 // Asking MM may restart it: the restarts are listed after.
                 if (tracer.Failure is null) Console.Error.Write(KernelStats.RenderMemory(mm.Call(m => m.UsageAsync())));
                 Console.Error.Write(KernelStats.RenderRestarts(budget.Restarts));

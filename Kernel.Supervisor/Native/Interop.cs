@@ -58,16 +58,44 @@ internal static unsafe partial class Interop
 
     internal const int SIGTTOU = 22;
 
-    /// <summary>Pins thread <paramref name="tid"/> (0: the calling thread) to one host CPU; what it starts inherits the pin.</summary>
-    internal static bool PinToCpu(int tid, int cpu)
+    /// <summary>Host CPU masks cover 1024 CPUs, as glibc's cpu_set_t.</summary>
+    internal const int CpuMaskWords = 16;
+
+    /// <summary>Sets the host CPUs thread <paramref name="tid"/> (0: the calling thread) may run on; what it starts inherits them.</summary>
+    internal static bool SetAffinity(int tid, ReadOnlySpan<ulong> mask)
     {
-        var mask = stackalloc ulong[16];
-        mask[cpu / 64] = 1UL << (cpu % 64);
-        return sched_setaffinity(tid, 16 * sizeof(ulong), mask) == 0;
+        fixed (ulong* m = mask) return sched_setaffinity(tid, (nuint)(mask.Length * sizeof(ulong)), m) == 0;
+    }
+
+    /// <summary>The host CPUs the calling thread may run on (all zero if the host will not say).</summary>
+    internal static ulong[] GetAffinity()
+    {
+        var mask = new ulong[CpuMaskWords];
+        fixed (ulong* m = mask)
+            if (sched_getaffinity(0, (nuint)(mask.Length * sizeof(ulong)), m) < 0) Array.Clear(mask);
+        return mask;
     }
 
     [LibraryImport(Libc, SetLastError = true)]
     private static partial int sched_setaffinity(int pid, nuint size, ulong* mask);
+
+    [LibraryImport(Libc, SetLastError = true)]
+    private static partial int sched_getaffinity(int pid, nuint size, ulong* mask);
+
+    /// <summary>
+    /// The CPU time host process <paramref name="pid"/> (all its threads) has run, in ns, or -1 when it is gone: one
+    /// clock_gettime on its CPU clock (Linux's MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)), which Linux lets any process
+    /// read of any other; a single thread's clock it lets only that thread's own process read.
+    /// </summary>
+    internal static long ProcessCpuTime(int pid)
+    {
+        var ts = stackalloc long[2];
+        int clock = (~pid << 3) | 2; // CPUCLOCK_SCHED, process-wide
+        return clock_gettime(clock, ts) == 0 ? ts[0] * 1_000_000_000 + ts[1] : -1;
+    }
+
+    [LibraryImport(Libc, SetLastError = true)]
+    private static partial int clock_gettime(int clock, long* ts);
 
     [LibraryImport(Libc)]
     internal static partial int sched_getcpu();

@@ -62,6 +62,7 @@ internal sealed unsafe partial class TracerThread
             TryWrite(task.HostTid, clone.ChildTidPtr, task.Vtid);
         task.Clone = null;
         task.ResumeRequest = _idle;
+        _k.HostCpus.Place(task);
         if (_k.Vcpus.Admit(task.Vcpu, _idle)) PtraceOps.Resume(task.HostTid, _idle, 0);
     }
 

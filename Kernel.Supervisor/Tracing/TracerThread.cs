@@ -95,9 +95,9 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
 
     private void Start()
     {
-        // One virtual CPU: the guest and its tracer share one host CPU, so a stop never pays a cross-CPU
-        // wake-up (5-7x the cost of a same-CPU stop here, see bench/RESULTS.md). The guest inherits the pin.
-        if (_k.Cpus == 1) Interop.PinToCpu(0, Math.Max(0, Interop.sched_getcpu()));
+        // The guest starts on its tracer's host CPU (it inherits the pin), so a stop never pays a cross-CPU wake-up
+        // until two of its tasks are busy at once (see CpuPlacement).
+        _k.HostCpus.Start();
         int pid = Spawn();
         int status;
         if (waitpid(pid, &status, WUNTRACED | __WNOTHREAD) != pid || !WIFSTOPPED(status))
