@@ -114,10 +114,13 @@ namespace UmlMicro.Supervisor
             var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace, memoryLimit, mapCheck, vcpus, config.Kernel.MaxProcs, config.Kernel.MaxFiles);
             var tracer = new TracerThread(kernel, mode, observeAll: trace is not null || config.Kernel.Stats, Path.Combine(binDir, "umlmicro-launch"), program,
                 [run.Program, .. run.Argv], config.Mm.DeterministicLayout, config.Kernel.MaxFiles, config.Kernel.TimeoutSpan);
-            var forwarding = new List<PosixSignalRegistration>();
+            var forwarding = ForwardSignals(tracer).ToList();
+            // The runtime's signal handling is set up by now (the registrations need it): its SIGCHLD part is turned
+            // off before the first guest stop, which would otherwise run it.
+            Interop.DefaultSigChld();
             using (Terminal.KeepForeground())
             {
-                tracer.Run(onStarted: () => forwarding.AddRange(ForwardSignals(tracer)));
+                tracer.Run();
                 forwarding.ForEach(r => r.Dispose());
             }
 
@@ -178,8 +181,10 @@ namespace UmlMicro.Supervisor
             {
                 yield return PosixSignalRegistration.Create(posix, ctx =>
                 {
+                    // Before the guest runs, the signal does to the supervisor what it would have done.
+                    if (tracer.InitHostPid <= 0) return;
                     ctx.Cancel = true;
-                    if (tracer.InitHostPid > 0) Interop.kill(tracer.InitHostPid, number);
+                    Interop.kill(tracer.InitHostPid, number);
                 });
             }
         }

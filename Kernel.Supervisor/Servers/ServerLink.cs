@@ -38,7 +38,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     private readonly KernelStats _stats;
     private readonly ReplayLog _log = new();
     private readonly ContractForwarder<T> _forwarder;
-    private Process? _process;
+    private ServerProcess? _process;
     private volatile JsonRpc? _rpc;
     private long _nextRequestId;
     private bool _keepsCheckpoints = true;
@@ -80,7 +80,9 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     }
 
     /// <summary>A started server process and its connection, live or standing by.</summary>
-    private sealed record Connection(Process Process, JsonRpc Rpc, T Proxy);
+    private sealed record Connection(ServerProcess Process, JsonRpc Rpc, T Proxy);
+
+    private static readonly Dictionary<string, string> NoDiagnostics = new() { ["DOTNET_EnableDiagnostics"] = "0" };
 
     private Connection Spawn()
     {
@@ -88,27 +90,11 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         var parts = launch.Command.Command.Replace("{bin}", launch.BinDir.TrimEnd('/'))
             .Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (parts.Length == 0) throw new ServerFailure($"{Name} server: empty command");
-        var psi = new ProcessStartInfo(parts[0])
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = false,
-            UseShellExecute = false,
-        };
-        foreach (var a in parts.Skip(1)) psi.ArgumentList.Add(a);
         // No debugger pipes or diagnostics socket in /tmp: a server killed with SIGKILL would leave them there, and
         // every restart would add to a directory the guest lists.
-        psi.Environment["DOTNET_EnableDiagnostics"] = "0";
-        Process process;
-        try
-        {
-            process = Process.Start(psi) ?? throw new ServerFailure($"{Name} server: '{parts[0]}' did not start");
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new ServerFailure($"{Name} server: cannot start '{parts[0]}': {e.Message}");
-        }
-        var rpc = RpcWire.Create(process.StandardInput.BaseStream, process.StandardOutput.BaseStream);
+        var process = ServerProcess.Start(parts, NoDiagnostics, out int errno)
+            ?? throw new ServerFailure($"{Name} server: cannot start '{parts[0]}': {new System.ComponentModel.Win32Exception(errno).Message}");
+        var rpc = RpcWire.Create(process.Input, process.Output);
         rpc.Disconnected += (_, e) =>
         {
             if (ReferenceEquals(_rpc, rpc)) _lost ??= $"lost its connection ({e.Reason})";
@@ -206,18 +192,10 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     private static void Discard(Connection c) => Discard(c.Process, c.Rpc);
 
     /// <summary>Kills the process if it still runs, and lets go of it and its connection.</summary>
-    private static void Discard(Process process, JsonRpc rpc)
+    private static void Discard(ServerProcess process, JsonRpc rpc)
     {
-        try
-        {
-            if (!process.HasExited) process.Kill(entireProcessTree: true);
-            process.WaitForExit();
-        }
-        catch (InvalidOperationException)
-        {
-        }
-        rpc.Dispose();
         process.Dispose();
+        rpc.Dispose();
     }
 
     /// <summary>A fresh id for a request that must not be applied twice (see <see cref="RestoreKind.Journal"/>).</summary>
@@ -364,8 +342,8 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
                 // Notifications go out in order: once shutdown is on the wire, every state change before it is
                 // too. Closing the pipe earlier would cut a message in half under the server's reader.
                 rpc.NotifyAsync("shutdown").Wait(TimeSpan.FromSeconds(2));
-                process.StandardInput.Close();
-                if (!process.WaitForExit(TimeSpan.FromSeconds(2))) process.Kill(entireProcessTree: true);
+                process.CloseInput();
+                process.WaitForExit(TimeSpan.FromSeconds(2));
             }
         }
         catch (Exception e) when (e is InvalidOperationException or IOException or ObjectDisposedException or AggregateException)

@@ -42,7 +42,7 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
     public bool TimedOut => Volatile.Read(ref _alarmKilled) != 0 && !(_initStatus is { } s && WIFEXITED(s));
 
     /// <summary>Runs the guest to the end on a new dedicated thread; returns when guest pid 1 and all its tasks are gone.</summary>
-    public void Run(Action onStarted)
+    public void Run()
     {
         var thread = new Thread(() =>
         {
@@ -53,7 +53,6 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
             {
                 Start();
                 if (timeout > TimeSpan.Zero) alarm = StartAlarm(ended, pidfd = pidfd_open(_initHostPid, 0));
-                onStarted();
                 Loop();
             }
             catch (Exception e)
