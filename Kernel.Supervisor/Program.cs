@@ -114,18 +114,22 @@ namespace UmlMicro.Supervisor
             var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace, memoryLimit, mapCheck, vcpus, config.Kernel.MaxProcs, config.Kernel.MaxFiles);
             var tracer = new TracerThread(kernel, mode, observeAll: trace is not null || config.Kernel.Stats, Path.Combine(binDir, "umlmicro-launch"), program,
                 [run.Program, .. run.Argv], config.Mm.DeterministicLayout, config.Kernel.MaxFiles, config.Kernel.TimeoutSpan);
-            var forwarding = new List<PosixSignalRegistration>();
+            var forwarding = ForwardSignals(tracer).ToList();
+            // The runtime's signal handling is set up by now (the registrations need it): its SIGCHLD part is turned
+            // off before the first guest stop, which would otherwise run it.
+            Interop.DefaultSigChld();
             using (Terminal.KeepForeground())
             {
-                tracer.Run(onStarted: () => forwarding.AddRange(ForwardSignals(tracer)));
+                tracer.Run();
                 forwarding.ForEach(r => r.Dispose());
             }
 
             if (config.Kernel.Stats)
             {
                 Console.Error.Write(stats.Render());
+                Console.Error.Write(stats.RenderOffTracer());
                 Console.Error.WriteLine($"vcpus {vcpus.Cpus}, policy {vcpus.Policy.Name}, quantum {vcpus.Quantum.TotalMilliseconds:0} ms: " +
-                    $"{vcpus.Ticks} ticks, {vcpus.Preemptions} preemptions");
+                    $"{vcpus.Ticks} ticks, {vcpus.Preemptions} preemptions; host CPUs {(kernel.HostCpus.Spread ? "spread" : "gathered")} at the end, {kernel.HostCpus.Changes} changes");
                 // Asking MM may restart it: the restarts are listed after.
                 if (tracer.Failure is null) Console.Error.Write(KernelStats.RenderMemory(mm.Call(m => m.UsageAsync()), stats.ResidentByProcess));
                 Console.Error.Write(KernelStats.RenderRestarts(budget.Restarts));
@@ -178,8 +182,10 @@ namespace UmlMicro.Supervisor
             {
                 yield return PosixSignalRegistration.Create(posix, ctx =>
                 {
+                    // Before the guest runs, the signal does to the supervisor what it would have done.
+                    if (tracer.InitHostPid <= 0) return;
                     ctx.Cancel = true;
-                    if (tracer.InitHostPid > 0) Interop.kill(tracer.InitHostPid, number);
+                    Interop.kill(tracer.InitHostPid, number);
                 });
             }
         }

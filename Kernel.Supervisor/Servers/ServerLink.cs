@@ -19,8 +19,8 @@ internal sealed record ServerLaunch(ServerCommand Command, string BinDir, string
 
 /// <summary>
 /// The supervisor's end of one server: the process, its JSON-RPC connection and a typed proxy. Calls are
-/// synchronous on the calling (tracer) thread, which measured a much better p99 than awaiting; the link is used
-/// from one thread at a time.
+/// synchronous on the calling thread (the tracer, or a syscall worker serving a call off it), which measured a much
+/// better p99 than awaiting; callers take turns.
 /// <para>
 /// It is also the server's reincarnation service. A server that died (its pipe broke, it exited, it was killed)
 /// or hung (missed the answer deadline) is killed if need be and started again from the same command, handshaken,
@@ -38,13 +38,17 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     private readonly KernelStats _stats;
     private readonly ReplayLog _log = new();
     private readonly ContractForwarder<T> _forwarder;
-    private Process? _process;
+    private ServerProcess? _process;
     private volatile JsonRpc? _rpc;
     private long _nextRequestId;
     private bool _keepsCheckpoints = true;
 
     /// <summary>How long the replay history may grow before the server is asked for a checkpoint that stands for it.</summary>
     public const int CheckpointEvery = 4096;
+
+    // One message at a time: the replay log, the forwarder's record of the last call and a restart in progress
+    // belong to the one sender. (The server itself handles its messages one at a time, in order, anyway.)
+    private readonly Lock _gate = new();
 
     // Set from the connection's own threads when it breaks; acted on by the next message the link sends.
     private volatile string? _lost;
@@ -80,7 +84,9 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     }
 
     /// <summary>A started server process and its connection, live or standing by.</summary>
-    private sealed record Connection(Process Process, JsonRpc Rpc, T Proxy);
+    private sealed record Connection(ServerProcess Process, JsonRpc Rpc, T Proxy);
+
+    private static readonly Dictionary<string, string> NoDiagnostics = new() { ["DOTNET_EnableDiagnostics"] = "0" };
 
     private Connection Spawn()
     {
@@ -88,27 +94,11 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         var parts = launch.Command.Command.Replace("{bin}", launch.BinDir.TrimEnd('/'))
             .Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (parts.Length == 0) throw new ServerFailure($"{Name} server: empty command");
-        var psi = new ProcessStartInfo(parts[0])
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = false,
-            UseShellExecute = false,
-        };
-        foreach (var a in parts.Skip(1)) psi.ArgumentList.Add(a);
         // No debugger pipes or diagnostics socket in /tmp: a server killed with SIGKILL would leave them there, and
         // every restart would add to a directory the guest lists.
-        psi.Environment["DOTNET_EnableDiagnostics"] = "0";
-        Process process;
-        try
-        {
-            process = Process.Start(psi) ?? throw new ServerFailure($"{Name} server: '{parts[0]}' did not start");
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new ServerFailure($"{Name} server: cannot start '{parts[0]}': {e.Message}");
-        }
-        var rpc = RpcWire.Create(process.StandardInput.BaseStream, process.StandardOutput.BaseStream);
+        var process = ServerProcess.Start(parts, NoDiagnostics, out int errno)
+            ?? throw new ServerFailure($"{Name} server: cannot start '{parts[0]}': {new System.ComponentModel.Win32Exception(errno).Message}");
+        var rpc = RpcWire.Create(process.Input, process.Output);
         rpc.Disconnected += (_, e) =>
         {
             if (ReferenceEquals(_rpc, rpc)) _lost ??= $"lost its connection ({e.Reason})";
@@ -206,22 +196,14 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     private static void Discard(Connection c) => Discard(c.Process, c.Rpc);
 
     /// <summary>Kills the process if it still runs, and lets go of it and its connection.</summary>
-    private static void Discard(Process process, JsonRpc rpc)
+    private static void Discard(ServerProcess process, JsonRpc rpc)
     {
-        try
-        {
-            if (!process.HasExited) process.Kill(entireProcessTree: true);
-            process.WaitForExit();
-        }
-        catch (InvalidOperationException)
-        {
-        }
-        rpc.Dispose();
         process.Dispose();
+        rpc.Dispose();
     }
 
     /// <summary>A fresh id for a request that must not be applied twice (see <see cref="RestoreKind.Journal"/>).</summary>
-    public long NextRequestId() => ++_nextRequestId;
+    public long NextRequestId() => Interlocked.Increment(ref _nextRequestId);
 
     /// <summary>
     /// A state change the server must apply but need not answer (a task exited, a mapping was made): a JSON-RPC
@@ -230,6 +212,11 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     /// server gets it when it is started again.
     /// </summary>
     public void Post(string method, params object?[] args)
+    {
+        lock (_gate) PostLocked(method, args);
+    }
+
+    private void PostLocked(string method, object?[] args)
     {
         var m = Methods[method];
         _log.Posted(m, args);
@@ -264,6 +251,11 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     public void Call(Func<T, Task> request) => Send<object?>(request, static _ => null);
 
     private TResult Send<TResult>(Func<T, Task> request, Func<Task, TResult> answer)
+    {
+        lock (_gate) return SendLocked(request, answer);
+    }
+
+    private TResult SendLocked<TResult>(Func<T, Task> request, Func<Task, TResult> answer)
     {
         long t0 = Stopwatch.GetTimestamp();
         bool cutOff = false;
@@ -364,8 +356,8 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
                 // Notifications go out in order: once shutdown is on the wire, every state change before it is
                 // too. Closing the pipe earlier would cut a message in half under the server's reader.
                 rpc.NotifyAsync("shutdown").Wait(TimeSpan.FromSeconds(2));
-                process.StandardInput.Close();
-                if (!process.WaitForExit(TimeSpan.FromSeconds(2))) process.Kill(entireProcessTree: true);
+                process.CloseInput();
+                process.WaitForExit(TimeSpan.FromSeconds(2));
             }
         }
         catch (Exception e) when (e is InvalidOperationException or IOException or ObjectDisposedException or AggregateException)
@@ -379,6 +371,11 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     }
 
     public void Dispose()
+    {
+        lock (_gate) DisposeLocked();
+    }
+
+    private void DisposeLocked()
     {
         // A change the server may not have read before it died (one it journals itself, such as a whiteout that
         // --keep-changes would keep) is delivered before the end: asking anything restarts the server if need be.

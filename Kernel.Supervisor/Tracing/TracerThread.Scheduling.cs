@@ -44,7 +44,7 @@ internal sealed unsafe partial class TracerThread
     /// <summary>After every event: ticks are needed only while the vCPUs are contended.</summary>
     private void KeepTicking()
     {
-        if (_ticking || !_k.Vcpus.NeedsTick) return;
+        if (_ticking || !NeedsTick) return;
         if (_tickerPid == 0) _tickerPid = StartTicker();
         if (_tickerPid > 0 && PtraceOps.Resume(_tickerPid, PtraceOps.PTRACE_CONT, 0)) _ticking = true;
     }
@@ -58,9 +58,13 @@ internal sealed unsafe partial class TracerThread
             _ticking = false;
             return;
         }
-        _k.Vcpus.Tick();
-        _ticking = _k.Vcpus.NeedsTick && PtraceOps.Resume(_tickerPid, PtraceOps.PTRACE_CONT, 0);
+        if (_k.Vcpus.NeedsTick) _k.Vcpus.Tick();
+        if (_k.HostCpus.NeedsTick(_k.Tasks.Count)) _k.HostCpus.Tick(_k.Tasks.Snapshot());
+        _ticking = NeedsTick && PtraceOps.Resume(_tickerPid, PtraceOps.PTRACE_CONT, 0);
     }
+
+    /// <summary>The vCPUs are contended, or the guest has tasks enough to need more than one host CPU.</summary>
+    private bool NeedsTick => _k.Vcpus.NeedsTick || _k.HostCpus.NeedsTick(_k.Tasks.Count);
 
     /// <summary>Spawns the ticker, seizes it while it stops itself, and leaves it stopped (returns -1 if it cannot start).</summary>
     private int StartTicker()

@@ -62,6 +62,7 @@ internal sealed unsafe partial class TracerThread
             TryWrite(task.HostTid, clone.ChildTidPtr, task.Vtid);
         task.Clone = null;
         task.ResumeRequest = _idle;
+        _k.HostCpus.Place(task);
         if (_k.Vcpus.Admit(task.Vcpu, _idle)) PtraceOps.Resume(task.HostTid, _idle, 0);
     }
 
@@ -153,6 +154,7 @@ internal sealed unsafe partial class TracerThread
     {
         foreach (var t in _k.Tasks.Snapshot()) kill(t.HostTid, Signals.SIGKILL);
         if (_tickerPid > 0) kill(_tickerPid, Signals.SIGKILL);
+        if (_doorbell is { } bell) kill(bell.Pid, Signals.SIGKILL);
     }
 
     /// <summary>Reaps every remaining tracee after a failure, so nothing is left running.</summary>

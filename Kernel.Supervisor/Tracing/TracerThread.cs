@@ -42,7 +42,7 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
     public bool TimedOut => Volatile.Read(ref _alarmKilled) != 0 && !(_initStatus is { } s && WIFEXITED(s));
 
     /// <summary>Runs the guest to the end on a new dedicated thread; returns when guest pid 1 and all its tasks are gone.</summary>
-    public void Run(Action onStarted)
+    public void Run()
     {
         var thread = new Thread(() =>
         {
@@ -53,7 +53,6 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
             {
                 Start();
                 if (timeout > TimeSpan.Zero) alarm = StartAlarm(ended, pidfd = pidfd_open(_initHostPid, 0));
-                onStarted();
                 Loop();
             }
             catch (Exception e)
@@ -95,9 +94,9 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
 
     private void Start()
     {
-        // One virtual CPU: the guest and its tracer share one host CPU, so a stop never pays a cross-CPU
-        // wake-up (5-7x the cost of a same-CPU stop here, see bench/RESULTS.md). The guest inherits the pin.
-        if (_k.Cpus == 1) Interop.PinToCpu(0, Math.Max(0, Interop.sched_getcpu()));
+        // The guest starts on its tracer's host CPU (it inherits the pin), so a stop never pays a cross-CPU wake-up
+        // until two of its tasks are busy at once (see CpuPlacement).
+        _k.HostCpus.Start();
         int pid = Spawn();
         int status;
         if (waitpid(pid, &status, WUNTRACED | __WNOTHREAD) != pid || !WIFSTOPPED(status))
@@ -177,10 +176,13 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
                 throw new InvalidOperationException($"waitpid failed: errno {e}");
             }
             if (tid == _tickerPid) Ticked(status);
+            else if (tid == _doorbell?.Pid) Rung(status);
             else Dispatch(tid, status);
+            if (!_served.IsEmpty) FinishServed(); // a ring may be on its way still; the calls need not wait for it
             if (_initStatus is not null && _k.Tasks.Count == 0)
             {
                 StopTicker();
+                StopDoorbell();
                 return;
             }
             KeepTicking();
