@@ -10,7 +10,7 @@ namespace UmlMicro.Servers.Mm;
 /// <para>
 /// The limit: committed memory is what Linux accounts (Committed_AS): private writable mappings, the heap, the
 /// stack, shared anonymous memory, all over every address space of the guest, each space counted once however
-/// many processes share it. The supervisor holds a budget granted by <see cref="ReserveAsync"/> and spends it on
+/// many processes share it, and System V segments, each from its shmget to its destruction. The supervisor holds a budget granted by <see cref="ReserveAsync"/> and spends it on
 /// calls without asking; a grant counts as committed until the calls it paid for are recorded
 /// (<see cref="MmEvent.Charged"/>), so committed + granted never passes the limit by a call that was asked
 /// about. fork's copy of private memory is asked about at fork's entry (MmOp.Fork: its charge is the copy's committed
@@ -22,7 +22,8 @@ namespace UmlMicro.Servers.Mm;
 /// mm/record, mm/reserve, mm/window and mm/space_exited (mm/brk, mm/maps and mm/usage are queries). The layout's
 /// randomness — the mmap base and the heap's start of each space — is drawn from the seed mm/configure carries and
 /// the mm/space_exec message, so replayed windows and heaps are the ones chosen before. The supervisor may leave out
-/// the history of a space that no live pid refers to any more, but must keep the rest in order. Instead of replaying
+/// the history of a space that no live pid refers to any more, but must keep the rest in order, and every System V
+/// segment's records (MmOp.Shmget, MmOp.ShmDestroy), which belong to no space: a segment outlives its maker. Instead of replaying
 /// mm/reserve it may reserve its unspent budget again. A space whose history is lost can be rebuilt from the host's
 /// /proc/HOSTPID/maps, the way mm/space_exec seeds one: exact for the map, except that the heap's start, the break
 /// within its last page (the host knows neither: brk is the kernel's, see BrkAsync) and which areas were made with
