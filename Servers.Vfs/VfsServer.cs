@@ -393,11 +393,16 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
         var node = w.Node;
         if (node.Type == NodeType.Directory && node.NeedsMerge)
         {
-            var entries = w.Mount.List(w.Rel).ToList();
-            var present = entries.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
-            foreach (var name in mounts.ChildMountNames(w.GuestPath))
-                if (present.Add(name)) entries.Add(new DirEntry(name, NodeType.Directory));
-            return snapshots.For(w.Mount, w.Rel, w.GuestPath, node, entries);
+            // Listed only when the snapshot has to be made: a listing merges both layers with a probe per name, and
+            // a directory that did not change since its last snapshot is read through that one.
+            return snapshots.For(w.Mount, w.Rel, w.GuestPath, node, () =>
+            {
+                var entries = w.Mount.List(w.Rel).ToList();
+                var present = entries.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
+                foreach (var name in mounts.ChildMountNames(w.GuestPath))
+                    if (present.Add(name)) entries.Add(new DirEntry(name, NodeType.Directory));
+                return entries;
+            });
         }
         if (node.Type == NodeType.Symlink && node.Layer is Layer.Synthetic or Layer.Magic && node.LinkText is { } text)
         {
