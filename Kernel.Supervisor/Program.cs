@@ -127,6 +127,7 @@ namespace UmlMicro.Supervisor
             if (config.Kernel.Stats)
             {
                 Console.Error.Write(stats.Render());
+                Console.Error.Write(stats.RenderOffTracer());
                 Console.Error.WriteLine($"vcpus {vcpus.Cpus}, policy {vcpus.Policy.Name}, quantum {vcpus.Quantum.TotalMilliseconds:0} ms: " +
                     $"{vcpus.Ticks} ticks, {vcpus.Preemptions} preemptions; host CPUs {(kernel.HostCpus.Spread ? "spread" : "gathered")} at the end, {kernel.HostCpus.Changes} changes");
                 // Asking MM may restart it: the restarts are listed after.

@@ -21,7 +21,13 @@
  *
  * is the scheduler's ticker instead: the tracer thread can only sleep in waitpid, so its clock is a
  * traced child that stops itself (SIGSTOP) every MICROSECONDS. The tracer swallows each stop as a tick
- * and resumes it while the virtual CPUs are contended; otherwise it leaves it stopped, costing nothing. */
+ * and resumes it while the virtual CPUs are contended; otherwise it leaves it stopped, costing nothing.
+ *
+ *   umlmicro-launch --doorbell
+ *
+ * is the tracer's doorbell: a traced child asleep in pause(). A syscall worker that finished serving a
+ * guest call off the tracer thread sends it a signal; its signal stop is what wakes the tracer's waitpid,
+ * the only place the tracer sleeps. The tracer swallows the signal, and pause() goes on. */
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -70,6 +76,12 @@ static int tick(long us) {
     }
 }
 
+static _Noreturn void doorbell(void) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); /* never outlives the supervisor's tracer thread */
+    kill(getpid(), SIGSTOP);                   /* for the tracer to seize it */
+    for (;;) pause();
+}
+
 /* One side of NOFILE: "-" keeps *value. */
 static int limit_value(const char *text, size_t len, rlim_t *value) {
     if (len == 1 && text[0] == '-') return 0;
@@ -93,6 +105,7 @@ static int set_file_limit(const char *spec) {
 
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--tick") == 0) return tick(atol(argv[2]));
+    if (argc == 2 && strcmp(argv[1], "--doorbell") == 0) doorbell();
     if (argc < 7 || (strcmp(argv[3], "fixed") != 0 && strcmp(argv[3], "random") != 0)) {
         fputs("umlmicro-launch: usage: umlmicro-launch SIGIGN FILTER fixed|random SOFT:HARD PATH ARGV0 [ARGS...]\n", stderr);
         return 2;

@@ -23,6 +23,20 @@ internal sealed class KernelStats
     public void RecordServer(Server server, long ticks) =>
         _servers.GetOrAdd(server, _ => new LatencyHistogram()).Record(Micros(ticks));
 
+    private long _offTracer, _offTracerMost;
+
+    /// <summary>A call was handed to a syscall worker while <paramref name="inFlight"/> were being served off the tracer (it included).</summary>
+    public void ServedOffTracer(int inFlight)
+    {
+        Interlocked.Increment(ref _offTracer);
+        long most;
+        while (inFlight > (most = Interlocked.Read(ref _offTracerMost)) && Interlocked.CompareExchange(ref _offTracerMost, inFlight, most) != most) { }
+    }
+
+    /// <summary>The line --stats prints about calls served off the tracer thread.</summary>
+    public string RenderOffTracer() =>
+        $"syscalls served off the tracer thread: {Interlocked.Read(ref _offTracer)}, at most {Interlocked.Read(ref _offTracerMost)} at once\n";
+
     /// <summary>The table --stats prints: one block per server (its round trips), then one row per syscall with its owner.</summary>
     public string Render()
     {

@@ -19,8 +19,8 @@ internal sealed record ServerLaunch(ServerCommand Command, string BinDir, string
 
 /// <summary>
 /// The supervisor's end of one server: the process, its JSON-RPC connection and a typed proxy. Calls are
-/// synchronous on the calling (tracer) thread, which measured a much better p99 than awaiting; the link is used
-/// from one thread at a time.
+/// synchronous on the calling thread (the tracer, or a syscall worker serving a call off it), which measured a much
+/// better p99 than awaiting; callers take turns.
 /// <para>
 /// It is also the server's reincarnation service. A server that died (its pipe broke, it exited, it was killed)
 /// or hung (missed the answer deadline) is killed if need be and started again from the same command, handshaken,
@@ -45,6 +45,10 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
 
     /// <summary>How long the replay history may grow before the server is asked for a checkpoint that stands for it.</summary>
     public const int CheckpointEvery = 4096;
+
+    // One message at a time: the replay log, the forwarder's record of the last call and a restart in progress
+    // belong to the one sender. (The server itself handles its messages one at a time, in order, anyway.)
+    private readonly Lock _gate = new();
 
     // Set from the connection's own threads when it breaks; acted on by the next message the link sends.
     private volatile string? _lost;
@@ -199,7 +203,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     }
 
     /// <summary>A fresh id for a request that must not be applied twice (see <see cref="RestoreKind.Journal"/>).</summary>
-    public long NextRequestId() => ++_nextRequestId;
+    public long NextRequestId() => Interlocked.Increment(ref _nextRequestId);
 
     /// <summary>
     /// A state change the server must apply but need not answer (a task exited, a mapping was made): a JSON-RPC
@@ -208,6 +212,11 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     /// server gets it when it is started again.
     /// </summary>
     public void Post(string method, params object?[] args)
+    {
+        lock (_gate) PostLocked(method, args);
+    }
+
+    private void PostLocked(string method, object?[] args)
     {
         var m = Methods[method];
         _log.Posted(m, args);
@@ -242,6 +251,11 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     public void Call(Func<T, Task> request) => Send<object?>(request, static _ => null);
 
     private TResult Send<TResult>(Func<T, Task> request, Func<Task, TResult> answer)
+    {
+        lock (_gate) return SendLocked(request, answer);
+    }
+
+    private TResult SendLocked<TResult>(Func<T, Task> request, Func<Task, TResult> answer)
     {
         long t0 = Stopwatch.GetTimestamp();
         bool cutOff = false;
@@ -357,6 +371,11 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     }
 
     public void Dispose()
+    {
+        lock (_gate) DisposeLocked();
+    }
+
+    private void DisposeLocked()
     {
         // A change the server may not have read before it died (one it journals itself, such as a whiteout that
         // --keep-changes would keep) is delivered before the end: asking anything restarts the server if need be.

@@ -17,6 +17,21 @@ internal static class SysFile
     private const int IN_DONT_FOLLOW = 0x02000000;
     private const int RENAME_WHITEOUT = 4;
 
+    /// <summary>
+    /// The calls whose handlers only read guest memory, ask servers and set arguments (a rewritten path goes into the
+    /// scratch area that exists by then): they may be served off the tracer thread. Not the fd changes (fchmod and
+    /// the like), which inject a call, nor fchdir, which has nothing to ask at its entry.
+    /// </summary>
+    public static readonly string[] OffTracer =
+    [
+        "open", "openat", "openat2", "creat", "stat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2",
+        "readlink", "readlinkat", "chdir", "getcwd", "truncate", "chmod", "fchmodat", "fchmodat2", "chown", "lchown",
+        "fchownat", "utime", "utimes", "futimesat", "setxattr", "lsetxattr", "removexattr", "lremovexattr", "getxattr",
+        "lgetxattr", "listxattr", "llistxattr", "statfs", "name_to_handle_at", "inotify_add_watch", "mkdir", "mkdirat",
+        "mknod", "mknodat", "unlink", "rmdir", "unlinkat", "rename", "renameat", "renameat2", "link", "linkat", "symlink",
+        "symlinkat",
+    ];
+
     public static void Register(Dictionary<string, EntryHandler> h)
     {
         h["open"] = c => Open(c, NoDirFd, 0, c.IntArg(1));

@@ -100,12 +100,19 @@ internal sealed class SyscallCall
         {
             if (!_regsLoaded)
             {
+                if (OffTracer) throw new InvalidOperationException("a call served off the tracer needs its registers read at the stop");
                 if (!PtraceOps.GetRegs(Tid, out _regs)) throw new GuestFault(0); // the task died under us
                 _regsLoaded = true;
             }
             return ref _regs;
         }
     }
+
+    /// <summary>Reads the registers now (on the tracer thread), before the call is handed to a syscall worker.</summary>
+    public void LoadRegs() => _ = Regs;
+
+    /// <summary>A syscall worker is serving the call: only the tracer thread may make ptrace requests.</summary>
+    public bool OffTracer { get; set; }
 
     /// <summary>A new stop of the same call: registers read at an earlier stop are stale.</summary>
     public void ForgetRegs() => _regsLoaded = false;

@@ -10,6 +10,7 @@ namespace UmlMicro.Supervisor.Syscalls;
 internal sealed class SyscallRouter
 {
     private readonly EntryHandler?[] _handlers = new EntryHandler?[SyscallTable.Capacity];
+    private readonly bool[] _offTracer = new bool[SyscallTable.Capacity];
 
     public SyscallRouter()
     {
@@ -30,9 +31,18 @@ internal sealed class SyscallRouter
             else if (row.Owner == Server.Sched && row.Args.Contains(ArgKind.Pid)) _handlers[row.Number] = PidTranslation.TranslateArgs;
             else throw new InvalidOperationException($"routed syscall {row.Name} has no handler");
         }
+        foreach (var name in SysFile.OffTracer)
+            _offTracer[SyscallTable.Find(name)?.Number ?? throw new InvalidOperationException($"{name} is not in the table")] = true;
         foreach (var name in byName.Keys)
             if (SyscallTable.Find(name) is not { IsRouted: true }) throw new InvalidOperationException($"handler for {name}, which the table does not route");
     }
 
     public EntryHandler? Handler(int nr) => nr is >= 0 and < SyscallTable.Capacity ? _handlers[nr] : null;
+
+    /// <summary>
+    /// The handler of <paramref name="nr"/> needs nothing only the tracer thread may do (ptrace requests: injection,
+    /// registers after the stop, vCPU changes) once its task has a scratch area, so a syscall worker may run it while
+    /// the tracer serves other tasks (see TracerThread.Offload).
+    /// </summary>
+    public bool RunsOffTracer(int nr) => nr is >= 0 and < SyscallTable.Capacity && _offTracer[nr];
 }

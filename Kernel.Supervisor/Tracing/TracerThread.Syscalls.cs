@@ -15,6 +15,7 @@ internal sealed unsafe partial class TracerThread
     {
         if (!PtraceOps.GetSyscallInfo(task.HostTid, out var info)) return; // killed meanwhile: its exit comes next
         task.Call.ForgetRegs();
+        NoteStop(task);
         switch (info.Op, task.Phase)
         {
             case (SyscallStopInfo.OpExit, SyscallPhase.AwaitExit):
@@ -56,6 +57,7 @@ internal sealed unsafe partial class TracerThread
                     call.Fail(row.DenyErrno);
                     break;
                 case Disposition.Emulate or Disposition.Rewrite:
+                    if (ServeOffTracer(task, call, (long)stop.NrOrResult)) return;
                     try
                     {
                         RunHandler(call);
@@ -67,10 +69,16 @@ internal sealed unsafe partial class TracerThread
                     break;
             }
         }
+        Decided(task, call, (long)stop.NrOrResult);
+    }
+
+    /// <summary>The kernel decided the call (its handler ran, here or on a syscall worker): the host skips it or runs it.</summary>
+    private void Decided(GuestTask task, SyscallCall call, long nr)
+    {
         try
         {
             if (call.Emulated is { } result) Skip(task, call, result);
-            else HostRuns(task, call, (long)stop.NrOrResult);
+            else HostRuns(task, call, nr);
         }
         catch (GuestFault)
         {

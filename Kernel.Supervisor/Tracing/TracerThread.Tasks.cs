@@ -154,6 +154,7 @@ internal sealed unsafe partial class TracerThread
     {
         foreach (var t in _k.Tasks.Snapshot()) kill(t.HostTid, Signals.SIGKILL);
         if (_tickerPid > 0) kill(_tickerPid, Signals.SIGKILL);
+        if (_doorbell is { } bell) kill(bell.Pid, Signals.SIGKILL);
     }
 
     /// <summary>Reaps every remaining tracee after a failure, so nothing is left running.</summary>

@@ -176,10 +176,13 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
                 throw new InvalidOperationException($"waitpid failed: errno {e}");
             }
             if (tid == _tickerPid) Ticked(status);
+            else if (tid == _doorbell?.Pid) Rung(status);
             else Dispatch(tid, status);
+            if (!_served.IsEmpty) FinishServed(); // a ring may be on its way still; the calls need not wait for it
             if (_initStatus is not null && _k.Tasks.Count == 0)
             {
                 StopTicker();
+                StopDoorbell();
                 return;
             }
             KeepTicking();

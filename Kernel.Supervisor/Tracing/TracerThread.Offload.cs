@@ -1,0 +1,197 @@
+using System.Collections.Concurrent;
+using System.Runtime.ExceptionServices;
+using UmlMicro.Contracts.Linux;
+using UmlMicro.Supervisor.Guest;
+using UmlMicro.Supervisor.Ptrace;
+using UmlMicro.Supervisor.Syscalls;
+using static UmlMicro.Supervisor.Native.Interop;
+
+namespace UmlMicro.Supervisor.Tracing;
+
+/// <summary>
+/// Syscalls served off the tracer thread, so that several guest tasks can be inside server calls at once (SMP).
+/// <para>
+/// A handler that waits for a server (the VFS resolving a path) would hold the tracer for the round trip, and with
+/// it every other task's stops. When the guest has other tasks, such a call is handed to a syscall worker instead and
+/// the tracer goes back to waitpid. The worker runs the handler: guest memory is read and written with
+/// process_vm_readv/writev, which any thread of the supervisor may use, and the registers were read at the stop;
+/// only handlers that need no other ptrace request run there (<see cref="SyscallRouter.RunsOffTracer"/>), and the
+/// task's scratch area, whose creation is an injection, is made before.
+/// </para>
+/// <para>
+/// The worker then hands the decided call back and rings the doorbell: a traced child (<c>umlmicro-launch
+/// --doorbell</c>) asleep in pause(). The tracer can sleep nowhere but in waitpid, and the doorbell's signal stop
+/// wakes it like any other stop; the tracer swallows the signal, finishes every handed-back call (registers, resume)
+/// exactly as if its handler had run inline, and lets the doorbell sleep again. The bell is rung through a pidfd, so
+/// a worker can never signal a later owner of its pid.
+/// </para>
+/// </summary>
+internal sealed unsafe partial class TracerThread
+{
+    /// <summary>Enough to keep every server busy: a server handles one message at a time.</summary>
+    private const int SyscallWorkerCount = 4;
+
+    private sealed record Doorbell(int Pid, int Pidfd);
+
+    /// <summary>A call a worker decided (or failed to: <paramref name="Failure"/> is the kernel's own error).</summary>
+    private sealed record Served(GuestTask Task, long Nr, Exception? Failure);
+
+    private readonly ConcurrentQueue<Served> _served = new();
+    private SyscallWorkers? _workers;
+    private volatile Doorbell? _doorbell;
+    private int _bellRung;
+    private int _inFlight;
+
+    /// <summary>At a routed call's entry: hands it to a worker if it may and should run off the tracer; false to run it inline.</summary>
+    private bool ServeOffTracer(GuestTask task, SyscallCall call, long nr)
+    {
+        if (!_k.Router.RunsOffTracer(call.Info.Number) || !OthersActive()) return false;
+        if (_doorbell is null && !StartDoorbell()) return false;
+        try
+        {
+            // A worker may make no ptrace request: the scratch area a rewritten path goes to is injected now, and the
+            // registers are read after that (an injection leaves the task at a new stop of its call).
+            if (task.Scratch == 0) call.ScratchSlotAddress(0);
+            call.LoadRegs();
+        }
+        catch (Exception e) when (e is GuestFault or TaskVanished)
+        {
+            return true; // killed meanwhile: its exit comes next
+        }
+        catch (SyscallError)
+        {
+            return false; // no scratch area: the handler fails inline as it would have
+        }
+        call.Injector = null;
+        call.OffTracer = true;
+        _workers ??= new SyscallWorkers(SyscallWorkerCount);
+        _k.Stats.ServedOffTracer(Interlocked.Increment(ref _inFlight));
+        _workers.Run(() => Serve(task, call, nr));
+        return true;
+    }
+
+    /// <summary>Another task stopped this recently: a call of this one served inline would likely hold its stops up.</summary>
+    private static readonly long ActiveWindow = System.Diagnostics.Stopwatch.Frequency / 500; // 2 ms
+
+    private int _lastStopTid;
+    private long _lastSwitch;
+
+    /// <summary>At every syscall stop: when did the stopping task last change.</summary>
+    private void NoteStop(GuestTask task)
+    {
+        if (task.HostTid == _lastStopTid) return;
+        bool first = _lastStopTid == 0; // guest pid 1's first call is no change
+        _lastStopTid = task.HostTid;
+        if (first) return;
+        _lastSwitch = System.Diagnostics.Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>
+    /// Whether other tasks have been stopping lately. Serving a call off the tracer costs a worker's wake-up and a
+    /// ring; that pays only when other tasks need the tracer meanwhile, and a guest whose other threads sleep (a main
+    /// thread in pthread_join) should not pay it.
+    /// </summary>
+    private bool OthersActive() =>
+        _lastSwitch != 0 && System.Diagnostics.Stopwatch.GetTimestamp() - _lastSwitch < ActiveWindow && _k.Tasks.Count > 1;
+
+    /// <summary>On a worker: runs the handler, hands the call back and rings the doorbell.</summary>
+    private void Serve(GuestTask task, SyscallCall call, long nr)
+    {
+        Exception? failure = null;
+        try
+        {
+            RunHandler(call);
+        }
+        catch (Exception e)
+        {
+            failure = e;
+        }
+        _served.Enqueue(new Served(task, nr, failure));
+        Interlocked.Decrement(ref _inFlight);
+        if (Interlocked.Exchange(ref _bellRung, 1) == 0 && _doorbell is { } bell)
+            pidfd_send_signal(bell.Pidfd, Signals.SIGUSR1, 0, 0);
+    }
+
+    /// <summary>A stop (or the end) of the doorbell: every call handed back is finished.</summary>
+    private void Rung(int status)
+    {
+        if (!WIFSTOPPED(status))
+        {
+            // Killed from outside: a new one, before anything is taken, so that no ring can go to the dead one unseen.
+            _doorbell = null;
+            StartDoorbell();
+        }
+        Volatile.Write(ref _bellRung, 0);
+        FinishServed();
+        if (WIFSTOPPED(status)) PtraceOps.Resume(_doorbell!.Pid, PtraceOps.PTRACE_CONT, 0);
+    }
+
+    private void FinishServed()
+    {
+        while (_served.TryDequeue(out var done))
+        {
+            var task = done.Task;
+            if (_k.Tasks.Find(task.HostTid) != task)
+            {
+                // It died (or another thread's execve took its tid) while its call was served: nothing to resume.
+                Finish(task, task.Call, completed: false);
+                continue;
+            }
+            if (done.Failure is { } failure) ExceptionDispatchInfo.Throw(failure); // the kernel's own failure
+            task.Call.Injector = this;
+            task.Call.OffTracer = false;
+            Decided(task, task.Call, done.Nr);
+        }
+    }
+
+    /// <summary>Spawns the doorbell and seizes it while it stops itself, then lets it sleep (false if it cannot start).</summary>
+    private bool StartDoorbell()
+    {
+        string[] args = [launcher, "--doorbell"];
+        if (Native.Interop.Spawn(args, [], out int pid) != 0) return false;
+        int status;
+        int pidfd = -1;
+        if (waitpid(pid, &status, WUNTRACED | __WNOTHREAD) != pid || !WIFSTOPPED(status)
+            || !PtraceOps.Seize(pid, PtraceOps.O_EXITKILL) || (pidfd = pidfd_open(pid, 0)) < 0)
+        {
+            kill(pid, Signals.SIGKILL);
+            waitpid(pid, &status, __WNOTHREAD);
+            return false;
+        }
+        _doorbell = new Doorbell(pid, pidfd);
+        kill(pid, Signals.SIGCONT); // out of its group-stop; any stop of it is handled as a ring
+        return true;
+    }
+
+    /// <summary>At the end. Its pidfd stays open: a worker still finishing a call for a task that is gone may ring it.</summary>
+    private void StopDoorbell()
+    {
+        _workers?.Dispose();
+        if (_doorbell is not { } bell) return;
+        int status;
+        kill(bell.Pid, Signals.SIGKILL);
+        while (waitpid(bell.Pid, &status, __WALL | __WNOTHREAD) < 0 && LastErrno == EINTR) { }
+        _doorbell = null;
+    }
+}
+
+/// <summary>Dedicated threads that serve syscalls off the tracer (a server call is synchronous, and measured a
+/// better p99 from a dedicated thread than from the thread pool).</summary>
+internal sealed class SyscallWorkers : IDisposable
+{
+    private readonly BlockingCollection<Action> _jobs = new();
+
+    public SyscallWorkers(int count)
+    {
+        for (int i = 0; i < count; i++)
+            new Thread(() =>
+            {
+                foreach (var job in _jobs.GetConsumingEnumerable()) job();
+            })
+            { Name = $"syscall worker {i}", IsBackground = true }.Start();
+    }
+
+    public void Run(Action job) => _jobs.Add(job);
+
+    public void Dispose() => _jobs.CompleteAdding();
+}
