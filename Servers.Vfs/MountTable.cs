@@ -6,6 +6,7 @@ namespace UmlMicro.Servers.Vfs;
 internal sealed class MountTable
 {
     private readonly List<Mount> _mounts = new();
+    private readonly Dictionary<string, Mount> _points = new(StringComparer.Ordinal);
 
     public IReadOnlyList<Mount> All => _mounts;
 
@@ -14,9 +15,14 @@ internal sealed class MountTable
         if (_mounts.Count == 0 && mount.GuestPoint != "/") throw new InvalidOperationException("the first mount is the root");
         _mounts.RemoveAll(m => m.GuestPoint == mount.GuestPoint);
         _mounts.Add(mount);
+        _points[mount.GuestPoint] = mount;
     }
 
-    public bool IsMountPoint(string guestPath) => _mounts.Any(m => m.GuestPoint == guestPath);
+    public bool IsMountPoint(string guestPath) => _points.ContainsKey(guestPath);
+
+    /// <summary>The mount whose root is <paramref name="guestPath"/>, or null. A walk that goes down by one name
+    /// needs only this: the name is either a mount point or in the same mount as its directory.</summary>
+    public Mount? At(string guestPath) => _points.GetValueOrDefault(guestPath);
 
     /// <summary>The mount that serves <paramref name="guestPath"/> (absolute, canonical) and the path inside it.</summary>
     public (Mount Mount, string Rel) Find(string guestPath)

@@ -19,6 +19,13 @@ internal readonly record struct Walked(int Errno, string GuestPath, Mount Mount,
 /// it), so no walk can leave the guest root, whatever the links say. The host is then handed the canonical host
 /// path it found. What remains outside this guarantee is the window between this walk and the host's own walk of
 /// that path: a guest thread that swaps a directory for a symlink in between can make the host follow it.
+/// <para>
+/// Every path a guest names comes through here, so the walk asks each mount only what it must: a directory it
+/// stands in is looked up only when something depends on it ("." and ".." need it to be a directory, a walk that
+/// ends there returns it), and each name is looked up knowing the directory just found above it, which spares a
+/// layered mount the probe of a layer that directory is not in. Nothing is kept from one walk to the next: the
+/// host's tree under the mounts changes without telling the VFS.
+/// </para>
 /// </summary>
 internal sealed class Namei(MountTable mounts)
 {
@@ -30,31 +37,23 @@ internal sealed class Namei(MountTable mounts)
     /// ends in "/", which asks for a directory).</summary>
     public Walked Walk(string start, string path, bool followLast)
     {
-        var cur = new List<string>();
-        if (!path.StartsWith('/')) cur.AddRange(start.Split('/', StringSplitOptions.RemoveEmptyEntries));
-        var todo = new LinkedList<string>(path.Split('/', StringSplitOptions.RemoveEmptyEntries));
+        var at = new Cursor(mounts, path.StartsWith('/') ? "/" : start);
+        // The names still to walk, the next on top: a symlink's target goes on top of what follows it.
+        var todo = new Stack<string>();
+        PushNames(todo, path);
         bool mustBeDir = path.EndsWith('/');
         int links = 0;
-        var (mount, rel) = mounts.Find(GuestPath(cur));
-        var node = mount.Lookup(rel);
-        while (todo.First is { } first)
+        while (todo.TryPop(out var name))
         {
-            string name = first.Value;
-            todo.RemoveFirst();
             bool last = todo.Count == 0;
             if (name is "." or "..")
             {
-                if (node.Type != NodeType.Directory) return Walked.Fail(Errno.ENOTDIR);
-                if (name == ".." && cur.Count > 0) cur.RemoveAt(cur.Count - 1);
-                (mount, rel) = mounts.Find(GuestPath(cur));
-                node = mount.Lookup(rel);
+                if (at.Node.Type != NodeType.Directory) return Walked.Fail(Errno.ENOTDIR);
+                if (name == "..") at.Up();
                 if (last) mustBeDir = true;
                 continue;
             }
-            cur.Add(name);
-            string guest = GuestPath(cur);
-            var (m, r) = mounts.Find(guest);
-            var n = m.Lookup(r);
+            var (guest, m, r, n) = at.Child(name);
             if (!n.Exists)
             {
                 if (!last) return Walked.Fail(Errno.ENOENT);
@@ -63,26 +62,103 @@ internal sealed class Namei(MountTable mounts)
             if (n.Type == NodeType.Symlink && (!last || followLast || mustBeDir))
             {
                 if (++links > MaxLinks) return Walked.Fail(Errno.ELOOP);
-                cur.RemoveAt(cur.Count - 1);
                 if (n.Layer == Layer.Magic && last)
                     return new Walked(0, guest, m, r, n with { Type = NodeType.Special }); // reopens what the fd holds
                 if (n.LinkText is not { } target) return Walked.Fail(Errno.ENOTDIR); // a pipe is not a directory
                 if (target.Length == 0) return Walked.Fail(Errno.ENOENT);
-                if (target.StartsWith('/')) cur.Clear();
-                foreach (var t in target.Split('/', StringSplitOptions.RemoveEmptyEntries).Reverse())
-                    todo.AddFirst(t);
+                if (target.StartsWith('/')) at.ToRoot();
+                PushNames(todo, target);
                 if (target.EndsWith('/') && last) mustBeDir = true;
-                (mount, rel) = mounts.Find(GuestPath(cur));
-                node = mount.Lookup(rel);
-                if (todo.Count == 0) return new Walked(0, GuestPath(cur), mount, rel, node); // target "/" or "."
+                if (todo.Count == 0) return at.Walked(); // target "/" or "."
                 continue;
             }
             if (!last && n.Type != NodeType.Directory) return Walked.Fail(Errno.ENOTDIR);
-            (mount, rel, node) = (m, r, n);
+            at.Enter(guest, m, r, n);
         }
-        if (mustBeDir && node.Exists && node.Type != NodeType.Directory) return Walked.Fail(Errno.ENOTDIR);
-        return new Walked(0, GuestPath(cur), mount, rel, node);
+        if (mustBeDir && at.Node.Exists && at.Node.Type != NodeType.Directory) return Walked.Fail(Errno.ENOTDIR);
+        return at.Walked();
     }
 
-    private static string GuestPath(List<string> names) => "/" + string.Join('/', names);
+    private static void PushNames(Stack<string> todo, string path)
+    {
+        var names = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        for (int i = names.Length - 1; i >= 0; i--) todo.Push(names[i]);
+    }
+
+    /// <summary>
+    /// The directory a walk stands in: the guest paths of it and of every directory above it (so ".." needs no
+    /// string work), the mount that serves it and the path inside that mount, and its node once something needed
+    /// it.
+    /// </summary>
+    private struct Cursor
+    {
+        private readonly MountTable _mounts;
+        private readonly List<string> _guests = new();
+        private Mount _mount;
+        private string _rel;
+        private Node _node;
+        private bool _looked;
+
+        public Cursor(MountTable mounts, string start)
+        {
+            _mounts = mounts;
+            _guests.Add("/");
+            foreach (var name in start.Split('/', StringSplitOptions.RemoveEmptyEntries))
+                _guests.Add(Mount.Join(_guests[^1], name));
+            (_mount, _rel) = mounts.Find(_guests[^1]);
+            _node = default;
+            _looked = false;
+        }
+
+        public Node Node
+        {
+            get
+            {
+                if (!_looked)
+                {
+                    _node = _mount.Lookup(_rel);
+                    _looked = true;
+                }
+                return _node;
+            }
+        }
+
+        /// <summary>What <paramref name="name"/> in this directory is. A name that is a mount point is that mount's
+        /// root; any other stays in this directory's mount, looked up below this directory's node if it is known.</summary>
+        public (string Guest, Mount Mount, string Rel, Node Node) Child(string name)
+        {
+            string guest = Mount.Join(_guests[^1], name);
+            if (_mounts.At(guest) is { } point) return (guest, point, "", point.Lookup(""));
+            string rel = Mount.Child(_rel, name);
+            var node = _looked && _node.Type == NodeType.Directory ? _mount.Lookup(rel, _node) : _mount.Lookup(rel);
+            return (guest, _mount, rel, node);
+        }
+
+        public void Enter(string guest, Mount mount, string rel, Node node)
+        {
+            _guests.Add(guest);
+            (_mount, _rel, _node, _looked) = (mount, rel, node, true);
+        }
+
+        /// <summary>"..": the parent directory, or the root itself at the root.</summary>
+        public void Up()
+        {
+            if (_guests.Count > 1) _guests.RemoveAt(_guests.Count - 1);
+            Moved();
+        }
+
+        public void ToRoot()
+        {
+            _guests.RemoveRange(1, _guests.Count - 1);
+            Moved();
+        }
+
+        public Walked Walked() => new(0, _guests[^1], _mount, _rel, Node);
+
+        private void Moved()
+        {
+            (_mount, _rel) = _mounts.Find(_guests[^1]);
+            _looked = false;
+        }
+    }
 }

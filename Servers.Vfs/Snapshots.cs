@@ -26,14 +26,16 @@ internal sealed class Snapshots
             if (guest is not null) _guestOf[host] = guest;
     }
 
-    public string For(Mount mount, string rel, string guestPath, Node node, IEnumerable<DirEntry> entries)
+    /// <summary>The snapshot of the directory <paramref name="rel"/>: the last one while its generation is the same,
+    /// else a new one of the names <paramref name="list"/> gives.</summary>
+    public string For(Mount mount, string rel, string guestPath, Node node, Func<IEnumerable<DirEntry>> list)
     {
         long generation = mount.Generation(rel);
         if (generation >= 0 && _cache.TryGetValue((mount, rel), out var hit) && hit.Generation == generation && Directory.Exists(hit.Host))
             return hit.Host;
         string host = _made.New("", guestPath);
         Directory.CreateDirectory(host);
-        foreach (var e in entries)
+        foreach (var e in list())
         {
             string p = Path.Combine(host, e.Name);
             switch (e.Type)

@@ -381,7 +381,9 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
         string path = arg.Path;
         // A host path the kernel handed out itself (the host passes an exec'd script's path to its interpreter)
         // means the guest path it stands for.
-        if (path.StartsWith(stateDir + "/", StringComparison.Ordinal) && GuestPathOf(path) is { } alias) path = alias;
+        if (path.StartsWith(stateDir, StringComparison.Ordinal) && path.Length > stateDir.Length && path[stateDir.Length] == '/'
+            && GuestPathOf(path) is { } alias)
+            path = alias;
         walked = namei.Walk(start, path, followLast);
         return walked.Errno;
     }
@@ -393,11 +395,16 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
         var node = w.Node;
         if (node.Type == NodeType.Directory && node.NeedsMerge)
         {
-            var entries = w.Mount.List(w.Rel).ToList();
-            var present = entries.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
-            foreach (var name in mounts.ChildMountNames(w.GuestPath))
-                if (present.Add(name)) entries.Add(new DirEntry(name, NodeType.Directory));
-            return snapshots.For(w.Mount, w.Rel, w.GuestPath, node, entries);
+            // Listed only when the snapshot has to be made: a listing merges both layers with a probe per name, and
+            // a directory that did not change since its last snapshot is read through that one.
+            return snapshots.For(w.Mount, w.Rel, w.GuestPath, node, () =>
+            {
+                var entries = w.Mount.List(w.Rel).ToList();
+                var present = entries.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
+                foreach (var name in mounts.ChildMountNames(w.GuestPath))
+                    if (present.Add(name)) entries.Add(new DirEntry(name, NodeType.Directory));
+                return entries;
+            });
         }
         if (node.Type == NodeType.Symlink && node.Layer is Layer.Synthetic or Layer.Magic && node.LinkText is { } text)
         {
@@ -506,6 +513,12 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
     /// which spares rewriting the guest's argument.</summary>
     private static PathResolution Answer(string guestString, string baseHost, string host, string guestPath)
     {
+        if (IsPlain(guestString))
+        {
+            // Nothing to fold: the string is its own names (the common case, answered without taking it apart).
+            string same = guestString.StartsWith('/') ? guestString : Mount.Join(baseHost, guestString);
+            return new PathResolution(0, same == host ? null : host, guestPath);
+        }
         var names = guestString.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(n => n != ".").ToList();
         if (!names.Contains(".."))
         {
@@ -513,6 +526,25 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
             if (plain == host) return new PathResolution(0, null, guestPath);
         }
         return new PathResolution(0, host, guestPath);
+    }
+
+    /// <summary>Whether <paramref name="path"/> has no empty, "." or ".." name and no trailing slash.</summary>
+    private static bool IsPlain(string path)
+    {
+        if (path.Length == 0 || path[^1] == '/') return false;
+        bool first = true;
+        foreach (var range in path.AsSpan().Split('/'))
+        {
+            var name = path.AsSpan(range);
+            if (first && name.Length == 0 && path[0] == '/')
+            {
+                first = false;
+                continue; // the root an absolute path starts at
+            }
+            first = false;
+            if (name.Length == 0 || name is "." or "..") return false;
+        }
+        return true;
     }
 
     /// <summary>A clean end (shutdown, or the supervisor's pipe closed because it was killed): the state and tmpfs

@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +101,18 @@ static void op_exec_true(void) {
     }
 }
 
+/* The second thread of getpid-beside-stat: stat in a loop for as long as the program runs. */
+static void *stat_forever(void *arg) {
+    (void)arg;
+    for (;;) op_stat();
+    return NULL;
+}
+
+static void start_statting_thread(void) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, stat_forever, NULL) != 0) die("pthread_create");
+}
+
 static void op_mmap_munmap(void) {
     /* 64 KiB private anonymous, touched once: what malloc does for a large block. */
     char *p = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -112,17 +125,20 @@ struct op {
     const char *name;
     void (*fn)(void);
     const char *what;
+    void (*setup)(void); /* run once before the warm-up, or NULL */
 };
 
 static const struct op ops[] = {
-    {"getppid", op_getppid, "raw syscall(SYS_getppid): emulated by umlmicro with a Sched server round trip"},
-    {"getpid", op_getpid, "raw syscall(SYS_getpid): emulated by umlmicro from a pid cached in the supervisor"},
-    {"write-devnull", op_write_devnull, "write(2) of 1 byte to /dev/null (opened once): a passed-through call"},
-    {"open-close", op_open_close, "open(FILE, O_RDONLY) + close: a path resolved by the VFS server"},
-    {"stat", op_stat, "stat(FILE) of a host file: a path resolved by the VFS server"},
-    {"fork-wait", op_fork_wait, "fork + child _exit(0) + waitpid"},
-    {"exec-true", op_exec_true, "fork + child execve(/bin/true) + waitpid"},
-    {"mmap-munmap", op_mmap_munmap, "mmap 64 KiB private anonymous + touch + munmap: two calls recorded by the MM server"},
+    {"getppid", op_getppid, "raw syscall(SYS_getppid): emulated by umlmicro with a Sched server round trip", NULL},
+    {"getpid", op_getpid, "raw syscall(SYS_getpid): emulated by umlmicro from a pid cached in the supervisor", NULL},
+    {"write-devnull", op_write_devnull, "write(2) of 1 byte to /dev/null (opened once): a passed-through call", NULL},
+    {"open-close", op_open_close, "open(FILE, O_RDONLY) + close: a path resolved by the VFS server", NULL},
+    {"stat", op_stat, "stat(FILE) of a host file: a path resolved by the VFS server", NULL},
+    {"fork-wait", op_fork_wait, "fork + child _exit(0) + waitpid", NULL},
+    {"exec-true", op_exec_true, "fork + child execve(/bin/true) + waitpid", NULL},
+    {"mmap-munmap", op_mmap_munmap, "mmap 64 KiB private anonymous + touch + munmap: two calls recorded by the MM server", NULL},
+    {"getpid-beside-stat", op_getpid, "getpid, as above, while a second thread loops on stat(FILE): SMP, a thread's calls beside another's server calls",
+     start_statting_thread},
 };
 #define NOPS (sizeof ops / sizeof ops[0])
 
@@ -169,7 +185,7 @@ int main(int argc, char **argv) {
         case 't': cap_ms = parse_pos(optarg, "MS"); break;
         case 'f': file_path = optarg; break;
         case 'l':
-            for (size_t i = 0; i < NOPS; i++) printf("%-14s %s\n", ops[i].name, ops[i].what);
+            for (size_t i = 0; i < NOPS; i++) printf("%-18s %s\n", ops[i].name, ops[i].what);
             return 0;
         default: usage();
         }
@@ -188,6 +204,7 @@ int main(int argc, char **argv) {
     devnull_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (devnull_fd < 0) die("open /dev/null");
     void (*fn)(void) = op->fn;
+    if (op->setup) op->setup();
 
     /* 1. warm-up and estimate */
     long warm = 0, warm_max = max_n / 10 + 3;

@@ -111,9 +111,9 @@ for m in "${modes[@]}"; do [ -n "${seen[$m]:-}" ] || { seen[$m]=1; uniq_modes+=(
 modes=("${uniq_modes[@]}")
 
 # operation -> N (an upper bound per repetition; ops itself fits a repetition into --rep-ms)
-all_ops=(getppid getpid write-devnull open-close stat fork-wait exec-true mmap-munmap)
+all_ops=(getppid getpid write-devnull open-close stat fork-wait exec-true mmap-munmap getpid-beside-stat)
 declare -A N=([getppid]=2000000 [getpid]=2000000 [write-devnull]=2000000 [open-close]=500000
-              [stat]=1000000 [fork-wait]=20000 [exec-true]=5000 [mmap-munmap]=1000000)
+              [stat]=1000000 [fork-wait]=20000 [exec-true]=5000 [mmap-munmap]=1000000 [getpid-beside-stat]=2000000)
 if [ -n "$only_ops" ]; then
   IFS=, read -r -a ops_list <<<"$only_ops"
   for o in "${ops_list[@]}"; do [ -n "${N[$o]:-}" ] || bad_usage "unknown operation '$o' (known: ${all_ops[*]})"; done

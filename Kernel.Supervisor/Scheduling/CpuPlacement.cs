@@ -15,8 +15,8 @@ namespace UmlMicro.Supervisor.Scheduling;
 /// <para>
 /// Work is measured, not guessed, at each tick (ticks are asked for only while the guest has two tasks or more):
 /// the CPU time each guest process used since the last tick, from its host CPU clock (a clock_gettime, no /proc).
-/// Gathered, two processes that each used a good share of the one CPU want more than it; so does one process with
-/// two threads runnable at once (read from /proc/TID/stat only for a process that was busy). Spread, the guest is
+/// Gathered, processes that share the one CPU between them and keep it busy want more than it; so does one process
+/// with two threads runnable at once (read from /proc/TID/stat only for the busiest process). Spread, the guest is
 /// gathered once its processes used less than <see cref="GatherBelow"/> of one CPU for <see cref="QuietTicksToGather"/>
 /// ticks in a row. A task created after a change starts where its creator was; it is moved at its first stop.
 /// </para>
@@ -24,7 +24,13 @@ namespace UmlMicro.Supervisor.Scheduling;
 /// </summary>
 internal sealed class CpuPlacement(int vcpus)
 {
-    /// <summary>Gathered: a process is busy when it used more than this share of the time between two ticks.</summary>
+    /// <summary>Gathered: a process takes part when it used more than this share of the time between two ticks...</summary>
+    private const double ActiveShare = 0.1;
+
+    /// <summary>...and the guest wants more than its one CPU when processes that took part used more than this together.</summary>
+    private const double SpreadAbove = 0.6;
+
+    /// <summary>A process that used more than this share may have two threads that want to run.</summary>
     private const double BusyShare = 0.3;
 
     /// <summary>Spread: the guest is quiet in a tick in which its processes used less than this many CPUs in all.</summary>
@@ -72,8 +78,8 @@ internal sealed class CpuPlacement(int vcpus)
         long now = Stopwatch.GetTimestamp();
         double elapsedNs = Stopwatch.GetElapsedTime(_lastTick, now).TotalNanoseconds;
         _lastTick = now;
-        int busyProcesses = 0;
-        double cpus = 0;
+        int active = 0;
+        double cpus = 0, most = 0;
         GuestTask? busiest = null;
         foreach (var task in tasks)
         {
@@ -84,11 +90,8 @@ internal sealed class CpuPlacement(int vcpus)
             {
                 double share = (cpu - before) / elapsedNs;
                 cpus += share;
-                if (share > BusyShare)
-                {
-                    busyProcesses++;
-                    busiest = task;
-                }
+                if (share > ActiveShare) active++;
+                if (share > most) (most, busiest) = (share, task);
             }
             _cpuTime[task.HostTid] = cpu;
         }
@@ -96,7 +99,8 @@ internal sealed class CpuPlacement(int vcpus)
 
         if (!Spread)
         {
-            if (busyProcesses > 1 || (busiest is not null && RunnableThreads(busiest, tasks) > 1)) Move(tasks, spread: true);
+            // Several processes that share the one CPU (make -j4's compilers get a quarter each), or one whose threads do.
+            if ((active > 1 && cpus > SpreadAbove) || (most > BusyShare && RunnableThreads(busiest!, tasks) > 1)) Move(tasks, spread: true);
             return;
         }
         _quietTicks = cpus < GatherBelow ? _quietTicks + 1 : 0;

@@ -82,6 +82,9 @@ internal static class SysProcess
     /// <summary>The host runs the call untouched; the table's result kind does the translation.</summary>
     private static void HostRuns(SyscallCall c) { }
 
+    /// <summary>Questions only Sched can answer, with nothing to do on the host: they may be served off the tracer thread.</summary>
+    public static readonly string[] OffTracer = ["getppid", "getsid"];
+
     private static void GetPpid(SyscallCall c)
     {
         c.ServerUsed = UmlMicro.Contracts.Syscalls.Server.Sched;

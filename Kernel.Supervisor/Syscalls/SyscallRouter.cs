@@ -31,8 +31,8 @@ internal sealed class SyscallRouter
             else if (row.Owner == Server.Sched && row.Args.Contains(ArgKind.Pid)) _handlers[row.Number] = PidTranslation.TranslateArgs;
             else throw new InvalidOperationException($"routed syscall {row.Name} has no handler");
         }
-        foreach (var name in SysFile.OffTracer)
-            _offTracer[SyscallTable.Find(name)?.Number ?? throw new InvalidOperationException($"{name} is not in the table")] = true;
+        foreach (var name in SysFile.OffTracer.Concat(SysProcess.OffTracer))
+            _offTracer[SyscallTable.Find(name) is { IsRouted: true } row ? row.Number : throw new InvalidOperationException($"{name} is served off the tracer, but the table does not route it")] = true;
         foreach (var name in byName.Keys)
             if (SyscallTable.Find(name) is not { IsRouted: true }) throw new InvalidOperationException($"handler for {name}, which the table does not route");
     }

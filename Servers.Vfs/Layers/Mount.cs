@@ -49,6 +49,13 @@ internal abstract class Mount(string guestPoint, bool readOnly)
 
     public abstract Node Lookup(string rel);
 
+    /// <summary>
+    /// Looks up <paramref name="rel"/>, a name in the directory <paramref name="parent"/> that the same walk has
+    /// just found in this mount (at <c>Parent(rel)</c>). The answer must be the one <see cref="Lookup(string)"/>
+    /// gives; a layered mount uses the parent to skip probing a layer that cannot hold the name.
+    /// </summary>
+    public virtual Node Lookup(string rel, in Node parent) => Lookup(rel);
+
     /// <summary>The guest's listing of a directory that <see cref="Node.NeedsMerge"/>.</summary>
     public abstract IEnumerable<DirEntry> List(string rel);
 
@@ -100,6 +107,9 @@ internal abstract class Mount(string guestPoint, bool readOnly)
     public virtual string? RelOf(string hostPath) => null;
 
     public static string Join(string dir, string rel) => rel.Length == 0 ? dir : dir == "/" ? "/" + rel : dir + "/" + rel;
+
+    /// <summary>The rel path of <paramref name="name"/> in the directory <paramref name="rel"/>.</summary>
+    public static string Child(string rel, string name) => rel.Length == 0 ? name : rel + "/" + name;
 
     public static string Parent(string rel) => rel.LastIndexOf('/') is var i and >= 0 ? rel[..i] : "";
 

@@ -45,20 +45,32 @@ internal sealed class OverlayMount : Mount
     /// <summary>The whiteout journal's name in a kept upper layer (--keep-changes), which the guest never sees.</summary>
     public const string JournalName = ".umlmicro-whiteouts";
 
-    public override Node Lookup(string rel)
+    public override Node Lookup(string rel) => Lookup(rel, upperMayHave: true, lowerMayHave: true);
+
+    /// <summary>
+    /// A name below a directory the walk has just found. A directory that is only in the lower layer has no upper
+    /// half, so nothing under it is in the upper layer; an upper directory that is not merged has no visible lower
+    /// directory under it (none there, or opaque), so nothing under it is in the lower layer. That layer is not
+    /// probed: on a path of the host's tree the guest never changed, each name costs one lstat instead of two. The
+    /// parent was probed a moment before, in the same walk, so this is what the probe would have found then.
+    /// </summary>
+    public override Node Lookup(string rel, in Node parent) =>
+        Lookup(rel, upperMayHave: parent.Layer != Layer.Lower, lowerMayHave: parent.Layer != Layer.Upper || parent.NeedsMerge);
+
+    private Node Lookup(string rel, bool upperMayHave, bool lowerMayHave)
     {
-        if (rel == JournalName && _journal == Join(_upper, JournalName)) return Node.Missing(Join(_upper, rel), Layer.Upper);
-        string up = Join(_upper, rel), low = Join(_lower, rel);
+        string up = Join(_upper, rel);
+        if (rel == JournalName && _journal == Join(_upper, JournalName)) return Node.Missing(up, Layer.Upper);
         if (IsGone(rel)) return Node.Missing(up, Layer.Upper);
-        var upper = HostNode(up, Layer.Upper);
-        bool lowerVisible = !OpaqueAbove(rel) && !_opaque.Contains(rel);
+        var upper = upperMayHave ? HostNode(up, Layer.Upper) : Node.Missing(up, Layer.Upper);
         if (upper.Exists)
         {
-            bool merged = upper.Type == NodeType.Directory && (rel.Length == 0 || (lowerVisible && HostFs.TypeOf(low) == NodeType.Directory));
+            bool merged = upper.Type == NodeType.Directory
+                && (rel.Length == 0 || (lowerMayHave && !OpaqueAbove(rel) && !_opaque.Contains(rel) && HostFs.TypeOf(Join(_lower, rel)) == NodeType.Directory));
             return upper with { NeedsMerge = merged || _shadowedNames.ContainsKey(rel) };
         }
-        if (OpaqueAbove(rel)) return Node.Missing(up, Layer.Upper);
-        var lower = HostNode(low, Layer.Lower);
+        if (!lowerMayHave || OpaqueAbove(rel)) return Node.Missing(up, Layer.Upper);
+        var lower = HostNode(Join(_lower, rel), Layer.Lower);
         if (!lower.Exists) return Node.Missing(up, Layer.Upper);
         return lower with { NeedsMerge = lower.Type == NodeType.Directory && _shadowedNames.ContainsKey(rel) };
     }
@@ -67,10 +79,10 @@ internal sealed class OverlayMount : Mount
     {
         var seen = new Dictionary<string, DirEntry>(StringComparer.Ordinal);
         foreach (var e in HostList(Join(_upper, rel)))
-            if (Lookup(Join2(rel, e.Name)).Exists) seen[e.Name] = e;
+            if (Lookup(Child(rel, e.Name)).Exists) seen[e.Name] = e;
         if (!_opaque.Contains(rel) && !OpaqueAbove(rel) && !IsGone(rel))
             foreach (var e in HostList(Join(_lower, rel)))
-                if (!seen.ContainsKey(e.Name) && !IsGone(Join2(rel, e.Name))) seen[e.Name] = e;
+                if (!seen.ContainsKey(e.Name) && !IsGone(Child(rel, e.Name))) seen[e.Name] = e;
         return seen.Values;
     }
 
@@ -318,6 +330,4 @@ internal sealed class OverlayMount : Mount
                 return false;
         }
     }
-
-    private static string Join2(string rel, string name) => rel.Length == 0 ? name : rel + "/" + name;
 }
