@@ -147,15 +147,14 @@ internal sealed unsafe partial class TracerThread
     /// <summary>Spawns the doorbell and seizes it while it stops itself, then lets it sleep (false if it cannot start).</summary>
     private bool StartDoorbell()
     {
-        string[] args = [launcher, "--doorbell"];
-        if (Native.Interop.Spawn(args, [], out int pid) != 0) return false;
-        int status;
-        int pidfd = -1;
-        if (waitpid(pid, &status, WUNTRACED | __WNOTHREAD) != pid || !WIFSTOPPED(status)
-            || !PtraceOps.Seize(pid, PtraceOps.O_EXITKILL) || (pidfd = pidfd_open(pid, 0)) < 0)
+        int pid = StartHelperChild([launcher, "--doorbell"]);
+        if (pid < 0) return false;
+        int pidfd = pidfd_open(pid, 0);
+        if (pidfd < 0)
         {
+            int status;
             kill(pid, Signals.SIGKILL);
-            waitpid(pid, &status, __WNOTHREAD);
+            waitpid(pid, &status, __WALL | __WNOTHREAD);
             return false;
         }
         _doorbell = new Doorbell(pid, pidfd);

@@ -70,18 +70,24 @@ internal sealed unsafe partial class TracerThread
     private int StartTicker()
     {
         long us = Math.Max(1000, (long)_k.Vcpus.TickPeriod.TotalMicroseconds);
-        string[] args = [launcher, "--tick", us.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+        int pid = StartHelperChild([launcher, "--tick", us.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        if (pid > 0) kill(pid, Signals.SIGCONT); // out of its group-stop; its first traced stop is the first tick
+        return pid;
+    }
+
+    /// <summary>
+    /// Spawns a helper mode of the launcher (the ticker, the doorbell) from this thread, so that it is this thread's
+    /// child, and seizes it while it stops itself; -1 (and nothing left) if it cannot. It never outlives the tracer.
+    /// </summary>
+    private int StartHelperChild(string[] args)
+    {
         if (Native.Interop.Spawn(args, [], out int pid) != 0) return -1;
         int status;
-        if (waitpid(pid, &status, WUNTRACED | __WNOTHREAD) != pid || !WIFSTOPPED(status)
-            || !PtraceOps.Seize(pid, PtraceOps.O_EXITKILL))
-        {
-            kill(pid, Signals.SIGKILL);
-            waitpid(pid, &status, __WNOTHREAD);
-            return -1;
-        }
-        kill(pid, Signals.SIGCONT); // out of its group-stop; its first traced stop is the first tick
-        return pid;
+        if (waitpid(pid, &status, WUNTRACED | __WNOTHREAD) == pid && WIFSTOPPED(status) && PtraceOps.Seize(pid, PtraceOps.O_EXITKILL))
+            return pid;
+        kill(pid, Signals.SIGKILL);
+        waitpid(pid, &status, __WNOTHREAD);
+        return -1;
     }
 
     private void StopTicker()
