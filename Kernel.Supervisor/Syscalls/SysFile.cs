@@ -18,19 +18,12 @@ internal static class SysFile
     private const int RENAME_WHITEOUT = 4;
 
     /// <summary>
-    /// The calls whose handlers only read guest memory, ask servers and set arguments (a rewritten path goes into the
-    /// scratch area that exists by then): they may be served off the tracer thread. Not the fd changes (fchmod and
-    /// the like), which inject a call, nor fchdir, which has nothing to ask at its entry.
+    /// The calls of this family that must be served on the tracer thread: the fd changes (fchmod and the like, and
+    /// futimens through utimensat) inject a call, and fchdir has nothing to ask at its entry. Every other handler here
+    /// only reads guest memory, asks servers and sets arguments (a rewritten path goes into the scratch area, made by
+    /// then), so it may be served off the tracer (see SyscallRouter.RunsOffTracer).
     /// </summary>
-    public static readonly string[] OffTracer =
-    [
-        "open", "openat", "openat2", "creat", "stat", "lstat", "newfstatat", "statx", "access", "faccessat", "faccessat2",
-        "readlink", "readlinkat", "chdir", "getcwd", "truncate", "chmod", "fchmodat", "fchmodat2", "chown", "lchown",
-        "fchownat", "utime", "utimes", "futimesat", "setxattr", "lsetxattr", "removexattr", "lremovexattr", "getxattr",
-        "lgetxattr", "listxattr", "llistxattr", "statfs", "name_to_handle_at", "inotify_add_watch", "mkdir", "mkdirat",
-        "mknod", "mknodat", "unlink", "rmdir", "unlinkat", "rename", "renameat", "renameat2", "link", "linkat", "symlink",
-        "symlinkat",
-    ];
+    public static readonly string[] OnTracerOnly = ["fchmod", "fchown", "fsetxattr", "fremovexattr", "utimensat", "fchdir"];
 
     public static void Register(Dictionary<string, EntryHandler> h)
     {

@@ -18,7 +18,9 @@ internal sealed class SyscallRouter
         SysProcess.Register(byName);
         SysSignal.Register(byName);
         SysSched.Register(byName);
-        SysFile.Register(byName);
+        var file = new Dictionary<string, EntryHandler>();
+        SysFile.Register(file);
+        foreach (var (name, handler) in file) byName.Add(name, handler);
         SysSocket.Register(byName);
         SysMmap.Register(byName);
         SysInfo.Register(byName);
@@ -31,7 +33,9 @@ internal sealed class SyscallRouter
             else if (row.Owner == Server.Sched && row.Args.Contains(ArgKind.Pid)) _handlers[row.Number] = PidTranslation.TranslateArgs;
             else throw new InvalidOperationException($"routed syscall {row.Name} has no handler");
         }
-        foreach (var name in SysFile.OffTracer.Concat(SysProcess.OffTracer))
+        foreach (var name in SysFile.OnTracerOnly)
+            if (!file.ContainsKey(name)) throw new InvalidOperationException($"{name} is kept on the tracer, but SysFile has no handler for it");
+        foreach (var name in file.Keys.Except(SysFile.OnTracerOnly).Concat(SysProcess.OffTracer))
             _offTracer[SyscallTable.Find(name) is { IsRouted: true } row ? row.Number : throw new InvalidOperationException($"{name} is served off the tracer, but the table does not route it")] = true;
         foreach (var name in byName.Keys)
             if (SyscallTable.Find(name) is not { IsRouted: true }) throw new InvalidOperationException($"handler for {name}, which the table does not route");

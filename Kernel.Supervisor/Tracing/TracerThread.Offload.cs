@@ -64,9 +64,9 @@ internal sealed unsafe partial class TracerThread
         }
         call.Injector = null;
         call.OffTracer = true;
-        _workers ??= new SyscallWorkers(SyscallWorkerCount);
+        _workers ??= new SyscallWorkers(SyscallWorkerCount, Serve);
         _k.Stats.ServedOffTracer(Interlocked.Increment(ref _inFlight));
-        _workers.Run(() => Serve(task, call, nr));
+        _workers.Run(task, nr);
         return true;
     }
 
@@ -95,8 +95,9 @@ internal sealed unsafe partial class TracerThread
         _lastSwitch != 0 && System.Diagnostics.Stopwatch.GetTimestamp() - _lastSwitch < ActiveWindow && _k.Tasks.Count > 1;
 
     /// <summary>On a worker: runs the handler, hands the call back and rings the doorbell.</summary>
-    private void Serve(GuestTask task, SyscallCall call, long nr)
+    private void Serve(GuestTask task, long nr)
     {
+        var call = task.Call;
         Exception? failure = null;
         try
         {
@@ -178,19 +179,20 @@ internal sealed unsafe partial class TracerThread
 /// better p99 from a dedicated thread than from the thread pool).</summary>
 internal sealed class SyscallWorkers : IDisposable
 {
-    private readonly BlockingCollection<Action> _jobs = new();
+    private readonly BlockingCollection<(GuestTask Task, long Nr)> _jobs = new();
 
-    public SyscallWorkers(int count)
+    /// <summary><paramref name="serve"/> runs a task's call (its <see cref="GuestTask.Call"/>, syscall number nr) on a worker.</summary>
+    public SyscallWorkers(int count, Action<GuestTask, long> serve)
     {
         for (int i = 0; i < count; i++)
             new Thread(() =>
             {
-                foreach (var job in _jobs.GetConsumingEnumerable()) job();
+                foreach (var (task, nr) in _jobs.GetConsumingEnumerable()) serve(task, nr);
             })
             { Name = $"syscall worker {i}", IsBackground = true }.Start();
     }
 
-    public void Run(Action job) => _jobs.Add(job);
+    public void Run(GuestTask task, long nr) => _jobs.Add((task, nr));
 
     public void Dispose() => _jobs.CompleteAdding();
 }
