@@ -112,8 +112,9 @@ namespace UmlMicro.Supervisor
             var quantum = TimeSpan.FromMilliseconds(config.Sched.QuantumMs);
             var vcpus = new VcpuScheduler(cpus, RunPolicies.Create(config.Sched.Policy, quantum), quantum);
             var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace, memoryLimit, mapCheck, vcpus, config.Kernel.MaxProcs, config.Kernel.MaxFiles);
+            var wall = HostWall.Plan(ns, config.Kernel.Net == "none", identity.Nodename, SeccompFilter.ToHex(SeccompFilter.BuildDenyLayer()));
             var tracer = new TracerThread(kernel, mode, observeAll: trace is not null || config.Kernel.Stats, Path.Combine(binDir, "umlmicro-launch"), program,
-                [run.Program, .. run.Argv], config.Mm.DeterministicLayout, config.Kernel.MaxFiles, config.Kernel.TimeoutSpan);
+                [run.Program, .. run.Argv], config.Mm.DeterministicLayout, config.Kernel.MaxFiles, config.Kernel.TimeoutSpan, wall.WriteTo(ns.StateDir));
             var forwarding = ForwardSignals(tracer).ToList();
             // The runtime's signal handling is set up by now (the registrations need it): its SIGCHLD part is turned
             // off before the first guest stop, which would otherwise run it.

@@ -556,16 +556,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
             changes?.Dispose();
             if (kernelFiles is null) return;
             foreach (var dir in new[] { stateDir, memoryDir })
-            {
-                try
-                {
-                    if (dir.Length > 0 && Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    Console.Error.WriteLine($"vfs: could not remove {dir}: {e.Message}");
-                }
-            }
+                if (StateDirectory.Remove(dir) is { } problem) Console.Error.WriteLine($"vfs: could not remove {dir}: {problem}");
         }
     }
 

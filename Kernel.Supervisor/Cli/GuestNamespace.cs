@@ -68,15 +68,6 @@ internal sealed class GuestNamespace : IDisposable
     public void Dispose()
     {
         foreach (var dir in new[] { StateDir, MemoryDir })
-        {
-            try
-            {
-                Directory.Delete(dir, recursive: true);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                Console.Error.WriteLine($"umlmicro: could not remove {dir}: {e.Message}");
-            }
-        }
+            if (StateDirectory.Remove(dir) is { } problem) Console.Error.WriteLine($"umlmicro: could not remove {dir}: {problem}");
     }
 }

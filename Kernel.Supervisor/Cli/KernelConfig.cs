@@ -25,6 +25,7 @@ public sealed class KernelConfig
         if (GuestLimits.ProcsProblem(Kernel.MaxProcs) is { } badProcs) Fail("Kernel:MaxProcs", badProcs);
         if (GuestLimits.FilesProblem(Kernel.MaxFiles) is { } badFiles) Fail("Kernel:MaxFiles", badFiles);
         if (Duration.Parse(Kernel.Timeout, out var timeout) is { } badTimeout) Fail("Kernel:Timeout", badTimeout);
+        if (Kernel.Net is not ("host" or "none")) Fail("Kernel:Net", $"'{Kernel.Net}' is not host or none");
         Kernel.TimeoutSpan = timeout;
         if (Servers.HandshakeTimeoutMs is < 1 or > 600_000) Fail("Servers:HandshakeTimeoutMs", $"{Servers.HandshakeTimeoutMs} is not from 1 to 600000");
         if (Servers.CallTimeoutMs is < 1 or > 3_600_000) Fail("Servers:CallTimeoutMs", $"{Servers.CallTimeoutMs} is not from 1 to 3600000");
@@ -67,6 +68,9 @@ public sealed class KernelSection
 
     /// <summary>Wall-clock limit for the whole guest (30s, 2m, 500ms; a plain number is seconds); empty or 0 means none.</summary>
     public string Timeout { get; set; } = "";
+
+    /// <summary>The guest's network: "host" (the host's, which it cannot configure) or "none" (its own, loopback only).</summary>
+    public string Net { get; set; } = "host";
 
     /// <summary><see cref="Timeout"/> parsed (zero: none), set by <see cref="KernelConfig.Validate"/>.</summary>
     internal TimeSpan TimeoutSpan { get; set; }

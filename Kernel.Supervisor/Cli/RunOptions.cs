@@ -34,6 +34,8 @@ public sealed record RunOptions(string? ConfigFile, IReadOnlyList<string> Settin
                           wall-clock limit for the whole guest (500ms, 30s, 2m, 1h; a plain number is seconds;
                           default 0: none): when it passes, every guest process is killed and umlmicro exits
                           with status 124, as coreutils' timeout does
+          --net host|none the guest's network: the host's (the default; the guest uses it but cannot configure
+                          it) or none (a private network with only loopback up)
           --deterministic-layout
                           the same program gets the same addresses in every run (the host's address-space
                           randomisation is off for the guest; default: randomised as on the host)
@@ -61,6 +63,7 @@ public sealed record RunOptions(string? ConfigFile, IReadOnlyList<string> Settin
         ["--max-procs"] = "Kernel:MaxProcs",
         ["--max-files"] = "Kernel:MaxFiles",
         ["--timeout"] = "Kernel:Timeout",
+        ["--net"] = "Kernel:Net",
         ["--root"] = "Vfs:Root",
         ["--keep-changes"] = "Vfs:KeepChanges",
     };
@@ -112,6 +115,8 @@ public sealed record RunOptions(string? ConfigFile, IReadOnlyList<string> Settin
                     throw new UsageError($"--max-procs: {badProcs}");
                 if (name == "--max-files" && GuestLimits.FilesProblem(int.Parse(value)) is { } badFiles)
                     throw new UsageError($"--max-files: {badFiles}");
+                if (name == "--net" && value is not ("host" or "none"))
+                    throw new UsageError($"--net wants host or none, not '{value}'");
                 if (name == "--timeout" && Duration.Parse(value, out _) is { } badTime)
                     throw new UsageError($"--timeout: {badTime}");
                 settings.Add($"--{ValueOptions[name]}={value}");

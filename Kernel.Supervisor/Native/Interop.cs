@@ -115,6 +115,65 @@ internal static unsafe partial class Interop
     [LibraryImport(Libc, EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int stat_(string path, StatBuf* buf);
 
+    /// <summary>Whether <paramref name="path"/> (links followed) is a character device.</summary>
+    internal static bool IsCharDevice(string path)
+    {
+        StatBuf st;
+        return stat_(path, &st) == 0 && (st.Mode & 0xf000) == 0x2000; // S_IFCHR
+    }
+
+    [LibraryImport(Libc)]
+    internal static partial uint geteuid();
+
+    [LibraryImport(Libc)]
+    internal static partial uint getegid();
+
+    [LibraryImport(Libc, SetLastError = true)]
+    private static partial nint pread(int fd, byte* buf, nuint count, long offset);
+
+    [LibraryImport(Libc, SetLastError = true)]
+    private static partial long syscall(long number, int a, int b, uint c);
+
+    private const long SysPidfdGetfd = 438;
+
+    /// <summary>
+    /// A copy of descriptor <paramref name="fd"/> of the process <paramref name="pidfd"/> names (pidfd_getfd: the caller
+    /// must be allowed to ptrace it), as a handle of this process; null when it cannot be taken.
+    /// </summary>
+    internal static Microsoft.Win32.SafeHandles.SafeFileHandle? TakeFd(int pidfd, int fd)
+    {
+        int mine = (int)syscall(SysPidfdGetfd, pidfd, fd, 0);
+        return mine < 0 ? null : new Microsoft.Win32.SafeHandles.SafeFileHandle(mine, ownsHandle: true);
+    }
+
+    /// <summary>All of a file read from its start (a /proc file: each read from offset 0 makes it afresh).</summary>
+    internal static string ReadWhole(System.Runtime.InteropServices.SafeHandle file)
+    {
+        var text = new System.Text.StringBuilder();
+        var buf = new byte[16384];
+        bool added = false;
+        try
+        {
+            file.DangerousAddRef(ref added);
+            int fd = (int)file.DangerousGetHandle();
+            long offset = 0;
+            while (true)
+            {
+                nint n;
+                fixed (byte* p = buf) n = pread(fd, p, (nuint)buf.Length, offset);
+                if (n < 0 && LastErrno == EINTR) continue;
+                if (n <= 0) break;
+                text.Append(System.Text.Encoding.UTF8.GetString(buf, 0, (int)n));
+                offset += n;
+            }
+        }
+        finally
+        {
+            if (added) file.DangerousRelease();
+        }
+        return text.ToString();
+    }
+
     /// <summary>
     /// The device (split as /proc/PID/maps prints it) and inode of the file <paramref name="path"/> leads to; stat
     /// follows links, so /proc/TID/fd/N gives the very file the fd holds, even one that was unlinked or is a memfd.

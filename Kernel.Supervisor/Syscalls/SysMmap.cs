@@ -74,7 +74,7 @@ internal static class SysMmap
             && !TryCharge(c, new MmEvent(c.Task.Vpid, MmOp.Shmget, 0, size, 0, 0, flags, -1, 0, 0), out charged))
         {
             charged = 0;
-            if ((key == IPC_PRIVATE || SysvShm.Read().All(s => s.Key != key)) && size >= 1 && size <= ShmMax())
+            if ((key == IPC_PRIVATE || c.Kernel.Shm.Read().All(s => s.Key != key)) && size >= 1 && size <= ShmMax())
             {
                 c.Note = "over the memory limit";
                 c.Fail(Errno.ENOMEM);
@@ -83,7 +83,7 @@ internal static class SysMmap
         }
         c.AtExit(x =>
         {
-            var segment = x.Result >= 0 && !x.Kernel.Shm.Knows(x.Result) ? SysvShm.Read().FirstOrDefault(s => s.Id == x.Result) : default;
+            var segment = x.Result >= 0 && !x.Kernel.Shm.Knows(x.Result) ? x.Kernel.Shm.Read().FirstOrDefault(s => s.Id == x.Result) : default;
             if (segment.Size == 0 || segment.CreatorPid != x.Task.HostTgid)
             {
                 x.Kernel.Commit.Refund(charged); // failed, or an existing segment: nothing new was committed

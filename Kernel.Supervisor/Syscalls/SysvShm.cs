@@ -50,12 +50,18 @@ internal sealed class SysvShm
         }
     }
 
-    /// <summary>The host's segments; none when it shows none.</summary>
-    public static IReadOnlyList<Segment> Read()
+    /// <summary>
+    /// /proc/sysvipc/shm opened in the guest's IPC namespace (a reader keeps the namespace it was opened in), which the
+    /// launcher left for the supervisor; null: the supervisor's own, when the guest shares it.
+    /// </summary>
+    public Microsoft.Win32.SafeHandles.SafeFileHandle? Source { get; set; }
+
+    /// <summary>The guest's segments; none when the host shows none.</summary>
+    public IReadOnlyList<Segment> Read()
     {
         try
         {
-            return Parse(File.ReadAllText("/proc/sysvipc/shm"));
+            return Parse(Source is { } source ? Native.Interop.ReadWhole(source) : File.ReadAllText("/proc/sysvipc/shm"));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -11,7 +11,7 @@ namespace UmlMicro.Supervisor.Tracing;
 /// </summary>
 internal static class SeccompFilter
 {
-    public const uint RetAllow = 0x7fff0000, RetTrace = 0x7ff00000;
+    public const uint RetAllow = 0x7fff0000, RetTrace = 0x7ff00000, RetErrno = 0x00050000;
     public const ushort LdAbsW = 0x20, JeqK = 0x15, JgeK = 0x35, Ja = 0x05, RetK = 0x06;
     public const uint X32Bit = 0x40000000;
 
@@ -23,21 +23,42 @@ internal static class SeccompFilter
         everything ? [new Insn(RetK, 0, 0, RetTrace)] : Build(Enumerable.Range(0, SyscallTable.Limit).Where(n => SyscallTable.Get(n).IsRouted), SyscallTable.Limit);
 
     /// <param name="trapped">Numbers below <paramref name="limit"/> that stop; every number from limit on stops too.</param>
-    /// <remarks>The numbers are split into runs that all stop or all pass, and the program finds the run of a
-    /// call by binary search (a dozen comparisons for any call), not by a linear scan of every routed number.</remarks>
     public static Insn[] Build(IEnumerable<int> trapped, int limit)
     {
         var traps = trapped.Where(n => n >= 0 && n < limit).ToHashSet();
-        // Runs: (first number, trapped?) in order, covering 0 .. 2^32-1; the last run (from limit) stops.
-        var runs = new List<(uint Start, bool Trap)>();
+        return Build(n => traps.Contains(n) ? RetTrace : RetAllow, limit, RetTrace, RetTrace);
+    }
+
+    /// <summary>
+    /// The host's own wall (README "Security"), installed in every mode before the guest's first instruction: every
+    /// call the table denies fails with the row's errno in the host itself (SECCOMP_RET_ERRNO), whether or not the
+    /// routing saw it; so do numbers the table does not know and other ABIs (ENOSYS). Everything else is allowed:
+    /// the routing above decides it. An errno outranks a trap, so in seccomp mode a denied call never stops.
+    /// </summary>
+    public static Insn[] BuildDenyLayer()
+    {
+        uint Errno(int e) => RetErrno | (uint)e;
+        return Build(n => SyscallTable.Get(n) is { Disposition: Disposition.Deny } row ? Errno(row.DenyErrno) : RetAllow,
+            SyscallTable.Limit, Errno(UmlMicro.Contracts.Linux.Errno.ENOSYS), Errno(UmlMicro.Contracts.Linux.Errno.ENOSYS));
+    }
+
+    /// <param name="verdict">The action for each number below <paramref name="limit"/>.</param>
+    /// <param name="beyond">The action for every number from <paramref name="limit"/> on (x32 numbers among them).</param>
+    /// <param name="otherArch">The action for a call of another ABI (int 0x80).</param>
+    /// <remarks>The numbers are split into runs with one verdict each, and the program finds the run of a call by
+    /// binary search (a dozen comparisons for any call), not by a linear scan of every number.</remarks>
+    private static Insn[] Build(Func<int, uint> verdict, int limit, uint beyond, uint otherArch)
+    {
+        // Runs: (first number, verdict) in order, covering 0 .. 2^32-1; the last run starts at limit.
+        var runs = new List<(uint Start, uint Verdict)>();
         for (int n = 0; n < limit; n++)
-            if (runs.Count == 0 || runs[^1].Trap != traps.Contains(n)) runs.Add(((uint)n, traps.Contains(n)));
-        if (!runs[^1].Trap) runs.Add(((uint)limit, true));
+            if (runs.Count == 0 || runs[^1].Verdict != verdict(n)) runs.Add(((uint)n, verdict(n)));
+        if (runs[^1].Verdict != beyond) runs.Add(((uint)limit, beyond));
         var p = new List<Insn>
         {
             new(LdAbsW, 0, 0, 4),                          // seccomp_data.arch
             new(JeqK, 1, 0, SyscallStopInfo.ArchX86_64),
-            new(RetK, 0, 0, RetTrace),                     // other ABIs (int 0x80) always stop
+            new(RetK, 0, 0, otherArch),
             new(LdAbsW, 0, 0, 0),                          // seccomp_data.nr; x32 numbers are above any limit
         };
         Emit(p, runs, 0, runs.Count);
@@ -45,11 +66,11 @@ internal static class SeccompFilter
     }
 
     /// <summary>Code that returns the verdict of runs[from..to) for a number known to lie in them.</summary>
-    private static void Emit(List<Insn> p, List<(uint Start, bool Trap)> runs, int from, int to)
+    private static void Emit(List<Insn> p, List<(uint Start, uint Verdict)> runs, int from, int to)
     {
         if (to - from == 1)
         {
-            p.Add(new Insn(RetK, 0, 0, runs[from].Trap ? RetTrace : RetAllow));
+            p.Add(new Insn(RetK, 0, 0, runs[from].Verdict));
             return;
         }
         int mid = (from + to) / 2;

@@ -15,7 +15,7 @@ namespace UmlMicro.Supervisor.Tracing;
 /// Guest tasks are host threads and run in parallel on all host CPUs; they stop only at syscalls.
 /// </summary>
 internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, bool observeAll, string launcher, string program, IReadOnlyList<string> argv,
-    bool deterministicLayout = false, int maxFiles = 0, TimeSpan timeout = default)
+    bool deterministicLayout = false, int maxFiles = 0, TimeSpan timeout = default, string? wallPlan = null)
     : ISyscallInjector
 {
     /// <summary>TT mode turns a syscall the kernel handles itself into this harmless one on the host.</summary>
@@ -51,9 +51,11 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
             int pidfd = -1;
             try
             {
-                Start();
-                if (timeout > TimeSpan.Zero) alarm = StartAlarm(ended, pidfd = pidfd_open(_initHostPid, 0));
-                Loop();
+                if (Start())
+                {
+                    if (timeout > TimeSpan.Zero) alarm = StartAlarm(ended, pidfd = pidfd_open(_initHostPid, 0));
+                    Loop();
+                }
             }
             catch (Exception e)
             {
@@ -66,6 +68,8 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
                 ended.Set();
                 alarm?.Join(); // it may be sending through the pidfd
                 if (pidfd >= 0) close(pidfd);
+                _k.Shm.Source = null;
+                _wallFds.ForEach(fd => fd.Dispose());
             }
         })
         { Name = "tracer", IsBackground = true };
@@ -92,15 +96,25 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
         return alarm;
     }
 
-    private void Start()
+    /// <summary>What the wall left for the supervisor to hold: its seccomp listener and the guest's SysV view.</summary>
+    private readonly List<Microsoft.Win32.SafeHandles.SafeFileHandle> _wallFds = [];
+
+    /// <summary>Starts the launcher and seizes it; false when it ended before it could be (it said why on stderr).</summary>
+    private bool Start()
     {
         // The guest starts on its tracer's host CPU (it inherits the pin), so a stop never pays a cross-CPU wake-up
         // until two of its tasks are busy at once (see CpuPlacement).
         _k.HostCpus.Start();
         int pid = Spawn();
-        int status;
-        if (waitpid(pid, &status, WUNTRACED | __WNOTHREAD) != pid || !WIFSTOPPED(status))
-            throw new InvalidOperationException($"launcher did not stop (status 0x{status:x})");
+        if (wallPlan is not null)
+        {
+            // Stopped in its new user namespace, whose uid and gid maps only the parent namespace may write.
+            if (!LauncherStopped(pid)) return false;
+            Cli.HostWall.MapIds(pid);
+            kill(pid, Signals.SIGCONT);
+        }
+        if (!LauncherStopped(pid)) return false;
+        if (wallPlan is not null) TakeWallFds(pid);
         if (!PtraceOps.Seize(pid, TrapPath.Options(mode)))
             throw new InvalidOperationException($"PTRACE_SEIZE failed: errno {LastErrno}");
         var grant = _k.Sched.Call(s => s.StartInitAsync(pid));
@@ -116,6 +130,47 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
         Volatile.Write(ref _initHostPid, pid);
         // The launcher sits in a group-stop: the seize turns it into a ptrace stop, SIGCONT ends the group-stop.
         kill(pid, Signals.SIGCONT);
+        return true;
+    }
+
+    /// <summary>Waits for the launcher's self-stop; false (and its status kept as guest pid 1's) when it ended instead.</summary>
+    private bool LauncherStopped(int pid)
+    {
+        int status;
+        int r;
+        while ((r = waitpid(pid, &status, WUNTRACED | __WNOTHREAD)) < 0 && LastErrno == EINTR) { }
+        if (r == pid && WIFSTOPPED(status)) return true;
+        if (r != pid) throw new InvalidOperationException($"launcher did not stop (errno {LastErrno})");
+        _initStatus = status;
+        return false;
+    }
+
+    /// <summary>
+    /// Copies of the descriptors the wall left open in the launcher: its seccomp listener, which must live as long as the
+    /// guest (while it does, no guest can install a listener of its own), and /proc/sysvipc/shm as the guest's IPC
+    /// namespace shows it (SysvShm reads the guest's segments there).
+    /// </summary>
+    private void TakeWallFds(int pid)
+    {
+        int pidfd = pidfd_open(pid, 0);
+        if (pidfd < 0) throw new InvalidOperationException($"pidfd_open of the launcher failed: errno {LastErrno}");
+        try
+        {
+            foreach (var link in Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd"))
+            {
+                string? target = new FileInfo(link).LinkTarget;
+                bool listener = target == "anon_inode:seccomp notify", sysvipc = target == "/proc/sysvipc/shm";
+                if (!listener && !sysvipc) continue;
+                var fd = TakeFd(pidfd, int.Parse(Path.GetFileName(link), System.Globalization.CultureInfo.InvariantCulture))
+                    ?? throw new InvalidOperationException($"cannot take the launcher's {target}: errno {LastErrno}");
+                _wallFds.Add(fd);
+                if (sysvipc) _k.Shm.Source = fd;
+            }
+        }
+        finally
+        {
+            close(pidfd);
+        }
     }
 
     /// <summary>The umlmicro script leaves the signals the user's shell ignored here (a hex SigIgn mask).</summary>
@@ -141,7 +196,7 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
         var args = new List<string>
         {
             launcher, Environment.GetEnvironmentVariable(SigIgnVariable) ?? "0", filter, deterministicLayout ? "fixed" : "random", FileLimitArg(),
-            program,
+            wallPlan ?? "-", program,
         };
         args.AddRange(argv);
         int err = Interop.Spawn(args, GuestEnvironment(), out int pid);

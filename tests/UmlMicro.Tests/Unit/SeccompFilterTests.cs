@@ -51,6 +51,22 @@ public class SeccompFilterTests
     }
 
     [Fact]
+    public void The_hosts_deny_layer_refuses_every_denied_call_with_the_tables_errno_and_allows_everything_else()
+    {
+        var program = BuildDenyLayer();
+        for (int nr = 0; nr < SyscallTable.Capacity; nr++)
+        {
+            var row = SyscallTable.Get(nr);
+            uint expected = row.Disposition == Disposition.Deny ? RetErrno | (uint)row.DenyErrno : RetAllow;
+            Assert.True(expected == Run(program, nr, SyscallStopInfo.ArchX86_64), $"{row.Name} ({nr})");
+        }
+        Assert.Equal(RetErrno | 1u, Run(program, 165 /* mount */, SyscallStopInfo.ArchX86_64));
+        Assert.Equal(RetErrno | 38u, Run(program, 37 /* i386 kill */, 0x40000003));
+        Assert.Equal(RetErrno | 38u, Run(program, (int)(X32Bit | 62), SyscallStopInfo.ArchX86_64));
+        Assert.Equal(RetAllow, Run(program, 0 /* read */, SyscallStopInfo.ArchX86_64));
+    }
+
+    [Fact]
     public void Other_abis_cannot_slip_past_the_routing()
     {
         var program = Build();
