@@ -36,6 +36,8 @@ public class RunOptionsTests
     [InlineData("--max-procs")]
     [InlineData("--max-files", "lots")]
     [InlineData("--max-files", "2147483647")]
+    [InlineData("--net", "bridge")]
+    [InlineData("--net")]
     [InlineData("--timeout", "soon")]
     [InlineData("--timeout", "-1s")]
     [InlineData("--timeout", "5 s")]
