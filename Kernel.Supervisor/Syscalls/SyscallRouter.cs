@@ -25,6 +25,7 @@ internal sealed class SyscallRouter
         SysMmap.Register(byName);
         SysInfo.Register(byName);
         SysLimits.Register(byName);
+        SysSeccomp.Register(byName);
 
         foreach (var row in SyscallTable.All)
         {

@@ -302,7 +302,8 @@ public static class SyscallTable
             S(318, "getrandom", OutBuf, Size, Flags),
             S(324, "membarrier", Int, Flags),
             S(334, "rseq", Ptr, Size, Flags, Hex),
-            S(317, "seccomp", Int, Flags, Ptr),
+            // A guest's own filters stack on the kernel's; one with a user-notification listener would outrank its trap.
+            S(317, "seccomp", Int, Flags, Ptr).Rewrite(K.Kernel),
 
             // --- futexes, polling, events
             S(202, "futex", Ptr, Int, Int, Ptr, Ptr, Int),

@@ -32,4 +32,30 @@ public sealed class FirstWallTests(FixturePrograms fixtures) : IClassFixture<Fix
         var guest = GuestRunner.Run(_dir.Path, ["--max-procs", "2"], fixtures["clone_untraced"]);
         Expect.SameAsNative(native, guest);
     }
+
+    [Fact]
+    public void A_guest_seccomp_filter_never_outranks_the_kernels_trap()
+    {
+        var native = GuestRunner.Native(_dir.Path, fixtures["guest_seccomp"]);
+        Expect.ExitCode(0, native);
+        // Linux's answers: a RET_TRACE with no tracer is ENOSYS, whether the kernel would pass the call or route it.
+        Assert.Equal(
+        [
+            "bad flags with a listener: -1 Invalid argument",
+            "TSYNC with a listener: -1 Invalid argument",
+            "empty program with a listener: -1 Invalid argument",
+            "filter answering RET_TRACE: ok",
+            "getuid: -1 Function not implemented",
+            "chdir(\"/\"): -1 Function not implemented",
+            "access(\"/\"): ok",
+            "getpid: 1",
+        ], native.StdoutLines);
+        Expect.SameAsNative(native, GuestRunner.Run(_dir.Path, fixtures["guest_seccomp"]));
+
+        // A listener would let a second thread run any call on the host unseen (SECCOMP_USER_NOTIF_FLAG_CONTINUE).
+        Assert.Equal("filter with a listener: ok", GuestRunner.Native(_dir.Path, fixtures["guest_seccomp"], "--listener").StdoutLines[^1]);
+        var guest = GuestRunner.Run(_dir.Path, fixtures["guest_seccomp"], "--listener");
+        Expect.ExitCode(0, guest);
+        Assert.Equal("filter with a listener: -1 Device or resource busy", guest.StdoutLines[^1]);
+    }
 }
