@@ -58,4 +58,62 @@ public sealed class FirstWallTests(FixturePrograms fixtures) : IClassFixture<Fix
         Expect.ExitCode(0, guest);
         Assert.Equal("filter with a listener: -1 Device or resource busy", guest.StdoutLines[^1]);
     }
+
+    /// <summary>A directory of files with mode 0644 and times 100, and a subdirectory "sub", as empty_path.c expects.</summary>
+    private static string EmptyPathTree(TempDir under, string name)
+    {
+        string dir = under.MakeDir(name);
+        Directory.CreateDirectory(Path.Combine(dir, "sub"));
+        foreach (var f in new[] { "chown", "chmod", "utimens", "utimens-empty", "futimes", "opath" })
+        {
+            string file = Path.Combine(dir, f);
+            File.WriteAllText(file, "x\n");
+            File.SetUnixFileMode(file, (UnixFileMode)0x1A4); // 0644
+        }
+        File.SetUnixFileMode(Path.Combine(dir, "sub"), (UnixFileMode)0x1ED); // 0755
+        foreach (var e in Directory.GetFileSystemEntries(dir).Append(dir))
+        {
+            File.SetLastWriteTimeUtc(e, DateTime.UnixEpoch.AddSeconds(100));
+            File.SetLastAccessTimeUtc(e, DateTime.UnixEpoch.AddSeconds(100));
+        }
+        return dir;
+    }
+
+    /// <summary>Name, mode, owner and mtime of every entry of <paramref name="dir"/> and of itself, as the host's stat says
+    /// (not the atime, which any reader changes: a copy-up reads the file, as overlayfs's does).</summary>
+    private static string Describe(string dir)
+    {
+        var r = GuestRunner.Native(dir, "/bin/sh", "-c", "stat -c '%n %a %u:%g %Y' . *");
+        Expect.ExitCode(0, r);
+        return r.Stdout;
+    }
+
+    [Fact]
+    public void Empty_and_null_path_forms_change_the_guests_copy_and_never_the_host_file()
+    {
+        var native = GuestRunner.Native(_dir.Path, fixtures["empty_path"], EmptyPathTree(_dir, "native"));
+        Expect.ExitCode(0, native);
+        foreach (var line in new[]
+                 {
+                     "fchownat(fd, \"\", 1, 2, AT_EMPTY_PATH): 0",
+                     "  chown: mode 644 uid 1 gid 2 mtime 100 atime 100",
+                     "fchmodat2(fd, \"\", 0600, AT_EMPTY_PATH): 0",
+                     "  chmod: mode 600 uid 0 gid 0 mtime 100 atime 100",
+                     "  utimens: mode 644 uid 0 gid 0 mtime 2000 atime 1000",
+                     "  utimens-empty: mode 644 uid 0 gid 0 mtime 2000 atime 5000",
+                     "  futimes: mode 644 uid 0 gid 0 mtime 4000 atime 3000",
+                     "fchmod(O_PATH fd, 0640): -1 Bad file descriptor",
+                     "  opath: mode 604 uid 0 gid 0 mtime 100 atime 100",
+                     "  sub: mode 750 uid 5 gid 5 mtime 2000",
+                     "newfstatat(fd, NULL, AT_EMPTY_PATH): 0",
+                 })
+            Assert.Contains(line, native.StdoutLines);
+
+        // The guest's tree lies in the read-only layer (the guest runs in another directory, the only one it may write).
+        string lower = EmptyPathTree(_dir, "lower");
+        string before = Describe(lower);
+        var guest = GuestRunner.Run(_dir.MakeDir("cwd"), fixtures["empty_path"], lower);
+        Expect.SameAsNative(native, guest);
+        Assert.Equal(before, Describe(lower));
+    }
 }
