@@ -38,28 +38,8 @@ internal static class SysSeccomp
         ushort length = GuestMemory.Read<ushort>(c.Tid, fprog);
         ulong program = GuestMemory.Read<ulong>(c.Tid, fprog + 8);
         if (length == 0 || length > BPF_MAXINSNS) throw new SyscallError(Errno.EINVAL);
-        if (!MayInstallFilters(c.Tid)) throw new SyscallError(Errno.EACCES);
+        if (!HostStatus.NoNewPrivs(c.Tid) && !HostStatus.HasCapability(c.Tid, CAP_SYS_ADMIN)) throw new SyscallError(Errno.EACCES);
         GuestMemory.Read(c.Tid, program, new byte[length * 8]);
         throw new SyscallError(Errno.EBUSY);
-    }
-
-    /// <summary>no_new_privs, or CAP_SYS_ADMIN in the effective set, as the host reports them for the task.</summary>
-    private static bool MayInstallFilters(int tid)
-    {
-        try
-        {
-            bool nnp = false, admin = false;
-            foreach (var line in File.ReadLines($"/proc/{tid}/status"))
-            {
-                if (line.StartsWith("NoNewPrivs:", StringComparison.Ordinal)) nnp = line.AsSpan(11).Trim() is "1";
-                else if (line.StartsWith("CapEff:", StringComparison.Ordinal))
-                    admin = (Convert.ToUInt64(line[7..].Trim(), 16) & (1UL << CAP_SYS_ADMIN)) != 0;
-            }
-            return nnp || admin;
-        }
-        catch (IOException)
-        {
-            throw new GuestFault(0); // the task died under us
-        }
     }
 }

@@ -26,6 +26,7 @@ internal sealed class SyscallRouter
         SysInfo.Register(byName);
         SysLimits.Register(byName);
         SysSeccomp.Register(byName);
+        SysFdControl.Register(byName);
 
         foreach (var row in SyscallTable.All)
         {

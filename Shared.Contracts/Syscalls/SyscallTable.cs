@@ -50,7 +50,8 @@ public static class SyscallTable
             S(6, "lstat", Path, OutBuf).Rewrite(K.Vfs),
             S(7, "poll", Ptr, Int, Int),
             S(8, "lseek", Fd, Int, Int),
-            S(16, "ioctl", Fd, Hex, Hex),
+            // Pass-through, but for the commands that carry a pid (owners, terminal groups) or change an inode (SysFdControl).
+            S(16, "ioctl", Fd, Hex, Hex).Rewrite(K.Kernel),
             S(17, "pread64", Fd, OutBuf, Size, Int),
             S(18, "pwrite64", Fd, InBuf, Size, Int),
             S(19, "readv", Fd, Ptr, Int),
@@ -61,7 +62,7 @@ public static class SyscallTable
             S(32, "dup", Fd),
             S(33, "dup2", Fd, Fd),
             S(40, "sendfile", Fd, Fd, Ptr, Size),
-            S(72, "fcntl", Fd, Int, Hex),
+            S(72, "fcntl", Fd, Int, Hex).Rewrite(K.Kernel), // F_SETOWN and friends carry pids; F_GETLK reports one
             S(73, "flock", Fd, Int),
             S(74, "fsync", Fd),
             S(75, "fdatasync", Fd),

@@ -116,4 +116,89 @@ public sealed class FirstWallTests(FixturePrograms fixtures) : IClassFixture<Fix
         Expect.SameAsNative(native, guest);
         Assert.Equal(before, Describe(lower));
     }
+
+    [Fact]
+    public void Inode_attribute_ioctls_on_a_read_only_layer_file_change_the_guests_copy()
+    {
+        string Files(string name)
+        {
+            string dir = _dir.MakeDir(name);
+            File.WriteAllText(Path.Combine(dir, "a"), "a\n");
+            File.WriteAllText(Path.Combine(dir, "b"), "b\n");
+            return dir;
+        }
+        string Attributes(string dir)
+        {
+            var r = GuestRunner.Native(dir, "lsattr", "a", "b");
+            Expect.ExitCode(0, r);
+            return r.Stdout;
+        }
+
+        string nat = Files("native");
+        var native = GuestRunner.Native(_dir.Path, fixtures["inode_ioctl"], Path.Combine(nat, "a"), Path.Combine(nat, "b"));
+        Expect.ExitCode(0, native);
+        Assert.Equal(
+        [
+            "FS_IOC_GETFLAGS: ok",
+            "noatime before: no",
+            "FS_IOC_SETFLAGS(+noatime) on a read-only fd: ok",
+            "noatime after, through the path: yes",
+            "FS_IOC_SETFLAGS(bad pointer): -1 Bad address",
+            "FS_IOC_SETFLAGS on an O_PATH fd: -1 Bad file descriptor",
+            "FS_IOC_FSGETXATTR: ok",
+            "FS_IOC_FSSETXATTR(+nodump) on a read-only fd: ok",
+            "nodump after, through the path: yes",
+        ], native.StdoutLines);
+        Assert.NotEqual(Attributes(Files("pristine")), Attributes(nat));
+
+        string lower = Files("lower");
+        string before = Attributes(lower);
+        var cwd = _dir.MakeDir("cwd");
+        Expect.SameAsNative(native, GuestRunner.Run(cwd, fixtures["inode_ioctl"], Path.Combine(lower, "a"), Path.Combine(lower, "b")));
+        // A filesystem-specific inode ioctl is not an overlay file's (ENOTTY); natively it works.
+        Expect.Stdout("FS_IOC_SETVERSION: ok\n", GuestRunner.Native(_dir.Path, fixtures["inode_ioctl"], Path.Combine(nat, "a"), "-", "--fs-specific"));
+        Expect.Success("FS_IOC_SETVERSION: -1 Inappropriate ioctl for device\n",
+            GuestRunner.Run(cwd, fixtures["inode_ioctl"], Path.Combine(lower, "a"), "-", "--fs-specific"));
+        Assert.Equal(before, Attributes(lower));
+    }
+
+    [Fact]
+    public void Pids_in_fd_owners_and_locks_are_the_guests_both_ways()
+    {
+        var native = GuestRunner.Native(_dir.Path, fixtures["pid_channels"]);
+        Expect.ExitCode(0, native);
+        Assert.DoesNotContain(native.StdoutLines, l => l.EndsWith(": no", StringComparison.Ordinal));
+        Assert.Contains("SIGIO reached its owner: yes", native.StdoutLines);
+        Assert.Contains("F_GETLK names the child: yes", native.StdoutLines);
+        Assert.Contains("F_SETOWN(no such pid): -1 No such process", native.StdoutLines);
+        Expect.SameAsNative(native, GuestRunner.Run(_dir.Path, fixtures["pid_channels"]));
+
+        // A host pid names a host process natively; in the guest it names nothing, and the owner stays unset.
+        string self = Environment.ProcessId.ToString();
+        Assert.Equal("owner after all that is nobody: no", GuestRunner.Native(_dir.Path, fixtures["pid_channels"], "--host-pid", self).StdoutLines[^1]);
+        Expect.Success(
+            "F_SETOWN(host pid): -1 No such process\nF_SETOWN(-host pid): -1 No such process\n" +
+            "F_SETOWN_EX(F_OWNER_PID, host pid): -1 No such process\nFIOSETOWN(host pid): -1 No such process\n" +
+            "SIOCSPGRP(host pid): -1 No such process\nowner after all that is nobody: yes\n",
+            GuestRunner.Run(_dir.Path, fixtures["pid_channels"], "--host-pid", self));
+    }
+
+    [Fact]
+    public void Priorities_of_a_user_reach_only_the_guests_processes()
+    {
+        // A host process of the same user, which PRIO_USER and IOPRIO_WHO_USER would reach on the host.
+        using var bystander = GuestRunner.StartNative(new RunSpec(_dir.Path, "sleep", ["60"]));
+        string Priorities() =>
+            File.ReadAllText($"/proc/{bystander.Pid}/stat").Split(' ')[18] + " " +
+            GuestRunner.Native(_dir.Path, "ionice", "-p", bystander.Pid.ToString()).Stdout;
+        string before = Priorities();
+
+        var r = GuestRunner.Run(_dir.Path, fixtures["pid_channels"], "--prio-user");
+        Expect.Success(
+            "setpriority(PRIO_USER, 0, 7): ok\ngetpriority(PRIO_USER, uid): 7 \ngetpriority(PRIO_PROCESS, 0): 7\n" +
+            "getpriority(PRIO_USER, 4242): -1 No such process\nsetpriority(PRIO_USER, 4242, 3): -1 No such process\n" +
+            "ioprio_set(IOPRIO_WHO_USER, uid, BE/6): ok\nioprio_get(IOPRIO_WHO_USER, uid): class 2 level 6\n" +
+            "ioprio_get(IOPRIO_WHO_PROCESS, 0): class 2 level 6\n", r);
+        Assert.Equal(before, Priorities());
+    }
 }
