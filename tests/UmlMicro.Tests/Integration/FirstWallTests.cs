@@ -201,4 +201,35 @@ public sealed class FirstWallTests(FixturePrograms fixtures) : IClassFixture<Fix
             "ioprio_get(IOPRIO_WHO_PROCESS, 0): class 2 level 6\n", r);
         Assert.Equal(before, Priorities());
     }
+
+    [Fact]
+    public void Datagram_destinations_are_resolved_like_connect()
+    {
+        string rx = _dir.MakeDir("rx");
+        var native = GuestRunner.Native(_dir.Path, fixtures["unix_send"], rx);
+        Expect.ExitCode(0, native);
+        foreach (var line in new[]
+                 {
+                     "received: one", "received: two", "received: three", "received: four", "sendmmsg msg_len: 5 4",
+                     "sendto: -1 No such file or directory", "sendmmsg: -1 No such file or directory",
+                     "sendto(connected stream, a name): -1 Transport endpoint is already connected",
+                 })
+            Assert.Contains(line, native.StdoutLines);
+        // The receiver's name is made in the guest's layer, and the sends find it there.
+        Expect.SameAsNative(native, GuestRunner.Run(_dir.MakeDir("cwd"), fixtures["unix_send"], rx));
+        Assert.Empty(Directory.GetFileSystemEntries(rx));
+
+        // A host socket the guest's namespace does not show (a --tmpfs over its directory) is a name that does not exist.
+        string hidden = _dir.MakeDir("hidden"), name = Path.Combine(hidden, "host.sock");
+        using var host = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Dgram,
+            System.Net.Sockets.ProtocolType.Unspecified);
+        host.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(name));
+        var guest = GuestRunner.Run(_dir.Path, ["--tmpfs", hidden], fixtures["unix_send"], "--to", name);
+        Expect.Success("sendto: -1 No such file or directory\nsendmsg: -1 No such file or directory\n" +
+                       "sendmsg left the guest's msghdr alone: yes\nsendmmsg: -1 No such file or directory\n", guest);
+        Assert.Equal(0, host.Available);
+        // Natively the same calls reach it.
+        Assert.Contains("sendto: 3", GuestRunner.Native(_dir.Path, fixtures["unix_send"], "--to", name).StdoutLines);
+        Assert.True(host.Available > 0);
+    }
 }
