@@ -54,7 +54,7 @@ internal static class SysSocket
     /// </summary>
     private static void Address(SyscallCall c, PathOp op, int addrArg, int lenArg, bool send = false)
     {
-        if (!OnSocket(c)) return;
+        if (c.Arg(addrArg) == 0 || !OnSocket(c)) return; // send() is sendto without an address: nothing to look at
         if (HostAddress(c, c.Arg(addrArg), c.IntArg(lenArg), op, send, out var created) is { } sockaddr)
         {
             ulong scratch = c.ScratchSlotAddress(1);
@@ -113,7 +113,7 @@ internal static class SysSocket
     /// </summary>
     private static void SendMsg(SyscallCall c)
     {
-        if (!OnSocket(c) || c.Arg(1) == 0) return;
+        if (c.Arg(1) == 0) return;
         var header = new byte[MsghdrSize];
         try
         {
@@ -123,6 +123,7 @@ internal static class SysSocket
         {
             return; // the host's EFAULT
         }
+        if (BitConverter.ToUInt64(header, 0) == 0 || !OnSocket(c)) return;
         if (HostAddress(c, BitConverter.ToUInt64(header, 0), BitConverter.ToInt32(header, 8), PathOp.Stat, send: true, out _) is not { } sockaddr) return;
         ulong name = c.ScratchSlotAddress(1), copy = c.ScratchSlotAddress(2);
         GuestMemory.Write(c.Tid, name, sockaddr);
@@ -139,7 +140,7 @@ internal static class SysSocket
     /// </summary>
     private static void SendMmsg(SyscallCall c)
     {
-        if (!OnSocket(c) || c.Arg(1) == 0) return;
+        if (c.Arg(1) == 0) return;
         int room = SyscallCall.ScratchBytesFrom(1), perMessage = MmsghdrSize + SunPathOffset + SunPathMax;
         int count = (int)Math.Min((uint)c.IntArg(2), (uint)(room / perMessage));
         if (count == 0) return;
@@ -152,6 +153,9 @@ internal static class SysSocket
         {
             return; // the host's EFAULT, or a partial send up to the bad message: its own
         }
+        bool named = false;
+        for (int i = 0; i < count; i++) named |= BitConverter.ToUInt64(vector, i * MmsghdrSize) != 0;
+        if (!named || !OnSocket(c)) return;
         var names = new byte[]?[count];
         bool any = false;
         for (int i = 0; i < count; i++)
