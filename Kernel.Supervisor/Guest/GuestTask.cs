@@ -82,4 +82,9 @@ internal enum SyscallPhase
 internal sealed record PendingClone(ulong Flags, ulong ParentTidPtr, ulong ChildTidPtr)
 {
     public bool Has(ulong flag) => (Flags & flag) != 0;
+
+    /// <summary>The guest's first argument when the kernel handed the host another one (clone's flags without
+    /// CLONE_UNTRACED, clone3's copied clone_args): the new task starts with the creator's registers, so it gets the
+    /// guest's value back at its first stop, as the creator does at its exit stop.</summary>
+    public ulong? GuestArg0 { get; init; }
 }

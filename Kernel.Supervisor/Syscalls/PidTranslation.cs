@@ -42,6 +42,22 @@ internal static class PidTranslation
         call.SetArg(i, (ulong)(long)(v < 0 ? -host : host));
     }
 
+    /// <summary>
+    /// An owner as F_SETOWN, FIOSETOWN and SIOCSPGRP take it: n a process (or thread), -n process group n, 0 nobody.
+    /// A guest pid without a grant becomes <see cref="NoSuchPid"/>, which the host answers ESRCH after its own checks;
+    /// INT_MIN stays, for the host's EINVAL.
+    /// </summary>
+    public static int OwnerToHost(SyscallCall call, int owner)
+    {
+        if (owner == 0 || owner == int.MinValue) return owner;
+        int host = ToHost(call, Math.Abs(owner)) ?? NoSuchPid;
+        return owner < 0 ? -host : host;
+    }
+
+    /// <summary>The guest's view of an owner the host reports (F_GETOWN, FIOGETOWN, SIOCGPGRP): -n is a process group.</summary>
+    public static int OwnerToVirtual(SyscallCall call, int owner) =>
+        owner < 0 && owner != int.MinValue ? -ToVirtual(call, -owner) : ToVirtual(call, owner);
+
     public static int? ToHost(SyscallCall call, int vpid) =>
         vpid > 0 && call.Kernel.Pids.TryHost(vpid, out var h) ? h : null;
 

@@ -19,11 +19,13 @@ internal static class SysFile
 
     /// <summary>
     /// The calls of this family that must be served on the tracer thread: the fd changes (fchmod and the like, and
-    /// futimens through utimensat) inject a call, and fchdir has nothing to ask at its entry. Every other handler here
+    /// the empty or NULL path forms of fchownat, fchmodat2, utimensat and futimesat) inject a call, and fchdir has
+    /// nothing to ask at its entry. Every other handler here
     /// only reads guest memory, asks servers and sets arguments (a rewritten path goes into the scratch area, made by
     /// then), so it may be served off the tracer (see SyscallRouter.RunsOffTracer).
     /// </summary>
-    public static readonly string[] OnTracerOnly = ["fchmod", "fchown", "fsetxattr", "fremovexattr", "utimensat", "fchdir"];
+    public static readonly string[] OnTracerOnly =
+        ["fchmod", "fchown", "fsetxattr", "fremovexattr", "utimensat", "futimesat", "fchownat", "fchmodat2", "fchdir"];
 
     public static void Register(Dictionary<string, EntryHandler> h)
     {
@@ -33,8 +35,11 @@ internal static class SysFile
         h["creat"] = c => Open(c, NoDirFd, 0, LinuxFlags.O_CREAT | LinuxFlags.O_WRONLY | LinuxFlags.O_TRUNC);
         h["stat"] = c => Resolve(c, NoDirFd, 0, PathOp.Stat, follow: true);
         h["lstat"] = c => Resolve(c, NoDirFd, 0, PathOp.Stat, follow: false);
-        h["newfstatat"] = c => Resolve(c, 0, 1, PathOp.Stat, FollowUnless(c.IntArg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW));
-        h["statx"] = c => Resolve(c, 0, 1, PathOp.Stat, FollowUnless(c.IntArg(2), LinuxFlags.AT_SYMLINK_NOFOLLOW));
+        // With AT_EMPTY_PATH, NULL is "" (Linux 6.11): the fd's own file, or the cwd, which only the host can stat.
+        h["newfstatat"] = c => Resolve(c, 0, 1, PathOp.Stat, FollowUnless(c.IntArg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW),
+            nullIsEmpty: (c.IntArg(3) & LinuxFlags.AT_EMPTY_PATH) != 0);
+        h["statx"] = c => Resolve(c, 0, 1, PathOp.Stat, FollowUnless(c.IntArg(2), LinuxFlags.AT_SYMLINK_NOFOLLOW),
+            nullIsEmpty: (c.IntArg(2) & LinuxFlags.AT_EMPTY_PATH) != 0);
         h["access"] = c => Resolve(c, NoDirFd, 0, PathOp.Access, follow: true, c.IntArg(1));
         h["faccessat"] = c => Resolve(c, 0, 1, PathOp.Access, follow: true, c.IntArg(2));
         h["faccessat2"] = c => Resolve(c, 0, 1, PathOp.Access, FollowUnless(c.IntArg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW), c.IntArg(2));
@@ -44,21 +49,40 @@ internal static class SysFile
         h["fchdir"] = c => c.AtExit(RecordCwd);
         h["getcwd"] = Getcwd;
 
-        // In-place changes: a file in a read-only layer is copied up first.
+        // In-place changes: a file in a read-only layer is copied up first. The forms with an empty path change the
+        // file an fd holds (the cwd for AT_FDCWD): they are the fd changes below, through the same copy-up.
         h["truncate"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: true);
         h["chmod"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: true);
         h["fchmodat"] = c => Resolve(c, 0, 1, PathOp.Modify, follow: true);
-        h["fchmodat2"] = c => Resolve(c, 0, 1, PathOp.Modify, FollowUnless(c.IntArg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW));
+        h["fchmodat2"] = c =>
+        {
+            if (EmptyPathForm(c, 1, c.IntArg(3))) FdModify(c, 0, FCHMODAT, [AtFdCwd, ScratchPath, c.Arg(2)], emptyPath: true);
+            else Resolve(c, 0, 1, PathOp.Modify, FollowUnless(c.IntArg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW));
+        };
         h["chown"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: true);
         h["lchown"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: false);
-        h["fchownat"] = c => Resolve(c, 0, 1, PathOp.Modify, FollowUnless(c.IntArg(4), LinuxFlags.AT_SYMLINK_NOFOLLOW));
+        h["fchownat"] = c =>
+        {
+            if (EmptyPathForm(c, 1, c.IntArg(4)))
+                FdModify(c, 0, FCHOWNAT, [AtFdCwd, ScratchPath, c.Arg(2), c.Arg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW], emptyPath: true);
+            else Resolve(c, 0, 1, PathOp.Modify, FollowUnless(c.IntArg(4), LinuxFlags.AT_SYMLINK_NOFOLLOW));
+        };
         h["utime"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: true);
         h["utimes"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: true);
-        h["futimesat"] = c => Resolve(c, 0, 1, PathOp.Modify, follow: true);
+        // A NULL path with a dirfd (not AT_FDCWD, which is EFAULT) changes the fd's file (do_utimes).
+        h["futimesat"] = c =>
+        {
+            if (c.Arg(1) == 0) FdModify(c, 0, FUTIMESAT, [AtFdCwd, ScratchPath, c.Arg(2)]);
+            else Resolve(c, 0, 1, PathOp.Modify, follow: true);
+        };
         h["utimensat"] = c =>
         {
-            if (c.Arg(1) != 0) Resolve(c, 0, 1, PathOp.Modify, FollowUnless(c.IntArg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW));
-            else FdModify(c, 0, UTIMENSAT, [AtFdCwd, ScratchPath, c.Arg(2), LinuxFlags.AT_SYMLINK_NOFOLLOW]); // futimens
+            // futimens; with flags it is the host's EINVAL, and changes nothing.
+            if (c.Arg(1) == 0 && c.IntArg(3) == 0) FdModify(c, 0, UTIMENSAT, [AtFdCwd, ScratchPath, c.Arg(2), LinuxFlags.AT_SYMLINK_NOFOLLOW]);
+            else if (c.Arg(1) == 0) return;
+            else if (EmptyPathForm(c, 1, c.IntArg(3)))
+                FdModify(c, 0, UTIMENSAT, [AtFdCwd, ScratchPath, c.Arg(2), LinuxFlags.AT_SYMLINK_NOFOLLOW], emptyPath: true);
+            else Resolve(c, 0, 1, PathOp.Modify, FollowUnless(c.IntArg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW));
         };
         h["fchmod"] = c => FdModify(c, 0, FCHMODAT, [AtFdCwd, ScratchPath, c.Arg(1)]);
         h["fchown"] = c => FdModify(c, 0, FCHOWNAT, [AtFdCwd, ScratchPath, c.Arg(1), c.Arg(2), LinuxFlags.AT_SYMLINK_NOFOLLOW]);
@@ -100,32 +124,71 @@ internal static class SysFile
         h["symlinkat"] = c => Change(c, NameOp.Symlink, Arg(c, 1, 2), target: Target(c, 0));
     }
 
-    private const long FCHMODAT = 268, FCHOWNAT = 260, UTIMENSAT = 280, LSETXATTR = 189, LREMOVEXATTR = 198;
+    private const long FCHMODAT = 268, FCHOWNAT = 260, UTIMENSAT = 280, FUTIMESAT = 261, LSETXATTR = 189, LREMOVEXATTR = 198;
+
+    /// <summary>
+    /// "" with AT_EMPTY_PATH, and no flag the call does not know (those are the host's EINVAL, which changes nothing):
+    /// the call changes the file its dirfd holds.
+    /// </summary>
+    private static bool EmptyPathForm(SyscallCall c, int pathArg, int flags) =>
+        (flags & LinuxFlags.AT_EMPTY_PATH) != 0 && (flags & ~(LinuxFlags.AT_EMPTY_PATH | LinuxFlags.AT_SYMLINK_NOFOLLOW)) == 0 &&
+        c.Arg(pathArg) != 0 && c.ReadPath(pathArg).Length == 0;
     private const ulong AtFdCwd = unchecked((ulong)LinuxFlags.AT_FDCWD);
 
     /// <summary>Marks the argument of a path variant that is to be the host path of an fd's file.</summary>
     private const ulong ScratchPath = ulong.MaxValue;
 
     /// <summary>
-    /// A change made through an fd (fchmod, fchown, futimens, fsetxattr, fremovexattr): an fd opened read-only on a
-    /// file of the read-only layer still reaches the host's file, which must not change. The VFS copies the file
-    /// up, and the kernel makes the same change on the copy, through the path variant of the call (injected into
-    /// the guest, so it runs with the guest's rights), as overlayfs does. Any other fd is the host's to serve.
+    /// A change made through an fd (fchmod, fchown, futimens, fsetxattr, fremovexattr, and the empty-path forms of the
+    /// *at calls): an fd opened read-only on a file of the read-only layer still reaches the host's file, which must not
+    /// change. The VFS copies the file up, and the kernel makes the same change on the copy, through the path variant
+    /// of the call (injected into the guest, so it runs with the guest's rights), as overlayfs does. A file in a
+    /// read-only mount is EROFS, as Linux answers before any permission check. Any other fd is the host's to serve.
     /// </summary>
-    private static void FdModify(SyscallCall c, int fdArg, long pathVariant, ulong[] args)
+    /// <param name="emptyPath">The *at form with "": AT_FDCWD means the cwd, and an O_PATH fd is fine; the plain fd
+    /// calls refuse an O_PATH fd (the host's EBADF) and AT_FDCWD names nothing.</param>
+    private static void FdModify(SyscallCall c, int fdArg, long pathVariant, ulong[] args, bool emptyPath = false)
     {
-        if (FdTarget(c.Tid, c.IntArg(fdArg)) is not { } target || !target.StartsWith('/')) return;
+        if (FdCopy(c, c.IntArg(fdArg), emptyPath) is not { } slot) return;
+        var injector = c.Injector ?? throw new InvalidOperationException("no tracer to inject the path variant");
+        c.Return(injector.Inject(c.Task, pathVariant, args.Select(a => a == ScratchPath ? slot : a).ToArray()));
+    }
+
+    /// <summary>
+    /// When the file fd <paramref name="fd"/> holds lies in a read-only layer: copies it up and returns the guest
+    /// address (in the scratch area) of the copy's host path; null when the host may change the file the fd holds.
+    /// </summary>
+    internal static ulong? FdCopy(SyscallCall c, int fd, bool emptyPath = false)
+    {
+        string? target = fd == LinuxFlags.AT_FDCWD && emptyPath ? ProcLink($"/proc/{c.Tid}/cwd") : FdTarget(c.Tid, fd);
+        if (target is null || !target.StartsWith('/')) return null;
+        if (!emptyPath && IsPathFd(c.Tid, fd)) return null;
         c.ServerUsed = Server.Vfs;
-        if (c.Kernel.Vfs.Call(v => v.GuestPathAsync(target)) is not { } guest) return;
+        if (c.Kernel.Vfs.Call(v => v.GuestPathAsync(target)) is not { } guest) return null;
         var r = Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, new PathArg(guest), PathOp.Modify, FollowLast: false));
-        if (r.Errno != 0 || r.HostPath is not { } copy || copy == target) return;
+        if (r.Errno == Errno.EROFS) throw new SyscallError(Errno.EROFS);
+        if (r.Errno != 0 || r.HostPath is not { } copy || copy == target) return null;
         var bytes = Encoding.UTF8.GetBytes(copy + "\0");
         if (bytes.Length > SyscallCall.ScratchBytesFrom(3)) throw new SyscallError(Errno.ENAMETOOLONG);
         ulong slot = c.ScratchSlotAddress(3);
         GuestMemory.Write(c.Tid, slot, bytes);
-        var injector = c.Injector ?? throw new InvalidOperationException("no tracer to inject the path variant");
         c.Note = copy;
-        c.Return(injector.Inject(c.Task, pathVariant, args.Select(a => a == ScratchPath ? slot : a).ToArray()));
+        return slot;
+    }
+
+    /// <summary>An O_PATH fd, which every call that changes a file through an fd refuses (EBADF).</summary>
+    private static bool IsPathFd(int hostTid, int fd)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{hostTid}/fdinfo/{fd}"))
+                if (line.StartsWith("flags:", StringComparison.Ordinal))
+                    return (Convert.ToInt32(line[6..].Trim(), 8) & LinuxFlags.O_PATH) != 0;
+        }
+        catch (IOException)
+        {
+        }
+        return false;
     }
 
     private static bool FollowUnless(int flags, int noFollowBit) => (flags & noFollowBit) == 0;
@@ -154,13 +217,15 @@ internal static class SysFile
     /// <paramref name="dirFdArg"/>, or the cwd). An error is the guest's errno; a host path different from the
     /// guest's string replaces the argument.
     /// </summary>
-    public static PathResolution? Resolve(SyscallCall c, int dirFdArg, int pathArg, PathOp op, bool follow, int flags = 0, bool dirFdIsPlainFd = false)
+    public static PathResolution? Resolve(SyscallCall c, int dirFdArg, int pathArg, PathOp op, bool follow, int flags = 0, bool dirFdIsPlainFd = false,
+        bool nullIsEmpty = false)
     {
         if (dirFdIsPlainFd)
         {
             // inotify_add_watch's first argument is the inotify fd, not a directory: the path is the cwd's.
             dirFdArg = NoDirFd;
         }
+        if (nullIsEmpty && c.Arg(pathArg) == 0) return null;
         if (Arg(c, dirFdArg, pathArg) is not { } arg) return null; // "" is the host's to judge: ENOENT, or AT_EMPTY_PATH
         var r = Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, arg, op, follow, flags));
         if (r.Errno != 0) throw new SyscallError(r.Errno);

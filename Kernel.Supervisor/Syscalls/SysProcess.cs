@@ -27,7 +27,7 @@ internal static class SysProcess
         h["setpgid"] = SetPgid;
         h["fork"] = c => BeginClone(c, SIGCHLD, 0, 0);
         h["vfork"] = c => BeginClone(c, LinuxFlags.CLONE_VM | LinuxFlags.CLONE_VFORK | SIGCHLD, 0, 0);
-        h["clone"] = c => BeginClone(c, c.Arg(0), c.Arg(2), c.Arg(3));
+        h["clone"] = Clone;
         h["clone3"] = Clone3;
         h["execve"] = c => Exec(c, -1, 0, follow: true);
         h["execveat"] = c => Exec(c, 0, 1, follow: (c.IntArg(4) & LinuxFlags.AT_SYMLINK_NOFOLLOW) == 0);
@@ -101,6 +101,29 @@ internal static class SysProcess
         c.Return(process.Sid);
     }
 
+    /// <summary>
+    /// clone: CLONE_UNTRACED would keep the new task from being attached (PTRACE_O_TRACECLONE/FORK do not apply to
+    /// it), so it would run every call on the host, outside the kernel. The host is given the flags without it;
+    /// for an untraced caller (the guest's view) the flag changes nothing, so the guest sees the native result.
+    /// </summary>
+    private static void Clone(SyscallCall c)
+    {
+        ulong flags = c.Arg(0);
+        BeginClone(c, flags & ~LinuxFlags.CLONE_UNTRACED, c.Arg(2), c.Arg(3));
+        if ((flags & LinuxFlags.CLONE_UNTRACED) != 0) HandOver(c, flags & ~LinuxFlags.CLONE_UNTRACED);
+    }
+
+    /// <summary>
+    /// The host runs the clone with <paramref name="arg0"/> as its first argument; the creator gets the guest's back
+    /// at its exit stop, the new task at its first stop. Nothing to do when the kernel already decided the result.
+    /// </summary>
+    private static void HandOver(SyscallCall c, ulong arg0)
+    {
+        if (c.Emulated is not null || c.Task.Clone is not { } pending) return;
+        c.Task.Clone = pending with { GuestArg0 = c.Arg(0) };
+        c.SetArg(0, arg0);
+    }
+
     private static void BeginClone(SyscallCall c, ulong flags, ulong parentTid, ulong childTid)
     {
         // The host refuses copy_process's invalid combinations (EINVAL) before anything else: before namespaces are
@@ -136,6 +159,13 @@ internal static class SysProcess
             || ((flags & LinuxFlags.CLONE_THREAD) != 0 && (flags & (LinuxFlags.CLONE_NEWUSER | LinuxFlags.CLONE_NEWPID)) != 0);
     }
 
+    private const int PageSize = 4096;
+
+    /// <summary>
+    /// clone3: the arguments are a struct in guest memory. With CLONE_UNTRACED (see <see cref="Clone"/>) the host is
+    /// given a copy in the task's scratch area without the flag; the guest's own struct is never written, and the
+    /// host reads the copy, so another guest thread cannot put the flag back between this look and the host's.
+    /// </summary>
     private static void Clone3(SyscallCall c)
     {
         // struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size
@@ -145,7 +175,16 @@ internal static class SysProcess
         ulong flags = GuestMemory.Read<ulong>(c.Tid, args);
         if (size >= 80 && GuestMemory.Read<ulong>(c.Tid, args + 72) != 0)
             throw new SyscallError(Errno.EPERM); // set_tid would name host pids
-        BeginClone(c, flags, GuestMemory.Read<ulong>(c.Tid, args + 24), GuestMemory.Read<ulong>(c.Tid, args + 16));
+        ulong parentTid = GuestMemory.Read<ulong>(c.Tid, args + 24), childTid = GuestMemory.Read<ulong>(c.Tid, args + 16);
+        BeginClone(c, flags & ~LinuxFlags.CLONE_UNTRACED, parentTid, childTid);
+        // Larger than a page is the host's E2BIG, and clones nothing.
+        if ((flags & LinuxFlags.CLONE_UNTRACED) == 0 || size > PageSize || c.Emulated is not null) return;
+        var copy = new byte[size];
+        GuestMemory.Read(c.Tid, args, copy);
+        BitConverter.TryWriteBytes(copy, flags & ~LinuxFlags.CLONE_UNTRACED);
+        ulong scratch = c.ScratchSlotAddress(0);
+        GuestMemory.Write(c.Tid, scratch, copy);
+        HandOver(c, scratch);
     }
 
     private static void SetPgid(SyscallCall c)

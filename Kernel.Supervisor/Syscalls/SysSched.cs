@@ -15,17 +15,34 @@ namespace UmlMicro.Supervisor.Syscalls;
 /// </summary>
 internal static class SysSched
 {
-    private const int PRIO_PROCESS = 0, PRIO_PGRP = 1, IOPRIO_WHO_PROCESS = 1, IOPRIO_WHO_PGRP = 2;
+    private const int PRIO_PROCESS = 0, PRIO_PGRP = 1, PRIO_USER = 2, IOPRIO_WHO_PROCESS = 1, IOPRIO_WHO_PGRP = 2, IOPRIO_WHO_USER = 3;
+    private const long SETPRIORITY = 141, IOPRIO_SET = 251, IOPRIO_GET = 252;
 
     public static void Register(Dictionary<string, EntryHandler> h)
     {
         h["sched_yield"] = Yield;
         h["sched_getaffinity"] = GetAffinity;
         h["sched_setaffinity"] = SetAffinity;
-        h["getpriority"] = c => TranslateIf(c, whichArg: 0, PRIO_PROCESS, PRIO_PGRP);
-        h["setpriority"] = c => TranslateIf(c, whichArg: 0, PRIO_PROCESS, PRIO_PGRP);
-        h["ioprio_get"] = c => TranslateIf(c, whichArg: 0, IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP);
-        h["ioprio_set"] = c => TranslateIf(c, whichArg: 0, IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP);
+        h["getpriority"] = c =>
+        {
+            if (c.IntArg(0) == PRIO_USER) GetPriorityOfUser(c);
+            else TranslateIf(c, whichArg: 0, PRIO_PROCESS, PRIO_PGRP);
+        };
+        h["setpriority"] = c =>
+        {
+            if (c.IntArg(0) == PRIO_USER) SetPriorityOfUser(c);
+            else TranslateIf(c, whichArg: 0, PRIO_PROCESS, PRIO_PGRP);
+        };
+        h["ioprio_get"] = c =>
+        {
+            if (c.IntArg(0) == IOPRIO_WHO_USER) IoprioOfUser(c, set: false);
+            else TranslateIf(c, whichArg: 0, IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP);
+        };
+        h["ioprio_set"] = c =>
+        {
+            if (c.IntArg(0) == IOPRIO_WHO_USER) IoprioOfUser(c, set: true);
+            else TranslateIf(c, whichArg: 0, IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP);
+        };
         h["sched_setscheduler"] = c => RefuseRealTime(c, c.IntArg(1));
         h["sched_setattr"] = c => RefuseRealTime(c, c.Arg(1) == 0 ? 0 : (int)GuestMemory.Read<uint>(c.Tid, c.Arg(1) + 4)); // sched_attr.sched_policy
         h["capget"] = CapHeader;
@@ -57,6 +74,89 @@ internal static class SysSched
     private static void TranslateIf(SyscallCall c, int whichArg, int process, int group)
     {
         if (c.IntArg(whichArg) == process || c.IntArg(whichArg) == group) PidTranslation.TranslateArg(c, 1);
+    }
+
+    /// <summary>
+    /// The guest's threads whose real uid is <paramref name="uid"/> (the caller's for 0): PRIO_USER and IOPRIO_WHO_USER
+    /// name every process of a user, and on the host that would reach the host's own processes of that user too.
+    /// So they are emulated over the guest's threads alone, each through its host tid, in the host's order.
+    /// </summary>
+    private static IEnumerable<GuestTask> ThreadsOfUser(SyscallCall c, uint uid)
+    {
+        foreach (var t in c.Kernel.Tasks.Snapshot())
+            if (t.Vtid != 0 && HostStatus.RealUid(t.HostTid) == uid) yield return t;
+    }
+
+    private static uint CallerUid(SyscallCall c) => HostStatus.RealUid(c.Tid) ?? throw new GuestFault(0);
+
+    /// <summary>getpriority(PRIO_USER): the highest priority (20 - nice) among the user's guest threads, ESRCH for none.</summary>
+    private static void GetPriorityOfUser(SyscallCall c)
+    {
+        uint uid = c.IntArg(1) == 0 ? CallerUid(c) : (uint)c.IntArg(1);
+        long best = -Errno.ESRCH;
+        foreach (var t in ThreadsOfUser(c, uid))
+            if (Nice(t.HostTid) is { } nice) best = Math.Max(best, 20 - nice);
+        c.Return(best);
+    }
+
+    /// <summary>
+    /// setpriority(PRIO_USER) as Linux's loop does it: each of the user's guest threads is set by the host
+    /// (setpriority(PRIO_PROCESS, its tid), injected, so the host checks the caller's rights on each); the result is
+    /// ESRCH when none matched, the last EPERM/EACCES when one was refused, else 0.
+    /// </summary>
+    private static void SetPriorityOfUser(SyscallCall c)
+    {
+        uint uid = c.IntArg(1) == 0 ? CallerUid(c) : (uint)c.IntArg(1);
+        var injector = c.Injector ?? throw new InvalidOperationException("no tracer to inject setpriority");
+        long error = -Errno.ESRCH;
+        foreach (var t in ThreadsOfUser(c, uid).ToArray())
+        {
+            long r = injector.Inject(c.Task, SETPRIORITY, [PRIO_PROCESS, (ulong)t.HostTid, c.Arg(2)]);
+            if (r == 0 && error == -Errno.ESRCH) error = 0;
+            else if (r is -Errno.EPERM or -Errno.EACCES) error = r;
+        }
+        c.Return(error);
+    }
+
+    /// <summary>
+    /// ioprio_set/ioprio_get(IOPRIO_WHO_USER) over the user's guest threads, as Linux's loops: set stops at the first
+    /// error (each thread set by the host, injected); get answers the best (lowest) priority. Linux matches uid 0 when
+    /// set is given 0, and the caller's uid when get is.
+    /// </summary>
+    private static void IoprioOfUser(SyscallCall c, bool set)
+    {
+        uint uid = c.IntArg(1) == 0 && !set ? CallerUid(c) : (uint)c.IntArg(1);
+        var injector = c.Injector ?? throw new InvalidOperationException("no tracer to inject ioprio calls");
+        long result = -Errno.ESRCH;
+        foreach (var t in ThreadsOfUser(c, uid).ToArray())
+        {
+            long r = injector.Inject(c.Task, set ? IOPRIO_SET : IOPRIO_GET, set ? [IOPRIO_WHO_PROCESS, (ulong)t.HostTid, c.Arg(2)] : [IOPRIO_WHO_PROCESS, (ulong)t.HostTid]);
+            if (set)
+            {
+                result = r;
+                if (r != 0) break;
+            }
+            else if (r >= 0)
+            {
+                result = result == -Errno.ESRCH ? r : Math.Min(result, r);
+            }
+        }
+        c.Return(result);
+    }
+
+    /// <summary>A thread's nice value, field 19 of the host's /proc/TID/stat; null when it is gone.</summary>
+    private static int? Nice(int tid)
+    {
+        try
+        {
+            string stat = File.ReadAllText($"/proc/{tid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return int.Parse(fields[19 - 3]);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Always 0, as on Linux; when threads wait for a vCPU, the caller goes behind them.</summary>

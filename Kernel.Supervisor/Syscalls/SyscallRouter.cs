@@ -25,6 +25,8 @@ internal sealed class SyscallRouter
         SysMmap.Register(byName);
         SysInfo.Register(byName);
         SysLimits.Register(byName);
+        SysSeccomp.Register(byName);
+        SysFdControl.Register(byName);
 
         foreach (var row in SyscallTable.All)
         {

@@ -11,7 +11,7 @@ namespace UmlMicro.Supervisor.Tracing;
 /// </summary>
 internal static class SeccompFilter
 {
-    public const uint RetAllow = 0x7fff0000, RetTrace = 0x7ff00000, RetErrno = 0x00050000;
+    public const uint RetAllow = 0x7fff0000, RetTrace = 0x7ff00000 | TrapPath.OurData, RetErrno = 0x00050000;
     public const ushort LdAbsW = 0x20, JeqK = 0x15, JgeK = 0x35, Ja = 0x05, RetK = 0x06;
     public const uint X32Bit = 0x40000000;
 

@@ -47,6 +47,8 @@ internal sealed unsafe partial class TracerThread
         call.Injector = this;
         if (stop.Arch != SyscallStopInfo.ArchX86_64 || (stop.NrOrResult & SeccompFilter.X32Bit) != 0)
             call.Fail(Errno.ENOSYS); // int 0x80 and x32 calls would bypass the table: not part of this kernel's ABI
+        else if (stop.Op == SyscallStopInfo.OpSeccomp && stop.SeccompData != TrapPath.OurData)
+            call.Fail(Errno.ENOSYS); // the guest's own filter said RET_TRACE, and the guest has no tracer of its own
         else if (_k.Trace is not null) call.TraceArgs = Observability.TraceWriter.DecodeArgs(call);
 
         if (call.Emulated is null)

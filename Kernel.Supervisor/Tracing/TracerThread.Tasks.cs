@@ -60,6 +60,11 @@ internal sealed unsafe partial class TracerThread
         // The host wrote its own tid at CLONE_CHILD_SETTID; the guest must find its virtual one there.
         if (task.Clone is { } clone && clone.Has(LinuxFlags.CLONE_CHILD_SETTID) && clone.ChildTidPtr != 0)
             TryWrite(task.HostTid, clone.ChildTidPtr, task.Vtid);
+        if (task.Clone?.GuestArg0 is { } arg0 && PtraceOps.GetRegs(task.HostTid, out var regs))
+        {
+            regs.SetArg(0, arg0); // the creator's registers, as the guest set them, not as the kernel rewrote them
+            PtraceOps.SetRegs(task.HostTid, regs);
+        }
         task.Clone = null;
         task.ResumeRequest = _idle;
         _k.HostCpus.Place(task);

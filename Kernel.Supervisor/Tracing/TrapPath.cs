@@ -18,6 +18,13 @@ internal enum TrapMode
 
 internal static class TrapPath
 {
+    /// <summary>
+    /// The SECCOMP_RET_DATA of our filter's RET_TRACE. A guest's own filter may return RET_TRACE too, and the host then
+    /// stops the call at the tracer with the guest's data (the newest filter's, when both trace): a seccomp stop with
+    /// other data is the guest's, which Linux, with no tracer of the guest's, answers ENOSYS.
+    /// </summary>
+    public const ushort OurData = 0x554d; // "UM"
+
     public static TrapMode Parse(string name) => name switch
     {
         "tt" => TrapMode.Tt,

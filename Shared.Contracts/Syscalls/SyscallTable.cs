@@ -50,7 +50,8 @@ public static class SyscallTable
             S(6, "lstat", Path, OutBuf).Rewrite(K.Vfs),
             S(7, "poll", Ptr, Int, Int),
             S(8, "lseek", Fd, Int, Int),
-            S(16, "ioctl", Fd, Hex, Hex),
+            // Pass-through, but for the commands that carry a pid (owners, terminal groups) or change an inode (SysFdControl).
+            S(16, "ioctl", Fd, Hex, Hex).Rewrite(K.Kernel),
             S(17, "pread64", Fd, OutBuf, Size, Int),
             S(18, "pwrite64", Fd, InBuf, Size, Int),
             S(19, "readv", Fd, Ptr, Int),
@@ -61,7 +62,7 @@ public static class SyscallTable
             S(32, "dup", Fd),
             S(33, "dup2", Fd, Fd),
             S(40, "sendfile", Fd, Fd, Ptr, Size),
-            S(72, "fcntl", Fd, Int, Hex),
+            S(72, "fcntl", Fd, Int, Hex).Rewrite(K.Kernel), // F_SETOWN and friends carry pids; F_GETLK reports one
             S(73, "flock", Fd, Int),
             S(74, "fsync", Fd),
             S(75, "fdatasync", Fd),
@@ -302,7 +303,8 @@ public static class SyscallTable
             S(318, "getrandom", OutBuf, Size, Flags),
             S(324, "membarrier", Int, Flags),
             S(334, "rseq", Ptr, Size, Flags, Hex),
-            S(317, "seccomp", Int, Flags, Ptr),
+            // A guest's own filters stack on the kernel's; one with a user-notification listener would outrank its trap.
+            S(317, "seccomp", Int, Flags, Ptr).Rewrite(K.Kernel),
 
             // --- futexes, polling, events
             S(202, "futex", Ptr, Int, Int, Ptr, Ptr, Int),
@@ -333,9 +335,9 @@ public static class SyscallTable
             S(41, "socket", Int, Int, Int),
             S(42, "connect", Fd, Ptr, Size).Rewrite(K.Vfs),
             S(43, "accept", Fd, Ptr, Ptr),
-            S(44, "sendto", Fd, InBuf, Size, Flags, Ptr, Size),
+            S(44, "sendto", Fd, InBuf, Size, Flags, Ptr, Size).Rewrite(K.Vfs), // an AF_UNIX destination is a guest path
             S(45, "recvfrom", Fd, OutBuf, Size, Flags, Ptr, Ptr),
-            S(46, "sendmsg", Fd, Ptr, Flags),
+            S(46, "sendmsg", Fd, Ptr, Flags).Rewrite(K.Vfs),
             S(47, "recvmsg", Fd, Ptr, Flags),
             S(48, "shutdown", Fd, Int),
             S(49, "bind", Fd, Ptr, Size).Rewrite(K.Vfs),
@@ -347,7 +349,7 @@ public static class SyscallTable
             S(55, "getsockopt", Fd, Int, Int, Ptr, Ptr),
             S(288, "accept4", Fd, Ptr, Ptr, Flags),
             S(299, "recvmmsg", Fd, Ptr, Int, Flags, Ptr),
-            S(307, "sendmmsg", Fd, Ptr, Int, Flags),
+            S(307, "sendmmsg", Fd, Ptr, Int, Flags).Rewrite(K.Vfs),
             S(64, "semget", Hex, Int, Flags),
             S(65, "semop", Int, Ptr, Size),
             S(66, "semctl", Int, Int, Int, Hex),
