@@ -23,7 +23,8 @@ namespace UmlMicro.Tests.Integration;
 /// </summary>
 public sealed class EscapeTests(EscapeRuns runs) : IClassFixture<EscapeRuns>
 {
-    public static TheoryData<string> Configs => new() { "default/root", "isolate/root", "default/unprivileged", "isolate/unprivileged" };
+    public static readonly string[] ConfigNames = ["default/root", "isolate/root", "default/unprivileged", "isolate/unprivileged"];
+    public static TheoryData<string> Configs => new(ConfigNames);
 
     [Theory, MemberData(nameof(Configs))]
     public void Escape_seccomp_user_notification_reaches_nothing(string config)
@@ -114,9 +115,11 @@ public sealed class EscapeTests(EscapeRuns runs) : IClassFixture<EscapeRuns>
         // An unprivileged user can change neither natively (CAP_NET_ADMIN, CAP_SYS_ADMIN over the host's namespaces):
         // the host kernel refuses it whatever umlmicro does, so the check could not fail; the run does not try.
         if (c.Run.Unprivileged) return;
-        if (c.Run.LoBefore is not null && c.Run.LoAfter != c.Run.LoBefore)
-            c.Fail($"the host's loopback changed:\n--- before ---\n{c.Run.LoBefore}--- after ---\n{c.Run.LoAfter}");
-        if (c.Run.UtsAfter != c.Run.UtsBefore) c.Fail($"the host's hostname/domainname changed: {c.Run.UtsBefore} -> {c.Run.UtsAfter}");
+        // The runs of the other configurations go on meanwhile: each looks for its own addresses and name only.
+        foreach (var addr in c.Run.Addresses)
+            if (c.Run.LoAfter?.Contains($"inet {addr}/", StringComparison.Ordinal) == true)
+                c.Fail($"the host's loopback got {addr}:\n--- before ---\n{c.Run.LoBefore}--- after ---\n{c.Run.LoAfter}");
+        if (c.Run.UtsAfter.Split('/').Contains(c.Run.UtsName)) c.Fail($"the host's hostname/domainname changed: {c.Run.UtsBefore} -> {c.Run.UtsAfter}");
         c.Done();
     }
 
@@ -161,7 +164,8 @@ public sealed class EscapeTests(EscapeRuns runs) : IClassFixture<EscapeRuns>
 /// <summary>What a test found wrong in a run; <see cref="Done"/> fails with all of it and the guest's lines about it.</summary>
 public sealed class EscapeCheck(EscapeRun run, string[] prefixes)
 {
-    private readonly List<string> _failures = [];
+    // A run that did not get through every case proves nothing: it fails every test.
+    private readonly List<string> _failures = run.Incomplete is { } why ? [why] : [];
     public EscapeRun Run => run;
 
     public void Fail(string what) => _failures.Add(what);
@@ -202,16 +206,17 @@ public sealed class EscapeCheck(EscapeRun run, string[] prefixes)
 /// <summary>The runs of the escape suite, one per configuration, made when first asked for and kept.</summary>
 public sealed class EscapeRuns : IDisposable
 {
-    private readonly Dictionary<string, Lazy<EscapeRun>> _runs = [];
     private readonly Lazy<string> _binDir = new(CompileProbe);
+    private Dictionary<string, Task<EscapeRun>>? _runs;
 
+    /// <summary>The run of CONFIG. The first call starts the runs of all four configurations at once: each guest
+    /// start costs seconds of mostly waiting, and the runs use distinct users, addresses and names throughout.</summary>
     public EscapeCheck Check(string config, params string[] prefixes)
     {
-        Lazy<EscapeRun> run;
-        lock (_runs)
-            if (!_runs.TryGetValue(config, out run!))
-                _runs[config] = run = new Lazy<EscapeRun>(() => EscapeRun.Execute(config, Path.Combine(_binDir.Value, "escape_probe")));
-        return new EscapeCheck(run.Value, prefixes);
+        lock (this)
+            _runs ??= EscapeTests.ConfigNames.Select((name, i) => (name, i)).ToDictionary(c => c.name,
+                c => Task.Run(() => EscapeRun.Execute(c.name, c.i, Path.Combine(_binDir.Value, "escape_probe"))));
+        return new EscapeCheck(_runs[config].GetAwaiter().GetResult(), prefixes);
     }
 
     /// <summary>The probe, static (a --root tree has no libraries), readable by the unprivileged user.</summary>
@@ -232,6 +237,8 @@ public sealed class EscapeRuns : IDisposable
 
     public void Dispose()
     {
+        if (_runs is not null)
+            try { Task.WaitAll(_runs.Values.ToArray()); } catch (AggregateException) { } // each cleans up after itself
         if (_binDir.IsValueCreated)
             try { Directory.Delete(_binDir.Value, true); } catch (IOException) { }
     }
@@ -253,13 +260,19 @@ public sealed record Victim(string Name, Process Process, int Pid, string Comman
 /// <summary>One guest run of the suite: the host set up, the guest run, the host looked at again, everything removed.</summary>
 public sealed class EscapeRun
 {
-    /// <summary>The unprivileged user: a uid of its own rather than nobody's, because the PRIO_USER attack, if it
-    /// works, renices every process of that user on the host, and others may run things as nobody.</summary>
-    public const int UnprivilegedUid = 64711;
+    /// <summary>The unprivileged user of configuration N (and the user whose processes PRIO_USER names in every
+    /// run): a uid of its own rather than nobody's, because the PRIO_USER attack, if it works, renices every process
+    /// of that user on the host — others may run things as nobody, and the runs of the four configurations overlap.</summary>
+    public int UnprivilegedUid => 64711 + Index;
+
+    /// <summary>The loopback addresses this run's guest tries to add (one by netlink, one by ioctl).</summary>
+    public string[] Addresses => [$"127.77.13.{2 * Index + 1}", $"127.77.13.{2 * Index + 2}"];
+    public string UtsName { get; } = "umlesc-" + Guid.NewGuid().ToString("N")[..8];
 
     public static readonly string[] ReadOnlyKinds = ["fchownat", "fchmodat2", "utimensat", "setflags", "fsxattr", "fchown", "fchmod"];
 
     public required string Config { get; init; }
+    public required int Index { get; init; }
     public required string Mode { get; init; }
     public bool Isolated => Config.StartsWith("isolate", StringComparison.Ordinal);
     public bool Unprivileged => Config.EndsWith("unprivileged", StringComparison.Ordinal);
@@ -283,15 +296,21 @@ public sealed class EscapeRun
     public List<(string Name, string What)> SocketsReached { get; } = [];
     public int MaxGuestPid => Lines("maxpid: ").Select(l => int.Parse(l["maxpid: ".Length..])).DefaultIfEmpty(0).Single();
 
+    /// <summary>Why the run does not count (the guest did not start, or a case ran out of time), or null.</summary>
+    public string? Incomplete =>
+        Result.ExitCode != 0 ? $"the guest run failed (exit {Result.ExitCode}): it attempted nothing, so it proves nothing"
+        : !Result.StdoutLines.Any(l => l.StartsWith("maxpid: ", StringComparison.Ordinal)) ? "the probe did not finish"
+        : Lines("").FirstOrDefault(l => l.EndsWith("case ended by signal 14", StringComparison.Ordinal)) is { } late ? $"a case ran out of time: {late}"
+        : null;
+
     public IEnumerable<string> Lines(string prefix) => Result.StdoutLines.Where(l => l.StartsWith(prefix, StringComparison.Ordinal));
 
     public string ReadOnlyKey(string kind) => Isolated ? $"root/ro/ro-{kind}" : $"host/ro-{kind}";
 
-    private const string NetlinkAddress = "127.77.13.1", IoctlAddress = "127.77.13.2";
 
-    public static EscapeRun Execute(string config, string probe)
+    public static EscapeRun Execute(string config, int index, string probe)
     {
-        var run = new EscapeRun { Config = config, Mode = Environment.GetEnvironmentVariable("UMLMICRO_Kernel__Mode") is { Length: > 0 } m ? m : "seccomp" };
+        var run = new EscapeRun { Config = config, Index = index, Mode = Environment.GetEnvironmentVariable("UMLMICRO_Kernel__Mode") is { Length: > 0 } m ? m : "seccomp" };
         if (run.Unprivileged && Native.geteuid() != 0)
             Assert.Fail("the unprivileged runs start umlmicro with setpriv as another user: the suite must run as root");
         run.Go(probe);
@@ -319,6 +338,8 @@ public sealed class EscapeRun
             foreach (var (k, v) in marker.Environment) env[k] = v;
             env["TMPDIR"] = Path.Combine(_base, "tmp");
             env["HOME"] = Path.Combine(_base, "home");
+            // The four runs start their servers at once, on a machine other builds may load heavily.
+            env["UMLMICRO_Servers__HandshakeTimeoutMs"] = "60000";
             var argv = new List<string>();
             string exe = GuestRunner.Supervisor;
             if (Unprivileged)
@@ -368,7 +389,7 @@ public sealed class EscapeRun
 
     private void SetUp(string probe, out string program, out List<string> options, out List<string> args)
     {
-        _uid = _gid = Unprivileged ? UnprivilegedUid : Native.geteuid();
+        _uid = _gid = Unprivileged ? (uint)UnprivilegedUid : Native.geteuid();
         _base = Directory.CreateTempSubdirectory("umlmicro-escape-").FullName;
         Chmod(_base, 0b111_101_101);
         _host = MakeDir("host");
@@ -460,9 +481,9 @@ public sealed class EscapeRun
         args.Add($"unix.abstract={abstractName}");
         if (!Unprivileged)
         {
-            args.Add($"net.netlink={NetlinkAddress}");
-            args.Add($"net.ioctl={IoctlAddress}");
-            args.Add($"uts.name=umlesc-{Guid.NewGuid().ToString("N")[..8]}");
+            args.Add($"net.netlink={Addresses[0]}");
+            args.Add($"net.ioctl={Addresses[1]}");
+            args.Add($"uts.name={UtsName}");
         }
         args.Add(Isolated ? "flip.allowed=/dev/null" : "flip.allowed=/dev/null,flip-allowed");
         args.Add($"created.flip={Path.Combine(_host, "flip-created")}");
@@ -596,7 +617,7 @@ public sealed class EscapeRun
         if (!Unprivileged && Tools.Find("ip") is { } ip)
         {
             var lo = Capture(ip, "-o", "addr", "show", "dev", "lo");
-            foreach (var (addr, prefix) in new[] { (NetlinkAddress, 32), (IoctlAddress, 8) })
+            foreach (var (addr, prefix) in new[] { (Addresses[0], 32), (Addresses[1], 8) })
                 if (lo.Contains($"inet {addr}/", StringComparison.Ordinal)) Capture(ip, "addr", "del", $"{addr}/{prefix}", "dev", "lo");
         }
         if (_base.Length == 0) return;
