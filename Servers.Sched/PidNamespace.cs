@@ -53,6 +53,15 @@ internal sealed class PidNamespace
         return 0;
     }
 
+    /// <summary>Takes <paramref name="nr"/> if it is free and in range (the number the host's pid namespace gave a new
+    /// task), as alloc_pid does for clone3's set_tid; false when it is not.</summary>
+    public bool TryTake(int nr)
+    {
+        if (nr < 1 || nr >= pidMax || references.ContainsKey(nr)) return false;
+        Take(nr);
+        return true;
+    }
+
     /// <summary>One more holder of a number that is already taken (a process joining a group or session).</summary>
     public void Get(int nr)
     {

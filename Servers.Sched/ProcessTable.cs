@@ -80,12 +80,12 @@ internal sealed class ProcessTable(PidNamespace pids)
     {
         var creator = LiveThread(creation.CreatorVtid).Process;
         if (creation.Kind == CloneKind.Thread)
-            return AddThread(creator, Alloc(), creation.HostTid);
+            return AddThread(creator, Alloc(creation.Pid), creation.HostTid);
 
         int parentPid = creation.CloneParent ? creator.ParentPid : creator.Pid;
         if (parentPid == 0)
             throw ProtocolViolation.Of($"pid {creator.Pid} has no parent to share: Linux refuses CLONE_PARENT from a namespace's init with EINVAL");
-        int pid = Alloc();
+        int pid = Alloc(creation.Pid);
         pids.Get(creator.Pgid);
         pids.Get(creator.Sid);
         var child = new GuestProcess(pid, creation.HostTid, parentPid, creator.Pgid, creator.Sid);
@@ -186,9 +186,11 @@ internal sealed class ProcessTable(PidNamespace pids)
         }
     }
 
-    private int Alloc()
+    /// <summary>The number the host gave the task (<paramref name="wanted"/>, its pid in the guest's pid namespace) when it
+    /// is free here, so that pids in what the host hands the guest are right as they are; the next free one otherwise.</summary>
+    private int Alloc(int wanted)
     {
-        int nr = pids.Alloc();
+        int nr = wanted > 0 && pids.TryTake(wanted) ? wanted : pids.Alloc();
         if (nr == 0)
             throw new LocalRpcException("every guest pid is taken (the host made the task, the guest's fork would have failed with EAGAIN)");
         return nr;

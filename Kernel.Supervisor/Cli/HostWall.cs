@@ -10,7 +10,7 @@ namespace UmlMicro.Supervisor.Cli;
 /// slips past the routing. The supervisor decides it here, as a plan of simple steps; the launcher carries them out
 /// before the guest's first instruction (<c>Native/launcher.c</c>, <c>build_wall</c>):
 /// <list type="bullet">
-/// <item>its own user, mount, IPC and UTS namespaces (and network with <c>--net none</c>): the guest's root is root
+/// <item>its own user, mount, pid, IPC and UTS namespaces (and network with <c>--net none</c>): the guest's root is root
 /// only there, with no capability over the host's resources; its SysV objects, message queues and hostname are its own;</item>
 /// <item>a mount namespace in which everything the guest may not write is read-only, nosuid and nodev (the host
 /// answers EROFS), with the writable areas — the VFS's state and memory directories (the copy-on-write layer, tmpfs
@@ -28,9 +28,6 @@ namespace UmlMicro.Supervisor.Cli;
 /// </summary>
 internal sealed class HostWall
 {
-    /// <summary>CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWNET.</summary>
-    private const uint NewNs = 0x00020000, NewUts = 0x04000000, NewIpc = 0x08000000, NewUser = 0x10000000, NewNet = 0x40000000;
-
     /// <summary>Docker's default capability set: CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP,
     /// NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP.</summary>
     public static readonly int[] Capabilities = [0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31];
@@ -71,7 +68,9 @@ internal sealed class HostWall
         bool privateNetwork, string denyFilter)
     {
         var wall = new HostWall(privateNetwork);
-        wall.Step("unshare", (NewUser | NewNs | NewIpc | NewUts | (privateNetwork ? NewNet : 0)).ToString("x", CultureInfo.InvariantCulture));
+        // The new pid namespace is for the launcher's children: it starts the namespace's init and guest pid 1 in it.
+        const ulong namespaces = LinuxFlags.CLONE_NEWUSER | LinuxFlags.CLONE_NEWNS | LinuxFlags.CLONE_NEWPID | LinuxFlags.CLONE_NEWIPC | LinuxFlags.CLONE_NEWUTS;
+        wall.Step("unshare", (namespaces | (privateNetwork ? LinuxFlags.CLONE_NEWNET : 0)).ToString("x", CultureInfo.InvariantCulture));
         if (hostname.Length > 0) wall.Step("hostname", hostname);
         wall.Step("slave"); // nothing mounted from here on reaches the host's namespace
         var devices = Devices.Where(IsCharDevice).ToList();

@@ -19,6 +19,10 @@ internal sealed class GuestTask(int hostTid)
     public int Vpid { get; set; }
     public int Vtid { get; set; }
 
+    /// <summary>The task's tid in the guest's pid namespace on the host: what names it in a call the guest itself
+    /// makes (an injected setpriority, say). The host tid when the guest has no pid namespace.</summary>
+    public int NsTid { get; set; }
+
     /// <summary>Where the task is in a syscall the tracer is following.</summary>
     public SyscallPhase Phase { get; set; }
 

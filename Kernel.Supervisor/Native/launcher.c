@@ -268,6 +268,38 @@ static int build_wall(const char *plan_path) {
     return 0;
 }
 
+/* The init of the guest's pid namespace: idle until killed. The supervisor (our parent, by CLONE_PARENT) kills it when
+ * the guest ends, or the kernel does when the supervisor's tracer thread ends first; either way every task left in the
+ * namespace dies with it, traced or not. Orphans the guest's pid 1 does not take are reaped at once. */
+static _Noreturn int pid_namespace_init(void *unused) {
+    (void)unused;
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    syscall(SYS_close_range, 0, ~0U, 0); /* holds nothing open: no pipe of the user's stays open through it */
+    struct ksigaction sa = { SIG_IGN, 0, 0, 0 };
+    syscall(SYS_rt_sigaction, SIGCHLD, &sa, NULL, sizeof sa.mask);
+    for (;;) pause();
+}
+
+/* A child of our parent (CLONE_PARENT), so that the supervisor's tracer thread waits for it and is its parent. */
+static pid_t spawn_sibling(int (*fn)(void *)) {
+    static char stack[64 * 1024] __attribute__((aligned(16)));
+    if (fn) return clone(fn, stack + sizeof stack, CLONE_PARENT | SIGCHLD, NULL);
+    return (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+}
+
+/* The wall unshared the pid namespace for our children: the first one is its init (pid 1 there), stopped until the
+ * supervisor has told it from the second, which goes on to become guest pid 1. Returns 0 in that second child;
+ * the launcher itself leaves here, its work done. */
+static int start_pid_namespace(void) {
+    pid_t init = spawn_sibling(pid_namespace_init);
+    if (init < 0) return wall_failed("pid namespace", "init");
+    if (kill(init, SIGSTOP) != 0) { kill(init, SIGKILL); return wall_failed("pid namespace", "init"); }
+    pid_t first = spawn_sibling(NULL);
+    if (first == 0) return 0;
+    if (first < 0) { kill(init, SIGKILL); return wall_failed("pid namespace", "guest"); }
+    _exit(0);
+}
+
 static int tick(long us) {
     if (us <= 0) return 2;
     struct timespec period = { us / 1000000, (us % 1000000) * 1000 };
@@ -312,19 +344,7 @@ int main(int argc, char **argv) {
         fputs("umlmicro-launch: usage: umlmicro-launch SIGIGN FILTER fixed|random SOFT:HARD WALL PATH ARGV0 [ARGS...]\n", stderr);
         return 2;
     }
-    /* Its own process group, so kill(0, sig) in the guest reaches the guest only, never the supervisor or
-     * the user's shell. On a terminal where the supervisor was in the foreground, the guest takes it. */
-    pid_t outer = getpgrp();
-    if (setpgid(0, 0) != 0) return 126;
-    if (isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == outer) {
-        sigset_t ttou, old;
-        sigemptyset(&ttou);
-        sigaddset(&ttou, SIGTTOU);
-        sigprocmask(SIG_BLOCK, &ttou, &old);
-        tcsetpgrp(STDIN_FILENO, getpid());
-        sigprocmask(SIG_SETMASK, &old, NULL);
-    }
-
+    int foreground = isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp();
     unsigned long long ignored = strtoull(argv[1], NULL, 16);
     for (int sig = 1; sig < NSIG; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP) continue;
@@ -340,9 +360,22 @@ int main(int argc, char **argv) {
         return 126;
     }
 
-    /* Guest pid 1 is the init of the guest's pid namespace: orphans are reparented to it, on the host too. */
+    if (strcmp(argv[5], "-") != 0 && (build_wall(argv[5]) != 0 || start_pid_namespace() != 0)) return 125;
+
+    /* From here on this is the process that becomes guest pid 1. Its own process group, so kill(0, sig) in the guest
+     * reaches the guest only, never the supervisor or the user's shell. On a terminal where the supervisor was in the
+     * foreground, the guest takes it. */
+    if (setpgid(0, 0) != 0) return 126;
+    if (foreground) {
+        sigset_t ttou, old;
+        sigemptyset(&ttou);
+        sigaddset(&ttou, SIGTTOU);
+        sigprocmask(SIG_BLOCK, &ttou, &old);
+        tcsetpgrp(STDIN_FILENO, getpid());
+        sigprocmask(SIG_SETMASK, &old, NULL);
+    }
+    /* Guest pid 1 acts as the init of the guest's pid namespace: orphans are reparented to it, on the host too. */
     if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) return 126;
-    if (strcmp(argv[5], "-") != 0 && build_wall(argv[5]) != 0) return 125;
     if (kill(getpid(), SIGSTOP) != 0) return 126;
     if (strcmp(argv[2], "-") != 0 && install_filter(argv[2], 0) != 0) {
         fprintf(stderr, "umlmicro: cannot install the seccomp filter: %s\n", strerror(errno));

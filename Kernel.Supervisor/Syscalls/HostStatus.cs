@@ -14,6 +14,11 @@ internal static class HostStatus
     public static uint? RealUid(int tid) =>
         Field(tid, "Uid:") is { } uids && uint.TryParse(uids.Split('\t', ' ')[0], out var uid) ? uid : null;
 
+    /// <summary>The task's id in its innermost pid namespace (the last NSpid field: what the guest's own calls see),
+    /// or null when it is gone.</summary>
+    public static int? NsPid(int tid) =>
+        Field(tid, "NSpid:") is { } ids && int.TryParse(ids.Split('\t', ' ')[^1], out int pid) ? pid : null;
+
     private static string? Field(int tid, string name)
     {
         try

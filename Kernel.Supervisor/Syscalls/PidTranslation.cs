@@ -6,7 +6,10 @@ namespace UmlMicro.Supervisor.Syscalls;
 /// <summary>
 /// Virtual ⇄ host pid translation for syscall arguments and results, derived from the table's
 /// <see cref="ArgKind.Pid"/> and <see cref="RetKind.Pid"/>. A guest pid with no grant behind it is ESRCH:
-/// it must never reach the host, where it would name some unrelated process.
+/// it must never reach the host, where it would name some unrelated process. "Host" pids here are the ones the host
+/// kernel reads and writes in the guest's own calls: pids of the guest's pid namespace, which equal the guest pids
+/// wherever Sched could grant the number the namespace gave (all but guest pid 1 as a rule), so translating is
+/// mostly the identity, kept for the rest.
 /// </summary>
 internal static class PidTranslation
 {
@@ -59,9 +62,9 @@ internal static class PidTranslation
         owner < 0 && owner != int.MinValue ? -ToVirtual(call, -owner) : ToVirtual(call, owner);
 
     public static int? ToHost(SyscallCall call, int vpid) =>
-        vpid > 0 && call.Kernel.Pids.TryHost(vpid, out var h) ? h : null;
+        vpid > 0 && call.Kernel.Pids.TryNs(vpid, out var h) ? h : null;
 
-    /// <summary>The guest's view of a host pid; 0 for one outside the guest (as a pid namespace shows it).</summary>
+    /// <summary>The guest's view of a pid the host handed it; 0 for one outside the guest (as a pid namespace shows it).</summary>
     public static int ToVirtual(SyscallCall call, int hostPid) =>
-        hostPid > 0 && call.Kernel.Pids.TryVirtual(hostPid, out var v) ? v : 0;
+        hostPid > 0 && call.Kernel.Pids.TryVirtualOfNs(hostPid, out var v) ? v : 0;
 }

@@ -111,7 +111,7 @@ internal static class SysSched
         long error = -Errno.ESRCH;
         foreach (var t in ThreadsOfUser(c, uid).ToArray())
         {
-            long r = injector.Inject(c.Task, SETPRIORITY, [PRIO_PROCESS, (ulong)t.HostTid, c.Arg(2)]);
+            long r = injector.Inject(c.Task, SETPRIORITY, [PRIO_PROCESS, (ulong)t.NsTid, c.Arg(2)]);
             if (r == 0 && error == -Errno.ESRCH) error = 0;
             else if (r is -Errno.EPERM or -Errno.EACCES) error = r;
         }
@@ -130,7 +130,7 @@ internal static class SysSched
         long result = -Errno.ESRCH;
         foreach (var t in ThreadsOfUser(c, uid).ToArray())
         {
-            long r = injector.Inject(c.Task, set ? IOPRIO_SET : IOPRIO_GET, set ? [IOPRIO_WHO_PROCESS, (ulong)t.HostTid, c.Arg(2)] : [IOPRIO_WHO_PROCESS, (ulong)t.HostTid]);
+            long r = injector.Inject(c.Task, set ? IOPRIO_SET : IOPRIO_GET, set ? [IOPRIO_WHO_PROCESS, (ulong)t.NsTid, c.Arg(2)] : [IOPRIO_WHO_PROCESS, (ulong)t.NsTid]);
             if (set)
             {
                 result = r;

@@ -117,7 +117,7 @@ internal sealed unsafe partial class TracerThread
         if (!hasPid) return;
         int hostPid = MemoryMarshal.Read<int>(info[16..]);
         if (hostPid <= 0) return;
-        int vpid = _k.Pids.TryVirtual(hostPid, out int v) ? v : 0;
+        int vpid = _k.Pids.TryVirtualOfNs(hostPid, out int v) ? v : 0; // the host wrote it as the guest's namespace sees it
         if (vpid == hostPid) return;
         MemoryMarshal.Write(info[16..], in vpid);
         PtraceOps.SetSigInfo(task.HostTid, info);

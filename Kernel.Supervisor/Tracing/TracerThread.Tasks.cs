@@ -17,16 +17,20 @@ internal sealed unsafe partial class TracerThread
         creator.Clone = null;
         bool thread = ev == PtraceOps.EVENT_CLONE && clone.Has(LinuxFlags.CLONE_THREAD);
         var kind = thread ? CloneKind.Thread : CloneKind.Process;
+        // Without a pid namespace the guest's calls name tasks by host pid; in one, by the number it gave the task,
+        // which Sched grants when it is free.
+        int nsTid = _nsInitPid > 0 ? Syscalls.HostStatus.NsPid(childTid) ?? 0 : childTid;
         var grant = _k.Sched.Call(s => s.TaskCreatedAsync(
-            new TaskCreation(creator.Vtid, childTid, kind, clone.Has(LinuxFlags.CLONE_PARENT) || thread)));
+            new TaskCreation(creator.Vtid, childTid, kind, clone.Has(LinuxFlags.CLONE_PARENT) || thread, _nsInitPid > 0 ? nsTid : 0)));
 
         var child = _k.Tasks.GetOrAdd(childTid);
         child.HostTgid = thread ? creator.HostTgid : childTid;
         child.Vpid = grant.Vpid;
         child.Vtid = grant.Vtid;
+        child.NsTid = nsTid;
         child.Clone = clone;
         child.ResumeRequest = _idle;
-        _k.Pids.Add(grant.Vtid, childTid);
+        _k.Pids.Add(grant.Vtid, childTid, nsTid);
         if (!thread)
         {
             _k.Processes.Started(grant.Vpid);
@@ -95,6 +99,7 @@ internal sealed unsafe partial class TracerThread
             _k.Pids.Remove(execer.Vtid);
             _k.Vcpus.Forget(task.Vcpu); // the old leader is gone; the execer keeps its own standing
             execer.HostTid = tgid;
+            execer.NsTid = task.NsTid;
             execer.Vtid = execer.Vpid;
             _k.Tasks.Add(execer);
             task = execer;
@@ -157,6 +162,8 @@ internal sealed unsafe partial class TracerThread
 
     private void KillAll()
     {
+        // The namespace's init first: its end kills every task in the namespace, traced or not.
+        if (_nsInitPid > 0) kill(_nsInitPid, Signals.SIGKILL);
         foreach (var t in _k.Tasks.Snapshot()) kill(t.HostTid, Signals.SIGKILL);
         if (_tickerPid > 0) kill(_tickerPid, Signals.SIGKILL);
         if (_doorbell is { } bell) kill(bell.Pid, Signals.SIGKILL);
@@ -165,8 +172,11 @@ internal sealed unsafe partial class TracerThread
     /// <summary>Reaps every remaining tracee after a failure, so nothing is left running.</summary>
     private void Drain()
     {
-        int status;
-        while (waitpid(-1, &status, __WALL | __WNOTHREAD) > 0 || LastErrno == EINTR)
-            if (WIFSTOPPED(status)) KillAll();
+        int status, r;
+        while ((r = waitpid(-1, &status, __WALL | __WNOTHREAD)) > 0 || LastErrno == EINTR)
+        {
+            if (r == _nsInitPid) _nsInitPid = 0; // reaped: its number may be anyone's now
+            if (r > 0 && WIFSTOPPED(status)) KillAll();
+        }
     }
 }

@@ -70,6 +70,7 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
                 if (pidfd >= 0) close(pidfd);
                 _k.Shm.Source = null;
                 _wallFds.ForEach(fd => fd.Dispose());
+                EndPidNamespace();
             }
         })
         { Name = "tracer", IsBackground = true };
@@ -106,26 +107,30 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
         // until two of its tasks are busy at once (see CpuPlacement).
         _k.HostCpus.Start();
         int pid = Spawn();
+        int nsPid = pid;
         if (wallPlan is not null)
         {
             // Stopped in its new user namespace, whose uid and gid maps only the parent namespace may write.
             if (!LauncherStopped(pid)) return false;
             Cli.HostWall.MapIds(pid);
             kill(pid, Signals.SIGCONT);
+            if (!PidNamespaceStarted(pid, out pid)) return false;
+            nsPid = Syscalls.HostStatus.NsPid(pid) ?? throw new InvalidOperationException("the guest's first process is gone");
+            TakeWallFds(pid);
         }
-        if (!LauncherStopped(pid)) return false;
-        if (wallPlan is not null) TakeWallFds(pid);
+        else if (!LauncherStopped(pid)) return false;
         if (!PtraceOps.Seize(pid, TrapPath.Options(mode)))
             throw new InvalidOperationException($"PTRACE_SEIZE failed: errno {LastErrno}");
         var grant = _k.Sched.Call(s => s.StartInitAsync(pid));
         var init = _k.Tasks.GetOrAdd(pid);
         init.HostTgid = pid;
+        init.NsTid = nsPid;
         init.Vpid = grant.Vpid;
         init.Vtid = grant.Vtid;
         init.Started = true;
         init.ResumeRequest = _idle;
         _k.Vcpus.Admit(init.Vcpu, _idle); // the first thread: a vCPU is free
-        _k.Pids.Add(grant.Vtid, pid);
+        _k.Pids.Add(grant.Vtid, pid, nsPid);
         _k.Processes.Started(grant.Vpid);
         Volatile.Write(ref _initHostPid, pid);
         // The launcher sits in a group-stop: the seize turns it into a ptrace stop, SIGCONT ends the group-stop.
@@ -145,8 +150,62 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
         return false;
     }
 
+    /// <summary>Host pid of the init of the guest's pid namespace (0 without one): an idle process, never traced.</summary>
+    private int _nsInitPid;
+
     /// <summary>
-    /// Copies of the descriptors the wall left open in the launcher: its seccomp listener, which must live as long as the
+    /// The launcher, behind the wall, starts the guest's pid namespace and leaves: two children it made with CLONE_PARENT,
+    /// so ours, both stopped: the namespace's init (its pid 1 there), and the process that becomes guest pid 1. Guest pid 1
+    /// is not the namespace's init because an init is spared every signal it has no handler for, and a guest's pid 1
+    /// must die of SIGTERM as it would natively. Continues the init; false when the launcher or the guest's first
+    /// process ended instead (its status kept as guest pid 1's).
+    /// </summary>
+    private bool PidNamespaceStarted(int launcher, out int first)
+    {
+        first = 0;
+        int launcherStatus = -1, status;
+        var stopped = new List<int>();
+        while (launcherStatus == -1 || stopped.Count < 2)
+        {
+            int r = waitpid(-1, &status, WUNTRACED | __WNOTHREAD);
+            if (r < 0)
+            {
+                if (LastErrno == EINTR) continue;
+                throw new InvalidOperationException($"the guest's pid namespace did not start (errno {LastErrno})");
+            }
+            if (WIFSTOPPED(status)) stopped.Add(r);
+            else if (r == launcher) launcherStatus = status;
+            else _initStatus = status; // the guest's first process ended before it could be seized
+            if (r == launcher && !(WIFEXITED(launcherStatus) && WEXITSTATUS(launcherStatus) == 0)) _initStatus = launcherStatus;
+            if (_initStatus is not null) break;
+        }
+        foreach (int p in stopped)
+        {
+            if (Syscalls.HostStatus.NsPid(p) == 1) _nsInitPid = p;
+            else first = p;
+        }
+        if (_initStatus is not null || _nsInitPid == 0 || first == 0)
+        {
+            EndPidNamespace();
+            _initStatus ??= launcherStatus;
+            return false;
+        }
+        kill(_nsInitPid, Signals.SIGCONT);
+        return true;
+    }
+
+    /// <summary>Ends the guest's pid namespace: its init's death kills whatever is left in it, traced or not.</summary>
+    private void EndPidNamespace()
+    {
+        if (_nsInitPid <= 0) return;
+        kill(_nsInitPid, Signals.SIGKILL);
+        int status;
+        while (waitpid(_nsInitPid, &status, __WNOTHREAD) < 0 && LastErrno == EINTR) { }
+        _nsInitPid = 0;
+    }
+
+    /// <summary>
+    /// Copies of the descriptors the wall left open in the guest's first process: its seccomp listener, which must live as long as the
     /// guest (while it does, no guest can install a listener of its own), and /proc/sysvipc/shm as the guest's IPC
     /// namespace shows it (SysvShm reads the guest's segments there).
     /// </summary>
@@ -229,6 +288,11 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
                 if (e == EINTR) continue;
                 if (e == ECHILD) return;
                 throw new InvalidOperationException($"waitpid failed: errno {e}");
+            }
+            if (tid == _nsInitPid)
+            {
+                _nsInitPid = 0; // it ends only when killed, and the guest's tasks end with it; reaped, its number is free
+                continue;
             }
             if (tid == _tickerPid) Ticked(status);
             else if (tid == _doorbell?.Pid) Rung(status);

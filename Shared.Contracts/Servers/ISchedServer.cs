@@ -22,8 +22,9 @@ public sealed record SchedConfig(int Cpus);
 public sealed record TaskGrant(int Vpid, int Vtid);
 
 /// <summary>A task was created on the host: <paramref name="CloneParent"/> is set for CLONE_PARENT/CLONE_THREAD
-/// (the new task's parent is the creator's parent).</summary>
-public sealed record TaskCreation(int CreatorVtid, int HostTid, CloneKind Kind, bool CloneParent);
+/// (the new task's parent is the creator's parent). <paramref name="Pid"/> is the number the guest's pid namespace on
+/// the host gave it (0 when the guest has none): Sched grants that one when it is free.</summary>
+public sealed record TaskCreation(int CreatorVtid, int HostTid, CloneKind Kind, bool CloneParent, int Pid = 0);
 
 /// <summary>A task ended. <paramref name="Status"/> is the wait status the host reported.</summary>
 public sealed record TaskExit(int Vtid, int Status);

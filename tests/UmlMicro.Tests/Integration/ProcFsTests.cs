@@ -22,10 +22,10 @@ public sealed class ProcFsTests : IDisposable
     [Fact]
     public void Proc_lists_only_guest_pids_with_consistent_stat_and_status()
     {
-        // pid 1 is sh, a sleeping child is 2, python is another child; every numeric entry must be one of them,
+        // pid 1 is sh, a sleeping child and python are its children; every numeric entry must be one of them,
         // and each /proc/PID/stat and status must name that pid and a parent that is a guest pid (or 0 for 1).
         var r = GuestRunner.Run(_dir.Path, "/bin/sh", "-c", $$"""
-            sleep 30 & {{Tools.Python3}} -c '
+            sleep 30 & echo sleeper $!; {{Tools.Python3}} -c '
             import os
             pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
             print("self", os.getpid(), "parent", os.getppid())
@@ -43,13 +43,15 @@ public sealed class ProcFsTests : IDisposable
 
         Expect.ExitCode(0, r);
         var lines = r.StdoutLines;
-        var self = lines[0].Split(' ');
+        int sleeper = int.Parse(lines[0].Split(' ')[1]);
+        var self = lines[1].Split(' ');
         Assert.Equal("parent", self[2]);
         Assert.Equal("1", self[3]);
         int me = int.Parse(self[1]);
-        Assert.Equal("pids [1, 2, " + me + "]", lines[1]);
-        Assert.Equal(["1 sh 0 ok", "2 sleep 1 ok", $"{me} python3 1 ok"], lines[2..5].Select(l => l.Replace("python3.11", "python3")));
-        Assert.Equal($"self-link {me}", lines[5]);
+        Assert.True(sleeper > 1 && sleeper < me, lines[0]);
+        Assert.Equal($"pids [1, {sleeper}, {me}]", lines[2]);
+        Assert.Equal(["1 sh 0 ok", $"{sleeper} sleep 1 ok", $"{me} python3 1 ok"], lines[3..6].Select(l => l.Replace("python3.11", "python3")));
+        Assert.Equal($"self-link {me}", lines[6]);
     }
 
     [Fact]

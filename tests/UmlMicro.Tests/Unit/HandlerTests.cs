@@ -28,9 +28,10 @@ public class HandlerTests
             ServerLink<IMmServer>.InProcess(Server.Mm, "mm", _mm.Object, stats),
             ServerLink<ISchedServer>.InProcess(Server.Sched, "sched", _sched.Object, stats),
             new KernelIdentity("Linux", "h", "6.1-umlmicro", "#1", "x86_64", "(none)"), cpus: 2, stats, trace: null);
-        _kernel.Pids.Add(1, 1000);
-        _kernel.Pids.Add(3, 4242);
-        _kernel.Pids.Add(7, 5555);
+        // Host pids (the supervisor's) differ from pids in the guest's namespace, which is what the guest's calls use.
+        _kernel.Pids.Add(1, 91000, 1000);
+        _kernel.Pids.Add(3, 4242, 4242);
+        _kernel.Pids.Add(7, 95555, 5555);
     }
 
     /// <summary>Runs the entry handler of <paramref name="name"/> as the tracer would, and returns the call.</summary>

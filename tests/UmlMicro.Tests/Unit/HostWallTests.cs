@@ -20,8 +20,8 @@ public sealed class HostWallTests : IDisposable
         string state = _dir.MakeDir("state"), memory = _dir.MakeDir("memory"), cwd = _dir.MakeDir("cwd");
         var wall = HostWall.Plan("/", [state, memory, cwd], ["/sys"], cwd, "guest", privateNetwork: false, denyFilter: "00");
         Assert.StartsWith("unshare ", wall.Steps[0]);
-        // user, mount, IPC and UTS; not the network unless asked
-        Assert.Equal(0x1c020000u, Convert.ToUInt32(Args(wall.Steps[0])[0], 16));
+        // user, mount, pid, IPC and UTS; not the network unless asked
+        Assert.Equal(0x3c020000u, Convert.ToUInt32(Args(wall.Steps[0])[0], 16));
         Assert.Equal(["guest"], Op(wall, "hostname"));
         int seal = wall.Steps.ToList().IndexOf("seal");
         Assert.True(seal > 0, "no seal step");
@@ -53,7 +53,7 @@ public sealed class HostWallTests : IDisposable
         Directory.CreateDirectory(Path.Combine(root, "proc"));
         File.CreateSymbolicLink(Path.Combine(root, "lib64"), "usr/lib");
         var wall = HostWall.Plan(root, [state], [], "/", "", privateNetwork: true, denyFilter: "00");
-        Assert.Equal(0x5c020000u, Convert.ToUInt32(Args(wall.Steps[0])[0], 16));
+        Assert.Equal(0x7c020000u, Convert.ToUInt32(Args(wall.Steps[0])[0], 16));
         Assert.Equal([state], Op(wall, "newroot"));
         var binds = Op(wall, "bind");
         Assert.Contains($"/.oldroot{root}\t{root}", binds);
