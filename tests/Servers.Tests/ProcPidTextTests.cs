@@ -186,6 +186,17 @@ public sealed class ProcPidFilesTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Proc_self_fdinfo_of_a_locked_file_names_the_guest_pid()
+    {
+        using var flocked = new FileStream(Path.Combine(_dir, "flock"), FileMode.Create, FileAccess.ReadWrite, FileShare.None);
+
+        string info = await Read($"/proc/self/fdinfo/{flocked.SafeFileHandle.DangerousGetHandle()}");
+
+        Assert.Contains($"\nlock:\t1: FLOCK  ADVISORY  WRITE 1 ", info, StringComparison.Ordinal);
+        Assert.Contains($"\nino:\t{Ino(flocked.SafeFileHandle)}\n", info, StringComparison.Ordinal);
+    }
+
     private static string Ino(SafeFileHandle fd) =>
         File.ReadAllLines($"/proc/self/fdinfo/{fd.DangerousGetHandle()}").Single(l => l.StartsWith("ino:", StringComparison.Ordinal))[4..].Trim();
 
