@@ -43,17 +43,14 @@ internal static partial class ProcPidText
     /// </summary>
     public static string Sched(string host, int vtid, GuestPids pids)
     {
-        int eol = host.IndexOf('\n');
-        string first = eol < 0 ? host : host[..eol];
-        // comm may hold " (" itself: the pid is the one right before ", #threads:" at the line's end.
-        var m = SchedHead().Match(first);
+        // comm is printed raw and may hold anything, a newline or "(7, #threads: 1)" too, but not the 27 bytes or
+        // more of the whole head: the pid is the one before ", #threads: N)" and the rule of dashes under it.
+        var m = SchedHead().Match(host);
         if (!m.Success) return "";
-        var sb = new StringBuilder(host.Length);
-        sb.Append(first, 0, m.Groups["pid"].Index).Append(Num(vtid)).Append(first, m.Groups["pid"].Index + m.Groups["pid"].Length, first.Length - m.Groups["pid"].Index - m.Groups["pid"].Length);
-        if (eol < 0) return sb.ToString();
-        string rest = host[eol..];
-        sb.Append(NumaGroup().Replace(rest, g => g.Groups[1].Value + Num(TaskOrZero(g.Groups[2].Value, pids))));
-        return sb.ToString();
+        var pid = m.Groups["pid"];
+        int bodyAt = m.Index + m.Length;
+        return string.Concat(host.AsSpan(0, pid.Index), Num(vtid), host.AsSpan(pid.Index + pid.Length, bodyAt - pid.Index - pid.Length),
+            NumaGroup().Replace(host[bodyAt..], g => g.Groups[1].Value + Num(TaskOrZero(g.Groups[2].Value, pids))));
     }
 
     /// <summary>
@@ -220,7 +217,7 @@ internal static partial class ProcPidText
         return text.EndsWith('\n') ? lines[..^1] : lines;
     }
 
-    [GeneratedRegex(@"\((?<pid>\d+), #threads: \d+\)$")]
+    [GeneratedRegex(@"\((?<pid>\d+), #threads: \d+\)\n-+\n")]
     private static partial Regex SchedHead();
 
     [GeneratedRegex(@"(numa_group_id=)(\d+)")]

@@ -29,11 +29,12 @@ public sealed class ProcPidTextTests
     }
 
     [Fact]
-    public void Sched_takes_the_pid_at_the_lines_end_when_comm_looks_like_one_and_hides_a_host_numa_group()
+    public void Sched_takes_the_pid_above_the_rule_when_comm_looks_like_a_head_and_hides_a_host_numa_group()
     {
-        const string host = "x (7, #threads: 1) (3049, #threads: 1)\n---\ncurrent_node=0, numa_group_id=4000\n";
+        const string host = "x (7, #threads: 1)\n (3049, #threads: 1)\n---\ncurrent_node=0, numa_group_id=4000\n";
 
-        Assert.Equal("x (7, #threads: 1) (1, #threads: 1)\n---\ncurrent_node=0, numa_group_id=0\n", ProcPidText.Sched(host, 1, Pids));
+        Assert.Equal("x (7, #threads: 1)\n (1, #threads: 1)\n---\ncurrent_node=0, numa_group_id=0\n", ProcPidText.Sched(host, 1, Pids));
+        Assert.Equal("", ProcPidText.Sched("", 1, Pids)); // the task is gone: nothing of the host's instead
     }
 
     [Fact]
