@@ -198,6 +198,30 @@ public sealed class ProcPidFilesTests : IDisposable
         Assert.Contains($"\nino:\t{Ino(flocked.SafeFileHandle)}\n", info, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Proc_self_timers_notify_the_guest_pid()
+    {
+        // A timer that signals the process (a null sigevent: SIGALRM to the process), never armed.
+        Assert.Equal(0, timer_create(1 /* CLOCK_MONOTONIC */, IntPtr.Zero, out IntPtr timer));
+        try
+        {
+            string timers = await Read("/proc/self/timers");
+
+            Assert.Contains("\nnotify: signal/pid.1\n", timers, StringComparison.Ordinal);
+            Assert.DoesNotContain($"pid.{Environment.ProcessId}", timers, StringComparison.Ordinal);
+        }
+        finally
+        {
+            timer_delete(timer);
+        }
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int timer_create(int clock, IntPtr sigevent, out IntPtr timer);
+
+    [DllImport("libc")]
+    private static extern int timer_delete(IntPtr timer);
+
     private static string Ino(SafeFileHandle fd) =>
         File.ReadAllLines($"/proc/self/fdinfo/{fd.DangerousGetHandle()}").Single(l => l.StartsWith("ino:", StringComparison.Ordinal))[4..].Trim();
 
