@@ -34,9 +34,10 @@ internal sealed class ProcContext
 /// <summary>
 /// procfs as the guest must see it: only guest pids, and every pid in it virtual. Per-process files whose text
 /// names pids or host paths (status, stat, mounts, mountinfo, the exe/cwd/root/fd links) are generated from
-/// the host's own file and the facts Sched gave; maps and smaps_rollup from the MM server's map of the process; the rest (cmdline, environ, comm, fdinfo, limits, ...) is the
+/// the host's own file and the facts Sched gave, as are sched, timers, fdinfo/N and children (ProcPidText); maps
+/// and smaps_rollup from the MM server's map of the process; the rest (cmdline, environ, comm, limits, ...) is the
 /// host's file of the same host task, passed through. Files outside /proc/PID are the host's, read-only, except
-/// the kernel's identity files the VFS serves itself (see KernelFiles).
+/// loadavg and locks, made the guest's here, and the kernel's identity files the VFS serves itself (see KernelFiles).
 /// </summary>
 internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string, string?> guestPathOf, Func<int, string?> cwdOf, string materialDir)
     : Mount("/proc", readOnly: false)
@@ -76,7 +77,8 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
         {
             case "status" or "stat" or "maps" or "smaps_rollup" or "mounts" or "mountinfo" or "sched" or "timers" or "children" when rest.Length == 1:
             case "fdinfo" when rest.Length == 2:
-                // Generated, where the host has the file: a task's sched and children, the process's timers.
+                // Made from the host's file of the same task, where the host has one (children only under task/TID,
+                // timers only for a process, as on Linux).
                 return HostFs.TypeOf(host) == NodeType.None ? Node.Missing(null, Layer.Synthetic) : new Node(NodeType.File, null, Layer.Synthetic);
             case "exe" when rest.Length == 1:
                 return HostFs.ReadLink(host) is { } exe ? Link(GuestPathOrSelf(exe)) : Node.Missing(null, Layer.Synthetic);
