@@ -34,9 +34,10 @@ internal sealed class ProcContext
 /// <summary>
 /// procfs as the guest must see it: only guest pids, and every pid in it virtual. Per-process files whose text
 /// names pids or host paths (status, stat, mounts, mountinfo, the exe/cwd/root/fd links) are generated from
-/// the host's own file and the facts Sched gave; maps and smaps_rollup from the MM server's map of the process; the rest (cmdline, environ, comm, fdinfo, limits, ...) is the
+/// the host's own file and the facts Sched gave, as are sched, timers, fdinfo/N and children (ProcPidText); maps
+/// and smaps_rollup from the MM server's map of the process; the rest (cmdline, environ, comm, limits, ...) is the
 /// host's file of the same host task, passed through. Files outside /proc/PID are the host's, read-only, except
-/// the kernel's identity files the VFS serves itself (see KernelFiles).
+/// loadavg and locks, made the guest's here, and the kernel's identity files the VFS serves itself (see KernelFiles).
 /// </summary>
 internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string, string?> guestPathOf, Func<int, string?> cwdOf, string materialDir)
     : Mount("/proc", readOnly: false)
@@ -62,7 +63,7 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
             case "self": context.Need(); return parts.Length == 1 ? Link(Num(context.Vpid)) : Node.Missing(null, Layer.Synthetic);
             case "thread-self": context.Need(); return parts.Length == 1 ? Link($"{Num(context.Vpid)}/task/{Num(context.Vtid)}") : Node.Missing(null, Layer.Synthetic);
         }
-        if (rel == "loadavg") return new Node(NodeType.File, null, Layer.Synthetic);
+        if (rel is "loadavg" or "locks") return new Node(NodeType.File, null, Layer.Synthetic);
         if (IsNumber(parts[0]))
             return FindTask(int.Parse(parts[0], CultureInfo.InvariantCulture)) is { } task ? TaskNode(task, parts.AsSpan(1)) : Node.Missing(null, Layer.Synthetic);
         return HostNode("/proc/" + rel, Layer.Host);
@@ -74,7 +75,10 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
         string host = task.HostDir + "/" + string.Join('/', rest.ToArray());
         switch (rest[0])
         {
-            case "status" or "stat" or "maps" or "smaps_rollup" or "mounts" or "mountinfo" when rest.Length == 1:
+            case "status" or "stat" or "maps" or "smaps_rollup" or "mounts" or "mountinfo" or "sched" or "timers" or "children" when rest.Length == 1:
+            case "fdinfo" when rest.Length == 2:
+                // Made from the host's file of the same task, where the host has one (children only under task/TID,
+                // timers only for a process, as on Linux).
                 return HostFs.TypeOf(host) == NodeType.None ? Node.Missing(null, Layer.Synthetic) : new Node(NodeType.File, null, Layer.Synthetic);
             case "exe" when rest.Length == 1:
                 return HostFs.ReadLink(host) is { } exe ? Link(GuestPathOrSelf(exe)) : Node.Missing(null, Layer.Synthetic);
@@ -194,10 +198,16 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
     private string Render(string rel)
     {
         if (rel == "loadavg") return LoadAvg(ReadHost("/proc/loadavg"));
+        if (rel == "locks") return ProcPidText.Locks(ReadHost("/proc/locks"), new GuestPids(context.Need()), GuestFdLocks);
         var parts = rel.Split('/');
         var task = FindTask(int.Parse(parts[0], CultureInfo.InvariantCulture)) ?? throw new NeedProcessesException();
-        if (parts.Length == 4) task = new TaskView(task.Process, task.Process.Threads.First(t => t.Vtid == int.Parse(parts[2], CultureInfo.InvariantCulture)));
-        string file = parts[^1];
+        int at = 1;
+        if (parts.Length > 3 && parts[1] == "task")
+        {
+            task = new TaskView(task.Process, task.Process.Threads.First(t => t.Vtid == int.Parse(parts[2], CultureInfo.InvariantCulture)));
+            at = 3;
+        }
+        string file = string.Join('/', parts[at..]);
         if (file == "maps") return MapsText.Maps(context.NeedMaps(task.Process.Vpid), guestPathOf);
         if (file == "smaps_rollup")
             return MapsText.Rollup(context.NeedMaps(task.Process.Vpid), ReadHost($"/proc/{task.Process.HostPid}/smaps_rollup"));
@@ -207,8 +217,26 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
             "status" => Status(hostText, task),
             "stat" => Stat(hostText, task),
             "mounts" => MountsText(),
-            _ => MountInfo(),
+            "mountinfo" => MountInfo(),
+            "sched" => ProcPidText.Sched(hostText, task.Vtid, new GuestPids(context.Need())),
+            "timers" => ProcPidText.Timers(hostText, new GuestPids(context.Need())),
+            "children" => ProcPidText.Children(hostText, new GuestPids(context.Need())),
+            _ when file.StartsWith("fdinfo/", StringComparison.Ordinal) => ProcPidText.FdInfo(hostText, new GuestPids(context.Need())),
+            _ => throw new InvalidOperationException($"/proc/{rel} is not a generated file"),
         };
+    }
+
+    /// <summary>The locks the guest's open files hold, as their fdinfo shows them: how an OFD lock in /proc/locks,
+    /// which has no owner pid, is known to be the guest's.</summary>
+    private IEnumerable<string> GuestFdLocks()
+    {
+        foreach (var p in context.Need())
+        {
+            string dir = $"/proc/{p.HostPid}/fdinfo";
+            foreach (var e in HostList(dir))
+                foreach (var l in ProcPidText.FdInfoLocks(ReadHost(dir + "/" + e.Name)))
+                    yield return l;
+        }
     }
 
     private string Status(string host, TaskView task)
@@ -226,6 +254,8 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
                 "State:" when line.Contains("tracing stop", StringComparison.Ordinal) => "R (running)",
                 "NSpgid:" => Num(task.Process.Pgid),
                 "NSsid:" => Num(task.Process.Sid),
+                // The tid of the task that made the NUMA group (0: none); Linux does not translate it.
+                "Ngid:" => Num(ProcPidText.TaskOrZero(line[key.Length..].Trim(), new GuestPids(context.Need()))),
                 _ => null,
             };
             sb.Append(value is null ? line : $"{key}\t{value}").Append('\n');

@@ -117,6 +117,66 @@ public sealed class ProcFsTests : IDisposable
         Expect.Success("/scratch/t (deleted)\n/etc/umlmicro-deleted-probe (deleted)\n", r);
     }
 
+    [Fact]
+    public void Proc_locks_shows_the_guests_flock_with_its_guest_pid_and_no_lock_of_the_hosts()
+    {
+        // A lock of the host's, held by this test process while the guest reads /proc/locks: it must not be shown.
+        using var hostLock = new FileStream(_dir.Write("host.lock", ""), FileMode.Open, FileAccess.ReadWrite, FileShare.None); // flock(LOCK_EX)
+        string hostInode = Inode(hostLock.SafeFileHandle), guestInode;
+        using (var guestLock = File.OpenHandle(_dir.Write("guest.lock", ""))) guestInode = Inode(guestLock);
+        // flock(1) holds the lock while its command runs: the command's parent is the lock's owner.
+        var r = GuestRunner.Run(_dir.Path, "/bin/sh", "-c", "flock guest.lock sh -c 'echo $PPID; cat /proc/locks'");
+
+        Expect.ExitCode(0, r);
+        string owner = r.StdoutLines[0];
+        var locks = r.StdoutLines[1..];
+        Assert.Contains(locks, l => l.StartsWith("1: FLOCK  ADVISORY  WRITE " + owner + " ", StringComparison.Ordinal) && l.EndsWith($":{guestInode} 0 EOF", StringComparison.Ordinal));
+        for (int i = 0; i < locks.Length; i++)
+        {
+            var words = locks[i].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            Assert.True(words[0] == $"{i + 1}:" && words[4] == owner, $"a lock that is not the guest's, or out of order:\n{r}");
+        }
+        Assert.DoesNotContain(locks, l => l.Contains($":{hostInode} ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Proc_sched_names_the_guest_pid_as_natively_the_pid()
+    {
+        // As natively: the pid the shell says, which head keeps when the shell becomes it.
+        const string script = "sleep 30 & s=$!; sh -c 'echo $$ $PPID; exec head -1 /proc/self/sched'; head -1 /proc/$$/task/$$/sched; kill $s";
+        var r = GuestRunner.Run(_dir.Path, "/bin/sh", "-c", script);
+
+        Expect.ExitCode(0, r);
+        var pids = r.StdoutLines[0].Split(' ');
+        Assert.Equal([$"head ({pids[0]}, #threads: 1)", $"sh ({pids[1]}, #threads: 1)"], r.StdoutLines[1..]);
+        var native = GuestRunner.Native(_dir.Path, "/bin/sh", "-c", script);
+        Assert.Matches(@"^head \(\d+, #threads: 1\)$", native.StdoutLines[1]); // the same format natively
+    }
+
+    [Fact]
+    public void Proc_children_and_a_pidfds_fdinfo_name_guest_pids()
+    {
+        var r = GuestRunner.Run(_dir.Path, "/bin/sh", "-c", $$"""
+            sleep 30 & echo $!
+            sh -c 'echo $$; exec cat /proc/'$$'/task/'$$'/children'; echo
+            {{Tools.Python3}} -c '
+            import os
+            fd = os.pidfd_open(os.getppid())
+            print("\n".join(l for l in open("/proc/self/fdinfo/%d" % fd).read().splitlines() if l.startswith(("Pid:", "NSpid:"))))
+            '
+            kill $!
+            """);
+
+        Expect.ExitCode(0, r);
+        var lines = r.StdoutLines;
+        Assert.True(lines.Length == 5, r.ToString());
+        Assert.Equal(new[] { lines[0], lines[1] }.Order(), lines[2].Split(' ', StringSplitOptions.RemoveEmptyEntries).Order());
+        Assert.Equal(["Pid:\t1", "NSpid:\t1"], lines[3..5]);
+    }
+
+    private static string Inode(Microsoft.Win32.SafeHandles.SafeFileHandle f) =>
+        File.ReadAllLines($"/proc/self/fdinfo/{f.DangerousGetHandle()}").Single(l => l.StartsWith("ino:", StringComparison.Ordinal))[4..].Trim();
+
     [Fact(Skip = "VFS bug: a listing of /proc/self/fd is made before the fd that reads it is open, so it lacks that fd")]
     public void Ls_proc_self_fd_lists_the_fd_it_reads_with_as_natively()
     {
