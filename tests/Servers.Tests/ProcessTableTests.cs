@@ -35,6 +35,18 @@ public sealed class ProcessTableTests
     }
 
     [Fact]
+    public void The_number_the_hosts_namespace_gave_is_granted_when_free_and_the_next_one_otherwise()
+    {
+        var child = table.Create(new TaskCreation(1, HostTid: 9001, CloneKind.Process, CloneParent: false, Pid: 40));
+        var thread = table.Create(new TaskCreation(40, HostTid: 9002, CloneKind.Thread, CloneParent: false, Pid: 41));
+        Assert.Equal((40, 41), (child.Tid, thread.Tid));
+
+        // Guest pid 1 holds 1 (the namespace's own init, never a guest task, has it on the host): the next free one.
+        var clash = table.Create(new TaskCreation(1, HostTid: 9003, CloneKind.Process, CloneParent: false, Pid: 1));
+        Assert.Equal(42, clash.Tid);
+    }
+
+    [Fact]
     public void A_thread_leaving_frees_its_tid_but_the_leaders_number_waits_for_the_reap()
     {
         var child = Fork(1);
