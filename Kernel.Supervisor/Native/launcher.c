@@ -5,18 +5,20 @@
  * SIGIGN is the hex mask of signals the user's shell left ignored (SigIgn of /proc/PID/status): the
  * guest inherits those as ignored and every other signal at its default, as it would have without
  * the supervisor in between (the .NET runtime ignores SIGPIPE, and exec keeps ignored signals).
- * It leads its own process group (and takes the terminal's foreground if the supervisor had it).
  * NOFILE is "SOFT:HARD", the guest's RLIMIT_NOFILE, each a number or "-" to keep the limit it inherited: set here,
  * before the tracer seizes it, so that no rule the kernel applies to the guest's own setrlimit is in the way.
- * It becomes a child subreaper, so orphaned guest processes are reparented to guest pid 1 as in a
- * pid namespace (the setting survives execve).
  * WALL is the host kernel's wall around the guest (README "Security"): a plan file the supervisor wrote, or "-"
  * for none. Its first line unshares the namespaces; the launcher then stops itself once, so that the supervisor
  * writes the new user namespace's uid and gid maps from outside (only a process of the parent namespace may map
  * more than its own id, and a file cannot be made in a new mount before its owner is mapped), and carries out the
  * rest of the plan when continued: the mounts, the loopback, the hostname, then what can never be undone —
  * capabilities cut to the bounding set, no_new_privs, Landlock, the host's seccomp deny layer.
- * Then it stops itself so the supervisor's tracer thread can PTRACE_SEIZE it with its options.
+ * The plan unshares a pid namespace, which only the launcher's children enter: it makes two with CLONE_PARENT (so
+ * they are the supervisor's) and exits. The first is the namespace's init, idle until the supervisor kills it; the
+ * second goes on below and becomes guest pid 1 (see start_pid_namespace). Without a plan the launcher itself goes on.
+ * That process leads its own process group (and takes the terminal's foreground if the supervisor had it), becomes
+ * a child subreaper, so orphaned guest processes are reparented to guest pid 1 (the setting survives execve), and
+ * stops itself so the supervisor's tracer thread can PTRACE_SEIZE it with its options.
  * Once resumed it installs FILTER (hex bytes of a struct sock_filter array, or "-" for none) as a
  * seccomp filter — only now, after the tracer set PTRACE_O_TRACESECCOMP, or trapped calls would
  * fail with ENOSYS — LAYOUT "fixed" turns the host's address-space randomisation off for the guest
