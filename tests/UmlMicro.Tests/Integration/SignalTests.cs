@@ -120,7 +120,7 @@ public sealed class SignalTests(FixturePrograms fixtures) : IClassFixture<Fixtur
     {
         var setsid = Tools.Require("setsid", "util-linux");
         var wrapper = "trap 'echo HOST SHELL GOT TERM' TERM; \"$0\" run -- sh -c \"$1\"; echo status=$?";
-        const string guest = "trap 'echo guest got TERM' TERM; sleep 30 & kill -TERM 0; wait; echo done";
+        const string guest = "trap 'echo guest got TERM' TERM; sleep 3 & kill -TERM 0; wait; echo done";
         var r = GuestRunner.Native(new RunSpec(_dir.Path, setsid, ["-w", "sh", "-c", wrapper, GuestRunner.Supervisor, guest]));
         Assert.True(r.Stdout == "guest got TERM\ndone\nstatus=0\n",
             $"expected only the guest to get the SIGTERM of kill(0, SIGTERM)\n{r}");
