@@ -43,6 +43,9 @@ internal sealed class Kernel(
     public CpuPlacement HostCpus { get; } = new(cpus);
 
     public PidMap Pids { get; } = new();
+
+    /// <summary>Sched's getppid and getsid answers, until a task ends or a session is made.</summary>
+    public LineageCache Lineage { get; } = new();
     public TaskTable Tasks { get; } = new();
     public SyscallRouter Router { get; } = new();
 

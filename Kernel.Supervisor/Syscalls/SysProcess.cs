@@ -87,17 +87,34 @@ internal static class SysProcess
 
     private static void GetPpid(SyscallCall c)
     {
+        var lineage = c.Kernel.Lineage;
+        if (lineage.TryParent(c.Task.Vpid, out int ppid))
+        {
+            c.Return(ppid);
+            return;
+        }
+        long generation = lineage.Generation;
         c.ServerUsed = UmlMicro.Contracts.Syscalls.Server.Sched;
-        c.Return(c.Kernel.Sched.Call(s => s.ParentAsync(c.Task.Vpid)));
+        ppid = c.Kernel.Sched.Call(s => s.ParentAsync(c.Task.Vpid));
+        lineage.KeepParent(c.Task.Vpid, ppid, generation);
+        c.Return(ppid);
     }
 
     /// <summary>Sessions are Sched's: guest pid 1 leads one, though on the host it stays in the user's (to keep the terminal).</summary>
     private static void GetSid(SyscallCall c)
     {
         int vpid = c.IntArg(0) == 0 ? c.Task.Vpid : c.IntArg(0);
+        var lineage = c.Kernel.Lineage;
+        if (lineage.TrySession(vpid, out int sid))
+        {
+            c.Return(sid);
+            return;
+        }
+        long generation = lineage.Generation;
         c.ServerUsed = UmlMicro.Contracts.Syscalls.Server.Sched;
         var process = c.Kernel.Sched.Call(s => s.ProcessesAsync()).FirstOrDefault(p => p.Vpid == vpid);
         if (process is null) throw new SyscallError(Errno.ESRCH);
+        lineage.KeepSession(vpid, process.Sid, generation);
         c.Return(process.Sid);
     }
 
@@ -204,7 +221,9 @@ internal static class SysProcess
 
     private static void NoteNewSession(SyscallCall c)
     {
-        if (c.Result > 0) c.Kernel.Sched.Post(nameof(ISchedServer.GroupChangedAsync), new GroupChange(c.Task.Vpid, c.Task.Vpid, NewSession: true));
+        if (c.Result <= 0) return;
+        c.Kernel.Lineage.Invalidate();
+        c.Kernel.Sched.Post(nameof(ISchedServer.GroupChangedAsync), new GroupChange(c.Task.Vpid, c.Task.Vpid, NewSession: true));
     }
 
     private const int WNOHANG = 1;

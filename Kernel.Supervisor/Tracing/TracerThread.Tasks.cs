@@ -28,6 +28,7 @@ internal sealed unsafe partial class TracerThread
         child.Vpid = grant.Vpid;
         child.Vtid = grant.Vtid;
         child.NsTid = nsTid;
+        _k.Lineage.Forget(grant.Vtid);
         child.Clone = clone;
         child.ResumeRequest = _idle;
         _k.Pids.Add(grant.Vtid, childTid, nsTid);
@@ -124,6 +125,7 @@ internal sealed unsafe partial class TracerThread
     private void TaskGone(int tid, int status)
     {
         if (!_k.Tasks.Remove(tid, out var task) || task is null) return;
+        _k.Lineage.Invalidate(); // its children may have a new parent now
         if (task.Phase != SyscallPhase.None) Finish(task, task.Call, completed: false);
         _k.Processes.Release(task);
         _k.Vcpus.Forget(task.Vcpu);

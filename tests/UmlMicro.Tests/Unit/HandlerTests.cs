@@ -65,11 +65,35 @@ public class HandlerTests
     }
 
     [Fact]
-    public void Getppid_asks_sched()
+    public void Getppid_asks_sched_once_until_a_task_ends()
     {
         _sched.Setup(s => s.ParentAsync(3)).ReturnsAsync(1);
         Assert.Equal(1, Enter("getppid").Emulated);
+        Assert.Equal(1, Enter("getppid").Emulated);
         _sched.Verify(s => s.ParentAsync(3), Times.Once);
+
+        // The parent ended and Sched reparented the process: the kept answer is gone.
+        _kernel.Lineage.Invalidate();
+        _sched.Setup(s => s.ParentAsync(3)).ReturnsAsync(7);
+        Assert.Equal(7, Enter("getppid").Emulated);
+        _sched.Verify(s => s.ParentAsync(3), Times.Exactly(2));
+    }
+
+    [Fact]
+    public void Getsid_is_asked_again_after_setsid()
+    {
+        _sched.Setup(s => s.ProcessesAsync()).ReturnsAsync([new ProcessFacts(3, 4242, 1, 1, 1, [])]);
+        Assert.Equal(1, Enter("getsid", 0).Emulated);
+        Assert.Equal(1, Enter("getsid", 3).Emulated);
+        _sched.Verify(s => s.ProcessesAsync(), Times.Once);
+
+        _sched.Setup(s => s.GroupChangedAsync(new GroupChange(3, 3, true))).Returns(Task.CompletedTask);
+        var setsid = Enter("setsid");
+        setsid.Result = 3;
+        setsid.Exit!(setsid);
+        _sched.Setup(s => s.ProcessesAsync()).ReturnsAsync([new ProcessFacts(3, 4242, 1, 3, 3, [])]);
+        Assert.Equal(3, Enter("getsid", 0).Emulated);
+        _sched.Verify(s => s.ProcessesAsync(), Times.Exactly(2));
     }
 
     [Fact]
