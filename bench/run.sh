@@ -30,6 +30,7 @@ options:
   --no-peers         skip the strace and proot columns
   --no-floor         skip the ptrace floor
   --no-vcpus         skip the virtual-CPU rows (bench/spin.c under --cpus 2 and --cpus 1)
+  --no-startup       skip the startup rows (`run -- /bin/true` as a whole, wall and CPU)
   --reps R           repetitions per measurement, the median is reported (default 5)
   --rep-ms MS        length of one repetition in milliseconds (default 150)
   --quick            a fast, noisier run (3 repetitions of 40 ms): for trying the script
@@ -60,6 +61,7 @@ pin=peers
 peers=1
 floor=1
 vcpus=1
+startup=1
 spin_iterations=300000000
 reps=5
 rep_ms=150
@@ -94,6 +96,7 @@ while [ $# -gt 0 ]; do
     --no-peers) peers=0; shift ;;
     --no-floor) floor=0; shift ;;
     --no-vcpus) vcpus=0; shift ;;
+    --no-startup) startup=0; shift ;;
     --reps) need_arg "$1" $#; posint "$1" "$2"; reps=$2; floor_reps=$2; shift 2 ;;
     --rep-ms) need_arg "$1" $#; posint "$1" "$2"; rep_ms=$2; shift 2 ;;
     --quick) reps=3; rep_ms=40; floor_reps=3; floor_ms=60; spin_iterations=60000000; shift ;;
@@ -247,6 +250,36 @@ if [ $floor = 1 ]; then
   done <"$out/logs/floor.out"
 fi
 
+# Startup: `CMD /bin/true` as a whole, from exec to exit: wall time, and CPU time (user + system) of every process
+# it started and waited for (the supervisor's servers too). Medians of --reps runs, each a fresh process.
+declare -A SU_WALL=() SU_CPU=()
+run_startup() {
+  local cfg=$1 log=$out/logs/startup.$1 rc=0 i
+  local -a cmd
+  case $cfg in
+    native) cmd=(${pin_native[@]+"${pin_native[@]}"}) ;;
+    strace) cmd=(${pin_peer[@]+"${pin_peer[@]}"} strace -f -o /dev/null) ;;
+    proot) cmd=(${pin_peer[@]+"${pin_peer[@]}"} proot -r /) ;;
+    *) cmd=(${pin_uml[@]+"${pin_uml[@]}"} "$UMLMICRO" run --mode "$cfg" --) ;;
+  esac
+  cmd+=(/bin/true)
+  printf '%s\n' "${cmd[*]}" >"$log.cmd"
+  : >"$log.out"
+  for ((i = 0; i < reps; i++)); do
+    { TIMEFORMAT='%R %U %S'; time timeout -k 5 "$tmo" "${cmd[@]}" >/dev/null 2>"$log.err" </dev/null || rc=$?; } 2>>"$log.out"
+    if [ $rc -ne 0 ]; then note "/bin/true under $cfg failed (exit $rc: $(lastline "$log.err"))"; return 0; fi
+  done
+  SU_WALL[$cfg]=$(awk '{print $1 * 1000}' "$log.out" | sort -n | sed -n "$(( (reps + 1) / 2 ))p")
+  SU_CPU[$cfg]=$(awk '{print ($2 + $3) * 1000}' "$log.out" | sort -n | sed -n "$(( (reps + 1) / 2 ))p")
+  say "$(printf '%-8s startup %8s ms wall %8s ms CPU' "$cfg" "${SU_WALL[$cfg]}" "${SU_CPU[$cfg]}")"
+}
+if [ $startup = 1 ]; then
+  for cfg in "${cfgs[@]}"; do
+    [ -z "${NA[$cfg]:-}" ] || continue
+    run_startup "$cfg"
+  done
+fi
+
 # Virtual CPUs: two CPU-bound threads (bench/spin.c) natively and under --cpus 2 / --cpus 1, in the first
 # mode asked for. Medians of --reps runs of wall time; first_done_pct and both_progressed from the median run.
 declare -A VC_MS=() VC_FIRST=() VC_BOTH=()
@@ -385,6 +418,14 @@ vcpu_table() {
       "$(fmt_ratio "${VC_MS[$cfg]:-}" "${VC_MS[cpus2]:-}")" "${VC_FIRST[$cfg]:-n/a}" "${VC_BOTH[$cfg]:-n/a}"
   done
 }
+startup_table() {
+  local cfg
+  printf 'run /bin/true\twall ms\twall x native\tCPU ms\tCPU x native\n'
+  for cfg in "${cfgs[@]}"; do
+    printf '%s\t%s\t%s\t%s\t%s\n' "$(label "$cfg")" "${SU_WALL[$cfg]:-n/a}" "$(fmt_ratio "${SU_WALL[$cfg]:-}" "${SU_WALL[native]:-}")" \
+      "${SU_CPU[$cfg]:-n/a}" "$(fmt_ratio "${SU_CPU[$cfg]:-}" "${SU_CPU[native]:-}")"
+  done
+}
 lim_txt() { if [ "$2" = ratio ]; then echo "<= ${1}x"; else awk -v l="$1" 'BEGIN {printf "< %g us", l / 1000}'; fi; }
 
 targets_table() {
@@ -422,6 +463,11 @@ floor_pin_txt="the floor pins itself: 'same CPU' = tracer and tracee on CPU $pin
     echo
     echo "raw ptrace floor, ns per traced getppid (median of $floor_reps runs)"
     floor_table | render_text
+  fi
+  if [ $startup = 1 ]; then
+    echo
+    echo "startup: /bin/true as a whole, wall and CPU of every process it started (median of $reps runs)"
+    startup_table | render_text
   fi
   if [ $vcpus = 1 ]; then
     echo
@@ -481,6 +527,14 @@ if [ $write_results = 1 ]; then
       echo "A minimal C tracer (bench/ptrace_floor.c); median of $floor_reps runs. x native is against the native row, same CPU."
       echo
       floor_table | render_md
+    fi
+    if [ $startup = 1 ]; then
+      echo
+      echo "## Startup: \`run -- /bin/true\` as a whole"
+      echo
+      echo "Each run a fresh process, from exec to exit; wall time, and CPU time (user + system) of every process it started and waited for (for umlmicro: the supervisor, its three servers, the launcher and the guest). Median of $reps runs."
+      echo
+      startup_table | render_md
     fi
     if [ $vcpus = 1 ]; then
       echo
