@@ -169,16 +169,21 @@ declare -A NS=() P50=() P99=()
 notes=()
 note() { notes+=("$*"); say "note: $*"; }
 
+# prefix CFG: sets the caller's cmd to what runs a program under configuration CFG
+prefix() {
+  case $1 in
+    native) cmd=(${pin_native[@]+"${pin_native[@]}"}) ;;
+    strace) cmd=(${pin_peer[@]+"${pin_peer[@]}"} strace -f -o /dev/null) ;;
+    proot) cmd=(${pin_peer[@]+"${pin_peer[@]}"} proot -r /) ;;
+    *) cmd=(${pin_uml[@]+"${pin_uml[@]}"} "$UMLMICRO" run --mode "$1" --) ;;
+  esac
+}
+
 # run_op CFG OP: runs bench/out/ops OP under configuration CFG and records the result
 run_op() {
   local cfg=$1 op=$2 log=$out/logs/$1.$2 rc=0 line
   local -a cmd
-  case $cfg in
-    native) cmd=(${pin_native[@]+"${pin_native[@]}"}) ;;
-    strace) cmd=(${pin_peer[@]+"${pin_peer[@]}"} strace -f -o /dev/null) ;;
-    proot) cmd=(${pin_peer[@]+"${pin_peer[@]}"} proot -r /) ;;
-    *) cmd=(${pin_uml[@]+"${pin_uml[@]}"} "$UMLMICRO" run --mode "$cfg" --) ;;
-  esac
+  prefix "$cfg"
   cmd+=("$out/ops" -r "$reps" -t "$rep_ms" -f "$datafile" "$op" "${N[$op]}")
   printf '%s\n' "${cmd[*]}" >"$log.cmd"
   timeout -k 5 "$tmo" "${cmd[@]}" >"$log.out" 2>"$log.err" </dev/null || rc=$?
@@ -256,12 +261,7 @@ declare -A SU_WALL=() SU_CPU=()
 run_startup() {
   local cfg=$1 log=$out/logs/startup.$1 rc=0 i
   local -a cmd
-  case $cfg in
-    native) cmd=(${pin_native[@]+"${pin_native[@]}"}) ;;
-    strace) cmd=(${pin_peer[@]+"${pin_peer[@]}"} strace -f -o /dev/null) ;;
-    proot) cmd=(${pin_peer[@]+"${pin_peer[@]}"} proot -r /) ;;
-    *) cmd=(${pin_uml[@]+"${pin_uml[@]}"} "$UMLMICRO" run --mode "$cfg" --) ;;
-  esac
+  prefix "$cfg"
   cmd+=(/bin/true)
   printf '%s\n' "${cmd[*]}" >"$log.cmd"
   : >"$log.out"

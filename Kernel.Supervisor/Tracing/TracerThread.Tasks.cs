@@ -18,8 +18,8 @@ internal sealed unsafe partial class TracerThread
         bool thread = ev == PtraceOps.EVENT_CLONE && clone.Has(LinuxFlags.CLONE_THREAD);
         var kind = thread ? CloneKind.Thread : CloneKind.Process;
         // Without a pid namespace the guest's calls name tasks by host pid; in one, by the number it gave the task,
-        // which Sched grants when it is free.
-        int nsTid = _nsInitPid > 0 ? Syscalls.HostStatus.NsPid(childTid) ?? 0 : childTid;
+        // which Sched grants when it is free. A task already gone has none: the host answers ESRCH for it.
+        int nsTid = _nsInitPid > 0 ? Syscalls.HostStatus.NsPid(childTid) ?? Syscalls.PidTranslation.NoSuchPid : childTid;
         var grant = _k.Sched.Call(s => s.TaskCreatedAsync(
             new TaskCreation(creator.Vtid, childTid, kind, clone.Has(LinuxFlags.CLONE_PARENT) || thread, _nsInitPid > 0 ? nsTid : 0)));
 

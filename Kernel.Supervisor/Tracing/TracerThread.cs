@@ -163,10 +163,11 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
     private bool PidNamespaceStarted(int launcher, out int first)
     {
         first = 0;
-        int launcherStatus = -1, status;
+        bool launcherDone = false;
         var stopped = new List<int>();
-        while (launcherStatus == -1 || stopped.Count < 2)
+        while (_initStatus is null && (!launcherDone || stopped.Count < 2))
         {
+            int status;
             int r = waitpid(-1, &status, WUNTRACED | __WNOTHREAD);
             if (r < 0)
             {
@@ -174,22 +175,20 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
                 throw new InvalidOperationException($"the guest's pid namespace did not start (errno {LastErrno})");
             }
             if (WIFSTOPPED(status)) stopped.Add(r);
-            else if (r == launcher) launcherStatus = status;
-            else _initStatus = status; // the guest's first process ended before it could be seized
-            if (r == launcher && !(WIFEXITED(launcherStatus) && WEXITSTATUS(launcherStatus) == 0)) _initStatus = launcherStatus;
-            if (_initStatus is not null) break;
+            else if (r == launcher && WIFEXITED(status) && WEXITSTATUS(status) == 0) launcherDone = true;
+            else _initStatus = status; // the launcher failed (it said why), or the guest's first process ended unseized
         }
         foreach (int p in stopped)
         {
             if (Syscalls.HostStatus.NsPid(p) == 1) _nsInitPid = p;
             else first = p;
         }
-        if (_initStatus is not null || _nsInitPid == 0 || first == 0)
+        if (_initStatus is not null)
         {
             EndPidNamespace();
-            _initStatus ??= launcherStatus;
             return false;
         }
+        if (_nsInitPid == 0 || first == 0) throw new InvalidOperationException("the launcher's two children are not the pid namespace's init and guest pid 1");
         kill(_nsInitPid, Signals.SIGCONT);
         return true;
     }

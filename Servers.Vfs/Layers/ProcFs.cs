@@ -3,6 +3,7 @@ using System.Text;
 using UmlMicro.Contracts.Linux;
 using UmlMicro.Contracts.Servers;
 using UmlMicro.Servers.Vfs.Native;
+using static UmlMicro.Servers.Vfs.Layers.ProcPidText;
 
 namespace UmlMicro.Servers.Vfs.Layers;
 
@@ -357,8 +358,6 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
     private static Node Link(string target) => new(NodeType.Symlink, null, Layer.Synthetic, target);
 
     private static bool IsNumber(string s) => s.Length > 0 && s.All(char.IsAsciiDigit);
-
-    private static string Num(int n) => n.ToString(CultureInfo.InvariantCulture);
 }
 
 /// <summary>

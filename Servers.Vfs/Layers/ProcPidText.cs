@@ -226,5 +226,6 @@ internal static partial class ProcPidText
     [GeneratedRegex(@"^(?<head>notify: \w+/(?<kind>pid|tid)\.)(?<n>-?\d+)$", RegexOptions.Multiline)]
     private static partial Regex TimerNotify();
 
-    private static string Num(int n) => n.ToString(CultureInfo.InvariantCulture);
+    /// <summary>A pid as procfs prints it.</summary>
+    internal static string Num(int n) => n.ToString(CultureInfo.InvariantCulture);
 }
