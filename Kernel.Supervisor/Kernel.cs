@@ -26,7 +26,8 @@ internal sealed class Kernel(
     MapCheck? mapCheck = null,
     VcpuScheduler? vcpus = null,
     int maxProcs = 0,
-    int maxFiles = 0)
+    int maxFiles = 0,
+    NameCache? names = null)
 {
     public ServerLink<IVfsServer> Vfs { get; } = vfs;
     public ServerLink<IMmServer> Mm { get; } = mm;
@@ -43,6 +44,9 @@ internal sealed class Kernel(
     public CpuPlacement HostCpus { get; } = new(cpus);
 
     public PidMap Pids { get; } = new();
+
+    /// <summary>The VFS's leases on path answers, or null when none are kept.</summary>
+    public NameCache? Names { get; } = names;
 
     /// <summary>Sched's getppid and getsid answers, until a task ends or a session is made.</summary>
     public LineageCache Lineage { get; } = new();

@@ -3,6 +3,7 @@ using UmlMicro.Contracts.Servers;
 using UmlMicro.Contracts.Syscalls;
 using UmlMicro.Supervisor;
 using UmlMicro.Supervisor.Cli;
+using UmlMicro.Supervisor.Guest;
 using UmlMicro.Supervisor.Native;
 using UmlMicro.Supervisor.Observability;
 using UmlMicro.Supervisor.Scheduling;
@@ -103,15 +104,16 @@ namespace UmlMicro.Supervisor
             var identity = Identity(config.Kernel);
             using var ns = GuestNamespace.Create(config.Vfs, Environment.CurrentDirectory);
             long memoryLimit = config.Mm.MemoryLimitBytes;
+            using var names = NameCache.Create();
             vfs.Call(v => v.ConfigureAsync(new VfsConfig(ns.Mounts, ns.InitialCwd, ns.StateDir, ns.MemoryDir, ns.UpperDir,
-                identity.Release, identity.Nodename, cpus, memoryLimit)));
+                identity.Release, identity.Nodename, cpus, memoryLimit, names?.EpochPath ?? "")));
             mm.Call(m => m.ConfigureAsync(new MmConfig(memoryLimit, config.Mm.DeterministicLayout, (ulong)Random.Shared.NextInt64())));
             sched.Call(s => s.ConfigureAsync(new SchedConfig(cpus)));
 
             var mapCheck = config.Mm.CheckMaps ? new MapCheck() : null;
             var quantum = TimeSpan.FromMilliseconds(config.Sched.QuantumMs);
             var vcpus = new VcpuScheduler(cpus, RunPolicies.Create(config.Sched.Policy, quantum), quantum);
-            var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace, memoryLimit, mapCheck, vcpus, config.Kernel.MaxProcs, config.Kernel.MaxFiles);
+            var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace, memoryLimit, mapCheck, vcpus, config.Kernel.MaxProcs, config.Kernel.MaxFiles, names);
             var wall = HostWall.Plan(ns, config.Kernel.Net == "none", identity.Nodename, SeccompFilter.ToHex(SeccompFilter.BuildDenyLayer()));
             var tracer = new TracerThread(kernel, mode, observeAll: trace is not null || config.Kernel.Stats, Path.Combine(binDir, "umlmicro-launch"), program,
                 [run.Program, .. run.Argv], config.Mm.DeterministicLayout, config.Kernel.MaxFiles, config.Kernel.TimeoutSpan, wall.WriteTo(ns.StateDir));
@@ -129,6 +131,7 @@ namespace UmlMicro.Supervisor
             {
                 Console.Error.Write(stats.Render());
                 Console.Error.Write(stats.RenderOffTracer());
+                if (names is not null) Console.Error.WriteLine($"path lookups answered from a VFS lease: {names.Used}");
                 Console.Error.WriteLine($"vcpus {vcpus.Cpus}, policy {vcpus.Policy.Name}, quantum {vcpus.Quantum.TotalMilliseconds:0} ms: " +
                     $"{vcpus.Ticks} ticks, {vcpus.Preemptions} preemptions; host CPUs {(kernel.HostCpus.Spread ? "spread" : "gathered")} at the end, {kernel.HostCpus.Changes} changes");
                 // Asking MM may restart it: the restarts are listed after.

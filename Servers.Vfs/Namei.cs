@@ -23,8 +23,16 @@ internal readonly record struct Walked(int Errno, string GuestPath, Mount Mount,
 /// Every path a guest names comes through here, so the walk asks each mount only what it must: a directory it
 /// stands in is looked up only when something depends on it ("." and ".." need it to be a directory, a walk that
 /// ends there returns it), and each name is looked up knowing the directory just found above it, which spares a
-/// layered mount the probe of a layer that directory is not in. Nothing is kept from one walk to the next: the
-/// host's tree under the mounts changes without telling the VFS.
+/// layered mount the probe of a layer that directory is not in.
+/// </para>
+/// <para>
+/// The directory cache: a walk that ends in a directory, and the directory a walk's last name was looked up in, are
+/// kept by their canonical guest paths, so that the next walk of a path below one of them starts there and costs one
+/// name instead of the whole path (a shell's cd hands chdir the whole path, one level deeper each time). Only
+/// directories of mounts whose names change through the guest's own calls are kept (<see cref="Mount.Cacheable"/>);
+/// the VFS forgets them all at every change of its namespace, as it revokes its leases, and each for itself after
+/// <see cref="Lifetime"/>, the time within which a change the host makes behind the guest's back (a bind mount the
+/// host also writes) may go unseen, as FUSE's entry timeout allows.
 /// </para>
 /// </summary>
 internal sealed class Namei(MountTable mounts)
@@ -32,15 +40,28 @@ internal sealed class Namei(MountTable mounts)
     /// <summary>Linux's MAXSYMLINKS: more links than this in one walk is ELOOP.</summary>
     public const int MaxLinks = 40;
 
+    /// <summary>How long a kept directory (and a lease) may be used: FUSE's default entry timeout.</summary>
+    public static readonly TimeSpan Lifetime = TimeSpan.FromSeconds(1);
+
+    private const int MaxKept = 4096;
+
+    /// <summary>A directory a walk stood in, as the walk's cursor held it.</summary>
+    private readonly record struct Kept(Mount Mount, string Rel, Node Node, bool Looked, long Born);
+
+    private readonly Dictionary<string, Kept> _dirs = new(StringComparer.Ordinal);
+
+    /// <summary>Every kept directory is forgotten: the namespace is about to change.</summary>
+    public void Forget() => _dirs.Clear();
+
     /// <summary>Walks <paramref name="path"/> from the canonical guest directory <paramref name="start"/> (used for a
     /// relative path). The last component's symlink is followed when <paramref name="followLast"/> (or the path
     /// ends in "/", which asks for a directory).</summary>
     public Walked Walk(string start, string path, bool followLast)
     {
-        var at = new Cursor(mounts, path.StartsWith('/') ? "/" : start);
         // The names still to walk, the next on top: a symlink's target goes on top of what follows it.
         var todo = new Stack<string>();
-        PushNames(todo, path);
+        var at = FromKept(start, path, todo) ?? new Cursor(mounts, path.StartsWith('/') ? "/" : start);
+        if (todo.Count == 0) PushNames(todo, path);
         bool mustBeDir = path.EndsWith('/');
         int links = 0;
         while (todo.TryPop(out var name))
@@ -53,6 +74,7 @@ internal sealed class Namei(MountTable mounts)
                 if (last) mustBeDir = true;
                 continue;
             }
+            if (last) Keep(at);
             var (guest, m, r, n) = at.Child(name);
             if (!n.Exists)
             {
@@ -76,7 +98,51 @@ internal sealed class Namei(MountTable mounts)
             at.Enter(guest, m, r, n);
         }
         if (mustBeDir && at.Node.Exists && at.Node.Type != NodeType.Directory) return Walked.Fail(Errno.ENOTDIR);
-        return at.Walked();
+        var walked = at.Walked();
+        if (walked.Node.Type == NodeType.Directory) Keep(at);
+        return walked;
+    }
+
+    /// <summary>
+    /// A cursor in the kept directory that holds the last name of <paramref name="path"/> (walked from
+    /// <paramref name="start"/>), with that name pushed on <paramref name="todo"/>; null when there is none. Only a path
+    /// whose names before the last are plain (no "", "." or "..") can be looked up: its prefix is then a canonical
+    /// guest path exactly when the walk would have found it so.
+    /// </summary>
+    private Cursor? FromKept(string start, string path, Stack<string> todo)
+    {
+        if (_dirs.Count == 0) return null;
+        int slash = path.LastIndexOf('/');
+        string name = path[(slash + 1)..];
+        if (name is "" or "." or "..") return null;
+        string dir = slash < 0 ? start : slash == 0 ? "/" : path.StartsWith('/') ? path[..slash] : Mount.Join(start, path[..slash]);
+        if (slash > 0 && !IsPlain(path.AsSpan(0, slash))) return null;
+        if (!_dirs.TryGetValue(dir, out var kept)) return null;
+        if (System.Diagnostics.Stopwatch.GetElapsedTime(kept.Born) > Lifetime)
+        {
+            _dirs.Remove(dir);
+            return null;
+        }
+        todo.Push(name);
+        return new Cursor(mounts, dir, kept);
+    }
+
+    private static bool IsPlain(ReadOnlySpan<char> names)
+    {
+        foreach (var range in names.Split('/'))
+        {
+            var n = names[range];
+            if (range.Start.Value == 0 && n.Length == 0) continue; // the root of an absolute path
+            if (n.Length == 0 || n is "." or "..") return false;
+        }
+        return true;
+    }
+
+    private void Keep(in Cursor at)
+    {
+        if (!at.Mount.Cacheable || (at.Looked && at.Node.Type != NodeType.Directory)) return;
+        if (_dirs.Count >= MaxKept) _dirs.Clear();
+        _dirs[at.Guest] = new Kept(at.Mount, at.Rel, at.Looked ? at.Node : default, at.Looked, System.Diagnostics.Stopwatch.GetTimestamp());
     }
 
     private static void PushNames(Stack<string> todo, string path)
@@ -86,14 +152,13 @@ internal sealed class Namei(MountTable mounts)
     }
 
     /// <summary>
-    /// The directory a walk stands in: the guest paths of it and of every directory above it (so ".." needs no
-    /// string work), the mount that serves it and the path inside that mount, and its node once something needed
-    /// it.
+    /// The directory a walk stands in: its canonical guest path (".." is its parent, by the string), the mount that
+    /// serves it and the path inside that mount, and its node once something needed it.
     /// </summary>
     private struct Cursor
     {
         private readonly MountTable _mounts;
-        private readonly List<string> _guests = new();
+        private string _guest;
         private Mount _mount;
         private string _rel;
         private Node _node;
@@ -102,13 +167,23 @@ internal sealed class Namei(MountTable mounts)
         public Cursor(MountTable mounts, string start)
         {
             _mounts = mounts;
-            _guests.Add("/");
-            foreach (var name in start.Split('/', StringSplitOptions.RemoveEmptyEntries))
-                _guests.Add(Mount.Join(_guests[^1], name));
-            (_mount, _rel) = mounts.Find(_guests[^1]);
+            _guest = start.Length == 0 ? "/" : start;
+            (_mount, _rel) = mounts.Find(_guest);
             _node = default;
             _looked = false;
         }
+
+        public Cursor(MountTable mounts, string guest, Kept kept)
+        {
+            _mounts = mounts;
+            _guest = guest;
+            (_mount, _rel, _node, _looked) = (kept.Mount, kept.Rel, kept.Node, kept.Looked);
+        }
+
+        public readonly string Guest => _guest;
+        public readonly Mount Mount => _mount;
+        public readonly string Rel => _rel;
+        public readonly bool Looked => _looked;
 
         public Node Node
         {
@@ -125,39 +200,36 @@ internal sealed class Namei(MountTable mounts)
 
         /// <summary>What <paramref name="name"/> in this directory is. A name that is a mount point is that mount's
         /// root; any other stays in this directory's mount, looked up below this directory's node if it is known.</summary>
-        public (string Guest, Mount Mount, string Rel, Node Node) Child(string name)
+        public readonly (string Guest, Mount Mount, string Rel, Node Node) Child(string name)
         {
-            string guest = Mount.Join(_guests[^1], name);
+            string guest = Mount.Join(_guest, name);
             if (_mounts.At(guest) is { } point) return (guest, point, "", point.Lookup(""));
             string rel = Mount.Child(_rel, name);
             var node = _looked && _node.Type == NodeType.Directory ? _mount.Lookup(rel, _node) : _mount.Lookup(rel);
             return (guest, _mount, rel, node);
         }
 
-        public void Enter(string guest, Mount mount, string rel, Node node)
-        {
-            _guests.Add(guest);
-            (_mount, _rel, _node, _looked) = (mount, rel, node, true);
-        }
+        public void Enter(string guest, Mount mount, string rel, Node node) =>
+            (_guest, _mount, _rel, _node, _looked) = (guest, mount, rel, node, true);
 
         /// <summary>"..": the parent directory, or the root itself at the root.</summary>
         public void Up()
         {
-            if (_guests.Count > 1) _guests.RemoveAt(_guests.Count - 1);
+            _guest = _guest.LastIndexOf('/') is var i and > 0 ? _guest[..i] : "/";
             Moved();
         }
 
         public void ToRoot()
         {
-            _guests.RemoveRange(1, _guests.Count - 1);
+            _guest = "/";
             Moved();
         }
 
-        public Walked Walked() => new(0, _guests[^1], _mount, _rel, Node);
+        public Walked Walked() => new(0, _guest, _mount, _rel, Node);
 
         private void Moved()
         {
-            (_mount, _rel) = _mounts.Find(_guests[^1]);
+            (_mount, _rel) = _mounts.Find(_guest);
             _looked = false;
         }
     }

@@ -20,6 +20,12 @@ namespace UmlMicro.Servers.Vfs;
 /// vfs/process_exited events in the order the supervisor saw them. Processes that share a cwd (CLONE_FS) must be
 /// recreated with shareFs from one of them.
 /// </para>
+/// <para>
+/// Leases (PathResolution.Lease): an answer that names an existing object of a host-backed mount by its own host path,
+/// to a question that changes nothing, is granted for <see cref="Namei.Lifetime"/>. Every request that may change the
+/// namespace (a change, a create, a copy-up, a commit) revokes them all first, and the walk's directory cache with
+/// them. Started with --no-leases, the server grants none and sees every lookup.
+/// </para>
 /// </summary>
 internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
 {
@@ -41,9 +47,12 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
     private string stateDir = "/nonexistent", memoryDir = "";
     private readonly Dictionary<string, string> execLinks = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> links = new(StringComparer.Ordinal);
+    private readonly bool grantLeases;
+    private LeaseEpoch? epoch;
 
-    public VfsServer() : base(Contract.VfsName, Contract.VfsVersion)
+    public VfsServer(bool grantLeases = true) : base(Contract.VfsName, Contract.VfsVersion)
     {
+        this.grantLeases = grantLeases;
     }
 
     private sealed record Checkpoint(VfsConfig Config, IReadOnlyList<CwdTable.Saved> Cwds);
@@ -118,6 +127,8 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
             memoryDir = memory;
             kernelFiles = new KernelFiles(Path.Combine(state, "kernel"), config.Release ?? "", config.Hostname ?? "", config.Cpus, config.MemoryLimit);
             cwds.Reset(InitPid, start.GuestPath, Readable(start));
+            epoch?.Dispose();
+            epoch = LeaseEpoch.Open(config.LeaseEpoch, grantLeases);
             configured = config;
         }
         return Task.CompletedTask;
@@ -154,9 +165,14 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
             proc.Vtid = request.Vtid;
             proc.Processes = request.Processes;
             proc.Maps = request.Maps;
+            bool lookup = IsLookup(request);
             try
             {
-                return Task.FromResult(Resolve(request));
+                if (!lookup) return Task.FromResult(Changing(() => Resolve(request, out _)));
+                var answer = Resolve(request, out bool leasable);
+                return Task.FromResult(leasable && epoch is not null && answer.Errno == 0
+                    ? answer with { Lease = epoch.Current, LeaseMs = (int)Namei.Lifetime.TotalMilliseconds }
+                    : answer);
             }
             catch (NeedProcessesException)
             {
@@ -173,8 +189,38 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
         }
     }
 
-    private PathResolution Resolve(PathRequest request)
+    /// <summary>A question that changes nothing: no create, no write, no copy-up.</summary>
+    private static bool IsLookup(PathRequest request) => request.Op switch
     {
+        PathOp.Stat or PathOp.Access or PathOp.Readlink or PathOp.Chdir or PathOp.Lookup or PathOp.Exec => true,
+        PathOp.Open => (request.OpenFlags & (LinuxFlags.O_ACCMODE | LinuxFlags.O_CREAT | LinuxFlags.O_TRUNC | O_TMPFILE)) == 0,
+        _ => false,
+    };
+
+    /// <summary>
+    /// Runs what may change the namespace: every lease is void before the change can be seen (the host may carry out
+    /// a create only after the answer, but a name that does not exist yet was never leased), and every directory the
+    /// walk kept is forgotten after it, since the change's own walk kept what it then changed.
+    /// </summary>
+    private T Changing<T>(Func<T> change)
+    {
+        epoch?.Revoke();
+        namei.Forget();
+        try
+        {
+            return change();
+        }
+        finally
+        {
+            namei.Forget();
+        }
+    }
+
+    /// <param name="leasable">The answer names an existing object of a cacheable mount by its own host path: it stays
+    /// right until the namespace changes.</param>
+    private PathResolution Resolve(PathRequest request, out bool leasable)
+    {
+        leasable = false;
         string path = request.Arg.Path;
         int errno = Walk(request.Vpid, request.Arg, request.FollowLast, out var w, out string baseHost);
         if (errno != 0) return Fail(errno);
@@ -227,6 +273,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
                 break;
             default:
                 host = Readable(w);
+                leasable = w.Mount.Cacheable && node.Layer is Layer.Host or Layer.Upper or Layer.Lower && host == node.HostPath;
                 break;
         }
         if (errno != 0) return Fail(errno);
@@ -240,7 +287,11 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
         {
             Configured();
             var (mount, rel) = mounts.Find(AbsolutePath(guestPath, "created path"));
-            mount.Created(rel);
+            Changing(() =>
+            {
+                mount.Created(rel);
+                return 0;
+            });
         }
         return Task.CompletedTask;
     }
@@ -255,7 +306,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
             proc.Processes = null;
             try
             {
-                return Task.FromResult(changes!.Apply(change.RequestId, change.Op, () => Change(change)));
+                return Task.FromResult(Changing(() => changes!.Apply(change.RequestId, change.Op, () => Change(change))));
             }
             catch (NeedProcessesException)
             {
@@ -554,6 +605,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
         lock (gate)
         {
             changes?.Dispose();
+            epoch?.Dispose();
             if (kernelFiles is null) return;
             foreach (var dir in new[] { stateDir, memoryDir })
                 if (StateDirectory.Remove(dir) is { } problem) Console.Error.WriteLine($"vfs: could not remove {dir}: {problem}");

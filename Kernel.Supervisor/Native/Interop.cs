@@ -43,6 +43,18 @@ internal static unsafe partial class Interop
     [LibraryImport(Libc, SetLastError = true)]
     internal static partial int close(int fd);
 
+    [LibraryImport(Libc, EntryPoint = "memfd_create", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int memfd_create(string name, uint flags);
+
+    private const uint MFD_CLOEXEC = 1;
+
+    /// <summary>A file that lives in memory only and has no path a guest could name; null and errno when it cannot be made.</summary>
+    internal static Microsoft.Win32.SafeHandles.SafeFileHandle? MemFd(string name)
+    {
+        int fd = memfd_create(name, MFD_CLOEXEC);
+        return fd < 0 ? null : new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+    }
+
     [LibraryImport(Libc, SetLastError = true)]
     internal static partial int tcgetpgrp(int fd);
 

@@ -245,8 +245,12 @@ internal static class SysFile
     /// </summary>
     public static PathResolution Ask(SyscallCall c, PathRequest request)
     {
+        var names = c.Kernel.Names;
+        var question = names?.Of(request) ?? default;
+        if (names is not null && names.TryGet(question, out var leased)) return leased;
         c.ServerUsed = Server.Vfs;
         var r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
+        names?.Grant(question, r);
         if (r.NeedProcesses)
         {
             var processes = c.Kernel.Sched.Call(s => s.ProcessesAsync());
@@ -351,6 +355,7 @@ internal static class SysFile
     private static void RecordCwd(SyscallCall c)
     {
         if (c.Result != 0) return;
+        c.Kernel.Names?.CwdsChanged();
         if (ProcLink($"/proc/{c.Tid}/cwd") is { } cwd) // null: the task died under us, its cwd no longer matters
             c.Kernel.Vfs.Post(nameof(IVfsServer.SetCwdAsync), c.Task.Vpid, cwd);
     }

@@ -37,6 +37,7 @@ internal sealed unsafe partial class TracerThread
             _k.Processes.Started(grant.Vpid);
             _k.Processes.Release(creator);
             _k.Mm.Post(nameof(IMmServer.SpaceCreatedAsync), creator.Vpid, child.Vpid, clone.Has(LinuxFlags.CLONE_VM));
+            _k.Names?.CwdsChanged();
             _k.Vfs.Post(nameof(IVfsServer.ProcessCreatedAsync), creator.Vpid, child.Vpid, clone.Has(LinuxFlags.CLONE_FS));
         }
         if (clone.Has(LinuxFlags.CLONE_PARENT_SETTID) && clone.ParentTidPtr != 0)

@@ -106,6 +106,10 @@ internal abstract class Mount(string guestPoint, bool readOnly)
     /// <summary>The rel path of a host path inside this mount, or null when the mount does not hold it.</summary>
     public virtual string? RelOf(string hostPath) => null;
 
+    /// <summary>Its names change only through the VFS (or, behind the guest's back, by the host): what a walk found in
+    /// it may be kept and leased until the namespace changes. Made-up trees (procfs, devfs) are made anew each time.</summary>
+    public virtual bool Cacheable => false;
+
     public static string Join(string dir, string rel) => rel.Length == 0 ? dir : dir == "/" ? "/" + rel : dir + "/" + rel;
 
     /// <summary>The rel path of <paramref name="name"/> in the directory <paramref name="rel"/>.</summary>
@@ -174,4 +178,6 @@ internal sealed class HostMount(string guestPoint, string hostDir, bool readOnly
     }
 
     public override string? RelOf(string hostPath) => Under(HostDir, hostPath);
+
+    public override bool Cacheable => true;
 }

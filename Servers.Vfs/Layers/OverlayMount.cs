@@ -183,6 +183,8 @@ internal sealed class OverlayMount : Mount
         return 0;
     }
 
+    public override bool Cacheable => true;
+
     public override string? RelOf(string hostPath)
     {
         if (Under(_upper, hostPath) is { } up) return up;

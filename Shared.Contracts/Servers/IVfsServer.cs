@@ -35,7 +35,8 @@ public sealed record MountSpec(string Kind, string GuestPath, string Source, boo
 
 /// <summary>
 /// The guest's namespace and what the kernel says about itself. <paramref name="Mounts"/> come in order, the root
-/// first; <paramref name="StateDir"/> is a private host directory the supervisor made for the VFS (its copy-on-write
+/// first; <paramref name="LeaseEpoch"/> is the file of the lease epoch (see <see cref="PathResolution.Lease"/>), or ""
+/// for a supervisor that keeps no leases; <paramref name="StateDir"/> is a private host directory the supervisor made for the VFS (its copy-on-write
 /// layer unless <paramref name="UpperDir"/> names one to keep, its journal, and the files it materialises) and
 /// <paramref name="MemoryDir"/> one on a host tmpfs for tmpfs mounts; both are hidden from the guest and removed by
 /// the supervisor when the guest ends. Release and Hostname are uname's (/proc/sys/kernel); Cpus the guest's CPU
@@ -51,7 +52,8 @@ public sealed record VfsConfig(
     string Release = "",
     string Hostname = "",
     int Cpus = 0,
-    long MemoryLimit = 0);
+    long MemoryLimit = 0,
+    string LeaseEpoch = "");
 
 /// <summary>What procfs needs to know about one guest process; the supervisor gets it from Sched when the VFS asks.</summary>
 public sealed record ProcessFacts(int Vpid, int HostPid, int Ppid, int Pgid, int Sid, IReadOnlyList<ThreadFacts> Threads);
@@ -94,6 +96,17 @@ public sealed record SpaceMaps(int Vpid, IReadOnlyList<Vma> Areas);
 /// <paramref name="Interpreter"/>: the path named a "#!" script that the host can only reach by a host path, which
 /// Linux would pass to the interpreter; the kernel must start the interpreter itself (HostPath is then the
 /// interpreter's) with argv = Interpreter, [InterpreterArg], the guest's own path string, argv[1...].
+/// <para>
+/// <paramref name="Lease"/>: not 0, the VFS grants this answer as a lease. The supervisor may give the same answer to
+/// the same question (the same path string from the same place: the root, the same dirfd's directory, or the same
+/// process's cwd while no process has changed its cwd or been made; the same op, follow and flags) without asking,
+/// for at most <paramref name="LeaseMs"/> milliseconds and only while the lease epoch still holds the value
+/// <paramref name="Lease"/>. The lease epoch is a little-endian 64-bit counter at offset 0 of the file
+/// <see cref="VfsConfig.LeaseEpoch"/>, which the VFS maps shared and the supervisor reads at every reuse. A VFS that
+/// grants leases must make the epoch differ from every lease it granted before any namespace change it makes or
+/// answers for becomes visible (and after a restart, before its first answer); it grants leases only for answers
+/// that do not depend on who asks. A VFS that wants to see every lookup answers 0 and never touches the file.
+/// </para>
 /// </summary>
 public sealed record PathResolution(
     int Errno,
@@ -103,7 +116,9 @@ public sealed record PathResolution(
     bool CommitOnSuccess = false,
     string? Interpreter = null,
     string? InterpreterArg = null,
-    int NeedMapsOf = 0);
+    int NeedMapsOf = 0,
+    long Lease = 0,
+    int LeaseMs = 0);
 
 /// <summary>A namespace change the VFS carries out itself (it must, to keep its layers and whiteouts in step).</summary>
 public enum NameOp

@@ -29,7 +29,7 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
         var hello = await Proxy.HelloAsync();
 
         Assert.Equal(Contract.VfsName, hello.Name);
-        Assert.Equal(5, Contract.VfsVersion);
+        Assert.Equal(6, Contract.VfsVersion);
         Assert.Equal(Contract.VfsVersion, hello.ContractVersion);
         Assert.Equal(Server.Pid, hello.ServerPid);
     }

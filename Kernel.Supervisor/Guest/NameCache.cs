@@ -1,0 +1,97 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.IO.MemoryMappedFiles;
+using Microsoft.Win32.SafeHandles;
+using UmlMicro.Contracts.Servers;
+using UmlMicro.Supervisor.Native;
+
+namespace UmlMicro.Supervisor.Guest;
+
+/// <summary>
+/// The VFS's leases (PathResolution.Lease): path answers the VFS granted, given again to the same question without a
+/// round trip while the lease epoch — a word of a memory file the VFS maps too — still holds the value the lease was
+/// granted at, and for no longer than the VFS said. The VFS changes the epoch before any change of its namespace, so
+/// a lease is never used past the change that would make it wrong; a restarted VFS changes it before its first answer.
+/// The epoch's file is reached by the VFS as /proc/SUPERVISOR/fd/N: a guest, in its own user namespace, cannot open it.
+/// <para>
+/// What the cache decides itself is only what makes two questions the same: a path relative to a process's cwd is the
+/// same question only from that process, and only while no cwd has changed and no process has been made since (a new
+/// process may take the number of one that had another cwd).
+/// </para>
+/// </summary>
+internal sealed unsafe class NameCache : IDisposable
+{
+    private const int MaxLeases = 4096;
+
+    internal readonly record struct Question(string Path, string? Dir, int Vpid, long Cwds, PathOp Op, bool Follow, int Flags);
+
+    private sealed record Lease(PathResolution Answer, long Epoch, long Until);
+
+    private readonly ConcurrentDictionary<Question, Lease> _leases = new();
+    private readonly SafeFileHandle _file;
+    private readonly MemoryMappedFile _map;
+    private readonly MemoryMappedViewAccessor _view;
+    private readonly long* _epoch;
+    private long _cwds;
+    private long _used;
+
+    /// <summary>The epoch's file for the VFS (VfsConfig.LeaseEpoch).</summary>
+    public string EpochPath { get; }
+
+    /// <summary>Lookups answered from a lease.</summary>
+    public long Used => Interlocked.Read(ref _used);
+
+    private NameCache(SafeFileHandle file)
+    {
+        _file = file;
+        EpochPath = $"/proc/{Environment.ProcessId}/fd/{file.DangerousGetHandle()}";
+        RandomAccess.SetLength(file, sizeof(long));
+        _map = MemoryMappedFile.CreateFromFile(file, null, sizeof(long), MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: true);
+        _view = _map.CreateViewAccessor(0, sizeof(long));
+        byte* p = null;
+        _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+        _epoch = (long*)(p + _view.PointerOffset);
+    }
+
+    /// <summary>A cache whose epoch file is made now; null when the host cannot make one (then nothing is leased).</summary>
+    public static NameCache? Create() => Interop.MemFd("umlmicro-lease-epoch") is { IsInvalid: false } file ? new NameCache(file) : null;
+
+    /// <summary>What makes <paramref name="r"/> the same question as another: taken once, before the VFS is asked, so
+    /// that an answer is kept under the cwds it was asked under.</summary>
+    public Question Of(PathRequest r)
+    {
+        bool fromCwd = !r.Arg.Path.StartsWith('/') && r.Arg.DirHostPath is null;
+        return new Question(r.Arg.Path, r.Arg.DirHostPath, fromCwd ? r.Vpid : 0, fromCwd ? Interlocked.Read(ref _cwds) : 0, r.Op, r.FollowLast, r.OpenFlags);
+    }
+
+    public bool TryGet(in Question question, out PathResolution answer)
+    {
+        if (_leases.TryGetValue(question, out var lease) && lease.Epoch == Volatile.Read(ref *_epoch) && Stopwatch.GetTimestamp() < lease.Until)
+        {
+            Interlocked.Increment(ref _used);
+            answer = lease.Answer;
+            return true;
+        }
+        answer = null!;
+        return false;
+    }
+
+    /// <summary>Keeps <paramref name="answer"/> to <paramref name="question"/> if the VFS granted it as a lease.</summary>
+    public void Grant(in Question question, PathResolution answer)
+    {
+        if (answer.Lease == 0 || answer.LeaseMs <= 0) return;
+        if (_leases.Count >= MaxLeases) _leases.Clear();
+        _leases[question] = new Lease(answer, answer.Lease, Stopwatch.GetTimestamp() + answer.LeaseMs * Stopwatch.Frequency / 1000);
+    }
+
+    /// <summary>A process changed its cwd, or a process was made: a path relative to a cwd is a new question.</summary>
+    public void CwdsChanged() => Interlocked.Increment(ref _cwds);
+
+    public void Dispose()
+    {
+        _view.SafeMemoryMappedViewHandle.ReleasePointer();
+        _view.Dispose();
+        _map.Dispose();
+        _file.Dispose();
+    }
+}
