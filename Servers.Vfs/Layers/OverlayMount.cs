@@ -14,9 +14,9 @@ namespace UmlMicro.Servers.Vfs.Layers;
 internal sealed class OverlayMount : Mount
 {
     private readonly string _lower, _upper, _journal;
-    private readonly HashSet<string> _whiteouts = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _opaque = new(StringComparer.Ordinal);
-    private readonly HashSet<string> _hidden = new(StringComparer.Ordinal);
+    private readonly MarkedNames _whiteouts = new();
+    private readonly MarkedNames _opaque = new();
+    private readonly MarkedNames _hidden = new();
     // Directories whose listing the host cannot give as it is, because a hidden or whited-out name is in them.
     private readonly Dictionary<string, int> _shadowedNames = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _generation = new(StringComparer.Ordinal);
@@ -201,22 +201,9 @@ internal sealed class OverlayMount : Mount
         return rc;
     }
 
-    private bool IsGone(string rel)
-    {
-        if (rel.Length == 0) return false;
-        for (string r = rel; r.Length > 0; r = Parent(r))
-            if (_whiteouts.Contains(r) || _hidden.Contains(r)) return true;
-        return false;
-    }
+    private bool IsGone(string rel) => rel.Length > 0 && (_whiteouts.AtOrAbove(rel) || _hidden.AtOrAbove(rel));
 
-    private bool OpaqueAbove(string rel)
-    {
-        for (string r = Parent(rel); ; r = Parent(r))
-        {
-            if (_opaque.Contains(r) && r != rel) return true;
-            if (r.Length == 0) return false;
-        }
-    }
+    private bool OpaqueAbove(string rel) => _opaque.Above(rel);
 
     private bool LowerHas(string rel) =>
         rel.Length > 0 && !OpaqueAbove(rel) && !_hidden.Contains(rel) && HostFs.TypeOf(Join(_lower, rel)) != NodeType.None;
