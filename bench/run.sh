@@ -31,6 +31,9 @@ options:
   --no-floor         skip the ptrace floor
   --no-vcpus         skip the virtual-CPU rows (bench/spin.c under --cpus 2 and --cpus 1)
   --no-startup       skip the startup rows (`run -- /bin/true` as a whole, wall and CPU)
+  --no-deep          skip the deep-path row (a shell cd's down 1,500 nested directories)
+  --no-macro         skip the macro row (the conformance suite's total time, native and under
+                     the first mode; needs ../shared/conformance/run.sh or \$CONFORMANCE)
   --reps R           repetitions per measurement, the median is reported (default 5)
   --rep-ms MS        length of one repetition in milliseconds (default 150)
   --quick            a fast, noisier run (3 repetitions of 40 ms): for trying the script
@@ -39,7 +42,7 @@ options:
   --no-results       do not write the Markdown file
   -h, --help         this text
 
-environment: UMLMICRO (the umlmicro command), CC (default gcc).
+environment: UMLMICRO (the umlmicro command), CC (default gcc), CONFORMANCE (the conformance suite's run.sh).
 exit status: 0 when the tables were produced (cells that could not be measured say n/a),
 1 when the benchmark programs cannot be built, 2 for bad usage.
 EOF
@@ -62,6 +65,10 @@ peers=1
 floor=1
 vcpus=1
 startup=1
+deep=1
+deep_levels=1500
+macro=1
+CONFORMANCE=${CONFORMANCE:-$root/../shared/conformance/run.sh}
 spin_iterations=300000000
 reps=5
 rep_ms=150
@@ -97,6 +104,8 @@ while [ $# -gt 0 ]; do
     --no-floor) floor=0; shift ;;
     --no-vcpus) vcpus=0; shift ;;
     --no-startup) startup=0; shift ;;
+    --no-deep) deep=0; shift ;;
+    --no-macro) macro=0; shift ;;
     --reps) need_arg "$1" $#; posint "$1" "$2"; reps=$2; floor_reps=$2; shift 2 ;;
     --rep-ms) need_arg "$1" $#; posint "$1" "$2"; rep_ms=$2; shift 2 ;;
     --quick) reps=3; rep_ms=40; floor_reps=3; floor_ms=60; spin_iterations=60000000; shift ;;
@@ -280,6 +289,60 @@ if [ $startup = 1 ]; then
   done
 fi
 
+# median_of FILE COLUMN: the median of a column of numbers
+median_of() { awk -v c="$2" '{print $c}' "$1" | sort -n | sed -n "$(( ($(wc -l <"$1") + 1) / 2 ))p"; }
+
+# Deep path: a shell cd's down $deep_levels nested directories (made natively first, in bench/out/deep). dash hands
+# chdir the whole path each time, as most shells do, so every level is a longer path to resolve. Median wall ms.
+declare -A DP_MS=()
+run_deep() {
+  local cfg=$1 log=$out/logs/deep.$1 rc=0 i
+  local -a cmd
+  prefix "$cfg"
+  cmd+=(/bin/sh -c "cd '$out/deep' && i=0 && while [ \$i -lt $deep_levels ]; do cd d || exit 1; i=\$((i+1)); done")
+  printf '%s\n' "${cmd[*]}" >"$log.cmd"
+  : >"$log.out"
+  for ((i = 0; i < reps; i++)); do
+    { TIMEFORMAT='%R'; time timeout -k 5 "$tmo" "${cmd[@]}" >/dev/null 2>"$log.err" </dev/null || rc=$?; } 2>>"$log.out"
+    if [ $rc -ne 0 ]; then note "the deep-path row under $cfg failed (exit $rc: $(lastline "$log.err"))"; return 0; fi
+  done
+  DP_MS[$cfg]=$(awk '{print $1 * 1000}' "$log.out" | sort -n | sed -n "$(( (reps + 1) / 2 ))p")
+  say "$(printf '%-8s cd down %s directories %8s ms wall' "$cfg" "$deep_levels" "${DP_MS[$cfg]}")"
+}
+if [ $deep = 1 ]; then
+  if [ ! -d "$out/deep/$(printf 'd/%.0s' $(seq $deep_levels))" ]; then
+    rm -rf "$out/deep" && mkdir -p "$out/deep" && (cd "$out/deep" && mkdir -p "$(printf 'd/%.0s' $(seq $deep_levels))")
+  fi
+  for cfg in "${cfgs[@]}"; do
+    [ -z "${NA[$cfg]:-}" ] || continue
+    run_deep "$cfg"
+  done
+fi
+
+# Macro: the conformance suite as a whole. Its runner runs every case natively and under a prefix; with an empty
+# prefix both runs are native, so the suite's own native time is half of that, and under umlmicro it is the whole
+# run minus that half. One run each (the suite takes a while).
+declare -A MC_S=()
+macro_mode=${mode_cfgs[0]:-}
+run_macro() {
+  local log=$out/logs/macro rc=0 t0 t1 t2
+  t0=$(date +%s.%N)
+  "$CONFORMANCE" >"$log.native.out" 2>&1 </dev/null || rc=$?
+  t1=$(date +%s.%N)
+  if [ $rc -ne 0 ]; then note "the conformance suite failed natively (exit $rc; see bench/out/logs/macro.native.out)"; return 0; fi
+  "$CONFORMANCE" "$UMLMICRO" run --mode "$macro_mode" -- >"$log.$macro_mode.out" 2>&1 </dev/null || rc=$?
+  t2=$(date +%s.%N)
+  if [ $rc -ne 0 ]; then note "the conformance suite failed under $macro_mode (exit $rc; see bench/out/logs/macro.$macro_mode.out)"; fi
+  MC_S[native]=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", (b - a) / 2}')
+  MC_S[$macro_mode]=$(awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN {printf "%.1f", (c - b) - (b - a) / 2}')
+  MC_S[cases]=$(grep -Eo '[0-9]+/[0-9]+ passed|passed[^0-9]*[0-9]+' "$log.$macro_mode.out" | tail -1)
+  say "macro: conformance suite native ${MC_S[native]} s, under $macro_mode ${MC_S[$macro_mode]} s"
+}
+if [ $macro = 1 ] && [ -n "$macro_mode" ] && [ -z "${NA[$macro_mode]:-}" ]; then
+  if [ -x "$CONFORMANCE" ]; then run_macro
+  else note "the macro row needs the conformance suite ($CONFORMANCE is not there): left out"; fi
+fi
+
 # Virtual CPUs: two CPU-bound threads (bench/spin.c) natively and under --cpus 2 / --cpus 1, in the first
 # mode asked for. Medians of --reps runs of wall time; first_done_pct and both_progressed from the median run.
 declare -A VC_MS=() VC_FIRST=() VC_BOTH=()
@@ -426,6 +489,18 @@ startup_table() {
       "${SU_CPU[$cfg]:-n/a}" "$(fmt_ratio "${SU_CPU[$cfg]:-}" "${SU_CPU[native]:-}")"
   done
 }
+deep_table() {
+  local cfg
+  printf 'cd down %s directories\twall ms\tx native\n' "$deep_levels"
+  for cfg in "${cfgs[@]}"; do
+    printf '%s\t%s\t%s\n' "$(label "$cfg")" "${DP_MS[$cfg]:-n/a}" "$(fmt_ratio "${DP_MS[$cfg]:-}" "${DP_MS[native]:-}")"
+  done
+}
+macro_table() {
+  printf 'conformance suite, every case once\ts\tx native\n'
+  printf '%s\t%s\t%s\n' "$(label native)" "${MC_S[native]:-n/a}" ""
+  printf '%s\t%s\t%s\n' "$(label "$macro_mode")" "${MC_S[$macro_mode]:-n/a}" "$(fmt_ratio "${MC_S[$macro_mode]:-}" "${MC_S[native]:-}")"
+}
 lim_txt() { if [ "$2" = ratio ]; then echo "<= ${1}x"; else awk -v l="$1" 'BEGIN {printf "< %g us", l / 1000}'; fi; }
 
 targets_table() {
@@ -468,6 +543,16 @@ floor_pin_txt="the floor pins itself: 'same CPU' = tracer and tracee on CPU $pin
     echo
     echo "startup: /bin/true as a whole, wall and CPU of every process it started (median of $reps runs)"
     startup_table | render_text
+  fi
+  if [ $deep = 1 ]; then
+    echo
+    echo "deep path: a shell cd's down $deep_levels nested directories (median wall of $reps runs, startup included)"
+    deep_table | render_text
+  fi
+  if [ $macro = 1 ] && [ -n "${MC_S[native]:-}" ]; then
+    echo
+    echo "macro: the conformance suite's total time (${MC_S[cases]:-})"
+    macro_table | render_text
   fi
   if [ $vcpus = 1 ]; then
     echo
@@ -535,6 +620,22 @@ if [ $write_results = 1 ]; then
       echo "Each run a fresh process, from exec to exit; wall time, and CPU time (user + system) of every process it started and waited for (for umlmicro: the supervisor, its three servers, the launcher and the guest). Median of $reps runs."
       echo
       startup_table | render_md
+    fi
+    if [ $deep = 1 ]; then
+      echo
+      echo "## Deep path: \`cd\` down $deep_levels nested directories"
+      echo
+      echo "A shell (\`/bin/sh\`, dash) cd's one level down at a time; dash hands chdir the whole path each time, so each level is a longer path to resolve. Wall time of the whole run, startup included; median of $reps runs."
+      echo
+      deep_table | render_md
+    fi
+    if [ $macro = 1 ] && [ -n "${MC_S[native]:-}" ]; then
+      echo
+      echo "## Macro: the conformance suite"
+      echo
+      echo "\`../shared/conformance/run.sh\` runs every case natively and under a prefix. Native: half of a run with an empty prefix (both runs native); under $macro_mode: a run with the umlmicro prefix less that half. One run each; ${MC_S[cases]:-}."
+      echo
+      macro_table | render_md
     fi
     if [ $vcpus = 1 ]; then
       echo
