@@ -20,6 +20,9 @@ internal interface ISyscallInjector
 }
 
 /// <summary>A guest's syscall failed in the kernel with an errno.</summary>
+/// <summary>A handler tried with <see cref="SyscallCall.GrantsOnly"/> needs a server.</summary>
+internal sealed class ServerNeeded() : Exception("the call needs a server");
+
 internal sealed class SyscallError(int errno) : Exception($"errno {errno}")
 {
     public int Errno { get; } = errno;
@@ -53,8 +56,23 @@ internal sealed class SyscallCall
 
     public long StartTimestamp { get; private set; }
 
-    /// <summary>The server that took part, for the trace.</summary>
-    public Server? ServerUsed { get; set; }
+    /// <summary>The server that took part, for the trace. Every handler sets it before it asks a server, which is
+    /// where <see cref="GrantsOnly"/> stops it.</summary>
+    public Server? ServerUsed
+    {
+        get => _serverUsed;
+        set
+        {
+            if (GrantsOnly && value is not null) throw new ServerNeeded();
+            _serverUsed = value;
+        }
+    }
+
+    private Server? _serverUsed;
+
+    /// <summary>The handler may answer only from what the supervisor keeps (a lease, a cached grant): it stops with
+    /// <see cref="ServerNeeded"/>, having changed nothing, where it would ask a server.</summary>
+    public bool GrantsOnly { get; set; }
 
     /// <summary>Free text for the trace, e.g. a rewritten path.</summary>
     public string? Note { get; set; }
