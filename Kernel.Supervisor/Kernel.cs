@@ -45,6 +45,9 @@ internal sealed class Kernel(
 
     public PidMap Pids { get; } = new();
 
+    /// <summary>Numbers Sched set aside for the next tasks, so that a clone needs no round trip.</summary>
+    public PidReserve PidReserve { get; } = new();
+
     /// <summary>The VFS's leases on path answers, or null when none are kept.</summary>
     public NameCache? Names { get; } = names;
 

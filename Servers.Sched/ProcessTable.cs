@@ -56,6 +56,11 @@ internal sealed class ProcessTable(PidNamespace pids)
 
     private readonly Dictionary<int, GuestProcess> processes = new();
     private readonly Dictionary<int, GuestThread> threads = new();
+    // Numbers set aside for the supervisor's next tasks (sched/reserve_pids); each holds its reference until a task
+    // takes it or the supervisor gives it back.
+    private readonly SortedSet<int> reserved = new();
+
+    public IReadOnlyCollection<int> Reserved => reserved;
 
     public IEnumerable<GuestProcess> Processes => processes.Values;
 
@@ -74,6 +79,34 @@ internal sealed class ProcessTable(PidNamespace pids)
         pids.Get(pid);
         var init = new GuestProcess(pid, hostPid, parentPid: 0, pgid: pid, sid: pid);
         return AddThread(init, pid, hostPid);
+    }
+
+    /// <summary>Sets aside up to <paramref name="count"/> numbers, the ones the next tasks would get, in that order.</summary>
+    public IReadOnlyList<int> Reserve(int count)
+    {
+        var taken = new List<int>();
+        for (int i = 0; i < count && pids.Alloc() is var nr and > 0; i++)
+        {
+            reserved.Add(nr);
+            taken.Add(nr);
+        }
+        return taken;
+    }
+
+    public void Release(IEnumerable<int> numbers)
+    {
+        foreach (int nr in numbers)
+        {
+            if (!reserved.Remove(nr)) throw ProtocolViolation.Of($"pid {nr} was not set aside");
+            pids.Put(nr);
+        }
+    }
+
+    /// <summary>A task made with a number set aside for it: the number is its tid, and its pid unless it is a thread.</summary>
+    public GuestThread Start(TaskCreation creation)
+    {
+        if (!reserved.Contains(creation.Pid)) throw ProtocolViolation.Of($"pid {creation.Pid} was not set aside");
+        return Create(creation);
     }
 
     public GuestThread Create(TaskCreation creation)
@@ -168,10 +201,16 @@ internal sealed class ProcessTable(PidNamespace pids)
         [.. p.Threads.Values.OrderBy(t => t.Tid).Select(t => new ThreadState(t.Tid, t.HostTid))], [.. p.Children.Order()]))];
 
     /// <summary>The table as a checkpoint saved it (the pid namespace is loaded beside it).</summary>
-    public void Load(IEnumerable<ProcessState> saved)
+    public void Load(IEnumerable<ProcessState> saved, IEnumerable<int> reservedNumbers)
     {
         processes.Clear();
         threads.Clear();
+        reserved.Clear();
+        foreach (int nr in reservedNumbers)
+        {
+            if (!pids.IsTaken(nr)) throw new ArgumentException($"pid {nr} is set aside but not taken");
+            reserved.Add(nr);
+        }
         foreach (var p in saved)
         {
             var process = new GuestProcess(p.Pid, p.HostPid, p.ParentPid, p.Pgid, p.Sid) { ExitStatus = p.ExitStatus };
@@ -190,6 +229,7 @@ internal sealed class ProcessTable(PidNamespace pids)
     /// is free here, so that pids in what the host hands the guest are right as they are; the next free one otherwise.</summary>
     private int Alloc(int wanted)
     {
+        if (wanted > 0 && reserved.Remove(wanted)) return wanted; // its reference passes to the task
         int nr = wanted > 0 && pids.TryTake(wanted) ? wanted : pids.Alloc();
         if (nr == 0)
             throw new LocalRpcException("every guest pid is taken (the host made the task, the guest's fork would have failed with EAGAIN)");

@@ -12,7 +12,8 @@ namespace UmlMicro.Servers.Sched;
 /// every sched/task_created, sched/exec, sched/task_exited, sched/reaped and sched/group_changed that the
 /// supervisor saw, in the order it saw them. Pids are allocated deterministically (a cyclic cursor over the
 /// numbers that are free at that point), so the replay grants the same pids and tids again, and the
-/// supervisor can check each grant against the one it holds. The replay must be the whole history, not only
+/// supervisor can check each grant against the one it holds; numbers set aside ahead (sched/reserve_pids) are replayed
+/// the same way, so a task that took one (sched/task_started) finds it set aside again. The replay must be the whole history, not only
 /// the tasks that are still alive: the cursor and the numbers that are still held (zombies, groups and
 /// sessions that outlived their leader) depend on what came before.
 /// </para>
@@ -38,14 +39,15 @@ internal sealed class SchedServer : KernelServerBase, ISchedServer
         table = new ProcessTable(pids);
     }
 
-    private sealed record Checkpoint(int Cpus, int LastPid, Dictionary<int, int> PidReferences, IReadOnlyList<ProcessState> Processes);
+    private sealed record Checkpoint(int Cpus, int LastPid, Dictionary<int, int> PidReferences, IReadOnlyList<ProcessState> Processes,
+        IReadOnlyList<int>? Reserved = null);
 
     public override Task<string?> CheckpointAsync()
     {
         lock (gate)
         {
             var (last, references) = pids.Save();
-            return Task.FromResult<string?>(JsonSerializer.Serialize(new Checkpoint(cpus, last, references, table.Save())));
+            return Task.FromResult<string?>(JsonSerializer.Serialize(new Checkpoint(cpus, last, references, table.Save(), [.. table.Reserved])));
         }
     }
 
@@ -58,7 +60,7 @@ internal sealed class SchedServer : KernelServerBase, ISchedServer
             try
             {
                 pids.Load(saved.LastPid, saved.PidReferences ?? []);
-                table.Load(saved.Processes ?? []);
+                table.Load(saved.Processes ?? [], saved.Reserved ?? []);
             }
             catch (ArgumentException e)
             {
@@ -89,6 +91,29 @@ internal sealed class SchedServer : KernelServerBase, ISchedServer
         lock (gate)
             return Task.FromResult(Grant(table.Create(creation)));
     }
+
+    public Task<IReadOnlyList<int>> ReservePidsAsync(int count)
+    {
+        if (count is < 1 or > MaxReserve) throw ProtocolViolation.Of($"set aside 1 to {MaxReserve} pids at a time, not {count}");
+        lock (gate)
+            return Task.FromResult(table.Reserve(count));
+    }
+
+    public Task ReleasePidsAsync(IReadOnlyList<int> numbers)
+    {
+        lock (gate)
+            table.Release(numbers ?? throw ProtocolViolation.Of("no pids to release"));
+        return Task.CompletedTask;
+    }
+
+    public Task TaskStartedAsync(TaskCreation creation)
+    {
+        lock (gate)
+            table.Start(creation);
+        return Task.CompletedTask;
+    }
+
+    private const int MaxReserve = 1024;
 
     public Task ExecAsync(int vpid)
     {

@@ -9,6 +9,27 @@ namespace UmlMicro.Supervisor.Tracing;
 /// <summary>Task lifecycle: clone events and first stops, exec, exit.</summary>
 internal sealed unsafe partial class TracerThread
 {
+    /// <summary>
+    /// A new task's ids: a number Sched set aside ahead, when the task may have it (PidReserve), with no round trip;
+    /// otherwise Sched's answer. The reserve is filled again when it runs low, before it is needed.
+    /// </summary>
+    private TaskGrant Grant(GuestTask creator, TaskCreation creation)
+    {
+        var reserve = _k.PidReserve;
+        bool took = reserve.TryTake(creation.Pid, out int nr, out var passed);
+        if (passed.Count > 0) _k.Sched.Post(nameof(ISchedServer.ReleasePidsAsync), passed);
+        if (!took && reserve.Count < PidReserve.Low)
+        {
+            reserve.Add(_k.Sched.Call(s => s.ReservePidsAsync(PidReserve.Batch)));
+            took = reserve.TryTake(creation.Pid, out nr, out passed);
+            if (passed.Count > 0) _k.Sched.Post(nameof(ISchedServer.ReleasePidsAsync), passed);
+        }
+        if (!took) return _k.Sched.Call(s => s.TaskCreatedAsync(creation));
+        _k.Sched.Post(nameof(ISchedServer.TaskStartedAsync), creation with { Pid = nr });
+        if (reserve.Count < PidReserve.Low) reserve.Add(_k.Sched.Call(s => s.ReservePidsAsync(PidReserve.Batch)));
+        return new TaskGrant(creation.Kind == CloneKind.Thread ? creator.Vpid : nr, nr);
+    }
+
     /// <summary>PTRACE_EVENT_FORK/VFORK/CLONE in the creator: Sched grants the new task its ids.</summary>
     private void Cloned(GuestTask creator, int ev)
     {
@@ -20,8 +41,7 @@ internal sealed unsafe partial class TracerThread
         // Without a pid namespace the guest's calls name tasks by host pid; in one, by the number it gave the task,
         // which Sched grants when it is free. A task already gone has none: the host answers ESRCH for it.
         int nsTid = _nsInitPid > 0 ? Syscalls.HostStatus.NsPid(childTid) ?? Syscalls.PidTranslation.NoSuchPid : childTid;
-        var grant = _k.Sched.Call(s => s.TaskCreatedAsync(
-            new TaskCreation(creator.Vtid, childTid, kind, clone.Has(LinuxFlags.CLONE_PARENT) || thread, _nsInitPid > 0 ? nsTid : 0)));
+        var grant = Grant(creator, new TaskCreation(creator.Vtid, childTid, kind, clone.Has(LinuxFlags.CLONE_PARENT) || thread, _nsInitPid > 0 ? nsTid : 0));
 
         var child = _k.Tasks.GetOrAdd(childTid);
         child.HostTgid = thread ? creator.HostTgid : childTid;

@@ -52,6 +52,28 @@ public interface ISchedServer : IKernelServer
     [JsonRpcMethod("sched/task_created")]
     Task<TaskGrant> TaskCreatedAsync(TaskCreation creation);
 
+    /// <summary>
+    /// Sets aside up to <paramref name="count"/> free numbers for the supervisor's next tasks (the ones those tasks
+    /// would be given, in that order), so that a clone needs no round trip: the supervisor gives a new task one of
+    /// them when it may (with a pid namespace on the host: when it is the number the host gave the task) and says so
+    /// with sched/task_started. A number set aside stays taken until a task takes it or sched/release_pids gives it back.
+    /// </summary>
+    [Restore(RestoreKind.Replay)]
+    [JsonRpcMethod("sched/reserve_pids")]
+    Task<IReadOnlyList<int>> ReservePidsAsync(int count);
+
+    /// <summary>Numbers set aside that the supervisor will not use: free again.</summary>
+    [Restore(RestoreKind.Replay)]
+    [JsonRpcMethod("sched/release_pids")]
+    Task ReleasePidsAsync(IReadOnlyList<int> pids);
+
+    /// <summary>A task was created with a number set aside (<see cref="TaskCreation.Pid"/>): it is the task's tid, and
+    /// its pid unless it is a thread (whose pid is its creator's). Everything else is as sched/task_created; nothing is
+    /// answered.</summary>
+    [Restore(RestoreKind.Replay)]
+    [JsonRpcMethod("sched/task_started")]
+    Task TaskStartedAsync(TaskCreation creation);
+
     /// <summary>A process called execve successfully; its other threads are gone.</summary>
     [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("sched/exec")]

@@ -14,7 +14,7 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
         var hello = await Proxy.HelloAsync();
 
         Assert.Equal(Contract.SchedName, hello.Name);
-        Assert.Equal(3, Contract.SchedVersion);
+        Assert.Equal(4, Contract.SchedVersion);
         Assert.Equal(Contract.SchedVersion, hello.ContractVersion);
         Assert.Equal(Server.Pid, hello.ServerPid);
     }
@@ -208,6 +208,32 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
         await successor.ReapedAsync(4);
         await Proxy.ReapedAsync(4);
         Assert.Equivalent(await Proxy.ProcessesAsync(), await successor.ProcessesAsync(), strict: true);
+    }
+
+    [Fact]
+    public async Task Numbers_set_aside_ahead_are_taken_without_an_answer_and_survive_a_checkpoint()
+    {
+        await Proxy.ConfigureAsync(new SchedConfig(1));
+        await Proxy.StartInitAsync(HostInit);
+        var ahead = await Proxy.ReservePidsAsync(3);
+        Assert.Equal([2, 3, 4], ahead);
+        await Proxy.TaskStartedAsync(new TaskCreation(1, HostInit + 1, CloneKind.Process, CloneParent: false, Pid: 2));
+        await Proxy.TaskStartedAsync(new TaskCreation(2, HostInit + 2, CloneKind.Thread, CloneParent: false, Pid: 3));
+        var processes = await Proxy.ProcessesAsync();
+        Assert.Equal([1, 2], processes.Select(p => p.Vpid));
+        Assert.Equal([2, 3], processes[1].Threads.Select(t => t.Vtid));
+        Assert.Equal(1, await Proxy.ParentAsync(2));
+
+        var checkpoint = await Proxy.CheckpointAsync();
+        var successor = await Successor();
+        await successor.RestoreAsync(checkpoint!);
+        // 4 is still set aside in the successor: it can be started with, and a new reservation goes on after it.
+        await successor.TaskStartedAsync(new TaskCreation(1, HostInit + 3, CloneKind.Process, CloneParent: false, Pid: 4));
+        Assert.Equal([5, 6], await successor.ReservePidsAsync(2));
+        await successor.ReleasePidsAsync([5, 6]);
+        Assert.Equal([1, 2, 4], (await successor.ProcessesAsync()).Select(p => p.Vpid));
+        // A number that was not set aside is refused as a protocol violation.
+        await Assert.ThrowsAsync<RemoteInvocationException>(() => successor.TaskStartedAsync(new TaskCreation(1, HostInit + 4, CloneKind.Process, CloneParent: false, Pid: 9)));
     }
 
     [Fact]

@@ -47,6 +47,38 @@ public sealed class ProcessTableTests
     }
 
     [Fact]
+    public void Numbers_set_aside_are_the_next_ones_held_until_a_task_takes_one_or_they_are_given_back()
+    {
+        var ahead = table.Reserve(4);
+        Assert.Equal([2, 3, 4, 5], ahead);
+        Assert.All(ahead, nr => Assert.True(pids.IsTaken(nr)));
+
+        // Nobody else gets them: a task the host numbered otherwise gets the next free number after them.
+        var other = table.Create(new TaskCreation(1, HostTid: 9000, CloneKind.Process, CloneParent: false));
+        Assert.Equal(6, other.Tid);
+
+        var child = table.Start(new TaskCreation(1, HostTid: 9001, CloneKind.Process, CloneParent: false, Pid: 3));
+        var thread = table.Start(new TaskCreation(3, HostTid: 9002, CloneKind.Thread, CloneParent: false, Pid: 4));
+        Assert.Equal((3, 3, 1), (child.Tid, child.Process.Pid, child.Process.ParentPid));
+        Assert.Equal((4, 3), (thread.Tid, thread.Process.Pid));
+        Assert.Equal([2, 5], table.Reserved);
+
+        // A number not set aside (or already used) cannot be started with.
+        Assert.Throws<LocalRpcException>(() => table.Start(new TaskCreation(1, HostTid: 9003, CloneKind.Process, CloneParent: false, Pid: 3)));
+        Assert.Throws<LocalRpcException>(() => table.Start(new TaskCreation(1, HostTid: 9003, CloneKind.Process, CloneParent: false, Pid: 7)));
+
+        table.Release([2, 5]);
+        Assert.False(pids.IsTaken(2));
+        Assert.False(pids.IsTaken(5));
+        Assert.Empty(table.Reserved);
+        Assert.Throws<LocalRpcException>(() => table.Release([2]));
+
+        // A thread's number is freed when it leaves, as any other.
+        table.Exit(4, 0);
+        Assert.False(pids.IsTaken(4));
+    }
+
+    [Fact]
     public void A_thread_leaving_frees_its_tid_but_the_leaders_number_waits_for_the_reap()
     {
         var child = Fork(1);
