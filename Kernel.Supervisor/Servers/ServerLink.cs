@@ -211,21 +211,63 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     /// for. The server handles messages one at a time, in order, so any later request sees it applied. A dead
     /// server gets it when it is started again.
     /// </summary>
+    /// <para>
+    /// Posting costs the caller (the tracer, at a guest's stop) only a place in the outbox: the post sender writes it
+    /// out, and any request to this server writes what waits first, so the order is kept. What waits is in the replay
+    /// log already, so a restart resends it and the outbox starts empty.
+    /// </para>
     public void Post(string method, params object?[] args)
     {
-        lock (_gate) PostLocked(method, args);
+        var m = Methods[method];
+        lock (_gate)
+        {
+            _log.Posted(m, args);
+            if (_launch is null)
+            {
+                ((Task)m.Method.Invoke(Proxy, args)!).GetAwaiter().GetResult();
+                if (_log.Count >= CheckpointEvery) Checkpoint();
+                return;
+            }
+            _outbox.Add((m, args));
+            _sender ??= StartSender();
+        }
+        _posted.Release();
     }
 
-    private void PostLocked(string method, object?[] args)
+    private readonly List<(ContractMethod Method, object?[] Args)> _outbox = new();
+    private readonly SemaphoreSlim _posted = new(0);
+    private Thread? _sender;
+    private volatile bool _closing;
+
+    private Thread StartSender()
     {
-        var m = Methods[method];
-        _log.Posted(m, args);
-        if (_log.Count >= CheckpointEvery) Checkpoint();
-        if (_launch is null)
+        var thread = new Thread(() =>
         {
-            ((Task)m.Method.Invoke(Proxy, args)!).GetAwaiter().GetResult();
-            return;
-        }
+            while (true)
+            {
+                _posted.Wait();
+                if (_closing) return;
+                lock (_gate)
+                {
+                    if (_closing) return;
+                    SendOutboxLocked();
+                    if (_log.Count >= CheckpointEvery) Checkpoint();
+                }
+            }
+        }) { IsBackground = true, Name = $"{Name} posts" };
+        thread.Start();
+        return thread;
+    }
+
+    /// <summary>Writes out every post that waits, in order.</summary>
+    private void SendOutboxLocked()
+    {
+        foreach (var (m, args) in _outbox) Notify(m, args);
+        _outbox.Clear();
+    }
+
+    private void Notify(ContractMethod m, object?[] args)
+    {
         if (_lost is not null || _rpc is not { } rpc) return;
         try
         {
@@ -262,6 +304,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         while (true)
         {
             if (_lost is { } why) Reincarnate(why, cutOff ? t0 : Stopwatch.GetTimestamp(), cutOff);
+            SendOutboxLocked();
             Task pending;
             try
             {
@@ -324,6 +367,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         while (true)
         {
             _budget!.Take(Name, why);
+            _outbox.Clear(); // in the replay log, which the successor is given
             Stop(kill: true);
             try
             {
@@ -377,6 +421,9 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
 
     private void DisposeLocked()
     {
+        _closing = true;
+        _posted.Release();
+        SendOutboxLocked();
         // A change the server may not have read before it died (one it journals itself, such as a whiteout that
         // --keep-changes would keep) is delivered before the end: asking anything restarts the server if need be.
         if (_launch is not null && _log.Unanswered > 0 && _lost is not null)
