@@ -54,6 +54,7 @@ public sealed partial class LeaseTests(FixturePrograms fixtures) : IClassFixture
         Assert.Contains("  rel s_link: S=f3 L=l5 O='BB|' R='tgt_B' A=0", native.StdoutLines);      // a symlink swapped by rename
         Assert.Contains("  fd top r_a: S=f9 L=f9 O='rename 2|' R=E22 A=0", native.StdoutLines);    // a file renamed over another
         Assert.Contains("  cwd lowonly: S=E2 L=E2 O=E2 R=E2 A=2", native.StdoutLines);             // a name only one cwd has
+        Assert.Contains("  fd L/c2 lowonly: S=E2 L=E2 O=E2 R=E2 A=2", native.StdoutLines);         // ... and only one dirfd's directory
         Assert.DoesNotContain(native.StdoutLines, l => l.Contains("CHANGED WITHOUT A CHANGE", StringComparison.Ordinal));
         Assert.Equal("resolver exit 0", native.StdoutLines[^1]);
 
