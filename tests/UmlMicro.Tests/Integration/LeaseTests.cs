@@ -68,6 +68,7 @@ public sealed partial class LeaseTests(FixturePrograms fixtures) : IClassFixture
         Assert.Equal("lower\n", File.ReadAllText(Path.Combine(lower, "lf")));
         Assert.Equal("child\n", File.ReadAllText(Path.Combine(lower, "ld/child")));
         Assert.Equal("lf", new FileInfo(Path.Combine(lower, "ll")).LinkTarget);
+        Assert.Equal("lower one\n", File.ReadAllText(Path.Combine(lower, "c1/same")));
     }
 
     [Fact]
