@@ -6,9 +6,11 @@ namespace UmlMicro.Servers.Vfs;
 
 /// <summary>
 /// A walked path: <see cref="Node"/> is what it names (missing when only the last component is absent, which a
-/// create needs); <see cref="GuestPath"/> is its canonical guest path, symlinks resolved.
+/// create needs); <see cref="GuestPath"/> is its canonical guest path, symlinks resolved. <see cref="Stable"/>: every
+/// name on the way was in a cacheable mount, so the same string walks the same way whoever asks (not so through
+/// /proc/self or /proc/PID/cwd).
 /// </summary>
-internal readonly record struct Walked(int Errno, string GuestPath, Mount Mount, string Rel, Node Node)
+internal readonly record struct Walked(int Errno, string GuestPath, Mount Mount, string Rel, Node Node, bool Stable = false)
 {
     public static Walked Fail(int errno) => new(errno, "", null!, "", default);
 }
@@ -63,6 +65,7 @@ internal sealed class Namei(MountTable mounts)
         var at = FromKept(start, path, todo) ?? new Cursor(mounts, path.StartsWith('/') ? "/" : start);
         if (todo.Count == 0) PushNames(todo, path);
         bool mustBeDir = path.EndsWith('/');
+        bool stable = at.Mount.Cacheable;
         int links = 0;
         while (todo.TryPop(out var name))
         {
@@ -76,10 +79,11 @@ internal sealed class Namei(MountTable mounts)
             }
             if (last) Keep(at);
             var (guest, m, r, n) = at.Child(name);
+            stable &= m.Cacheable;
             if (!n.Exists)
             {
                 if (!last) return Walked.Fail(Errno.ENOENT);
-                return new Walked(0, guest, m, r, n);
+                return new Walked(0, guest, m, r, n, stable);
             }
             if (n.Type == NodeType.Symlink && (!last || followLast || mustBeDir))
             {
@@ -91,14 +95,14 @@ internal sealed class Namei(MountTable mounts)
                 if (target.StartsWith('/')) at.ToRoot();
                 PushNames(todo, target);
                 if (target.EndsWith('/') && last) mustBeDir = true;
-                if (todo.Count == 0) return at.Walked(); // target "/" or "."
+                if (todo.Count == 0) return at.Walked() with { Stable = stable }; // target "/" or "."
                 continue;
             }
             if (!last && n.Type != NodeType.Directory) return Walked.Fail(Errno.ENOTDIR);
             at.Enter(guest, m, r, n);
         }
         if (mustBeDir && at.Node.Exists && at.Node.Type != NodeType.Directory) return Walked.Fail(Errno.ENOTDIR);
-        var walked = at.Walked();
+        var walked = at.Walked() with { Stable = stable && at.Mount.Cacheable };
         if (walked.Node.Type == NodeType.Directory) Keep(at);
         return walked;
     }

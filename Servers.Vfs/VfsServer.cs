@@ -193,7 +193,8 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
     private static bool IsLookup(PathRequest request) => request.Op switch
     {
         PathOp.Stat or PathOp.Access or PathOp.Readlink or PathOp.Chdir or PathOp.Lookup or PathOp.Exec => true,
-        PathOp.Open => (request.OpenFlags & (LinuxFlags.O_ACCMODE | LinuxFlags.O_CREAT | LinuxFlags.O_TRUNC | O_TMPFILE)) == 0,
+        PathOp.Open => (request.OpenFlags & (LinuxFlags.O_ACCMODE | LinuxFlags.O_CREAT | LinuxFlags.O_TRUNC)) == 0
+            && (request.OpenFlags & O_TMPFILE) != O_TMPFILE, // O_TMPFILE includes O_DIRECTORY, which opendir sets
         _ => false,
     };
 
@@ -273,7 +274,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
                 break;
             default:
                 host = Readable(w);
-                leasable = w.Mount.Cacheable && node.Layer is Layer.Host or Layer.Upper or Layer.Lower && host == node.HostPath;
+                leasable = w.Stable && node.Layer is Layer.Host or Layer.Upper or Layer.Lower && host == node.HostPath;
                 break;
         }
         if (errno != 0) return Fail(errno);

@@ -95,8 +95,7 @@ public sealed class LeaseTests : IDisposable
         AssertNotLeased(await Resolve("/etc/new", PathOp.Create), "mkdir /etc/new");
     }
 
-    [Fact(Skip = "VFS bug: an answer walked through /proc/self/cwd (a link whose target depends on the asking process) is granted as a lease; " +
-                 "the supervisor keeps no such answer today only because it keeps the first answer, which asks for the processes")]
+    [Fact]
     public async Task An_answer_reached_through_proc_self_is_not_leased_it_depends_on_who_asks()
     {
         _vfs.Lower("etc/conf", "x");
