@@ -31,6 +31,7 @@ options:
   --no-floor         skip the ptrace floor
   --no-vcpus         skip the virtual-CPU rows (bench/spin.c under --cpus 2 and --cpus 1)
   --no-startup       skip the startup rows (`run -- /bin/true` as a whole, wall and CPU)
+  --no-rpc           skip the round-trip rows (bench/rpcping: a bare request to each server)
   --no-deep          skip the deep-path row (a shell cd's down 1,500 nested directories)
   --no-macro         skip the macro row (the conformance suite's total time, native and under
                      the first mode; needs ../shared/conformance/run.sh or \$CONFORMANCE)
@@ -65,6 +66,7 @@ peers=1
 floor=1
 vcpus=1
 startup=1
+rpc=1
 deep=1
 deep_levels=1500
 macro=1
@@ -104,6 +106,7 @@ while [ $# -gt 0 ]; do
     --no-floor) floor=0; shift ;;
     --no-vcpus) vcpus=0; shift ;;
     --no-startup) startup=0; shift ;;
+    --no-rpc) rpc=0; shift ;;
     --no-deep) deep=0; shift ;;
     --no-macro) macro=0; shift ;;
     --reps) need_arg "$1" $#; posint "$1" "$2"; reps=$2; floor_reps=$2; shift 2 ;;
@@ -288,6 +291,36 @@ if [ $startup = 1 ]; then
     run_startup "$cfg"
   done
 fi
+
+# Round trips: bench/rpcping starts each server of build/Release itself and times "hello", a request the server
+# answers with no work, as the supervisor sends requests (synchronously, one at a time): cold (process start to first
+# answer), then the median run of --reps of 5,000 warm ones; unpinned, and with rpcping and the server on one CPU.
+declare -A RT=()
+rt_cfgs=(unpinned one-cpu)
+run_rpc() {
+  local bin=$root/build/Release ping=$here/rpcping/bin/Release/net10.0/RpcPing srv cfg i log
+  if ! dotnet build "$here/rpcping/RpcPing.csproj" -c Release -nologo -v q >"$out/logs/rpcping.build" 2>&1; then
+    note "bench/rpcping does not build (see bench/out/logs/rpcping.build): no round-trip rows"; return 0
+  fi
+  for srv in Vfs Mm Sched; do
+    [ -x "$bin/Servers.$srv" ] || { note "no $bin/Servers.$srv: build the kernel first"; continue; }
+    for cfg in "${rt_cfgs[@]}"; do
+      log=$out/logs/rpc.$srv.$cfg
+      : >"$log.out"
+      for ((i = 0; i < reps; i++)); do
+        if [ "$cfg" = one-cpu ]; then taskset -c "$pin_cpu" "$ping" "$bin/Servers.$srv" 5000 >>"$log.out" 2>"$log.err" || true
+        else "$ping" "$bin/Servers.$srv" 5000 >>"$log.out" 2>"$log.err" || true; fi
+      done
+      local line
+      line=$(grep '^server=' "$log.out" | sort -t= -k6 -g | awk -v r="$reps" 'NR == int((r + 1) / 2)' || true)
+      [ -n "$line" ] || line=$(grep -m1 '^server=' "$log.out" || true)
+      if [ -z "$line" ]; then note "rpcping $srv ($cfg) failed: $(lastline "$log.err")"; continue; fi
+      for k in cold_us first_us mean_us p50_us p99_us; do RT[$srv/$cfg/$k]=$(kv "$line" "$k"); done
+      say "$(printf 'rpc %-6s %-9s p50 %8s us  mean %8s us  cold %8s us' "$srv" "$cfg" "${RT[$srv/$cfg/p50_us]}" "${RT[$srv/$cfg/mean_us]}" "${RT[$srv/$cfg/cold_us]}")"
+    done
+  done
+}
+[ $rpc = 0 ] || run_rpc
 
 # median_of FILE COLUMN: the median of a column of numbers
 median_of() { awk -v c="$2" '{print $c}' "$1" | sort -n | sed -n "$(( ($(wc -l <"$1") + 1) / 2 ))p"; }
@@ -489,6 +522,17 @@ startup_table() {
       "${SU_CPU[$cfg]:-n/a}" "$(fmt_ratio "${SU_CPU[$cfg]:-}" "${SU_CPU[native]:-}")"
   done
 }
+rpc_table() {
+  local srv cfg
+  printf 'server\tCPUs\twarm p50 us\twarm mean us\twarm p99 us\tfirst us\tcold ms\n'
+  for srv in Vfs Mm Sched; do
+    for cfg in "${rt_cfgs[@]}"; do
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$srv" "$cfg" "${RT[$srv/$cfg/p50_us]:-n/a}" "${RT[$srv/$cfg/mean_us]:-n/a}" \
+        "${RT[$srv/$cfg/p99_us]:-n/a}" "${RT[$srv/$cfg/first_us]:-n/a}" \
+        "$([ -n "${RT[$srv/$cfg/cold_us]:-}" ] && awk -v x="${RT[$srv/$cfg/cold_us]}" 'BEGIN {printf "%.0f", x / 1000}' || echo n/a)"
+    done
+  done
+}
 deep_table() {
   local cfg
   printf 'cd down %s directories\twall ms\tx native\n' "$deep_levels"
@@ -543,6 +587,11 @@ floor_pin_txt="the floor pins itself: 'same CPU' = tracer and tracee on CPU $pin
     echo
     echo "startup: /bin/true as a whole, wall and CPU of every process it started (median of $reps runs)"
     startup_table | render_text
+  fi
+  if [ $rpc = 1 ]; then
+    echo
+    echo "round trip: a bare request (hello) to each server, as the supervisor sends one (median of $reps runs)"
+    rpc_table | render_text
   fi
   if [ $deep = 1 ]; then
     echo
@@ -620,6 +669,14 @@ if [ $write_results = 1 ]; then
       echo "Each run a fresh process, from exec to exit; wall time, and CPU time (user + system) of every process it started and waited for (for umlmicro: the supervisor, its three servers, the launcher and the guest). Median of $reps runs."
       echo
       startup_table | render_md
+    fi
+    if [ $rpc = 1 ]; then
+      echo
+      echo "## Round trip: a bare request to each server"
+      echo
+      echo "\`bench/rpcping\` starts the server of \`build/Release\` itself, over its stdin and stdout, and times \`hello\` (answered with no work) as the supervisor sends requests: synchronously, one at a time. Cold: from the process's start to its first answer; first: the next request; warm: 5,000 more. The run with the median warm mean of $reps; 'one-cpu' pins rpcping and the server to CPU $pin_cpu."
+      echo
+      rpc_table | render_md
     fi
     if [ $deep = 1 ]; then
       echo
