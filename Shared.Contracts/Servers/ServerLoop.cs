@@ -1,7 +1,7 @@
 using System;
 using System.IO;
+using System.Threading;
 using System.Threading.Tasks;
-using Microsoft.VisualStudio.Threading;
 using StreamJsonRpc;
 using StreamJsonRpc.Reflection;
 
@@ -20,8 +20,9 @@ public static class ServerLoop
     {
         using var rpc = RpcWire.CreateServer<TContract>(output, input, name);
         // One request at a time, in the order they arrived: the supervisor posts state changes (a task
-        // exited, a zombie was reaped) without waiting, and the next request must see them applied.
-        rpc.SynchronizationContext = new NonConcurrentSynchronizationContext(sticky: false);
+        // exited, a zombie was reaped) without waiting, and the next request must see them applied. Each is handled
+        // on the thread that read it, which reads the next one only afterwards.
+        rpc.SynchronizationContext = new InlineSynchronizationContext();
         rpc.AddLocalRpcTarget<TContract>(service, null);
 
         // Exit once the reply to shutdown is on the wire, and after the supervisor hung up or had a moment to:
@@ -44,4 +45,15 @@ public static class ServerLoop
         }
         return 0;
     }
+}
+
+/// <summary>Runs what is posted at once, on the posting thread: a server's requests, on the thread that read them.
+/// Handlers never wait for another message, so nothing can wait on itself.</summary>
+public sealed class InlineSynchronizationContext : SynchronizationContext
+{
+    public override void Post(SendOrPostCallback d, object? state) => d(state);
+
+    public override void Send(SendOrPostCallback d, object? state) => d(state);
+
+    public override SynchronizationContext CreateCopy() => this;
 }
