@@ -368,7 +368,7 @@ run_macro() {
   if [ $rc -ne 0 ]; then note "the conformance suite failed under $macro_mode (exit $rc; see bench/out/logs/macro.$macro_mode.out)"; fi
   MC_S[native]=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", (b - a) / 2}')
   MC_S[$macro_mode]=$(awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN {printf "%.1f", (c - b) - (b - a) / 2}')
-  MC_S[cases]=$(grep -Eo '[0-9]+/[0-9]+ passed|passed[^0-9]*[0-9]+' "$log.$macro_mode.out" | tail -1)
+  MC_S[cases]=$(grep -Eo '[0-9]+ passed, [0-9]+ failed' "$log.$macro_mode.out" | tail -1)
   say "macro: conformance suite native ${MC_S[native]} s, under $macro_mode ${MC_S[$macro_mode]} s"
 }
 if [ $macro = 1 ] && [ -n "$macro_mode" ] && [ -z "${NA[$macro_mode]:-}" ]; then
