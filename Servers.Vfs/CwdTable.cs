@@ -52,6 +52,22 @@ internal sealed class CwdTable
 
     public void Exit(int pid) => byPid.Remove(pid);
 
+    /// <summary>The directory <paramref name="from"/> is now <paramref name="to"/> (and, for an exchange, the other way
+    /// round): every cwd in or under it has its new guest path. The host's cwd followed the directory by itself.</summary>
+    public void Renamed(string from, string to, bool exchange)
+    {
+        foreach (var fs in byPid.Values.Distinct())
+        {
+            if (Moved(fs.Guest, from, to) is { } moved) fs.Guest = moved;
+            else if (exchange && Moved(fs.Guest, to, from) is { } back) fs.Guest = back;
+        }
+    }
+
+    private static string? Moved(string path, string from, string to) =>
+        path == from ? to
+        : path.StartsWith(from + "/", StringComparison.Ordinal) ? to + path[from.Length..]
+        : null;
+
     public IReadOnlyList<Saved> Save() => [.. byPid.GroupBy(kv => kv.Value)
         .Select(g => new Saved([.. g.Select(kv => kv.Key).Order()], g.Key.Guest, g.Key.Host))];
 

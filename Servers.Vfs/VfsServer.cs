@@ -367,7 +367,15 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
         {
             return Errno.ENOENT;
         }
-        return w.Mount.Rename(w.Rel, w.Node, to.Rel, to.Node, (uint)c.Flags);
+        int renamed = w.Mount.Rename(w.Rel, w.Node, to.Rel, to.Node, (uint)c.Flags);
+        if (renamed == 0 && w.Node.Type == NodeType.Directory)
+        {
+            // A cwd is a directory, not a name (Linux's fs_struct holds the dentry): processes in or under the
+            // renamed one are where they were, under its new name; with RENAME_EXCHANGE the other one moves too.
+            bool exchange = (c.Flags & HostFs.RENAME_EXCHANGE) != 0 && to.Node.Type == NodeType.Directory;
+            cwds.Renamed(w.GuestPath, to.GuestPath, exchange);
+        }
+        return renamed;
     }
 
     public Task<CwdResult> GetCwdAsync(int vpid)

@@ -62,6 +62,30 @@ public sealed class PathWalkTests
     }
 
     [Fact]
+    public async Task A_cwd_follows_its_directory_when_it_or_a_directory_above_it_is_renamed()
+    {
+        using var vfs = new VfsHarness();
+        var server = await vfs.Start();
+        // Made in the guest (the upper layer): a directory of the read-only layer cannot be renamed (EXDEV).
+        Assert.Equal(0, await vfs.Mkdir("/w"));
+        Assert.Equal(0, await vfs.Mkdir("/w/src"));
+        await vfs.Write("/w/src/f", "x");
+        await server.ProcessCreatedAsync(1, 2, shareFs: false);
+        await server.SetCwdAsync(1, await vfs.HostOf("/w/src"));
+        await server.SetCwdAsync(2, await vfs.HostOf("/w"));
+
+        Assert.Equal(0, await vfs.Change(NameOp.Rename, "/w", "/v"));
+
+        Assert.Equal(new CwdResult(0, "/v/src"), await server.GetCwdAsync(1));
+        Assert.Equal(new CwdResult(0, "/v"), await server.GetCwdAsync(2));
+        var f = await vfs.Stat("f");
+        Assert.Equal((0, "/v/src/f"), (f.Errno, f.GuestPath));
+        // The old name is free again: a new directory there is nobody's cwd.
+        Assert.Equal(0, await vfs.Mkdir("/w"));
+        Assert.Equal(new CwdResult(0, "/v/src"), await server.GetCwdAsync(1));
+    }
+
+    [Fact]
     public async Task The_server_shares_a_cwd_only_with_clone_fs()
     {
         using var vfs = new VfsHarness();
