@@ -22,7 +22,8 @@ namespace UmlMicro.Servers.Vfs;
 /// </para>
 /// <para>
 /// Leases (PathResolution.Lease): an answer that names an existing object of a host-backed mount by its own host path,
-/// to a question that changes nothing, is granted for <see cref="Namei.Lifetime"/>. Every request that may change the
+/// or says a name is missing from a directory of one, to a question that changes nothing, is granted for
+/// <see cref="Namei.Lifetime"/>. Every request that may change the
 /// namespace (a change, a create, a copy-up, a commit) revokes them all first, and the walk's directory cache with
 /// them. Started with --no-leases, the server grants none and sees every lookup.
 /// </para>
@@ -165,12 +166,11 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
             proc.Vtid = request.Vtid;
             proc.Processes = request.Processes;
             proc.Maps = request.Maps;
-            bool lookup = IsLookup(request);
+            changed = false;
             try
             {
-                if (!lookup) return Task.FromResult(Changing(() => Resolve(request, out _)));
                 var answer = Resolve(request, out bool leasable);
-                return Task.FromResult(leasable && epoch is not null && answer.Errno == 0
+                return Task.FromResult(leasable && !changed && IsLookup(request) && epoch is not null && answer.Errno is 0 or Errno.ENOENT
                     ? answer with { Lease = epoch.Current, LeaseMs = (int)Namei.Lifetime.TotalMilliseconds }
                     : answer);
             }
@@ -185,8 +185,17 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
             finally
             {
                 proc.Maps = null; // facts of one request: a later one must not see a stale map
+                if (changed) namei.Forget(); // the walk kept what the change then changed
             }
         }
+    }
+
+    /// <summary>ENOENT for a name missing from a directory the walk reached: leasable like any other answer of a
+    /// cacheable mount (the supervisor keeps such a lease only until a call that may make a name has ended).</summary>
+    private static PathResolution Missing(in Walked w, out bool leasable)
+    {
+        leasable = w.Stable;
+        return Fail(Errno.ENOENT);
     }
 
     /// <summary>A question that changes nothing: no create, no write, no copy-up.</summary>
@@ -197,6 +206,17 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
             && (request.OpenFlags & O_TMPFILE) != O_TMPFILE, // O_TMPFILE includes O_DIRECTORY, which opendir sets
         _ => false,
     };
+
+    /// <summary>A resolve that changes the namespace (a create, a copy-up) has revoked the leases: see <see cref="Revoking"/>.</summary>
+    private bool changed;
+
+    /// <summary>A resolve is about to change the namespace: every lease is void from now on, and the walk's kept
+    /// directories are forgotten when the answer goes.</summary>
+    private void Revoking()
+    {
+        epoch?.Revoke();
+        changed = true;
+    }
 
     /// <summary>
     /// Runs what may change the namespace: every lease is void before the change can be seen (the host may carry out
@@ -240,19 +260,23 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
             node = w.Node;
         }
         string host;
-        bool commit = false;
+        bool commit = false, makes = false;
         switch (request.Op)
         {
             case PathOp.Open when !node.Exists:
-                if ((flags & LinuxFlags.O_CREAT) == 0) return Fail(Errno.ENOENT);
+                if ((flags & LinuxFlags.O_CREAT) == 0) return Missing(w, out leasable);
                 if (path.EndsWith('/')) return Fail(Errno.EISDIR);
+                Revoking();
                 errno = w.Mount.PrepareCreate(w.Rel, node, out host, out commit);
+                makes = true;
                 break;
             case PathOp.Create when node.Exists:
                 return Fail(Errno.EEXIST);
             case PathOp.Create:
                 if ((flags & S_IFMT) is S_IFCHR or S_IFBLK) return Fail(Errno.EPERM); // no host devices for a guest
+                Revoking();
                 errno = w.Mount.PrepareCreate(w.Rel, node, out host, out commit);
+                makes = true;
                 break;
             case PathOp.Open when (flags & (LinuxFlags.O_CREAT | LinuxFlags.O_EXCL)) == (LinuxFlags.O_CREAT | LinuxFlags.O_EXCL):
                 return Fail(Errno.EEXIST);
@@ -260,12 +284,13 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
                 return Fail(Errno.EISDIR);
             case PathOp.Open when write:
             case PathOp.Modify when node.Exists:
+                if (w.Mount.WriteChangesNames(node)) Revoking();
                 errno = w.Mount.PrepareWrite(w.Rel, node, truncate: request.Op == PathOp.Open && (flags & LinuxFlags.O_TRUNC) != 0 && node.Type == NodeType.File, out host);
                 break;
             case PathOp.Access when node.Exists && (flags & HostFs.W_OK) != 0 && w.Mount.ReadOnly:
                 return Fail(Errno.EROFS);
             case var _ when !node.Exists:
-                return Fail(Errno.ENOENT);
+                return Missing(w, out leasable);
             case PathOp.Exec:
                 host = Readable(w);
                 if (Answer(path, baseHost, host, w.GuestPath).HostPath is not null && Shebang(host) is var (interpreter, arg))
@@ -279,7 +304,7 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
         }
         if (errno != 0) return Fail(errno);
         if (Encoding.UTF8.GetByteCount(host) >= LinuxFlags.PATH_MAX) return Fail(Errno.ENAMETOOLONG);
-        return Answer(path, baseHost, host, w.GuestPath) with { CommitOnSuccess = commit };
+        return Answer(path, baseHost, host, w.GuestPath) with { CommitOnSuccess = commit, MakesName = makes };
     }
 
     public Task CreatedAsync(string guestPath)

@@ -23,9 +23,16 @@ internal sealed unsafe class NameCache : IDisposable
 {
     private const int MaxLeases = 4096;
 
-    internal readonly record struct Question(string Path, string? Dir, int Vpid, long Cwds, PathOp Op, bool Follow, int Flags);
+    /// <summary>What makes two questions the same, and (<paramref name="Creates"/>, not compared) how many calls that
+    /// may make a name had ended when it was asked.</summary>
+    internal readonly record struct Question(string Path, string? Dir, int Vpid, long Cwds, PathOp Op, bool Follow, int Flags)
+    {
+        public long Creates { get; init; }
+        public bool Equals(Question o) => Path == o.Path && Dir == o.Dir && Vpid == o.Vpid && Cwds == o.Cwds && Op == o.Op && Follow == o.Follow && Flags == o.Flags;
+        public override int GetHashCode() => HashCode.Combine(Path, Dir, Vpid, Cwds, Op, Follow, Flags);
+    }
 
-    private sealed record Lease(PathResolution Answer, long Epoch, long Until);
+    private sealed record Lease(PathResolution Answer, long Epoch, long Until, long Creates);
 
     private readonly ConcurrentDictionary<Question, Lease> _leases = new();
     private readonly SafeFileHandle _file;
@@ -33,6 +40,7 @@ internal sealed unsafe class NameCache : IDisposable
     private readonly MemoryMappedViewAccessor _view;
     private readonly long* _epoch;
     private long _cwds;
+    private long _creates;
     private long _used;
 
     /// <summary>The epoch's file for the VFS (VfsConfig.LeaseEpoch).</summary>
@@ -61,12 +69,16 @@ internal sealed unsafe class NameCache : IDisposable
     public Question Of(PathRequest r)
     {
         bool fromCwd = !r.Arg.Path.StartsWith('/') && r.Arg.DirHostPath is null;
-        return new Question(r.Arg.Path, r.Arg.DirHostPath, fromCwd ? r.Vpid : 0, fromCwd ? Interlocked.Read(ref _cwds) : 0, r.Op, r.FollowLast, r.OpenFlags);
+        return new Question(r.Arg.Path, r.Arg.DirHostPath, fromCwd ? r.Vpid : 0, fromCwd ? Interlocked.Read(ref _cwds) : 0, r.Op, r.FollowLast, r.OpenFlags)
+        {
+            Creates = Interlocked.Read(ref _creates),
+        };
     }
 
     public bool TryGet(in Question question, out PathResolution answer)
     {
-        if (_leases.TryGetValue(question, out var lease) && lease.Epoch == Volatile.Read(ref *_epoch) && Stopwatch.GetTimestamp() < lease.Until)
+        if (_leases.TryGetValue(question, out var lease) && lease.Epoch == Volatile.Read(ref *_epoch) && Stopwatch.GetTimestamp() < lease.Until
+            && (lease.Answer.Errno == 0 || lease.Creates == Interlocked.Read(ref _creates)))
         {
             Interlocked.Increment(ref _used);
             answer = lease.Answer;
@@ -81,8 +93,15 @@ internal sealed unsafe class NameCache : IDisposable
     {
         if (answer.Lease == 0 || answer.LeaseMs <= 0) return;
         if (_leases.Count >= MaxLeases) _leases.Clear();
-        _leases[question] = new Lease(answer, answer.Lease, Stopwatch.GetTimestamp() + answer.LeaseMs * Stopwatch.Frequency / 1000);
+        _leases[question] = new Lease(answer, answer.Lease, Stopwatch.GetTimestamp() + answer.LeaseMs * Stopwatch.Frequency / 1000, question.Creates);
     }
+
+    /// <summary>
+    /// A call that may have made a name has ended. The VFS revokes every lease before it answers such a call, but the
+    /// host makes the name only afterwards: a lease on a missing name granted in between would outlive it. So a
+    /// negative lease is used only while no such call has ended since its question was asked.
+    /// </summary>
+    public void Created() => Interlocked.Increment(ref _creates);
 
     /// <summary>A process changed its cwd, or a process was made: a path relative to a cwd is a new question.</summary>
     public void CwdsChanged() => Interlocked.Increment(ref _cwds);

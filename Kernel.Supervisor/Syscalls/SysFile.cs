@@ -230,12 +230,24 @@ internal static class SysFile
         var r = Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, arg, op, follow, flags));
         if (r.Errno != 0) throw new SyscallError(r.Errno);
         if (r.HostPath is not null) c.RewritePath(pathArg, r.HostPath);
-        if (r.CommitOnSuccess && r.GuestPath is { } created)
-            c.AtExit(x =>
-            {
-                if (x.Result >= 0) x.Kernel.Vfs.Post(nameof(IVfsServer.CreatedAsync), created);
-            });
+        if (r.MakesName) AfterCreate(c, r.CommitOnSuccess ? r.GuestPath : null);
         return r;
+    }
+
+    /// <summary>
+    /// A call the VFS answered with PathResolution.MakesName (open with O_CREAT, mkdir, mknod, bind of a missing name),
+    /// at its exit: what was leased about missing
+    /// names before it is void, since the host makes the entry only after the VFS answered; and a name the VFS hid (a
+    /// whiteout) is committed once the host made it (<paramref name="commit"/>, see PathResolution.CommitOnSuccess).
+    /// </summary>
+    internal static void AfterCreate(SyscallCall c, string? commit)
+    {
+        if (commit is null && c.Kernel.Names is null) return;
+        c.AtExit(x =>
+        {
+            x.Kernel.Names?.Created();
+            if (commit is not null && x.Result >= 0) x.Kernel.Vfs.Post(nameof(IVfsServer.CreatedAsync), commit);
+        });
     }
 
     /// <summary>

@@ -55,18 +55,14 @@ internal static class SysSocket
     private static void Address(SyscallCall c, PathOp op, int addrArg, int lenArg, bool send = false)
     {
         if (c.Arg(addrArg) == 0 || !OnSocket(c)) return; // send() is sendto without an address: nothing to look at
-        if (HostAddress(c, c.Arg(addrArg), c.IntArg(lenArg), op, send, out var created) is { } sockaddr)
+        if (HostAddress(c, c.Arg(addrArg), c.IntArg(lenArg), op, send, out var created, out bool makes) is { } sockaddr)
         {
             ulong scratch = c.ScratchSlotAddress(1);
             GuestMemory.Write(c.Tid, scratch, sockaddr);
             c.SetArg(addrArg, scratch);
             c.SetArg(lenArg, (ulong)sockaddr.Length);
         }
-        if (created is not null)
-            c.AtExit(x =>
-            {
-                if (x.Result == 0) x.Kernel.Vfs.Post(nameof(IVfsServer.CreatedAsync), created);
-            });
+        if (makes) SysFile.AfterCreate(c, created);
     }
 
     /// <summary>
@@ -81,11 +77,13 @@ internal static class SysSocket
     /// own will do (no path, or a path that names the right file already). <paramref name="created"/>: bind made a
     /// name the VFS must be told about once the host made it.
     /// </summary>
-    private static byte[]? HostAddress(SyscallCall c, ulong addr, int length, PathOp op, bool send, out string? created)
+    private static byte[]? HostAddress(SyscallCall c, ulong addr, int length, PathOp op, bool send, out string? created, out bool makes)
     {
         created = null;
+        makes = false;
         if (PathOf(c, addr, length) is not { } path) return null;
         var r = SysFile.Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, new PathArg(path), op, FollowLast: op != PathOp.Create));
+        makes = r.MakesName;
         string host;
         if (send && r.Errno == Errno.ENOENT) host = NoSuchHostPath;
         // bind on an existing name is EADDRINUSE; connect to a missing one ENOENT, as Linux says.
@@ -124,7 +122,7 @@ internal static class SysSocket
             return; // the host's EFAULT
         }
         if (BitConverter.ToUInt64(header, 0) == 0 || !OnSocket(c)) return;
-        if (HostAddress(c, BitConverter.ToUInt64(header, 0), BitConverter.ToInt32(header, 8), PathOp.Stat, send: true, out _) is not { } sockaddr) return;
+        if (HostAddress(c, BitConverter.ToUInt64(header, 0), BitConverter.ToInt32(header, 8), PathOp.Stat, send: true, out _, out _) is not { } sockaddr) return;
         ulong name = c.ScratchSlotAddress(1), copy = c.ScratchSlotAddress(2);
         GuestMemory.Write(c.Tid, name, sockaddr);
         BitConverter.TryWriteBytes(header.AsSpan(0), name);
@@ -161,7 +159,7 @@ internal static class SysSocket
         for (int i = 0; i < count; i++)
         {
             int at = i * MmsghdrSize;
-            names[i] = HostAddress(c, BitConverter.ToUInt64(vector, at), BitConverter.ToInt32(vector, at + 8), PathOp.Stat, send: true, out _);
+            names[i] = HostAddress(c, BitConverter.ToUInt64(vector, at), BitConverter.ToInt32(vector, at + 8), PathOp.Stat, send: true, out _, out _);
             any |= names[i] is not null;
         }
         if (!any) return;

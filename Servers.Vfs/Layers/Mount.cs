@@ -72,6 +72,9 @@ internal abstract class Mount(string guestPoint, bool readOnly)
 
     /// <summary>Makes an existing node writable in place (copying it up if it lives in a read-only layer); gives the
     /// host path the write goes to.</summary>
+    /// <summary>Whether <see cref="PrepareWrite"/> of <paramref name="node"/> changes what names resolve to (a copy-up).</summary>
+    public virtual bool WriteChangesNames(Node node) => false;
+
     public virtual int PrepareWrite(string rel, Node node, bool truncate, out string hostPath)
     {
         hostPath = node.HostPath ?? "";

@@ -95,6 +95,8 @@ internal sealed class OverlayMount : Mount
         return HashCode.Combine(_generation.GetValueOrDefault(rel), up.MtimeSec, up.MtimeNsec, low.MtimeSec, low.MtimeNsec) & long.MaxValue;
     }
 
+    public override bool WriteChangesNames(Node node) => node.Layer != Layer.Upper;
+
     public override int PrepareWrite(string rel, Node node, bool truncate, out string hostPath)
     {
         hostPath = Join(_upper, rel);

@@ -96,6 +96,7 @@ public sealed record SpaceMaps(int Vpid, IReadOnlyList<Vma> Areas);
 /// <paramref name="Interpreter"/>: the path named a "#!" script that the host can only reach by a host path, which
 /// Linux would pass to the interpreter; the kernel must start the interpreter itself (HostPath is then the
 /// interpreter's) with argv = Interpreter, [InterpreterArg], the guest's own path string, argv[1...].
+/// <paramref name="MakesName"/>: the host is to make a new name with this answer (a create of a missing name).
 /// <para>
 /// <paramref name="Lease"/>: not 0, the VFS grants this answer as a lease. The supervisor may give the same answer to
 /// the same question (the same path string from the same place: the root, the same dirfd's directory, or the same
@@ -105,7 +106,9 @@ public sealed record SpaceMaps(int Vpid, IReadOnlyList<Vma> Areas);
 /// <see cref="VfsConfig.LeaseEpoch"/>, which the VFS maps shared and the supervisor reads at every reuse. A VFS that
 /// grants leases must make the epoch differ from every lease it granted before any namespace change it makes or
 /// answers for becomes visible (and after a restart, before its first answer); it grants leases only for answers
-/// that do not depend on who asks. A VFS that wants to see every lookup answers 0 and never touches the file.
+/// that do not depend on who asks. A lease may say a name is missing (ENOENT): since the host makes a name only after
+/// the VFS answered <paramref name="MakesName"/>, the supervisor keeps such a lease only while no call answered so has
+/// ended since it asked. A VFS that wants to see every lookup answers 0 and never touches the file.
 /// </para>
 /// </summary>
 public sealed record PathResolution(
@@ -118,7 +121,8 @@ public sealed record PathResolution(
     string? InterpreterArg = null,
     int NeedMapsOf = 0,
     long Lease = 0,
-    int LeaseMs = 0);
+    int LeaseMs = 0,
+    bool MakesName = false);
 
 /// <summary>A namespace change the VFS carries out itself (it must, to keep its layers and whiteouts in step).</summary>
 public enum NameOp

@@ -44,9 +44,9 @@ public sealed class LeaseTests : IDisposable
     private async Task<int> Change(NameOp op, string path, string? newPath = null, string? target = null) =>
         await (await Server()).ChangeAsync(new NameChange(1, op, new PathArg(path), newPath is null ? null : new PathArg(newPath), target));
 
-    private void AssertLeased(PathResolution r, string what)
+    private void AssertLeased(PathResolution r, string what, int errno = 0)
     {
-        Assert.True(r.Errno == 0, $"{what}: errno {r.Errno}");
+        Assert.True(r.Errno == errno, $"{what}: errno {r.Errno}");
         Assert.True(r.Lease != 0 && r.Lease == Epoch, $"{what}: lease {r.Lease}, epoch {Epoch}");
         Assert.True(r.LeaseMs > 0, $"{what}: lease for {r.LeaseMs} ms");
     }
@@ -75,16 +75,39 @@ public sealed class LeaseTests : IDisposable
     }
 
     [Fact]
-    public async Task A_missing_name_proc_dev_an_exec_and_a_write_open_are_not_leased()
+    public async Task A_name_missing_from_a_directory_is_leased_but_not_one_below_a_missing_directory_and_a_create_says_it_makes_a_name()
+    {
+        _vfs.Lower("etc/conf", "x");
+
+        var missing = await Resolve("/etc/missing");
+        Assert.Equal(Errno.ENOENT, missing.Errno);
+        AssertLeased(missing, "a name missing from /etc", Errno.ENOENT);
+        AssertLeased(await Resolve("/etc/missing", PathOp.Open, O_RDONLY), "open of a missing name", Errno.ENOENT);
+        AssertLeased(await Resolve("/etc/missing", PathOp.Exec), "exec of a missing name", Errno.ENOENT);
+        var deeper = await Resolve("/nodir/missing");
+        Assert.Equal(Errno.ENOENT, deeper.Errno);
+        AssertNotLeased(deeper, "a name below a missing directory");
+        AssertNotLeased(await Resolve("/proc/99999"), "a missing name in /proc");
+
+        long before = Epoch;
+        var create = await Resolve("/etc/missing", PathOp.Open, LinuxFlags.O_WRONLY | LinuxFlags.O_CREAT);
+        Assert.True(create.MakesName, create.ToString());
+        Assert.NotEqual(before, Epoch);
+        // O_CREAT of a name that exists makes none, and changes no name when the file is the guest's own already.
+        File.WriteAllText(create.HostPath!, "");
+        before = Epoch;
+        var again = await Resolve("/etc/missing", PathOp.Open, LinuxFlags.O_WRONLY | LinuxFlags.O_CREAT);
+        Assert.False(again.MakesName, again.ToString());
+        Assert.Equal(before, Epoch);
+    }
+
+    [Fact]
+    public async Task Proc_dev_an_exec_and_a_write_open_are_not_leased()
     {
         var exe = _vfs.Lower("bin/tool", "\x7f" + "ELF not really");
         File.SetUnixFileMode(exe, (UnixFileMode)0x1ED); // 0755
         _vfs.Lower("etc/conf", "x");
 
-        var missing = await Resolve("/etc/missing");
-        Assert.Equal(Errno.ENOENT, missing.Errno);
-        AssertNotLeased(missing, "a missing name");
-        AssertNotLeased(await Resolve("/etc/missing", PathOp.Open, O_RDONLY), "open of a missing name");
         AssertNotLeased(await Resolve("/proc"), "/proc");
         AssertNotLeased(await Resolve("/proc/meminfo"), "/proc/meminfo");
         AssertNotLeased(await Resolve("/dev/null"), "/dev/null");

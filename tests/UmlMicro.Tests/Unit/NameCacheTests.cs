@@ -46,6 +46,29 @@ public sealed class NameCacheTests : IDisposable
     private bool Reused(PathRequest request, out PathResolution answer) => _cache.TryGet(_cache.Of(request), out answer);
 
     [Fact]
+    public void A_missing_name_is_given_again_only_while_no_call_that_made_a_name_has_ended_since_it_was_asked()
+    {
+        var missing = new PathResolution(2, null, null, Lease: Epoch, LeaseMs: 1000); // ENOENT
+        var present = Leased("/host/etc/passwd");
+        _cache.Grant(_cache.Of(Ask("/etc/missing")), missing);
+        _cache.Grant(_cache.Of(Ask("/etc/passwd")), present);
+        Assert.True(Reused(Ask("/etc/missing"), out var again));
+        Assert.Same(missing, again);
+
+        // The host made a name after the VFS answered the call that asked for it: a missing name may exist now.
+        var askedBefore = _cache.Of(Ask("/etc/other"));
+        _cache.Created();
+        Assert.False(Reused(Ask("/etc/missing"), out _));
+        Assert.True(Reused(Ask("/etc/passwd"), out _)); // what exists is changed only by what moves the epoch
+
+        // An answer to a question asked before that call ended is not kept as a negative lease; one asked after is.
+        _cache.Grant(askedBefore, missing);
+        Assert.False(Reused(Ask("/etc/other"), out _));
+        _cache.Grant(_cache.Of(Ask("/etc/other")), missing);
+        Assert.True(Reused(Ask("/etc/other"), out _));
+    }
+
+    [Fact]
     public void A_granted_answer_is_given_again_to_the_same_question_while_the_epoch_holds()
     {
         var answer = Leased("/host/etc/passwd");
