@@ -228,8 +228,10 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
                 if (_log.Count >= CheckpointEvery) Checkpoint();
                 return;
             }
+            bool first = _outbox.Count == 0; // later ones go with it: the sender empties the whole outbox
             _outbox.Add((m, args));
             _sender ??= StartSender();
+            if (!first) return;
         }
         _posted.Release();
     }
