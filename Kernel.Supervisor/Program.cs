@@ -178,7 +178,7 @@ namespace UmlMicro.Supervisor
         {
             if (x.Exception?.InnerException is { } e) throw e is ServerFailure ? e : new ServerFailure(e.Message);
             configure();
-        }, TaskScheduler.Default);
+        }, CancellationToken.None, TaskContinuationOptions.LongRunning, TaskScheduler.Default); // it waits for an answer: not on a pool thread
 
         /// <summary>Waits for every task; then the first failure is thrown as itself, as a call on this thread would have.</summary>
         private static void WaitAll(params Task[] tasks)

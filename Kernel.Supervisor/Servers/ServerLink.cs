@@ -115,10 +115,20 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         {
             if (ReferenceEquals(_rpc, rpc)) _lost ??= $"lost its connection ({e.Reason})";
         };
-        var proxy = rpc.Attach<T>();
+        var proxy = AttachProxy(rpc);
         rpc.StartListening();
         return new Connection(process, rpc, proxy);
     }
+
+    /// <summary>
+    /// The contract's proxy on <paramref name="rpc"/>. For a contract marked [JsonRpcContract] (MM, Sched) it is the
+    /// one StreamJsonRpc's source generator made at compile time (EnableStreamJsonRpcInterceptors: the calls must name
+    /// the interface), not one emitted at run time, which took a cold supervisor 100 ms or more; VFS's is still emitted.
+    /// </summary>
+    private static T AttachProxy(JsonRpc rpc) => (T)(object)(typeof(T) == typeof(IVfsServer) ? rpc.Attach<IVfsServer>()
+        : typeof(T) == typeof(IMmServer) ? rpc.Attach<IMmServer>()
+        : typeof(T) == typeof(ISchedServer) ? rpc.Attach<ISchedServer>()
+        : throw new ArgumentException($"no proxy for {typeof(T)}"));
 
     /// <summary>Makes <paramref name="c"/> the live server.</summary>
     private void Attach(Connection c)
@@ -130,11 +140,12 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     }
 
     /// <summary>Checks that the process is the server it claims to be, speaking the contract's version.</summary>
-    public Task HandshakeAsync() => System.Threading.Tasks.Task.Run(() =>
+    public Task HandshakeAsync() => System.Threading.Tasks.Task.Factory.StartNew(() =>
     {
+        // A thread of its own: three cold connections at once would otherwise wait for the thread pool to grow.
         if (Interlocked.Exchange(ref _starting, null) is { } process) Attach(Connect(process));
         return Handshake(_forwarder.Target);
-    });
+    }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
 
     private Task Handshake(T server) => System.Threading.Tasks.Task.Run(async () =>
     {

@@ -1,6 +1,9 @@
 using System.Collections.Generic;
 using System.Text.Json.Serialization;
 
+// The proxies generated for the [JsonRpcContract] interfaces are public, so the supervisor builds them directly.
+[assembly: StreamJsonRpc.ExportRpcContractProxies]
+
 namespace UmlMicro.Contracts.Servers;
 
 /// <summary>
