@@ -100,15 +100,19 @@ namespace UmlMicro.Supervisor
             using var vfs = ServerLink<IVfsServer>.Start(Server.Vfs, "vfs", Launch(config.Servers.Vfs!, Contract.VfsName, Contract.VfsVersion), stats, budget);
             using var mm = ServerLink<IMmServer>.Start(Server.Mm, "mm", Launch(config.Servers.Mm!, Contract.MmName, Contract.MmVersion), stats, budget);
             using var sched = ServerLink<ISchedServer>.Start(Server.Sched, "sched", Launch(config.Servers.Sched!, Contract.SchedName, Contract.SchedVersion), stats, budget);
-            Task.WaitAll(Handshake(vfs.HandshakeAsync()), Handshake(mm.HandshakeAsync()), Handshake(sched.HandshakeAsync()));
+            // The servers start up (connect, handshake, be configured) side by side, and while the guest's namespace is made.
+            var vfsUp = vfs.HandshakeAsync();
+            var mmUp = mm.HandshakeAsync();
+            var schedUp = sched.HandshakeAsync();
             var identity = Identity(config.Kernel);
             using var ns = GuestNamespace.Create(config.Vfs, Environment.CurrentDirectory);
             long memoryLimit = config.Mm.MemoryLimitBytes;
             using var names = NameCache.Create();
-            vfs.Call(v => v.ConfigureAsync(new VfsConfig(ns.Mounts, ns.InitialCwd, ns.StateDir, ns.MemoryDir, ns.UpperDir,
-                identity.Release, identity.Nodename, cpus, memoryLimit, names?.EpochPath ?? "")));
-            mm.Call(m => m.ConfigureAsync(new MmConfig(memoryLimit, config.Mm.DeterministicLayout, (ulong)Random.Shared.NextInt64())));
-            sched.Call(s => s.ConfigureAsync(new SchedConfig(cpus)));
+            WaitAll(
+                Then(vfsUp, () => vfs.Call(v => v.ConfigureAsync(new VfsConfig(ns.Mounts, ns.InitialCwd, ns.StateDir, ns.MemoryDir, ns.UpperDir,
+                    identity.Release, identity.Nodename, cpus, memoryLimit, names?.EpochPath ?? "")))),
+                Then(mmUp, () => mm.Call(m => m.ConfigureAsync(new MmConfig(memoryLimit, config.Mm.DeterministicLayout, (ulong)Random.Shared.NextInt64())))),
+                Then(schedUp, () => sched.Call(s => s.ConfigureAsync(new SchedConfig(cpus)))));
 
             var mapCheck = config.Mm.CheckMaps ? new MapCheck() : null;
             var quantum = TimeSpan.FromMilliseconds(config.Sched.QuantumMs);
@@ -169,10 +173,26 @@ namespace UmlMicro.Supervisor
             }
         }
 
-        private static Task Handshake(Task t) => t.ContinueWith(x =>
+        /// <summary>After a server's handshake, <paramref name="configure"/>; a failed handshake is the server's failure.</summary>
+        private static Task Then(Task handshake, Action configure) => handshake.ContinueWith(x =>
         {
             if (x.Exception?.InnerException is { } e) throw e is ServerFailure ? e : new ServerFailure(e.Message);
-        }, TaskScheduler.Default);
+            configure();
+        }, CancellationToken.None, TaskContinuationOptions.LongRunning, TaskScheduler.Default); // it waits for an answer: not on a pool thread
+
+        /// <summary>Waits for every task; then the first failure is thrown as itself, as a call on this thread would have.</summary>
+        private static void WaitAll(params Task[] tasks)
+        {
+            try
+            {
+                Task.WaitAll(tasks);
+            }
+            catch (AggregateException)
+            {
+                var failed = tasks.First(t => t.IsFaulted).Exception!.InnerException!;
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(tasks.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is ServerFailure) ?? failed);
+            }
+        }
 
         /// <summary>
         /// SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to the supervisor go to guest pid 1 instead. (A terminal's ^C

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using UmlMicro.Contracts.Servers;
 
 namespace UmlMicro.Servers.Mm;
@@ -30,7 +31,7 @@ namespace UmlMicro.Servers.Mm;
 /// MAP_NORESERVE are not shown there.
 /// </para>
 /// </summary>
-internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.MmVersion), IMmServer
+internal sealed partial class MmServer() : KernelServerBase(Contract.MmName, Contract.MmVersion), IMmServer
 {
     private const long ENOMEM = 12;
 
@@ -60,13 +61,17 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
 
     private sealed record SharedSpace(IReadOnlyList<int> Vpids, AddressSpace.Saved Space);
 
+    /// <summary>A checkpoint's JSON, generated at compile time (the server is a NativeAOT executable).</summary>
+    [JsonSerializable(typeof(Checkpoint))]
+    private sealed partial class CheckpointJson : JsonSerializerContext;
+
     public override Task<string?> CheckpointAsync()
     {
         lock (gate)
         {
             var shared = spaces.GroupBy(kv => kv.Value, ReferenceEqualityComparer.Instance)
                 .Select(g => new SharedSpace([.. g.Select(kv => kv.Key).Order()], ((AddressSpace)g.Key!).Save())).ToList();
-            return Task.FromResult<string?>(JsonSerializer.Serialize(new Checkpoint(memoryLimitBytes, committed, peakCommitted, granted, shared, peaks, deterministicLayout, layoutSeed, segments)));
+            return Task.FromResult<string?>(JsonSerializer.Serialize(new Checkpoint(memoryLimitBytes, committed, peakCommitted, granted, shared, peaks, deterministicLayout, layoutSeed, segments), CheckpointJson.Default.Checkpoint));
         }
     }
 
@@ -75,7 +80,7 @@ internal sealed class MmServer() : KernelServerBase(Contract.MmName, Contract.Mm
         lock (gate)
         {
             if (spaces.Count > 0 || peaks.Count > 0 || segments.Count > 0) throw ProtocolViolation.Of("a checkpoint is restored into a fresh server only");
-            var saved = ReadCheckpoint<Checkpoint>(checkpoint);
+            var saved = ReadCheckpoint(checkpoint, CheckpointJson.Default.Checkpoint);
             try
             {
                 foreach (var s in saved.Spaces ?? [])

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using UmlMicro.Contracts.Servers;
 
 namespace UmlMicro.Servers.Sched;
@@ -25,7 +26,7 @@ namespace UmlMicro.Servers.Sched;
 /// supervisor replays sched/configure with the same count and goes on granting vCPUs meanwhile.
 /// </para>
 /// </summary>
-internal sealed class SchedServer : KernelServerBase, ISchedServer
+internal sealed partial class SchedServer : KernelServerBase, ISchedServer
 {
     // Requests are serialised: the server is a single-threaded kernel, one message at a time, as in MINIX.
     private readonly Lock gate = new();
@@ -42,18 +43,22 @@ internal sealed class SchedServer : KernelServerBase, ISchedServer
     private sealed record Checkpoint(int Cpus, int LastPid, Dictionary<int, int> PidReferences, IReadOnlyList<ProcessState> Processes,
         IReadOnlyList<int>? Reserved = null);
 
+    /// <summary>A checkpoint's JSON, generated at compile time (the server is a NativeAOT executable).</summary>
+    [JsonSerializable(typeof(Checkpoint))]
+    private sealed partial class CheckpointJson : JsonSerializerContext;
+
     public override Task<string?> CheckpointAsync()
     {
         lock (gate)
         {
             var (last, references) = pids.Save();
-            return Task.FromResult<string?>(JsonSerializer.Serialize(new Checkpoint(cpus, last, references, table.Save(), [.. table.Reserved])));
+            return Task.FromResult<string?>(JsonSerializer.Serialize(new Checkpoint(cpus, last, references, table.Save(), [.. table.Reserved]), CheckpointJson.Default.Checkpoint));
         }
     }
 
     public override Task RestoreAsync(string checkpoint)
     {
-        var saved = ReadCheckpoint<Checkpoint>(checkpoint);
+        var saved = ReadCheckpoint(checkpoint, CheckpointJson.Default.Checkpoint);
         lock (gate)
         {
             if (pids.Started) throw ProtocolViolation.Of("a checkpoint is restored into a fresh server only");

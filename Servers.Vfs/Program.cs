@@ -1,6 +1,7 @@
 // The VFS server's main loop: receive a request on stdin, answer on stdout, until the supervisor
 // closes the pipe or asks for shutdown. What the server owns and how it is rebuilt: see VfsServer.
 // --no-leases: grant no lease, so that every lookup reaches the server.
+using StreamJsonRpc;
 using UmlMicro.Contracts.Servers;
 using UmlMicro.Servers.Vfs;
 
@@ -15,4 +16,4 @@ var wire = Console.OpenStandardOutput();
 Console.SetOut(Console.Error);
 
 using var server = new VfsServer(grantLeases: !args.Contains("--no-leases"));
-return await ServerLoop.RunAsync<IVfsServer>("vfs", server, server.ShutdownRequested, Console.OpenStandardInput(), wire);
+return await ServerLoop.RunAsync("vfs", server, RpcTargetMetadata.FromShape<IVfsServer, ContractShapes>(), server.ShutdownRequested, Console.OpenStandardInput(), wire);

@@ -2,7 +2,7 @@
 # The test command of the README: every test project in Release, then the integration suite again in
 # the two other trap modes (the same guests must behave the same under tt, sysemu and seccomp), less the
 # classes no trap mode touches: the command line, the config file, server start and stop, and ModeTests,
-# which runs every mode itself.
+# which runs every mode itself; then the contract tests against the servers ./umlmicro publishes.
 # Ends with one line "N passed, N failed" over all runs; exit status 0 only when nothing failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +29,12 @@ for mode in tt sysemu; do
   run "integration tests ($mode)" env UMLMICRO_Kernel__Mode=$mode \
     dotnet test tests/UmlMicro.Tests -c Release --no-build --filter "$mode_matrix"
 done
+
+# What ./umlmicro runs is not that build but the published one (MM and Sched NativeAOT, the supervisor and VFS
+# ReadyToRun): the contract tests again, against those servers. Publishing leaves build/Release as ./umlmicro wants it.
+rm -f build/Release/.built
+run "publish (as ./umlmicro builds)" ./umlmicro --help
+run "contract tests (published servers)" dotnet test tests/Contract.Tests -c Release --no-build
 
 # dotnet test's summary lines read "Passed!  - Failed:     0, Passed:   157, Skipped: ..."
 awk '/(Passed|Failed)! +- +Failed:/ { gsub(",", ""); f += $4; p += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"

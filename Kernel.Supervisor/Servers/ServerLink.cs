@@ -79,16 +79,23 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     public static ServerLink<T> Start(Server id, string name, ServerLaunch launch, KernelStats stats, RestartBudget budget)
     {
         var link = new ServerLink<T>(id, name, null!, stats, launch, budget);
-        link.Attach(link.Spawn());
+        // Only the process here: its connection is made by the handshake, so every server is already starting up
+        // while the first connection pays for setting up JSON-RPC (most of a cold start's time before the guest).
+        link._starting = link.SpawnProcess();
         return link;
     }
+
+    /// <summary>Started by <see cref="Start"/>, not yet connected.</summary>
+    private ServerProcess? _starting;
 
     /// <summary>A started server process and its connection, live or standing by.</summary>
     private sealed record Connection(ServerProcess Process, JsonRpc Rpc, T Proxy);
 
     private static readonly Dictionary<string, string> NoDiagnostics = new() { ["DOTNET_EnableDiagnostics"] = "0" };
 
-    private Connection Spawn()
+    private Connection Spawn() => Connect(SpawnProcess());
+
+    private ServerProcess SpawnProcess()
     {
         var launch = _launch!;
         var parts = launch.Command.Command.Replace("{bin}", launch.BinDir.TrimEnd('/'))
@@ -98,15 +105,30 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         // every restart would add to a directory the guest lists.
         var process = ServerProcess.Start(parts, NoDiagnostics, out int errno)
             ?? throw new ServerFailure($"{Name} server: cannot start '{parts[0]}': {new System.ComponentModel.Win32Exception(errno).Message}");
+        return process;
+    }
+
+    private Connection Connect(ServerProcess process)
+    {
         var rpc = RpcWire.Create(process.Input, process.Output);
         rpc.Disconnected += (_, e) =>
         {
             if (ReferenceEquals(_rpc, rpc)) _lost ??= $"lost its connection ({e.Reason})";
         };
-        var proxy = rpc.Attach<T>();
+        var proxy = AttachProxy(rpc);
         rpc.StartListening();
         return new Connection(process, rpc, proxy);
     }
+
+    /// <summary>
+    /// The contract's proxy on <paramref name="rpc"/>. For a contract marked [JsonRpcContract] (MM, Sched) it is the
+    /// one StreamJsonRpc's source generator made at compile time (EnableStreamJsonRpcInterceptors: the calls must name
+    /// the interface), not one emitted at run time, which took a cold supervisor 100 ms or more; VFS's is still emitted.
+    /// </summary>
+    private static T AttachProxy(JsonRpc rpc) => (T)(object)(typeof(T) == typeof(IVfsServer) ? rpc.Attach<IVfsServer>()
+        : typeof(T) == typeof(IMmServer) ? rpc.Attach<IMmServer>()
+        : typeof(T) == typeof(ISchedServer) ? rpc.Attach<ISchedServer>()
+        : throw new ArgumentException($"no proxy for {typeof(T)}"));
 
     /// <summary>Makes <paramref name="c"/> the live server.</summary>
     private void Attach(Connection c)
@@ -118,7 +140,12 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     }
 
     /// <summary>Checks that the process is the server it claims to be, speaking the contract's version.</summary>
-    public Task HandshakeAsync() => Handshake(_forwarder.Target);
+    public Task HandshakeAsync() => System.Threading.Tasks.Task.Factory.StartNew(() =>
+    {
+        // A thread of its own: three cold connections at once would otherwise wait for the thread pool to grow.
+        if (Interlocked.Exchange(ref _starting, null) is { } process) Attach(Connect(process));
+        return Handshake(_forwarder.Target);
+    }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
 
     private Task Handshake(T server) => System.Threading.Tasks.Task.Run(async () =>
     {
@@ -423,6 +450,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
 
     private void DisposeLocked()
     {
+        Interlocked.Exchange(ref _starting, null)?.Dispose(); // never handshaken
         _closing = true;
         _posted.Release();
         SendOutboxLocked();

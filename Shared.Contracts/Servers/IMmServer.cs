@@ -126,7 +126,8 @@ public sealed record MmUsage(long Committed, long PeakCommitted, long Limit, IRe
 /// The memory-management server: one map of mappings per address space, kept from the memory calls
 /// the host carried out, and the guest's commit limit, decided before the host runs a call.
 /// </summary>
-public interface IMmServer : IKernelServer
+[JsonRpcContract, PolyType.GenerateShape(IncludeMethods = PolyType.MethodShapeFlags.PublicInstance)]
+public partial interface IMmServer : IKernelServer
 {
     [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("mm/configure")]

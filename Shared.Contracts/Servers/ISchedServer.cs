@@ -37,7 +37,8 @@ public sealed record GroupChange(int Vpid, int Vpgid, bool NewSession);
 /// process/thread tree, process groups and sessions, and the virtual CPUs. The supervisor keeps the
 /// grants it is given (a thread's own ids) and asks again only when something changes.
 /// </summary>
-public interface ISchedServer : IKernelServer
+[JsonRpcContract, PolyType.GenerateShape(IncludeMethods = PolyType.MethodShapeFlags.PublicInstance)]
+public partial interface ISchedServer : IKernelServer
 {
     [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("sched/configure")]

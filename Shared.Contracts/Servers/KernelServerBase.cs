@@ -1,4 +1,6 @@
 using System;
+using System.Diagnostics.CodeAnalysis;
+using System.Text.Json.Serialization.Metadata;
 using System.Threading.Tasks;
 using StreamJsonRpc;
 using StreamJsonRpc.Protocol;
@@ -27,6 +29,21 @@ public abstract class KernelServerBase(string name, int contractVersion) : IKern
     public virtual Task RestoreAsync(string checkpoint) => throw ProtocolViolation.Of($"the {name} server keeps no checkpoints");
 
     /// <summary>A checkpoint's text read back as the server's own record of its state, or a protocol error.</summary>
+    protected static TState ReadCheckpoint<TState>(string checkpoint, JsonTypeInfo<TState> json) where TState : class
+    {
+        try
+        {
+            return System.Text.Json.JsonSerializer.Deserialize(checkpoint ?? "", json) ?? throw new System.Text.Json.JsonException("null");
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw NotACheckpoint(e.Message);
+        }
+    }
+
+    /// <summary>The same, with a serializer built by reflection (not in a NativeAOT server).</summary>
+    [RequiresUnreferencedCode("Deserializes TState by reflection: use the overload with a JsonTypeInfo.")]
+    [RequiresDynamicCode("Deserializes TState by reflection: use the overload with a JsonTypeInfo.")]
     protected static TState ReadCheckpoint<TState>(string checkpoint) where TState : class
     {
         try

@@ -1,6 +1,7 @@
 using System;
 using System.Buffers;
 using System.Collections.Generic;
+using System.Diagnostics.CodeAnalysis;
 using System.IO;
 using System.IO.Pipelines;
 using System.Linq;
@@ -38,21 +39,28 @@ public static class RpcWire
     /// parameter that must have a value, a line over <see cref="MaxMessageBytes"/> — is answered with a JSON-RPC
     /// error and none of it runs; the server goes on with the next line.
     /// </summary>
-    public static JsonRpc CreateServer<TContract>(Stream sending, Stream receiving, string name) where TContract : class =>
-        new(new LineHandler(sending, receiving, new RequestCheck(typeof(TContract), name)));
+    public static JsonRpc CreateServer(Stream sending, Stream receiving, string name, RpcTargetMetadata contract) =>
+        new(new LineHandler(sending, receiving, new RequestCheck(contract, name)));
 
     /// <summary>Line framing with a length cap; for a server, each line is checked before StreamJsonRpc sees it.
     /// Lines are read by a <see cref="ReaderThread"/> of their own.</summary>
     private sealed class LineHandler(Stream sending, Stream receiving, RequestCheck? check)
         : NewLineDelimitedMessageHandler(PipeWriter.Create(sending), ReaderThread.Start(receiving), NewFormatter(check is not null))
     {
-        private static SystemTextJsonFormatter NewFormatter(bool server)
+        // The constructor is marked as needing dynamic code because its default options build serializers by
+        // reflection; these options never do: every type comes from ContractJson, generated at compile time, as
+        // StreamJsonRpc's NativeAOT guide prescribes (the formatter adds its own generated metadata for its types).
+        [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "Serializers come from ContractJson, a JsonSerializerContext.")]
+        [UnconditionalSuppressMessage("AOT", "IL3050", Justification = "Serializers come from ContractJson, a JsonSerializerContext.")]
+        private static SystemTextJsonFormatter NewFormatter(bool server) => new()
         {
-            var formatter = new SystemTextJsonFormatter();
-            // A DTO with a member missing is refused before dispatch rather than run with a default in its place.
-            if (server) formatter.JsonSerializerOptions = new JsonSerializerOptions(formatter.JsonSerializerOptions) { RespectRequiredConstructorParameters = true };
-            return formatter;
-        }
+            JsonSerializerOptions = new JsonSerializerOptions
+            {
+                TypeInfoResolver = ContractJson.Default,
+                // A DTO with a member missing is refused before dispatch rather than run with a default in its place.
+                RespectRequiredConstructorParameters = server,
+            },
+        };
 
         protected override async ValueTask<JsonRpcMessage?> ReadCoreAsync(CancellationToken cancellationToken)
         {
@@ -132,19 +140,18 @@ public static class RpcWire
         private readonly Dictionary<string, ParameterInfo[]> methods = new(StringComparer.Ordinal);
         private readonly string name;
 
-        public RequestCheck(Type contract, string name)
+        public RequestCheck(RpcTargetMetadata contract, string name)
         {
             this.name = name;
             var nullability = new NullabilityInfoContext();
-            foreach (var type in contract.GetInterfaces().Append(contract))
-                foreach (var method in type.GetMethods())
-                {
-                    if (method.GetCustomAttribute<JsonRpcMethodAttribute>()?.Name is not { } wireName) continue;
-                    methods[wireName] = method.GetParameters()
-                        .Where(p => p.ParameterType != typeof(CancellationToken))
-                        .Where(p => !p.ParameterType.IsValueType && nullability.Create(p).ReadState == NullabilityState.NotNull)
-                        .ToArray();
-                }
+            foreach (var method in contract.Methods.Values.Concat(contract.AliasedMethods.Values).SelectMany(m => m))
+            {
+                if (method.Attribute?.Name is not { } wireName) continue;
+                methods[wireName] = method.MethodInfo.GetParameters()
+                    .Where(p => p.ParameterType != typeof(CancellationToken))
+                    .Where(p => !p.ParameterType.IsValueType && nullability.Create(p).ReadState == NullabilityState.NotNull)
+                    .ToArray();
+            }
         }
 
         /// <summary>Null when the line may go to StreamJsonRpc; otherwise why not, and the request's id if it has a usable one.</summary>

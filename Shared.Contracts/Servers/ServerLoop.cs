@@ -14,16 +14,17 @@ namespace UmlMicro.Contracts.Servers;
 /// </summary>
 public static class ServerLoop
 {
+    /// <param name="contract">The contract's methods: <c>RpcTargetMetadata.FromShape&lt;IXServer, ContractShapes&gt;()</c>,
+    /// from the shape generated at compile time (no code is made at run time, which NativeAOT cannot do).</param>
     /// <returns>The process exit status: 0 after a clean end, 1 when the connection broke.</returns>
-    public static async Task<int> RunAsync<TContract>(string name, TContract service, Task shutdownRequested, Stream input, Stream output)
-        where TContract : class, IKernelServer
+    public static async Task<int> RunAsync(string name, IKernelServer service, RpcTargetMetadata contract, Task shutdownRequested, Stream input, Stream output)
     {
-        using var rpc = RpcWire.CreateServer<TContract>(output, input, name);
+        using var rpc = RpcWire.CreateServer(output, input, name, contract);
         // One request at a time, in the order they arrived: the supervisor posts state changes (a task
         // exited, a zombie was reaped) without waiting, and the next request must see them applied. Each is handled
         // on the thread that read it, which reads the next one only afterwards.
         rpc.SynchronizationContext = new InlineSynchronizationContext();
-        rpc.AddLocalRpcTarget<TContract>(service, null);
+        rpc.AddLocalRpcTarget(contract, service, null);
 
         // Exit once the reply to shutdown is on the wire, and after the supervisor hung up or had a moment to:
         // a StreamJsonRpc client still finishing its own send when the pipes close reports a lost connection.
