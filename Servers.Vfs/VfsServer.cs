@@ -28,7 +28,7 @@ namespace UmlMicro.Servers.Vfs;
 /// them. Started with --no-leases, the server grants none and sees every lookup.
 /// </para>
 /// </summary>
-internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
+internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposable
 {
     private const int InitPid = 1;
     private const int S_IFMT = 0xF000, S_IFCHR = 0x2000, S_IFBLK = 0x6000;
@@ -58,17 +58,21 @@ internal sealed class VfsServer : KernelServerBase, IVfsServer, IDisposable
 
     private sealed record Checkpoint(VfsConfig Config, IReadOnlyList<CwdTable.Saved> Cwds);
 
+    /// <summary>A checkpoint's JSON, generated at compile time (the server is a NativeAOT executable).</summary>
+    [System.Text.Json.Serialization.JsonSerializable(typeof(Checkpoint))]
+    private sealed partial class CheckpointJson : System.Text.Json.Serialization.JsonSerializerContext;
+
     /// <summary>The configuration and the cwds: all the rest is on disk (the layers, the whiteout journal, what
     /// the server made in its state directory) and is read back by configuring again.</summary>
     public override Task<string?> CheckpointAsync()
     {
         lock (gate)
-            return Task.FromResult(configured is null ? null : JsonSerializer.Serialize(new Checkpoint(configured, cwds.Save())));
+            return Task.FromResult(configured is null ? null : JsonSerializer.Serialize(new Checkpoint(configured, cwds.Save()), CheckpointJson.Default.Checkpoint));
     }
 
     public override async Task RestoreAsync(string checkpoint)
     {
-        var saved = ReadCheckpoint<Checkpoint>(checkpoint);
+        var saved = ReadCheckpoint(checkpoint, CheckpointJson.Default.Checkpoint);
         lock (gate)
             if (configured is not null) throw ProtocolViolation.Of("a checkpoint is restored into a fresh server only");
         await ConfigureAsync(saved.Config ?? throw NotACheckpoint("no configuration"));

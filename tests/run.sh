@@ -30,7 +30,7 @@ for mode in tt sysemu; do
     dotnet test tests/UmlMicro.Tests -c Release --no-build --filter "$mode_matrix"
 done
 
-# What ./umlmicro runs is not that build but the published one (MM and Sched NativeAOT, the supervisor and VFS
+# What ./umlmicro runs is not that build but the published one (the servers NativeAOT, the supervisor
 # ReadyToRun): the contract tests again, against those servers. Publishing leaves build/Release as ./umlmicro wants it.
 rm -f build/Release/.built
 run "publish (as ./umlmicro builds)" ./umlmicro --help

@@ -121,9 +121,9 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     }
 
     /// <summary>
-    /// The contract's proxy on <paramref name="rpc"/>. For a contract marked [JsonRpcContract] (MM, Sched) it is the
-    /// one StreamJsonRpc's source generator made at compile time (EnableStreamJsonRpcInterceptors: the calls must name
-    /// the interface), not one emitted at run time, which took a cold supervisor 100 ms or more; VFS's is still emitted.
+    /// The contract's proxy on <paramref name="rpc"/>: the one StreamJsonRpc's source generator made at compile time for
+    /// the [JsonRpcContract] interface (EnableStreamJsonRpcInterceptors: the calls must name the interface), not one
+    /// emitted at run time, which took a cold supervisor 100 ms or more.
     /// </summary>
     private static T AttachProxy(JsonRpc rpc) => (T)(object)(typeof(T) == typeof(IVfsServer) ? rpc.Attach<IVfsServer>()
         : typeof(T) == typeof(IMmServer) ? rpc.Attach<IMmServer>()

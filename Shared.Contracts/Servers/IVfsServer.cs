@@ -147,7 +147,8 @@ public sealed record CwdResult(int Errno, string? Path);
 /// The VFS server: owns the namespace (mounts, copy-on-write layers, procfs, devfs, path resolution) and each
 /// process's cwd. Data-plane calls on host-backed files never reach it.
 /// </summary>
-public interface IVfsServer : IKernelServer
+[JsonRpcContract, PolyType.GenerateShape(IncludeMethods = PolyType.MethodShapeFlags.PublicInstance)]
+public partial interface IVfsServer : IKernelServer
 {
     [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("vfs/configure")]
