@@ -267,22 +267,33 @@ if [ $floor = 1 ]; then
   done <"$out/logs/floor.out"
 fi
 
+# timed_runs CFG WHAT LOG CMD...: runs CMD --reps times, each a fresh process, and appends "wall user system" (s) of
+# each run to LOG.out; a failed run is noted (WHAT under CFG) and ends it with status 1.
+timed_runs() {
+  local cfg=$1 what=$2 log=$3 rc=0 i
+  shift 3
+  printf '%s\n' "$*" >"$log.cmd"
+  : >"$log.out"
+  for ((i = 0; i < reps; i++)); do
+    { TIMEFORMAT='%R %U %S'; time timeout -k 5 "$tmo" "$@" >/dev/null 2>"$log.err" </dev/null || rc=$?; } 2>>"$log.out"
+    if [ $rc -ne 0 ]; then note "$what under $cfg failed (exit $rc: $(lastline "$log.err"))"; return 1; fi
+  done
+}
+
+# median_ms FILE EXPR: the median, in ms, of the awk expression EXPR (seconds) over the lines of FILE
+median_ms() { awk "{print ($2) * 1000}" "$1" | sort -n | sed -n "$(( (reps + 1) / 2 ))p"; }
+
 # Startup: `CMD /bin/true` as a whole, from exec to exit: wall time, and CPU time (user + system) of every process
 # it started and waited for (the supervisor's servers too). Medians of --reps runs, each a fresh process.
 declare -A SU_WALL=() SU_CPU=()
 run_startup() {
-  local cfg=$1 log=$out/logs/startup.$1 rc=0 i
+  local cfg=$1 log=$out/logs/startup.$1
   local -a cmd
   prefix "$cfg"
   cmd+=(/bin/true)
-  printf '%s\n' "${cmd[*]}" >"$log.cmd"
-  : >"$log.out"
-  for ((i = 0; i < reps; i++)); do
-    { TIMEFORMAT='%R %U %S'; time timeout -k 5 "$tmo" "${cmd[@]}" >/dev/null 2>"$log.err" </dev/null || rc=$?; } 2>>"$log.out"
-    if [ $rc -ne 0 ]; then note "/bin/true under $cfg failed (exit $rc: $(lastline "$log.err"))"; return 0; fi
-  done
-  SU_WALL[$cfg]=$(awk '{print $1 * 1000}' "$log.out" | sort -n | sed -n "$(( (reps + 1) / 2 ))p")
-  SU_CPU[$cfg]=$(awk '{print ($2 + $3) * 1000}' "$log.out" | sort -n | sed -n "$(( (reps + 1) / 2 ))p")
+  timed_runs "$cfg" /bin/true "$log" "${cmd[@]}" || return 0
+  SU_WALL[$cfg]=$(median_ms "$log.out" '$1')
+  SU_CPU[$cfg]=$(median_ms "$log.out" '$2 + $3')
   say "$(printf '%-8s startup %8s ms wall %8s ms CPU' "$cfg" "${SU_WALL[$cfg]}" "${SU_CPU[$cfg]}")"
 }
 if [ $startup = 1 ]; then
@@ -322,24 +333,16 @@ run_rpc() {
 }
 [ $rpc = 0 ] || run_rpc
 
-# median_of FILE COLUMN: the median of a column of numbers
-median_of() { awk -v c="$2" '{print $c}' "$1" | sort -n | sed -n "$(( ($(wc -l <"$1") + 1) / 2 ))p"; }
-
 # Deep path: a shell cd's down $deep_levels nested directories (made natively first, in bench/out/deep). dash hands
 # chdir the whole path each time, as most shells do, so every level is a longer path to resolve. Median wall ms.
 declare -A DP_MS=()
 run_deep() {
-  local cfg=$1 log=$out/logs/deep.$1 rc=0 i
+  local cfg=$1 log=$out/logs/deep.$1
   local -a cmd
   prefix "$cfg"
   cmd+=(/bin/sh -c "cd '$out/deep' && i=0 && while [ \$i -lt $deep_levels ]; do cd d || exit 1; i=\$((i+1)); done")
-  printf '%s\n' "${cmd[*]}" >"$log.cmd"
-  : >"$log.out"
-  for ((i = 0; i < reps; i++)); do
-    { TIMEFORMAT='%R'; time timeout -k 5 "$tmo" "${cmd[@]}" >/dev/null 2>"$log.err" </dev/null || rc=$?; } 2>>"$log.out"
-    if [ $rc -ne 0 ]; then note "the deep-path row under $cfg failed (exit $rc: $(lastline "$log.err"))"; return 0; fi
-  done
-  DP_MS[$cfg]=$(awk '{print $1 * 1000}' "$log.out" | sort -n | sed -n "$(( (reps + 1) / 2 ))p")
+  timed_runs "$cfg" "the deep-path row" "$log" "${cmd[@]}" || return 0
+  DP_MS[$cfg]=$(median_ms "$log.out" '$1')
   say "$(printf '%-8s cd down %s directories %8s ms wall' "$cfg" "$deep_levels" "${DP_MS[$cfg]}")"
 }
 if [ $deep = 1 ]; then
