@@ -214,8 +214,9 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
     /// <summary>A resolve that changes the namespace (a create, a copy-up) has revoked the leases: see <see cref="Revoking"/>.</summary>
     private bool changed;
 
-    /// <summary>A resolve is about to change the namespace: every lease is void from now on, and the walk's kept
-    /// directories are forgotten when the answer goes.</summary>
+    /// <summary>A resolve is about to change the namespace (a create, a copy-up): every lease is void from now on, and
+    /// the walk's kept directories are forgotten when the answer goes. A create the host carries out after the answer
+    /// voids the supervisor's leases on missing names itself (PathResolution.MakesName).</summary>
     private void Revoking()
     {
         epoch?.Revoke();
@@ -223,9 +224,9 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
     }
 
     /// <summary>
-    /// Runs what may change the namespace: every lease is void before the change can be seen (the host may carry out
-    /// a create only after the answer, but a name that does not exist yet was never leased), and every directory the
-    /// walk kept is forgotten after it, since the change's own walk kept what it then changed.
+    /// Runs a change the VFS carries out itself (vfs/change, vfs/created): every lease is void before the change can be
+    /// seen, and every directory the walk kept is forgotten after it, since the change's own walk kept what it then
+    /// changed.
     /// </summary>
     private T Changing<T>(Func<T> change)
     {
