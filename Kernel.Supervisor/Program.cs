@@ -189,8 +189,8 @@ namespace UmlMicro.Supervisor
             }
             catch (AggregateException)
             {
-                var failed = tasks.First(t => t.IsFaulted).Exception!.InnerException!;
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(tasks.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is ServerFailure) ?? failed);
+                var failures = tasks.Where(t => t.IsFaulted).Select(t => t.Exception!.InnerException!).ToList();
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failures.FirstOrDefault(e => e is ServerFailure) ?? failures[0]);
             }
         }
 

@@ -174,7 +174,7 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
             try
             {
                 var answer = Resolve(request, out bool leasable);
-                return Task.FromResult(leasable && !changed && IsLookup(request) && epoch is not null && answer.Errno is 0 or Errno.ENOENT
+                return Task.FromResult(leasable && IsLookup(request) && epoch is not null && answer.Errno is 0 or Errno.ENOENT
                     ? answer with { Lease = epoch.Current, LeaseMs = (int)Namei.Lifetime.TotalMilliseconds }
                     : answer);
             }

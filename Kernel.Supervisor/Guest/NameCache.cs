@@ -23,14 +23,8 @@ internal sealed unsafe class NameCache : IDisposable
 {
     private const int MaxLeases = 4096;
 
-    /// <summary>What makes two questions the same, and (<paramref name="Creates"/>, not compared) how many calls that
-    /// may make a name had ended when it was asked.</summary>
-    internal readonly record struct Question(string Path, string? Dir, int Vpid, long Cwds, PathOp Op, bool Follow, int Flags)
-    {
-        public long Creates { get; init; }
-        public bool Equals(Question o) => Path == o.Path && Dir == o.Dir && Vpid == o.Vpid && Cwds == o.Cwds && Op == o.Op && Follow == o.Follow && Flags == o.Flags;
-        public override int GetHashCode() => HashCode.Combine(Path, Dir, Vpid, Cwds, Op, Follow, Flags);
-    }
+    /// <summary>What makes two questions the same.</summary>
+    internal readonly record struct Question(string Path, string? Dir, int Vpid, long Cwds, PathOp Op, bool Follow, int Flags);
 
     private sealed record Lease(PathResolution Answer, long Epoch, long Until, long Creates);
 
@@ -69,11 +63,12 @@ internal sealed unsafe class NameCache : IDisposable
     public Question Of(PathRequest r)
     {
         bool fromCwd = !r.Arg.Path.StartsWith('/') && r.Arg.DirHostPath is null;
-        return new Question(r.Arg.Path, r.Arg.DirHostPath, fromCwd ? r.Vpid : 0, fromCwd ? Interlocked.Read(ref _cwds) : 0, r.Op, r.FollowLast, r.OpenFlags)
-        {
-            Creates = Interlocked.Read(ref _creates),
-        };
+        return new Question(r.Arg.Path, r.Arg.DirHostPath, fromCwd ? r.Vpid : 0, fromCwd ? Interlocked.Read(ref _cwds) : 0, r.Op, r.FollowLast, r.OpenFlags);
     }
+
+    /// <summary>How many calls that made a name have ended (<see cref="Created"/>): read, with <see cref="Of"/>, before
+    /// the VFS is asked.</summary>
+    public long Creates => Interlocked.Read(ref _creates);
 
     public bool TryGet(in Question question, out PathResolution answer)
     {
@@ -88,12 +83,13 @@ internal sealed unsafe class NameCache : IDisposable
         return false;
     }
 
-    /// <summary>Keeps <paramref name="answer"/> to <paramref name="question"/> if the VFS granted it as a lease.</summary>
-    public void Grant(in Question question, PathResolution answer)
+    /// <summary>Keeps <paramref name="answer"/> to <paramref name="question"/> if the VFS granted it as a lease;
+    /// <paramref name="creates"/> is <see cref="Creates"/> as it was when the question was asked.</summary>
+    public void Grant(in Question question, PathResolution answer, long creates)
     {
         if (answer.Lease == 0 || answer.LeaseMs <= 0) return;
         if (_leases.Count >= MaxLeases) _leases.Clear();
-        _leases[question] = new Lease(answer, answer.Lease, Stopwatch.GetTimestamp() + answer.LeaseMs * Stopwatch.Frequency / 1000, question.Creates);
+        _leases[question] = new Lease(answer, answer.Lease, Stopwatch.GetTimestamp() + answer.LeaseMs * Stopwatch.Frequency / 1000, creates);
     }
 
     /// <summary>

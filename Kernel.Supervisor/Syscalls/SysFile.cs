@@ -230,7 +230,6 @@ internal static class SysFile
         var r = Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, arg, op, follow, flags));
         if (r.Errno != 0) throw new SyscallError(r.Errno);
         if (r.HostPath is not null) c.RewritePath(pathArg, r.HostPath);
-        if (r.MakesName) AfterCreate(c, r.CommitOnSuccess ? r.GuestPath : null);
         return r;
     }
 
@@ -240,7 +239,7 @@ internal static class SysFile
     /// names before it is void, since the host makes the entry only after the VFS answered; and a name the VFS hid (a
     /// whiteout) is committed once the host made it (<paramref name="commit"/>, see PathResolution.CommitOnSuccess).
     /// </summary>
-    internal static void AfterCreate(SyscallCall c, string? commit)
+    private static void AfterCreate(SyscallCall c, string? commit)
     {
         if (commit is null && c.Kernel.Names is null) return;
         c.AtExit(x =>
@@ -253,16 +252,18 @@ internal static class SysFile
     /// <summary>
     /// The VFS's answer to a path request; a path through /proc/PID is asked again with the guest's processes from
     /// Sched, and one that reads a process's maps again with MM's map of it (the VFS never reaches into another
-    /// server). Every path question goes through here: an answer that still needs facts must never reach the host.
+    /// server). An answer that makes a name is followed up at the call's exit (<see cref="AfterCreate"/>). Every path question goes through here: an answer that still needs facts must never reach the host.
     /// </summary>
     public static PathResolution Ask(SyscallCall c, PathRequest request)
     {
         var names = c.Kernel.Names;
         var question = names?.Of(request) ?? default;
+        long creates = names?.Creates ?? 0;
         if (names is not null && names.TryGet(question, out var leased)) return leased;
         c.ServerUsed = Server.Vfs;
         var r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
-        names?.Grant(question, r);
+        names?.Grant(question, r, creates);
+        if (r.MakesName) AfterCreate(c, r.CommitOnSuccess ? r.GuestPath : null);
         if (r.NeedProcesses)
         {
             var processes = c.Kernel.Sched.Call(s => s.ProcessesAsync());

@@ -55,14 +55,13 @@ internal static class SysSocket
     private static void Address(SyscallCall c, PathOp op, int addrArg, int lenArg, bool send = false)
     {
         if (c.Arg(addrArg) == 0 || !OnSocket(c)) return; // send() is sendto without an address: nothing to look at
-        if (HostAddress(c, c.Arg(addrArg), c.IntArg(lenArg), op, send, out var created, out bool makes) is { } sockaddr)
+        if (HostAddress(c, c.Arg(addrArg), c.IntArg(lenArg), op, send) is { } sockaddr)
         {
             ulong scratch = c.ScratchSlotAddress(1);
             GuestMemory.Write(c.Tid, scratch, sockaddr);
             c.SetArg(addrArg, scratch);
             c.SetArg(lenArg, (ulong)sockaddr.Length);
         }
-        if (makes) SysFile.AfterCreate(c, created);
     }
 
     /// <summary>
@@ -74,27 +73,19 @@ internal static class SysSocket
 
     /// <summary>
     /// The sockaddr the host must be given instead of the guest's at <paramref name="addr"/>, or null when the guest's
-    /// own will do (no path, or a path that names the right file already). <paramref name="created"/>: bind made a
-    /// name the VFS must be told about once the host made it.
+    /// own will do (no path, or a path that names the right file already). A name bind makes is followed up by
+    /// SysFile.Ask, as every path call's.
     /// </summary>
-    private static byte[]? HostAddress(SyscallCall c, ulong addr, int length, PathOp op, bool send, out string? created, out bool makes)
+    private static byte[]? HostAddress(SyscallCall c, ulong addr, int length, PathOp op, bool send)
     {
-        created = null;
-        makes = false;
         if (PathOf(c, addr, length) is not { } path) return null;
         var r = SysFile.Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, new PathArg(path), op, FollowLast: op != PathOp.Create));
-        makes = r.MakesName;
         string host;
         if (send && r.Errno == Errno.ENOENT) host = NoSuchHostPath;
         // bind on an existing name is EADDRINUSE; connect to a missing one ENOENT, as Linux says.
         else if (r.Errno != 0) throw new SyscallError(r.Errno == Errno.EEXIST ? Errno.EADDRINUSE : r.Errno);
-        else if (r.HostPath is null)
-        {
-            if (r.CommitOnSuccess) created = r.GuestPath;
-            return null;
-        }
+        else if (r.HostPath is null) return null;
         else host = r.HostPath;
-        if (r.CommitOnSuccess) created = r.GuestPath;
         var bytes = Encoding.UTF8.GetBytes(host);
         if (bytes.Length >= SunPathMax) throw new SyscallError(Errno.ENAMETOOLONG);
         var sockaddr = new byte[SunPathOffset + bytes.Length + 1];
@@ -122,7 +113,7 @@ internal static class SysSocket
             return; // the host's EFAULT
         }
         if (BitConverter.ToUInt64(header, 0) == 0 || !OnSocket(c)) return;
-        if (HostAddress(c, BitConverter.ToUInt64(header, 0), BitConverter.ToInt32(header, 8), PathOp.Stat, send: true, out _, out _) is not { } sockaddr) return;
+        if (HostAddress(c, BitConverter.ToUInt64(header, 0), BitConverter.ToInt32(header, 8), PathOp.Stat, send: true) is not { } sockaddr) return;
         ulong name = c.ScratchSlotAddress(1), copy = c.ScratchSlotAddress(2);
         GuestMemory.Write(c.Tid, name, sockaddr);
         BitConverter.TryWriteBytes(header.AsSpan(0), name);
@@ -159,7 +150,7 @@ internal static class SysSocket
         for (int i = 0; i < count; i++)
         {
             int at = i * MmsghdrSize;
-            names[i] = HostAddress(c, BitConverter.ToUInt64(vector, at), BitConverter.ToInt32(vector, at + 8), PathOp.Stat, send: true, out _, out _);
+            names[i] = HostAddress(c, BitConverter.ToUInt64(vector, at), BitConverter.ToInt32(vector, at + 8), PathOp.Stat, send: true);
             any |= names[i] is not null;
         }
         if (!any) return;

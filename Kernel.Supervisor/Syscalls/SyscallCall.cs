@@ -19,10 +19,10 @@ internal interface ISyscallInjector
     long Inject(GuestTask task, long nr, ReadOnlySpan<ulong> args);
 }
 
-/// <summary>A guest's syscall failed in the kernel with an errno.</summary>
 /// <summary>A handler tried with <see cref="SyscallCall.GrantsOnly"/> needs a server.</summary>
 internal sealed class ServerNeeded() : Exception("the call needs a server");
 
+/// <summary>A guest's syscall failed in the kernel with an errno.</summary>
 internal sealed class SyscallError(int errno) : Exception($"errno {errno}")
 {
     public int Errno { get; } = errno;

@@ -11,22 +11,16 @@ internal sealed unsafe partial class TracerThread
 {
     /// <summary>
     /// A new task's ids: a number Sched set aside ahead, when the task may have it (PidReserve), with no round trip;
-    /// otherwise Sched's answer. The reserve is filled again when it runs low, before it is needed.
+    /// otherwise Sched's answer. The reserve is filled when it runs low (one call for every few dozen tasks).
     /// </summary>
     private TaskGrant Grant(GuestTask creator, TaskCreation creation)
     {
         var reserve = _k.PidReserve;
+        if (reserve.Count < PidReserve.Low) reserve.Add(_k.Sched.Call(s => s.ReservePidsAsync(PidReserve.Batch)));
         bool took = reserve.TryTake(creation.Pid, out int nr, out var passed);
         if (passed.Count > 0) _k.Sched.Post(nameof(ISchedServer.ReleasePidsAsync), passed);
-        if (!took && reserve.Count < PidReserve.Low)
-        {
-            reserve.Add(_k.Sched.Call(s => s.ReservePidsAsync(PidReserve.Batch)));
-            took = reserve.TryTake(creation.Pid, out nr, out passed);
-            if (passed.Count > 0) _k.Sched.Post(nameof(ISchedServer.ReleasePidsAsync), passed);
-        }
         if (!took) return _k.Sched.Call(s => s.TaskCreatedAsync(creation));
         _k.Sched.Post(nameof(ISchedServer.TaskStartedAsync), creation with { Pid = nr });
-        if (reserve.Count < PidReserve.Low) reserve.Add(_k.Sched.Call(s => s.ReservePidsAsync(PidReserve.Batch)));
         return new TaskGrant(creation.Kind == CloneKind.Thread ? creator.Vpid : nr, nr);
     }
 
@@ -147,7 +141,11 @@ internal sealed unsafe partial class TracerThread
     {
         if (!_k.Tasks.Remove(tid, out var task) || task is null) return;
         _k.Lineage.Invalidate(); // its children may have a new parent now
-        if (task.Phase != SyscallPhase.None) Finish(task, task.Call, completed: false);
+        if (task.Phase != SyscallPhase.None)
+        {
+            Finish(task, task.Call, completed: false);
+            _k.Names?.Created(); // a call that made a name may have made it before the task died, with no exit stop to say so
+        }
         _k.Processes.Release(task);
         _k.Vcpus.Forget(task.Vcpu);
         _k.Sched.Post(nameof(ISchedServer.TaskExitedAsync), new TaskExit(task.Vtid, status));

@@ -41,21 +41,6 @@ public abstract class KernelServerBase(string name, int contractVersion) : IKern
         }
     }
 
-    /// <summary>The same, with a serializer built by reflection (not in a NativeAOT server).</summary>
-    [RequiresUnreferencedCode("Deserializes TState by reflection: use the overload with a JsonTypeInfo.")]
-    [RequiresDynamicCode("Deserializes TState by reflection: use the overload with a JsonTypeInfo.")]
-    protected static TState ReadCheckpoint<TState>(string checkpoint) where TState : class
-    {
-        try
-        {
-            return System.Text.Json.JsonSerializer.Deserialize<TState>(checkpoint ?? "") ?? throw new System.Text.Json.JsonException("null");
-        }
-        catch (System.Text.Json.JsonException e)
-        {
-            throw NotACheckpoint(e.Message);
-        }
-    }
-
     protected static LocalRpcException NotACheckpoint(string why) => ProtocolViolation.Of($"not a checkpoint of this server: {why}");
 }
 

@@ -238,21 +238,26 @@ public static class RpcWire
 /// </summary>
 internal static class ReaderThread
 {
+    private const int ReadSize = 64 * 1024;
+
     public static PipeReader Start(Stream stream)
     {
+        // The reader stops reading once a longest message and a read more wait unconsumed: a peer that writes faster
+        // than its lines are handled fills its pipe, not this process's memory.
         var pipe = new Pipe(new PipeOptions(readerScheduler: PipeScheduler.Inline, writerScheduler: PipeScheduler.Inline,
-            pauseWriterThreshold: 0, useSynchronizationContext: false));
+            pauseWriterThreshold: RpcWire.MaxMessageBytes + ReadSize, resumeWriterThreshold: RpcWire.MaxMessageBytes / 2,
+            useSynchronizationContext: false));
         var thread = new Thread(() =>
         {
             try
             {
                 while (true)
                 {
-                    var memory = pipe.Writer.GetMemory(64 * 1024);
-                    int n = stream.Read(memory.Span);
+                    int n = stream.Read(pipe.Writer.GetMemory(ReadSize).Span);
                     if (n == 0) break;
                     pipe.Writer.Advance(n);
-                    if (pipe.Writer.FlushAsync().AsTask().GetAwaiter().GetResult().IsCompleted) break;
+                    var flush = pipe.Writer.FlushAsync(); // completes at once unless the reader is a whole message behind
+                    if ((flush.IsCompleted ? flush.Result : flush.AsTask().GetAwaiter().GetResult()).IsCompleted) break;
                 }
                 pipe.Writer.Complete();
             }
