@@ -242,6 +242,7 @@ internal static class SysFile
     private static void AfterCreate(SyscallCall c, string? commit)
     {
         if (commit is null && c.Kernel.Names is null) return;
+        c.MakesName = true;
         c.AtExit(x =>
         {
             x.Kernel.Names?.Created();
