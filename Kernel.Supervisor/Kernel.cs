@@ -51,6 +51,9 @@ internal sealed class Kernel(
     /// <summary>The VFS's leases on path answers, or null when none are kept.</summary>
     public NameCache? Names { get; } = names;
 
+    /// <summary>Sched's list of the guest's processes, until Sched is next sent a change.</summary>
+    public ProcessList ProcessList { get; } = new(sched);
+
     /// <summary>Sched's getppid and getsid answers, until a task ends or a session is made.</summary>
     public LineageCache Lineage { get; } = new();
     public TaskTable Tasks { get; } = new();

@@ -62,6 +62,15 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     /// <summary>How many times this server was started again.</summary>
     public int Restarts { get; private set; }
 
+    /// <summary>
+    /// How many messages that may change the server's state were sent (posts, and requests the replay log keeps):
+    /// an answer to a query holds while this has not moved since it was asked, since only the supervisor's messages
+    /// change a server's state.
+    /// </summary>
+    public long Changes => Interlocked.Read(ref _changes);
+
+    private long _changes;
+
     private ServerLink(Server id, string name, T target, KernelStats stats, ServerLaunch? launch, RestartBudget? budget)
     {
         Id = id;
@@ -247,6 +256,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     public void Post(string method, params object?[] args)
     {
         var m = Methods[method];
+        Interlocked.Increment(ref _changes);
         if (_launch is null)
         {
             lock (_gate)
@@ -363,6 +373,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             try
             {
                 pending = request(Proxy);
+                if (Methods[_forwarder.LastMethod!.Name].Restore is not null) Interlocked.Increment(ref _changes);
                 if (!pending.Wait(_launch?.CallTimeout ?? Timeout.InfiniteTimeSpan))
                 {
                     _lost ??= $"did not answer {_forwarder.LastMethod?.Name} within {_launch!.CallTimeout.TotalSeconds:0.#} s";
