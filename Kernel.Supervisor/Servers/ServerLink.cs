@@ -274,12 +274,14 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             _outbox.Add((m, args));
             _sender ??= StartSender();
         }
-        if (first) _posted.Release();
+        if (first) _posted.Set();
     }
 
     private readonly Lock _outboxGate = new();
     private List<(ContractMethod Method, object?[] Args)> _outbox = new(), _sending = new();
-    private readonly SemaphoreSlim _posted = new(0);
+    // Posts are off the guest's path: the sender sleeps until one comes, without spinning first, so that it never
+    // takes a CPU from the tracer or the guest (on one CPU, or a busy host, a spinning thread would).
+    private readonly ManualResetEventSlim _posted = new(false, spinCount: 0);
     private Thread? _sender;
     private volatile bool _closing;
 
@@ -290,6 +292,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             while (true)
             {
                 _posted.Wait();
+                _posted.Reset(); // before the outbox is taken: a post that finds it empty afterwards sets it again
                 if (_closing) return;
                 lock (_gate)
                 {
@@ -490,7 +493,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     {
         Interlocked.Exchange(ref _starting, null)?.Dispose(); // never handshaken
         _closing = true;
-        _posted.Release();
+        _posted.Set();
         SendOutboxLocked();
         // A change the server may not have read before it died (one it journals itself, such as a whiteout that
         // --keep-changes would keep) is delivered before the end: asking anything restarts the server if need be.
