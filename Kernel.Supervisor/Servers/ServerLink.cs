@@ -31,7 +31,7 @@ internal sealed record ServerLaunch(ServerCommand Command, string BinDir, string
 /// </summary>
 internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
 {
-    private static readonly Dictionary<string, ContractMethod> Methods = ContractMethod.Of<T>();
+    private static readonly IReadOnlyDictionary<string, ContractMethod> Methods = ContractForwarder<T>.Methods;
 
     private readonly ServerLaunch? _launch;
     private readonly RestartBudget? _budget;
@@ -251,7 +251,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             _log.Posted(m, args);
             if (_launch is null)
             {
-                ((Task)m.Method.Invoke(Proxy, args)!).GetAwaiter().GetResult();
+                m.Invoke(Proxy, args).GetAwaiter().GetResult();
                 if (_log.Count >= CheckpointEvery) Checkpoint();
                 return;
             }
@@ -357,7 +357,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
                 throw;
             }
             var result = answer(pending);
-            _log.Answered(Methods[_forwarder.LastMethod!.Name], _forwarder.LastArgs ?? [], result);
+            _log.Answered(_forwarder.LastMethod!, _forwarder.LastArgs ?? [], result);
             _stats.RecordServer(Id, Stopwatch.GetTimestamp() - t0);
             if (_log.Count >= CheckpointEvery) Checkpoint();
             return result;
