@@ -142,7 +142,7 @@ internal sealed class MmForwarder : ContractForwarder<IMmServer>, IMmServer
 {
     private static readonly ContractMethod Configure = ContractMethod.Act<IMmServer>(nameof(ConfigureAsync), "mm/configure", Replay, (s, a) => s.ConfigureAsync((MmConfig)a[0]!));
     private static readonly ContractMethod SpaceCreated = ContractMethod.Act<IMmServer>(nameof(SpaceCreatedAsync), "mm/space_created", Replay, (s, a) => s.SpaceCreatedAsync((int)a[0]!, (int)a[1]!, (bool)a[2]!));
-    private static readonly ContractMethod SpaceExec = ContractMethod.Act<IMmServer>(nameof(SpaceExecAsync), "mm/space_exec", Replay, (s, a) => s.SpaceExecAsync((int)a[0]!, (IReadOnlyList<Vma>)a[1]!));
+    private static readonly ContractMethod SpaceExec = ContractMethod.Ask<IMmServer, SpaceGrant>(nameof(SpaceExecAsync), "mm/space_exec", Replay, (s, a) => s.SpaceExecAsync((int)a[0]!, (IReadOnlyList<Vma>)a[1]!));
     private static readonly ContractMethod SpaceExited = ContractMethod.Act<IMmServer>(nameof(SpaceExitedAsync), "mm/space_exited", Replay, (s, a) => s.SpaceExitedAsync((int)a[0]!));
     private static readonly ContractMethod Record = ContractMethod.Act<IMmServer>(nameof(RecordAsync), "mm/record", Replay, (s, a) => s.RecordAsync((MmEvent)a[0]!));
     private static readonly ContractMethod Maps = ContractMethod.Ask<IMmServer, IReadOnlyList<Vma>>(nameof(MapsAsync), "mm/maps", null, (s, a) => s.MapsAsync((int)a[0]!));
@@ -156,7 +156,7 @@ internal sealed class MmForwarder : ContractForwarder<IMmServer>, IMmServer
 
     public Task ConfigureAsync(MmConfig config) => Forward(Configure, config);
     public Task SpaceCreatedAsync(int parentVpid, int childVpid, bool shared) => Forward(SpaceCreated, parentVpid, childVpid, shared);
-    public Task SpaceExecAsync(int vpid, IReadOnlyList<Vma> image) => Forward(SpaceExec, vpid, image);
+    public Task<SpaceGrant> SpaceExecAsync(int vpid, IReadOnlyList<Vma> image) => Forward<SpaceGrant>(SpaceExec, vpid, image);
     public Task SpaceExitedAsync(int vpid) => Forward(SpaceExited, vpid);
     public Task RecordAsync(MmEvent e) => Forward(Record, e);
     public Task<IReadOnlyList<Vma>> MapsAsync(int vpid) => Forward<IReadOnlyList<Vma>>(Maps, vpid);

@@ -242,6 +242,7 @@ internal static class SysFile
     private static void AfterCreate(SyscallCall c, string? commit)
     {
         if (commit is null && c.Kernel.Names is null) return;
+        c.MakesName = true;
         c.AtExit(x =>
         {
             x.Kernel.Names?.Created();
@@ -261,13 +262,16 @@ internal static class SysFile
         long creates = names?.Creates ?? 0;
         if (names is not null && names.TryGet(question, out var leased)) return leased;
         c.ServerUsed = Server.Vfs;
+        // A path into /proc will need the guest's processes: sent with the first question when they are at hand.
+        if (request.Arg.Path.StartsWith("/proc/", StringComparison.Ordinal) && c.Kernel.ProcessList.TryGet(out var known))
+            request = request with { Processes = known };
         var r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
         names?.Grant(question, r, creates);
         if (r.MakesName) AfterCreate(c, r.CommitOnSuccess ? r.GuestPath : null);
         if (r.NeedProcesses)
         {
-            var processes = c.Kernel.Sched.Call(s => s.ProcessesAsync());
-            request = request with { Processes = processes };
+            if (request.Processes is not null) throw new InvalidOperationException("the VFS asked twice for the guest's processes");
+            request = request with { Processes = c.Kernel.ProcessList.Ask() };
             r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
             if (r.NeedProcesses) throw new InvalidOperationException("the VFS asked twice for the guest's processes");
         }
