@@ -97,9 +97,10 @@ namespace UmlMicro.Supervisor
             budget.Restarted += r => trace?.WriteRestart(r);
             ServerLaunch Launch(ServerCommand command, string contract, int version) => new(command, binDir, contract, version,
                 TimeSpan.FromMilliseconds(config.Servers.HandshakeTimeoutMs), TimeSpan.FromMilliseconds(config.Servers.CallTimeoutMs));
-            using var vfs = ServerLink<IVfsServer>.Start(Server.Vfs, "vfs", Launch(config.Servers.Vfs!, Contract.VfsName, Contract.VfsVersion), stats, budget);
-            using var mm = ServerLink<IMmServer>.Start(Server.Mm, "mm", Launch(config.Servers.Mm!, Contract.MmName, Contract.MmVersion), stats, budget);
-            using var sched = ServerLink<ISchedServer>.Start(Server.Sched, "sched", Launch(config.Servers.Sched!, Contract.SchedName, Contract.SchedVersion), stats, budget);
+            using var links = new StoppedTogether();
+            var vfs = links.Add(ServerLink<IVfsServer>.Start(Server.Vfs, "vfs", Launch(config.Servers.Vfs!, Contract.VfsName, Contract.VfsVersion), stats, budget));
+            var mm = links.Add(ServerLink<IMmServer>.Start(Server.Mm, "mm", Launch(config.Servers.Mm!, Contract.MmName, Contract.MmVersion), stats, budget));
+            var sched = links.Add(ServerLink<ISchedServer>.Start(Server.Sched, "sched", Launch(config.Servers.Sched!, Contract.SchedName, Contract.SchedVersion), stats, budget));
             // The servers start up (connect, handshake, be configured) side by side, and while the guest's namespace is made.
             var vfsUp = vfs.HandshakeAsync();
             var mmUp = mm.HandshakeAsync();
@@ -159,6 +160,48 @@ namespace UmlMicro.Supervisor
             }
             int status = tracer.InitStatus ?? 0;
             return Interop.WIFSIGNALED(status) ? 128 + Interop.WTERMSIG(status) : Interop.WEXITSTATUS(status);
+        }
+
+        /// <summary>
+        /// The server links, stopped side by side when the guest has ended: each waits for its server to have
+        /// handled everything and exited, and three such waits in a row were a visible part of a short guest's run.
+        /// </summary>
+        private sealed class StoppedTogether : IDisposable
+        {
+            private readonly List<IDisposable> _links = [];
+
+            public T Add<T>(T link) where T : IDisposable
+            {
+                _links.Add(link);
+                return link;
+            }
+
+            public void Dispose()
+            {
+                var others = _links.Skip(1).Select(l => Task.Factory.StartNew(l.Dispose, CancellationToken.None,
+                    TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToList(); // each waits: not on a pool thread
+                Exception? first = null;
+                try
+                {
+                    _links.FirstOrDefault()?.Dispose();
+                }
+                catch (Exception e)
+                {
+                    first = e;
+                }
+                foreach (var t in others)
+                {
+                    try
+                    {
+                        t.GetAwaiter().GetResult();
+                    }
+                    catch (Exception e)
+                    {
+                        first ??= e;
+                    }
+                }
+                if (first is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
+            }
         }
 
         private static TraceWriter OpenTrace(string path)

@@ -2,7 +2,8 @@
 # The test command of the README: every test project in Release, then the integration suite again in
 # the two other trap modes (the same guests must behave the same under tt, sysemu and seccomp), less the
 # classes no trap mode touches: the command line, the config file, server start and stop, and ModeTests,
-# which runs every mode itself; then the contract tests against the servers ./umlmicro publishes.
+# which runs every mode itself; then the contract tests against the servers ./umlmicro publishes, and a few
+# integration classes against its published supervisor.
 # Ends with one line "N passed, N failed" over all runs; exit status 0 only when nothing failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,11 +31,15 @@ for mode in tt sysemu; do
     dotnet test tests/UmlMicro.Tests -c Release --no-build --filter "$mode_matrix"
 done
 
-# What ./umlmicro runs is not that build but the published one (the servers NativeAOT, the supervisor
-# ReadyToRun): the contract tests again, against those servers. Publishing leaves build/Release as ./umlmicro wants it.
+# What ./umlmicro runs is not that build but the published one (NativeAOT executables): the contract
+# tests again, against those servers. Publishing leaves build/Release as ./umlmicro wants it.
 rm -f build/Release/.built
 run "publish (as ./umlmicro builds)" ./umlmicro --help
 run "contract tests (published servers)" dotnet test tests/Contract.Tests -c Release --no-build
+# The integration tests start build/Release/umlmicro, after the publish the NativeAOT supervisor: the classes that exercise what
+# reflection or trimming would break there (the config's keys, the server links, replay after a server's death).
+run "integration tests (published kernel)" dotnet test tests/UmlMicro.Tests -c Release --no-build \
+  --filter "FullyQualifiedName~Integration.CliTests.|FullyQualifiedName~Integration.ConfigFileTests.|FullyQualifiedName~Integration.ServerLifecycleTests.|FullyQualifiedName~Integration.ChaosTests.|FullyQualifiedName~Integration.FaultTests."
 
 # dotnet test's summary lines read "Passed!  - Failed:     0, Passed:   157, Skipped: ..."
 awk '/(Passed|Failed)! +- +Failed:/ { gsub(",", ""); f += $4; p += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Reflection;
 using Microsoft.Extensions.Configuration;
@@ -297,6 +298,25 @@ public static class KernelConfigLoader
     private static string FirstLine(string s) => s.Split('\n')[0].Trim();
 
     /// <summary>
+    /// The property of each section type by key. Listed, because a NativeAOT supervisor keeps the properties' metadata
+    /// only of types it is told will be read so (<see cref="DynamicallyAccessedMembersAttribute"/>); KernelConfigTests
+    /// fails when a section type is missing.
+    /// </summary>
+    internal static readonly Dictionary<Type, Func<string, PropertyInfo?>> Sections = new()
+    {
+        [typeof(KernelConfig)] = PropertyOf<KernelConfig>,
+        [typeof(KernelSection)] = PropertyOf<KernelSection>,
+        [typeof(ServersSection)] = PropertyOf<ServersSection>,
+        [typeof(ServerCommand)] = PropertyOf<ServerCommand>,
+        [typeof(VfsSection)] = PropertyOf<VfsSection>,
+        [typeof(MmSection)] = PropertyOf<MmSection>,
+        [typeof(SchedSection)] = PropertyOf<SchedSection>,
+    };
+
+    private static PropertyInfo? PropertyOf<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] T>(string key) =>
+        Array.Find(typeof(T).GetProperties(BindingFlags.Public | BindingFlags.Instance), p => p.Name.Equals(key, StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>
     /// Every key must name a property (a typo must not be silently ignored), and every value must have the shape and
     /// type of its property: the binder's own complaints name .NET types, and it ignores a list or a section given
     /// as a single value.
@@ -307,7 +327,7 @@ public static class KernelConfigLoader
         foreach (var child in section.GetChildren())
         {
             var key = prefix + child.Key;
-            var prop = type.GetProperty(child.Key, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase);
+            var prop = Sections[type](child.Key);
             if (prop is null) throw new ConfigError($"config {file}: unknown key '{key}'");
             var t = Nullable.GetUnderlyingType(prop.PropertyType) ?? prop.PropertyType;
             bool list = t.IsGenericType && t.GetGenericTypeDefinition() == typeof(List<>);

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Reflection;
-using System.Runtime.ExceptionServices;
 
 namespace UmlMicro.Supervisor.Servers;
 
@@ -47,39 +45,5 @@ internal sealed class RestartBudget(int limit, TimeSpan window)
     {
         lock (_gate) _restarts.Add(restart);
         Restarted?.Invoke(restart);
-    }
-}
-
-/// <summary>
-/// Stands in for a server's contract: forwards each call to the live connection's proxy and remembers which method
-/// it was, so that the link knows what it sent (for replay) from the same typed lambdas the handlers write.
-/// </summary>
-public class ContractForwarder<T> : DispatchProxy where T : class
-{
-    internal T Target = null!;
-    internal MethodInfo? LastMethod;
-    internal object?[]? LastArgs;
-
-    protected override object? Invoke(MethodInfo? method, object?[]? args)
-    {
-        LastMethod = method;
-        LastArgs = args;
-        try
-        {
-            return method!.Invoke(Target, args);
-        }
-        catch (TargetInvocationException e) when (e.InnerException is { } inner)
-        {
-            ExceptionDispatchInfo.Throw(inner);
-            throw;
-        }
-    }
-
-    internal static (T Proxy, ContractForwarder<T> Forwarder) Create(T target)
-    {
-        var proxy = DispatchProxy.Create<T, ContractForwarder<T>>();
-        var forwarder = (ContractForwarder<T>)(object)proxy;
-        forwarder.Target = target;
-        return (proxy, forwarder);
     }
 }

@@ -1,23 +1,9 @@
 using System.Diagnostics;
-using System.Reflection;
 using System.Runtime.ExceptionServices;
-using System.Text.Json;
 using StreamJsonRpc;
 using UmlMicro.Contracts.Servers;
 
 namespace UmlMicro.Supervisor.Servers;
-
-/// <summary>One method of a server contract: its wire name and how a restarted server gets back what it changed
-/// (null: a query, which changes nothing).</summary>
-internal sealed record ContractMethod(MethodInfo Method, string Wire, RestoreKind? Restore)
-{
-    /// <summary>Every method of contract <typeparamref name="T"/>, by C# name, from its JsonRpcMethod and Restore attributes.</summary>
-    public static Dictionary<string, ContractMethod> Of<T>() =>
-        new[] { typeof(T) }.Concat(typeof(T).GetInterfaces()).SelectMany(i => i.GetMethods())
-            .ToDictionary(m => m.Name, m => new ContractMethod(m,
-                m.GetCustomAttribute<JsonRpcMethodAttribute>()?.Name ?? m.Name,
-                m.GetCustomAttribute<RestoreAttribute>()?.Kind));
-}
 
 /// <summary>
 /// What the supervisor keeps of the messages it sent one server, so that a restarted one can be brought back to
@@ -84,28 +70,17 @@ internal sealed class ReplayLog
             if (!_replay[i].Request) continue;
             Await(replies[i]!, timeout, name);
             if (_replay[i].Answer is not { } before) continue;
-            object? now = ResultOf(replies[i]!);
-            if (JsonSerializer.Serialize(now) != JsonSerializer.Serialize(before))
-                throw new InvalidOperationException($"{name} server: replaying {_replay[i].Method.Wire} was answered {JsonSerializer.Serialize(now)}, " +
-                    $"not {JsonSerializer.Serialize(before)} as before; its state cannot be rebuilt");
+            var m = _replay[i].Method;
+            string now = m.Json(m.AnswerOf(replies[i]!)), then = m.Json(before);
+            if (now != then)
+                throw new InvalidOperationException($"{name} server: replaying {m.Wire} was answered {now}, not {then} as before; its state cannot be rebuilt");
         }
         return _unanswered.Count;
     }
 
     private static Task Notify(JsonRpc rpc, Sent s) => rpc.NotifyAsync(s.Method.Wire, s.Args);
 
-    private static Task Invoke<T>(T server, Sent s)
-    {
-        try
-        {
-            return (Task)s.Method.Method.Invoke(server, s.Args)!;
-        }
-        catch (TargetInvocationException e) when (e.InnerException is { } inner)
-        {
-            ExceptionDispatchInfo.Throw(inner);
-            throw;
-        }
-    }
+    private static Task Invoke<T>(T server, Sent s) where T : class => s.Method.Invoke(server, s.Args);
 
     private static void Await(Task t, TimeSpan timeout, string name)
     {
@@ -117,11 +92,5 @@ internal sealed class ReplayLog
         {
             ExceptionDispatchInfo.Throw(inner);
         }
-    }
-
-    private static object? ResultOf(Task t)
-    {
-        Debug.Assert(t.IsCompletedSuccessfully);
-        return t.GetType().IsGenericType ? t.GetType().GetProperty(nameof(Task<int>.Result))!.GetValue(t) : null;
     }
 }

@@ -31,7 +31,7 @@ internal sealed record ServerLaunch(ServerCommand Command, string BinDir, string
 /// </summary>
 internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
 {
-    private static readonly Dictionary<string, ContractMethod> Methods = ContractMethod.Of<T>();
+    private static readonly IReadOnlyDictionary<string, ContractMethod> Methods = ContractForwarder<T>.Methods;
 
     private readonly ServerLaunch? _launch;
     private readonly RestartBudget? _budget;
@@ -262,7 +262,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             lock (_gate)
             {
                 _log.Posted(m, args);
-                ((Task)m.Method.Invoke(Proxy, args)!).GetAwaiter().GetResult();
+                m.Invoke(Proxy, args).GetAwaiter().GetResult();
                 if (_log.Count >= CheckpointEvery) Checkpoint();
             }
             return;
@@ -376,7 +376,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             try
             {
                 pending = request(Proxy);
-                if (Methods[_forwarder.LastMethod!.Name].Restore is not null) Interlocked.Increment(ref _changes);
+                if (_forwarder.LastMethod!.Restore is not null) Interlocked.Increment(ref _changes);
                 if (!pending.Wait(_launch?.CallTimeout ?? Timeout.InfiniteTimeSpan))
                 {
                     _lost ??= $"did not answer {_forwarder.LastMethod?.Name} within {_launch!.CallTimeout.TotalSeconds:0.#} s";
@@ -396,7 +396,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
                 throw;
             }
             var result = answer(pending);
-            _log.Answered(Methods[_forwarder.LastMethod!.Name], _forwarder.LastArgs ?? [], result);
+            _log.Answered(_forwarder.LastMethod!, _forwarder.LastArgs ?? [], result);
             _stats.RecordServer(Id, Stopwatch.GetTimestamp() - t0);
             if (_log.Count >= CheckpointEvery) Checkpoint();
             return result;

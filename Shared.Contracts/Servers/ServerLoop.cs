@@ -24,6 +24,10 @@ public static class ServerLoop
         // exited, a zombie was reaped) without waiting, and the next request must see them applied. Each is handled
         // on the thread that read it, which reads the next one only afterwards.
         rpc.SynchronizationContext = new InlineSynchronizationContext();
+        // No StreamJsonRpc tracing: its listener only reaches an attached debugger, yet each error it traces (a refused
+        // notification, such as the launcher's scratch mapping that MM has no space for yet) has its stack trace
+        // rendered first, which in a NativeAOT server costs milliseconds the next request waits for.
+        rpc.TraceSource.Switch.Level = System.Diagnostics.SourceLevels.Off;
         rpc.AddLocalRpcTarget(contract, service, null);
 
         // Exit once the reply to shutdown is on the wire, and after the supervisor hung up or had a moment to:

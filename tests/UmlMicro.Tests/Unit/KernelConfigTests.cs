@@ -118,3 +118,28 @@ public sealed class KernelConfigTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 }
+
+public sealed class KernelConfigSectionTests
+{
+    /// <summary>CheckKeys finds a key's property through a list of section types (reflection over types not listed
+    /// would be trimmed away in the NativeAOT supervisor): every class a key may lead to must be on it.</summary>
+    [Fact]
+    public void Every_section_type_a_key_can_lead_to_is_listed_for_the_key_check()
+    {
+        var reached = new HashSet<Type>();
+        void Walk(Type t)
+        {
+            if (!reached.Add(t)) return;
+            foreach (var p in t.GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
+            {
+                var pt = Nullable.GetUnderlyingType(p.PropertyType) ?? p.PropertyType;
+                if (pt.IsClass && pt != typeof(string) && !(pt.IsGenericType && pt.GetGenericTypeDefinition() == typeof(List<>))) Walk(pt);
+            }
+        }
+        Walk(typeof(KernelConfig));
+        Assert.Equal(reached.OrderBy(t => t.FullName), KernelConfigLoader.Sections.Keys.OrderBy(t => t.FullName));
+        foreach (var t in reached)
+            foreach (var p in t.GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
+                Assert.Equal(p, KernelConfigLoader.Sections[t](p.Name.ToLowerInvariant()));
+    }
+}
