@@ -16,6 +16,11 @@ internal sealed class GuestNamespace : IDisposable
     public required string MemoryDir { get; init; }
     public required string UpperDir { get; init; }
 
+    /// <summary>The only uid and gid the guest's user namespace maps (a run by an unprivileged user, see
+    /// HostWall.MapIds); null for a run by root, whose namespace maps every id.</summary>
+    public uint? OnlyUid => Native.Interop.geteuid() is var uid and not 0 ? uid : null;
+    public uint? OnlyGid => Native.Interop.geteuid() != 0 ? Native.Interop.getegid() : null;
+
     /// <summary>
     /// The root overlay, /proc, /dev (with /dev/shm and the host's /dev/pts), the host's /sys read-only, the
     /// current directory writable at its own path (when the root is the host's, it is not "/" and --isolate is
@@ -41,6 +46,10 @@ internal sealed class GuestNamespace : IDisposable
             mounts.Add(new("tmpfs", tmpfs, "", false));
 
         string state = Directory.CreateTempSubdirectory($"umlmicro-{Environment.ProcessId}-").FullName;
+        // Searchable by anyone, listable by none: the VFS hands a guest host paths in it (the copy-on-write layer, links,
+        // snapshots), and a guest thread that changed its user must still reach them; what is inside carries the guest's
+        // own modes and owners.
+        File.SetUnixFileMode(state, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
         string shm = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
         string memory = Directory.CreateDirectory(Path.Combine(shm, Path.GetFileName(state))).FullName;
         string upper = "";

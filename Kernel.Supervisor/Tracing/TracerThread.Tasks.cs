@@ -129,6 +129,7 @@ internal sealed unsafe partial class TracerThread
         }
         task.Call.Execed = true;
         task.Scratch = 0; // the new image has none of the old mappings
+        task.Creds = null; // nor, perhaps, the old capabilities
         _k.Sched.Post(nameof(ISchedServer.ExecAsync), task.Vpid);
         // The MM map starts from what the host's execve mapped: program, interpreter, stack, vdso.
         _k.Mm.Post(nameof(IMmServer.SpaceExecAsync), task.Vpid, HostMaps.Read(tgid));
