@@ -544,6 +544,7 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
     private int WalkParent(int vpid, PathArg arg, Credentials creds, out Parented parented)
     {
         parented = default;
+        if (PathWalk.Check(arg.Path) is var bad and not 0) return bad;
         string path = Aliased(arg.Path);
         arg = arg with { Path = path };
         string trimmed = path.TrimEnd('/');
