@@ -112,7 +112,8 @@ public sealed class VfsPermissionTests : IDisposable
         t("listing of own", lambda: sorted(os.listdir("mine")))
         # Programs still run through links with other names (/bin/sh is dash, python3 a versioned name).
         t("exec sh", lambda: subprocess.run(["/bin/sh", "-c", "echo sh ran as $(id -u)"], capture_output=True, text=True).stdout.strip())
-        t("exec python3", lambda: subprocess.run([sys.executable, "-c", "print('py')"], capture_output=True, text=True).stdout.strip())
+        t("exec /usr/bin/python3", lambda: subprocess.run(["/usr/bin/python3", "-c", "print('py')"], capture_output=True, text=True).stdout.strip())
+        t("exec sys.executable", lambda: subprocess.run([sys.executable, "-c", "print('py')"], capture_output=True, text=True).stdout.strip())
         t("final root's", lambda: sorted(os.listdir("rootdir")))
         t("final sticky", lambda: sorted(os.listdir("sticky")))
         """;
