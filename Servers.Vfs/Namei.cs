@@ -8,7 +8,8 @@ namespace UmlMicro.Servers.Vfs;
 /// <summary>
 /// A walked path: <see cref="Node"/> is what it names (missing when only the last component is absent, which a
 /// create needs); <see cref="GuestPath"/> is its canonical guest path, symlinks resolved. <see cref="Stable"/>: every
-/// name on the way was in a cacheable mount, so the same string walks the same way whoever asks (not so through
+/// name on the way was in a cacheable mount, so the same string walks the same way whichever process asks with the
+/// same credentials (not so through
 /// /proc/self or /proc/PID/cwd).
 /// </summary>
 /// <see cref="Dir"/> is the directory the last name was looked up in (where a create makes it), when the walk ended with

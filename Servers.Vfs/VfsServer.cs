@@ -21,8 +21,14 @@ namespace UmlMicro.Servers.Vfs;
 /// recreated with shareFs from one of them.
 /// </para>
 /// <para>
+/// Permissions: every request carries the caller's credentials, and the walk and every change are checked with them
+/// as Linux checks them (<see cref="Permissions"/>, <see cref="Change"/>): the VFS acts on the host with more rights
+/// than the guest thread it acts for.
+/// </para>
+/// <para>
 /// Leases (PathResolution.Lease): an answer that names an existing object of a host-backed mount by its own host path,
-/// or says a name is missing from a directory of one, to a question that changes nothing, is granted for
+/// or says a name is missing from a directory of one, to a question that changes nothing, is granted (for the
+/// credentials it was asked with) for
 /// <see cref="Namei.Lifetime"/>. Every request that may change the
 /// namespace (a change, a create, a copy-up, a commit) revokes them all first, and the walk's directory cache with
 /// them. Started with --no-leases, the server grants none and sees every lookup.
