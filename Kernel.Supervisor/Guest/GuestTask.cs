@@ -63,7 +63,7 @@ internal sealed class GuestTask(int hostTid)
     /// each of those drops this at its entry, before the host can change them, so no path call of the task is asked
     /// with credentials it no longer has.
     /// </summary>
-    public Contracts.Servers.Credentials? Creds { get; set; }
+    public HostStatus.TaskCredentials? Creds { get; set; }
 
     /// <summary>Its standing with the virtual CPUs (see VcpuScheduler).</summary>
     public SchedEntity Vcpu => _vcpu ??= new SchedEntity(this);

@@ -21,14 +21,18 @@ internal static class HostStatus
     public static int? NsPid(int tid) =>
         Field(tid, "NSpid:") is { } ids && int.TryParse(ids.Split('\t', ' ')[^1], out int pid) ? pid : null;
 
+    /// <summary>A task's credentials: <see cref="Fs"/> what files are checked against (fsuid, fsgid, the supplementary
+    /// groups, the effective capabilities), <see cref="Access"/> what access(2) checks with (the real ids; a real root's
+    /// permitted capabilities, none otherwise).</summary>
+    internal sealed record TaskCredentials(Credentials Fs, Credentials Access);
+
     /// <summary>
-    /// The task's credentials as the host checks files against them: fsuid, fsgid (the last of the Uid: and Gid: fields),
-    /// the supplementary groups and the effective capabilities; null when it is gone. The ids read here are the ones the
-    /// guest's user namespace maps to the host's (every id to itself for a run by root; the user's own otherwise).
+    /// The task's credentials as the host holds them, or null when it is gone. The ids read here are the ones the guest's
+    /// user namespace maps to the host's (every id to itself for a run by root; the user's own otherwise).
     /// </summary>
-    public static Credentials? Credentials(int tid)
+    public static TaskCredentials? Credentials(int tid)
     {
-        string? uids = null, gids = null, groups = null, caps = null;
+        string? uids = null, gids = null, groups = null, prm = null, eff = null;
         try
         {
             foreach (var line in File.ReadLines($"/proc/{tid}/status"))
@@ -36,10 +40,11 @@ internal static class HostStatus
                 if (line.StartsWith("Uid:", StringComparison.Ordinal)) uids = line[4..];
                 else if (line.StartsWith("Gid:", StringComparison.Ordinal)) gids = line[4..];
                 else if (line.StartsWith("Groups:", StringComparison.Ordinal)) groups = line[7..];
+                else if (line.StartsWith("CapPrm:", StringComparison.Ordinal)) prm = line[7..];
                 else if (line.StartsWith("CapEff:", StringComparison.Ordinal))
                 {
-                    caps = line[7..];
-                    break; // after the ids in the file
+                    eff = line[7..];
+                    break; // after the others in the file
                 }
             }
         }
@@ -47,11 +52,13 @@ internal static class HostStatus
         {
             return null;
         }
-        if (uids is null || gids is null || groups is null || caps is null) return null;
-        static uint Last(string ids) => uint.Parse(ids.Split(['\t', ' '], StringSplitOptions.RemoveEmptyEntries)[^1], System.Globalization.CultureInfo.InvariantCulture);
-        var list = groups.Split(['\t', ' '], StringSplitOptions.RemoveEmptyEntries)
+        if (uids is null || gids is null || groups is null || prm is null || eff is null) return null;
+        static uint[] Ids(string ids) => ids.Split(['\t', ' '], StringSplitOptions.RemoveEmptyEntries)
             .Select(g => uint.Parse(g, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
-        return new Credentials(Last(uids), Last(gids), list, Convert.ToUInt64(caps.Trim(), 16));
+        uint[] u = Ids(uids), g = Ids(gids), list = Ids(groups);
+        ulong permitted = Convert.ToUInt64(prm.Trim(), 16), effective = Convert.ToUInt64(eff.Trim(), 16);
+        // Uid: and Gid: are real, effective, saved, fs.
+        return new TaskCredentials(new Credentials(u[3], g[3], list, effective), new Credentials(u[0], g[0], list, u[0] == 0 ? permitted : 0));
     }
 
     private static string? Field(int tid, string name)

@@ -23,6 +23,12 @@ internal static class SysCreds
     public static void Forget(SyscallCall c) => c.Task.Creds = null;
 
     /// <summary>The calling task's credentials (the task is stopped in the call, so they cannot change meanwhile).</summary>
-    public static Credentials Of(SyscallCall c) =>
+    public static Credentials Of(SyscallCall c) => Read(c).Fs;
+
+    /// <summary>What access and faccessat check with (do_faccessat's override): the real uid and gid, and the permitted
+    /// capabilities for a real root, none for anyone else.</summary>
+    public static Credentials OfAccess(SyscallCall c) => Read(c).Access;
+
+    private static HostStatus.TaskCredentials Read(SyscallCall c) =>
         c.Task.Creds ??= HostStatus.Credentials(c.Tid) ?? throw new GuestFault(0); // gone: nothing will see the answer
 }

@@ -15,6 +15,7 @@ internal static class SysFile
 {
     private const int NoDirFd = -1;
     private const int IN_DONT_FOLLOW = 0x02000000;
+    private const int AT_EACCESS = 0x200;
     private const int RENAME_WHITEOUT = 4;
 
     /// <summary>
@@ -40,9 +41,11 @@ internal static class SysFile
             nullIsEmpty: (c.IntArg(3) & LinuxFlags.AT_EMPTY_PATH) != 0);
         h["statx"] = c => Resolve(c, 0, 1, PathOp.Stat, FollowUnless(c.IntArg(2), LinuxFlags.AT_SYMLINK_NOFOLLOW),
             nullIsEmpty: (c.IntArg(2) & LinuxFlags.AT_EMPTY_PATH) != 0);
-        h["access"] = c => Resolve(c, NoDirFd, 0, PathOp.Access, follow: true, c.IntArg(1));
-        h["faccessat"] = c => Resolve(c, 0, 1, PathOp.Access, follow: true, c.IntArg(2));
-        h["faccessat2"] = c => Resolve(c, 0, 1, PathOp.Access, FollowUnless(c.IntArg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW), c.IntArg(2));
+        // access asks with the real ids (do_faccessat's override), faccessat2 with AT_EACCESS with the effective ones.
+        h["access"] = c => Resolve(c, NoDirFd, 0, PathOp.Access, follow: true, c.IntArg(1), creds: SysCreds.OfAccess(c));
+        h["faccessat"] = c => Resolve(c, 0, 1, PathOp.Access, follow: true, c.IntArg(2), creds: SysCreds.OfAccess(c));
+        h["faccessat2"] = c => Resolve(c, 0, 1, PathOp.Access, FollowUnless(c.IntArg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW), c.IntArg(2),
+            creds: (c.IntArg(3) & AT_EACCESS) != 0 ? SysCreds.Of(c) : SysCreds.OfAccess(c));
         h["readlink"] = c => Readlink(c, NoDirFd, 0, 2);
         h["readlinkat"] = c => Readlink(c, 0, 1, 3);
         h["chdir"] = Chdir;
@@ -234,7 +237,7 @@ internal static class SysFile
     /// guest's string replaces the argument.
     /// </summary>
     public static PathResolution? Resolve(SyscallCall c, int dirFdArg, int pathArg, PathOp op, bool follow, int flags = 0, bool dirFdIsPlainFd = false,
-        bool nullIsEmpty = false)
+        bool nullIsEmpty = false, Credentials? creds = null)
     {
         if (dirFdIsPlainFd)
         {
@@ -243,7 +246,7 @@ internal static class SysFile
         }
         if (nullIsEmpty && c.Arg(pathArg) == 0) return null;
         if (Arg(c, dirFdArg, pathArg) is not { } arg) return null; // "" is the host's to judge: ENOENT, or AT_EMPTY_PATH
-        var r = Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, arg, op, follow, SysCreds.Of(c), flags));
+        var r = Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, arg, op, follow, creds ?? SysCreds.Of(c), flags));
         if (r.Errno != 0) throw new SyscallError(r.Errno);
         if (r.HostPath is not null) c.RewritePath(pathArg, r.HostPath);
         return r;

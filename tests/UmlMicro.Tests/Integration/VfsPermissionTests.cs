@@ -58,7 +58,13 @@ public sealed class VfsPermissionTests : IDisposable
             except OSError as e:
                 print(name, errno.errorcode[e.errno])
         def creat(p): os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
-        os.setgroups([]); os.setgid(65534); os.setuid(65534)
+        # access() asks with the real ids, a walk with the effective (fs) ones.
+        os.setgroups([]); os.setresuid(0, 65534, 0)
+        t("access as real root", lambda: os.access("secret/key", os.R_OK))
+        t("access effective", lambda: os.access("secret/key", os.R_OK, effective_ids=True))
+        t("stat as effective nobody", lambda: os.stat("secret/key").st_size)
+        os.setresuid(0, 0, 0)
+        os.setgid(65534); os.setuid(65534)
         t("uid", lambda: (os.getuid(), os.geteuid(), os.getgid()))
         # A directory of root's: nothing may be made, removed or renamed in it.
         t("rename in root's", lambda: os.rename("rootdir/f", "rootdir/g"))
