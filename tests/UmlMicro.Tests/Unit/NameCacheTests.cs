@@ -165,4 +165,31 @@ public sealed class NameCacheTests : IDisposable
         Assert.True(Reused(Ask("f", dir: "/host/a", vpid: 5), out var answer));
         Assert.Equal("/host/a/f", answer.HostPath);
     }
+
+    [Fact]
+    public void An_answer_leased_to_one_user_never_answers_another_but_does_answer_an_equal_user_of_another_process()
+    {
+        var root = Credentials.Root;
+        var nobody = new Credentials(65534, 65534, [], 0);
+        _cache.Grant(_cache.Of(Ask("/root/secret", creds: root)), Leased("/root/secret"), _cache.Asked);
+
+        Assert.False(Reused(Ask("/root/secret", creds: nobody), out _));
+        Assert.False(Reused(Ask("/root/secret", creds: root with { Caps = 0 }), out _)); // root without capabilities
+        Assert.False(Reused(Ask("/root/secret", creds: root with { Groups = [4] }), out _));
+        Assert.True(Reused(Ask("/root/secret", vpid: 9, creds: new Credentials(0, 0, [], ulong.MaxValue)), out _));
+    }
+
+    [Fact]
+    public void A_call_that_changed_attributes_voids_every_lease_asked_before_it_ended()
+    {
+        var asked = _cache.Of(Ask("/d/f"));
+        var moment = _cache.Asked;
+        _cache.Grant(_cache.Of(Ask("/d/g")), Leased("/host/d/g"), _cache.Asked);
+        _cache.AttributesChanged(); // chmod 700 /d ended
+        _cache.Grant(asked, Leased("/host/d/f"), moment); // answered while the chmod ran
+        Assert.False(Reused(Ask("/d/f"), out _));
+        Assert.False(Reused(Ask("/d/g"), out _));
+        _cache.Grant(_cache.Of(Ask("/d/g")), Leased("/host/d/g"), _cache.Asked);
+        Assert.True(Reused(Ask("/d/g"), out _));
+    }
 }
