@@ -58,13 +58,14 @@ public sealed class VfsPermissionTests : IDisposable
             except OSError as e:
                 print(name, errno.errorcode[e.errno])
         def creat(p): os.close(os.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
-        # access() asks with the real ids, a walk with the effective (fs) ones.
-        os.setgroups([]); os.setresuid(0, 65534, 0)
-        t("access as real root", lambda: os.access("secret/key", os.R_OK))
-        t("access effective", lambda: os.access("secret/key", os.R_OK, effective_ids=True))
-        t("stat as effective nobody", lambda: os.stat("secret/key").st_size)
-        os.setresuid(0, 0, 0)
-        os.setgid(65534); os.setuid(65534)
+        if os.getuid() == 0:
+            # access() asks with the real ids, a walk with the effective (fs) ones.
+            os.setgroups([]); os.setresuid(0, 65534, 0)
+            t("access as real root", lambda: os.access("secret/key", os.R_OK))
+            t("access effective", lambda: os.access("secret/key", os.R_OK, effective_ids=True))
+            t("stat as effective nobody", lambda: os.stat("secret/key").st_size)
+            os.setresuid(0, 0, 0)
+            os.setgid(65534); os.setuid(65534)
         t("uid", lambda: (os.getuid(), os.geteuid(), os.getgid()))
         # A directory of root's: nothing may be made, removed or renamed in it.
         t("rename in root's", lambda: os.rename("rootdir/f", "rootdir/g"))
@@ -150,5 +151,26 @@ public sealed class VfsPermissionTests : IDisposable
         Expect.SameAsNative(native, cow);
         Assert.Equal(before, Tree(_cow)); // every change went to the copy-on-write layer
         Assert.Equal("root's\n", File.ReadAllText(_cow.File("rootdir/f")));
+    }
+
+    [Fact]
+    public void Umlmicro_run_by_nobody_refuses_its_guest_what_nobody_is_refused_natively()
+    {
+        if (Native.geteuid() != 0) return; // started as nobody with setpriv, natively and under umlmicro
+        Prepare(_native);
+        Prepare(_guest);
+        string setpriv = Tools.Require("setpriv", "util-linux");
+        string[] asNobody = ["--reuid=65534", "--regid=65534", "--clear-groups", "--"];
+        var env = new Dictionary<string, string> { ["HOME"] = _guest.Path };
+
+        var native = GuestRunner.Native(new RunSpec(_native.Path, setpriv, [.. asNobody, Tools.Python3, "-c", Probe]) { Environment = env });
+        Expect.ExitCode(0, native);
+        Assert.Contains("uid (65534, 65534, 65534)", native.StdoutLines);
+        var guest = GuestRunner.Native(new RunSpec(_guest.Path, setpriv, [.. asNobody, GuestRunner.Supervisor, "run", "--", Tools.Python3, "-c", Probe])
+        {
+            Environment = env,
+        });
+        Expect.SameAsNative(native, guest);
+        Assert.Equal(Tree(_native), Tree(_guest));
     }
 }
