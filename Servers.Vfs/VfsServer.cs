@@ -777,7 +777,7 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
         {
             // Nothing to fold: the string is its own names (the common case, answered without taking it apart).
             string same = guestString.StartsWith('/') ? guestString : Mount.Join(baseHost, guestString);
-            return new PathResolution(0, same == host ? null : host, guestPath);
+            return new PathResolution(0, same == host ? null : Relative(guestString, baseHost, host), guestPath);
         }
         var names = guestString.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(n => n != ".").ToList();
         if (!names.Contains(".."))
@@ -785,7 +785,21 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
             string plain = guestString.StartsWith('/') ? "/" + string.Join('/', names) : Mount.Join(baseHost, string.Join('/', names));
             if (plain == host) return new PathResolution(0, null, guestPath);
         }
-        return new PathResolution(0, host, guestPath);
+        return new PathResolution(0, Relative(guestString, baseHost, host), guestPath);
+    }
+
+    /// <summary>
+    /// The host path a relative guest string is replaced by: relative to the same base (the cwd or the dirfd, which the
+    /// call keeps) when the host path lies below it. The host then walks only from there, as it would the guest's own
+    /// string: an absolute path would also need search permission on every directory above the base, which a native
+    /// relative call never asks (a process in a directory below one it may no longer search).
+    /// </summary>
+    private static string Relative(string guestString, string baseHost, string host)
+    {
+        if (guestString.StartsWith('/') || !baseHost.StartsWith('/')) return host;
+        if (host == baseHost) return ".";
+        string prefix = baseHost == "/" ? "/" : baseHost + "/";
+        return host.StartsWith(prefix, StringComparison.Ordinal) && host.Length > prefix.Length ? host[prefix.Length..] : host;
     }
 
     /// <summary>Whether <paramref name="path"/> has no empty, "." or ".." name and no trailing slash.</summary>

@@ -45,7 +45,7 @@ internal sealed class GuestNamespace : IDisposable
         foreach (var tmpfs in vfs.Tmpfs)
             mounts.Add(new("tmpfs", tmpfs, "", false));
 
-        string state = Directory.CreateTempSubdirectory($"umlmicro-{Environment.ProcessId}-").FullName;
+        string state = MakeStateDir(StateParent());
         // Searchable by anyone, listable by none: the VFS hands a guest host paths in it (the copy-on-write layer, links,
         // snapshots), and a guest thread that changed its user must still reach them; what is inside carries the guest's
         // own modes and owners.
@@ -72,6 +72,45 @@ internal sealed class GuestNamespace : IDisposable
             MemoryDir = memory,
             UpperDir = upper,
         };
+    }
+
+    /// <summary>
+    /// Where the state directory is made: the temp directory (TMPDIR), unless a guest run by root could change its user
+    /// and then not search one of the directories above it (TMPDIR under /root, say): the host paths the VFS hands out in
+    /// the state directory (the copy-on-write layer, exec links) must be reachable by whoever the guest becomes, as the
+    /// guest paths they stand for are natively. Then the first world-searchable of /var/tmp and /tmp.
+    /// </summary>
+    private static string StateParent()
+    {
+        string temp = Path.GetTempPath().TrimEnd('/') is { Length: > 0 } t ? t : "/";
+        if (Native.Interop.geteuid() != 0 || SearchableByAll(temp)) return temp;
+        return new[] { "/var/tmp", "/tmp" }.FirstOrDefault(d => Directory.Exists(d) && SearchableByAll(d)) ?? temp;
+    }
+
+    /// <summary>A fresh private directory under <paramref name="parent"/>, named unpredictably (as mkdtemp does: a name
+    /// that exists is never taken over).</summary>
+    private static string MakeStateDir(string parent)
+    {
+        if (parent == Path.GetTempPath().TrimEnd('/')) return Directory.CreateTempSubdirectory($"umlmicro-{Environment.ProcessId}-").FullName;
+        for (int attempt = 0; ; attempt++)
+        {
+            string dir = Path.Combine(parent, $"umlmicro-{Environment.ProcessId}-{Path.GetRandomFileName().Replace(".", "", StringComparison.Ordinal)}");
+            if (Path.Exists(dir)) continue;
+            var made = Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            if (made.LinkTarget is null) return made.FullName;
+            if (attempt > 16) throw new IOException($"cannot make a state directory in {parent}");
+        }
+    }
+
+    /// <summary>Every directory from the root to <paramref name="dir"/> may be searched by others.</summary>
+    private static bool SearchableByAll(string dir)
+    {
+        for (var d = new DirectoryInfo(dir); d is not null; d = d.Parent)
+        {
+            if (!d.Exists) return false;
+            if ((d.UnixFileMode & UnixFileMode.OtherExecute) == 0) return false;
+        }
+        return true;
     }
 
     public void Dispose()
