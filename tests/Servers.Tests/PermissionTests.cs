@@ -242,4 +242,20 @@ public sealed class PermissionTests : IDisposable
         Assert.Equal(Errno.EACCES, new Permissions(1000, 1000).Check(user, plain with { Mode = LinuxFlags.S_IFREG }, LinuxFlags.MAY_READ));
         Assert.Equal(0, new Permissions(1000, 1000).Check(user, plain with { Mode = LinuxFlags.S_IFREG, Uid = 1000, Gid = 1000 }, LinuxFlags.MAY_READ));
     }
+
+    [Fact]
+    public async Task A_relative_path_is_answered_relative_to_its_directory_so_the_host_searches_nothing_above_it()
+    {
+        if (!Root) return;
+        _vfs.Lower("secret/inner/file", "f");
+        Chmod("secret/inner", 0x1FF);
+        _vfs.LowerLink("secret/inner/link", "file");
+        _vfs.Creds = NobodyCreds;
+        string inner = _vfs.LowerPath("secret/inner");
+        // From a dirfd (or cwd) inside a directory nobody may not search, as a process that changed its user there.
+        var r = await _vfs.Resolve("link", PathOp.Stat, dirHost: inner);
+        Assert.Equal((0, "file"), (r.Errno, r.HostPath));
+        r = await _vfs.Resolve("./link", PathOp.Access, dirHost: inner);
+        Assert.Equal((0, "file"), (r.Errno, r.HostPath));
+    }
 }
