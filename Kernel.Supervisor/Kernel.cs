@@ -51,13 +51,21 @@ internal sealed class Kernel(
     /// <summary>The VFS's leases on path answers, or null when none are kept.</summary>
     public NameCache? Names { get; } = names;
 
+    /// <summary>Sched's list of the guest's processes, until Sched is next sent a change.</summary>
+    public ProcessList ProcessList { get; } = new(sched);
+
     /// <summary>Sched's getppid and getsid answers, until a task ends or a session is made.</summary>
     public LineageCache Lineage { get; } = new();
     public TaskTable Tasks { get; } = new();
     public SyscallRouter Router { get; } = new();
 
+    /// <summary>Each process's break, as MM granted it at the exec and brk moved it since (see SysMmap).</summary>
+    public HeapBreaks Breaks { get; } = new();
+
     /// <summary>The guest's commit budget under --mem (see SysMmap).</summary>
-    public CommitBudget Commit { get; } = new(mm, memoryLimit);
+    public CommitBudget Commit => LazyInitializer.EnsureInitialized(ref _commit, () => new(Mm, memoryLimit, Breaks));
+
+    private CommitBudget? _commit;
 
     /// <summary>Where mmap(NULL, ...) goes: windows MM granted, placed in without a round trip (see SysMmap).</summary>
     public Placement Placement { get; } = new(mm);

@@ -151,7 +151,7 @@ internal sealed partial class MmServer() : KernelServerBase(Contract.MmName, Con
     }
 
     /// <summary>A new space holding the image execve mapped; this is also how the first process gets one.</summary>
-    public Task SpaceExecAsync(int vpid, IReadOnlyList<Vma> image)
+    public Task<SpaceGrant> SpaceExecAsync(int vpid, IReadOnlyList<Vma> image)
     {
         lock (gate)
         {
@@ -174,8 +174,9 @@ internal sealed partial class MmServer() : KernelServerBase(Contract.MmName, Con
             spaces[vpid] = fresh;
             Commit(0, fresh.Vmas.Committed);
             Observe(vpid);
+            var (start, end) = fresh.Window(vpid, VmaMap.PageSize, VmaMap.PageSize);
+            return Task.FromResult(new SpaceGrant(fresh.PlanBrk(0).Current, new PlacementWindow(start, end)));
         }
-        return Task.CompletedTask;
     }
 
     /// <summary>The pid lets go of its space, which is gone once no pid refers to it.</summary>

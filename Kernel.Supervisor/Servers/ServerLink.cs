@@ -62,6 +62,15 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     /// <summary>How many times this server was started again.</summary>
     public int Restarts { get; private set; }
 
+    /// <summary>
+    /// How many messages that may change the server's state were sent (posts, and requests the replay log keeps):
+    /// an answer to a query holds while this has not moved since it was asked, since only the supervisor's messages
+    /// change a server's state.
+    /// </summary>
+    public long Changes => Interlocked.Read(ref _changes);
+
+    private long _changes;
+
     private ServerLink(Server id, string name, T target, KernelStats stats, ServerLaunch? launch, RestartBudget? budget)
     {
         Id = id;
@@ -239,32 +248,40 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     /// server gets it when it is started again.
     /// </summary>
     /// <para>
-    /// Posting costs the caller (the tracer, at a guest's stop) only a place in the outbox: the post sender writes it
-    /// out, and any request to this server writes what waits first, so the order is kept. What waits is in the replay
-    /// log already, so a restart resends it and the outbox starts empty.
+    /// Posting costs the caller (the tracer, at a guest's stop) only a place in the outbox, under a lock of its own:
+    /// never a wait for a message being written or a checkpoint being taken. The post sender writes it out, and any
+    /// request to this server writes what waits first, so the order is kept. A post joins the replay log as it goes
+    /// on the wire (or when a restart hands the outbox to the successor), so the log's order is the wire's.
     /// </para>
     public void Post(string method, params object?[] args)
     {
         var m = Methods[method];
-        lock (_gate)
+        Interlocked.Increment(ref _changes);
+        if (_launch is null)
         {
-            _log.Posted(m, args);
-            if (_launch is null)
+            lock (_gate)
             {
+                _log.Posted(m, args);
                 ((Task)m.Method.Invoke(Proxy, args)!).GetAwaiter().GetResult();
                 if (_log.Count >= CheckpointEvery) Checkpoint();
-                return;
             }
-            bool first = _outbox.Count == 0; // later ones go with it: the sender empties the whole outbox
+            return;
+        }
+        bool first;
+        lock (_outboxGate)
+        {
+            first = _outbox.Count == 0; // later ones go with it: the sender empties the whole outbox
             _outbox.Add((m, args));
             _sender ??= StartSender();
-            if (!first) return;
         }
-        _posted.Release();
+        if (first) _posted.Set();
     }
 
-    private readonly List<(ContractMethod Method, object?[] Args)> _outbox = new();
-    private readonly SemaphoreSlim _posted = new(0);
+    private readonly Lock _outboxGate = new();
+    private List<(ContractMethod Method, object?[] Args)> _outbox = new(), _sending = new();
+    // Posts are off the guest's path: the sender sleeps until one comes, without spinning first, so that it never
+    // takes a CPU from the tracer or the guest (on one CPU, or a busy host, a spinning thread would).
+    private readonly ManualResetEventSlim _posted = new(false, spinCount: 0);
     private Thread? _sender;
     private volatile bool _closing;
 
@@ -275,6 +292,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             while (true)
             {
                 _posted.Wait();
+                _posted.Reset(); // before the outbox is taken: a post that finds it empty afterwards sets it again
                 if (_closing) return;
                 lock (_gate)
                 {
@@ -288,11 +306,31 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         return thread;
     }
 
-    /// <summary>Writes out every post that waits, in order.</summary>
+    /// <summary>Writes out every post that waits, in order (the caller holds the send gate).</summary>
     private void SendOutboxLocked()
     {
-        foreach (var (m, args) in _outbox) Notify(m, args);
-        _outbox.Clear();
+        try
+        {
+            foreach (var (m, args) in TakeOutbox())
+            {
+                _log.Posted(m, args);
+                Notify(m, args);
+            }
+        }
+        finally
+        {
+            _sending.Clear();
+        }
+    }
+
+    /// <summary>The posts that wait, taken out of the outbox (which posters go on filling meanwhile).</summary>
+    private List<(ContractMethod Method, object?[] Args)> TakeOutbox()
+    {
+        lock (_outboxGate)
+        {
+            (_sending, _outbox) = (_outbox, _sending);
+            return _sending;
+        }
     }
 
     private void Notify(ContractMethod m, object?[] args)
@@ -338,6 +376,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             try
             {
                 pending = request(Proxy);
+                if (Methods[_forwarder.LastMethod!.Name].Restore is not null) Interlocked.Increment(ref _changes);
                 if (!pending.Wait(_launch?.CallTimeout ?? Timeout.InfiniteTimeSpan))
                 {
                     _lost ??= $"did not answer {_forwarder.LastMethod?.Name} within {_launch!.CallTimeout.TotalSeconds:0.#} s";
@@ -396,7 +435,9 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         while (true)
         {
             _budget!.Take(Name, why);
-            _outbox.Clear(); // in the replay log, which the successor is given
+            // What waits to be posted goes to the successor with the rest of the log.
+            foreach (var (m, args) in TakeOutbox()) _log.Posted(m, args);
+            _sending.Clear();
             Stop(kill: true);
             try
             {
@@ -452,7 +493,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     {
         Interlocked.Exchange(ref _starting, null)?.Dispose(); // never handshaken
         _closing = true;
-        _posted.Release();
+        _posted.Set();
         SendOutboxLocked();
         // A change the server may not have read before it died (one it journals itself, such as a whiteout that
         // --keep-changes would keep) is delivered before the end: asking anything restarts the server if need be.

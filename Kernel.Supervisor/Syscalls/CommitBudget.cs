@@ -12,18 +12,17 @@ namespace UmlMicro.Supervisor.Syscalls;
 /// <para>
 /// At entry the supervisor does not know the map, so it spends an upper bound: the whole length of a writable
 /// private or shared anonymous mmap (MAP_FIXED may replace memory already paid for), the whole range of an
-/// mprotect that adds write permission, the growth of an mremap, the size of a new System V segment. The break of each process is remembered from
-/// brk's results, so brk's growth is known; a process whose break is not known yet asks the server.
+/// mprotect that adds write permission, the growth of an mremap, the size of a new System V segment, and a growth of
+/// the break from the one <see cref="HeapBreaks"/> knows (a process whose break is not known asks the server).
 /// </para>
 /// </summary>
-internal sealed class CommitBudget(ServerLink<IMmServer> mm, long limit)
+internal sealed class CommitBudget(ServerLink<IMmServer> mm, long limit, HeapBreaks breaks)
 {
     private const int PROT_WRITE = 2, MAP_SHARED = 0x01, MAP_SHARED_VALIDATE = 0x03, MAP_TYPE = 0x0f, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
     private const int MREMAP_DONTUNMAP = 4, SHM_HUGETLB = 0x800, SHM_NORESERVE = 0x1000;
     private const ulong PageMask = 4095;
 
     private readonly Lock _gate = new();
-    private readonly Dictionary<int, ulong> _breaks = new();
     private long _budget;
 
     /// <summary>Whether a limit is set: without one, memory calls are only recorded.</summary>
@@ -63,18 +62,6 @@ internal sealed class CommitBudget(ServerLink<IMmServer> mm, long limit)
         lock (_gate) _budget += charged;
     }
 
-    /// <summary>brk of process <paramref name="vpid"/> returned <paramref name="brk"/>: its break now.</summary>
-    public void NoteBreak(int vpid, ulong brk)
-    {
-        lock (_gate) _breaks[vpid] = brk;
-    }
-
-    /// <summary>The process execed or exited: its break is no longer the one remembered.</summary>
-    public void Forget(int vpid)
-    {
-        lock (_gate) _breaks.Remove(vpid);
-    }
-
     /// <summary>An upper bound of what the call commits, or null when only the server can tell.</summary>
     private long? Estimate(MmEvent e)
     {
@@ -94,7 +81,7 @@ internal sealed class CommitBudget(ServerLink<IMmServer> mm, long limit)
                 return grown + kept;
             case MmOp.Brk:
                 if (e.Addr == 0) return 0; // the query libc makes first
-                if (!_breaks.TryGetValue(e.Vpid, out ulong old)) return null;
+                if (!breaks.TryGet(e.Vpid, out ulong old)) return null;
                 ulong newEnd = PageUp(e.Addr), oldEnd = PageUp(old);
                 return newEnd > oldEnd ? (long)Math.Min(newEnd - oldEnd, long.MaxValue) : 0;
             case MmOp.Shmget:

@@ -60,6 +60,16 @@ internal sealed class Placement(ServerLink<IMmServer> mm)
         }
     }
 
+    /// <summary>MM granted process <paramref name="vpid"/> a window unasked (with its exec): its calls are placed there.</summary>
+    public void Granted(int vpid, PlacementWindow window)
+    {
+        lock (_gate)
+        {
+            if (window.End > window.Start) _windows[vpid] = new Window(window.Start, window.End);
+            else _windows.Remove(vpid);
+        }
+    }
+
     /// <summary>
     /// A placed call failed: the task re-issues the guest's own call, which the host places; the window goes, since
     /// it may hold what the host mapped there.

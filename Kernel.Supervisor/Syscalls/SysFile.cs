@@ -261,6 +261,7 @@ internal static class SysFile
     private static void AfterCreate(SyscallCall c, string? commit)
     {
         if (commit is null && c.Kernel.Names is null) return;
+        c.MakesName = true;
         c.AtExit(x =>
         {
             x.Kernel.Names?.Created();
@@ -280,14 +281,17 @@ internal static class SysFile
         var asked = names?.Asked ?? default;
         if (names is not null && names.TryGet(question, out var leased)) return leased;
         c.ServerUsed = Server.Vfs;
+        // A path into /proc will need the guest's processes: sent with the first question when they are at hand.
+        if (request.Arg.Path.StartsWith("/proc/", StringComparison.Ordinal) && c.Kernel.ProcessList.TryGet(out var known))
+            request = request with { Processes = known };
         var r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
         names?.Grant(question, r, asked);
         if (r.MakesName) AfterCreate(c, r.CommitOnSuccess ? r.GuestPath : null);
         else if (request.Op == PathOp.Modify) c.AtExit(AttributesChanged);
         if (r.NeedProcesses)
         {
-            var processes = c.Kernel.Sched.Call(s => s.ProcessesAsync());
-            request = request with { Processes = processes };
+            if (request.Processes is not null) throw new InvalidOperationException("the VFS asked twice for the guest's processes");
+            request = request with { Processes = c.Kernel.ProcessList.Ask() };
             r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
             if (r.NeedProcesses) throw new InvalidOperationException("the VFS asked twice for the guest's processes");
         }

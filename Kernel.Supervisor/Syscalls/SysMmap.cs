@@ -161,15 +161,21 @@ internal static class SysMmap
     private static void Brk(SyscallCall c)
     {
         int vpid = c.Task.Vpid;
-        var plan = c.Kernel.Mm.Call(m => m.BrkAsync(new BrkRequest(vpid, c.Arg(0))));
+        var breaks = c.Kernel.Breaks;
+        if (c.Arg(0) == 0 && breaks.TryGet(vpid, out ulong now))
+        {
+            c.Return((long)now); // the query: below the heap's start, answered with the break
+            return;
+        }
         c.ServerUsed = Server.Mm;
+        var plan = c.Kernel.Mm.Call(m => m.BrkAsync(new BrkRequest(vpid, c.Arg(0))));
+        breaks.Set(vpid, plan.Current);
         ulong result = plan.Break;
         long charged = 0;
         if (plan.MapEnd > plan.MapStart)
         {
             var e = new MmEvent(vpid, MmOp.Brk, c.Arg(0), 0, 0, 0, 0, -1, 0, Result: 0);
             var budget = c.Kernel.Commit;
-            if (budget.Limited) budget.NoteBreak(vpid, plan.Current); // the growth is known: no round trip to pay for it
             if (budget.Limited && !TryCharge(c, e, out charged))
             {
                 c.Note = "over the memory limit";
@@ -202,6 +208,7 @@ internal static class SysMmap
         }
         if (result != plan.Current)
         {
+            breaks.Set(vpid, result);
             c.Kernel.Mm.Post(nameof(IMmServer.RecordAsync), new MmEvent(vpid, MmOp.Brk, c.Arg(0), 0, 0, 0, 0, -1, 0, (long)result, Charged: charged));
         }
         c.Return((long)result);

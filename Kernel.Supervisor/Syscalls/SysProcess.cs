@@ -113,7 +113,7 @@ internal static class SysProcess
         }
         long generation = lineage.Generation;
         c.ServerUsed = UmlMicro.Contracts.Syscalls.Server.Sched;
-        var process = c.Kernel.Sched.Call(s => s.ProcessesAsync()).FirstOrDefault(p => p.Vpid == vpid);
+        var process = c.Kernel.ProcessList.Ask().FirstOrDefault(p => p.Vpid == vpid);
         if (process is null) throw new SyscallError(Errno.ESRCH);
         lineage.KeepSession(vpid, process.Sid, generation);
         c.Return(process.Sid);

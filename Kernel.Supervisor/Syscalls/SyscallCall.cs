@@ -74,6 +74,10 @@ internal sealed class SyscallCall
     /// <see cref="ServerNeeded"/>, having changed nothing, where it would ask a server.</summary>
     public bool GrantsOnly { get; set; }
 
+    /// <summary>The VFS answered that this call makes a name (PathResolution.MakesName): until its exit stop, the name
+    /// may or may not be there.</summary>
+    public bool MakesName { get; set; }
+
     /// <summary>Free text for the trace, e.g. a rewritten path.</summary>
     public string? Note { get; set; }
 
@@ -96,6 +100,7 @@ internal sealed class SyscallCall
         Execed = false;
         Result = 0;
         ServerUsed = null;
+        MakesName = false;
         Note = null;
         TraceArgs = null;
         StartTimestamp = Stopwatch.GetTimestamp();

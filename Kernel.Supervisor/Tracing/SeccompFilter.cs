@@ -5,7 +5,7 @@ namespace UmlMicro.Supervisor.Tracing;
 
 /// <summary>
 /// The classic-BPF program the launcher installs in seccomp mode, generated from <see cref="SyscallTable"/>:
-/// every routed syscall (emulated, rewritten or denied), and every number the table does not know (ENOSYS),
+/// every routed syscall (emulated, rewritten or denied; one routed only for --stats only when observing), and every number the table does not know (ENOSYS),
 /// returns SECCOMP_RET_TRACE and stops at the tracer; everything else is allowed and never stops. Other ABIs (int 0x80, x32) are trapped too, so a guest
 /// cannot slip a call past the routing by changing calling convention.
 /// </summary>
@@ -20,7 +20,7 @@ internal static class SeccompFilter
 
     /// <param name="everything">Trap every call (for --trace and --stats, which must see passed calls too).</param>
     public static Insn[] Build(bool everything = false) =>
-        everything ? [new Insn(RetK, 0, 0, RetTrace)] : Build(Enumerable.Range(0, SyscallTable.Limit).Where(n => SyscallTable.Get(n).IsRouted), SyscallTable.Limit);
+        everything ? [new Insn(RetK, 0, 0, RetTrace)] : Build(Enumerable.Range(0, SyscallTable.Limit).Where(n => SyscallTable.Get(n) is { IsRouted: true, StatsOnly: false }), SyscallTable.Limit);
 
     /// <param name="trapped">Numbers below <paramref name="limit"/> that stop; every number from limit on stops too.</param>
     public static Insn[] Build(IEnumerable<int> trapped, int limit)

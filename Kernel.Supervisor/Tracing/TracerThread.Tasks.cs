@@ -51,6 +51,7 @@ internal sealed unsafe partial class TracerThread
             _k.Processes.Started(grant.Vpid);
             _k.Processes.Release(creator);
             _k.Mm.Post(nameof(IMmServer.SpaceCreatedAsync), creator.Vpid, child.Vpid, clone.Has(LinuxFlags.CLONE_VM));
+            _k.Breaks.Created(creator.Vpid, child.Vpid, clone.Has(LinuxFlags.CLONE_VM));
             _k.Names?.CwdsChanged();
             _k.Vfs.Post(nameof(IVfsServer.ProcessCreatedAsync), creator.Vpid, child.Vpid, clone.Has(LinuxFlags.CLONE_FS));
         }
@@ -131,10 +132,12 @@ internal sealed unsafe partial class TracerThread
         task.Scratch = 0; // the new image has none of the old mappings
         task.Creds = null; // nor, perhaps, the old capabilities
         _k.Sched.Post(nameof(ISchedServer.ExecAsync), task.Vpid);
-        // The MM map starts from what the host's execve mapped: program, interpreter, stack, vdso.
-        _k.Mm.Post(nameof(IMmServer.SpaceExecAsync), task.Vpid, HostMaps.Read(tgid));
-        _k.Commit.Forget(task.Vpid);
-        _k.Placement.Forget(task.Vpid);
+        // The MM map starts from what the host's execve mapped: program, interpreter, stack, vdso. What MM grants
+        // the new image (its break, a first window) spares its start two round trips.
+        int vpid = task.Vpid;
+        var grant = _k.Mm.Call(m => m.SpaceExecAsync(vpid, HostMaps.Read(tgid)));
+        _k.Breaks.Execed(vpid, grant.Break);
+        _k.Placement.Granted(vpid, grant.Window);
         Resume(task);
     }
 
@@ -144,8 +147,9 @@ internal sealed unsafe partial class TracerThread
         _k.Lineage.Invalidate(); // its children may have a new parent now
         if (task.Phase != SyscallPhase.None)
         {
+            // A call that made a name may have made it before the task died, with no exit stop to say so.
+            if (task.Call.MakesName) _k.Names?.Created();
             Finish(task, task.Call, completed: false);
-            _k.Names?.Created(); // a call that made a name may have made it before the task died, with no exit stop to say so
         }
         _k.Processes.Release(task);
         _k.Vcpus.Forget(task.Vcpu);
@@ -153,7 +157,7 @@ internal sealed unsafe partial class TracerThread
         if (task.IsThreadGroupLeader)
         {
             _k.Mm.Post(nameof(IMmServer.SpaceExitedAsync), task.Vpid);
-            _k.Commit.Forget(task.Vpid);
+            _k.Breaks.Forget(task.Vpid);
             _k.Placement.Forget(task.Vpid);
             _k.Vfs.Post(nameof(IVfsServer.ProcessExitedAsync), task.Vpid);
             if (tid != _initHostPid && ReapedByHost(task)) _k.Reaped(task.Vpid);

@@ -29,6 +29,7 @@ namespace UmlMicro.Contracts.Servers;
 [JsonSerializable(typeof(PlacementWindow))]
 [JsonSerializable(typeof(BrkRequest))]
 [JsonSerializable(typeof(BrkPlan))]
+[JsonSerializable(typeof(SpaceGrant))]
 [JsonSerializable(typeof(MmUsage))]
 // Sched
 [JsonSerializable(typeof(SchedConfig))]

@@ -106,6 +106,13 @@ public sealed record CommitReply(bool Allowed, long Charge, long Granted);
 /// </summary>
 public sealed record MmProcessStats(int Vpid, long Mapped, long PeakMapped, long Committed, long PeakCommitted);
 
+/// <summary>
+/// What an exec'd image may use without asking: <paramref name="Break"/>, its break (what brk(0) answers until a brk
+/// moves it), and <paramref name="Window"/>, a placement window as <see cref="IMmServer.WindowAsync"/> grants one
+/// (empty when nothing fits). Both are the server's decisions, made at the exec as they would be when asked later.
+/// </summary>
+public sealed record SpaceGrant(ulong Break, PlacementWindow Window);
+
 /// <summary>Process <paramref name="Vpid"/> calls brk(<paramref name="Addr"/>).</summary>
 public sealed record BrkRequest(int Vpid, ulong Addr);
 
@@ -141,10 +148,12 @@ public partial interface IMmServer : IKernelServer
     /// <summary>
     /// execve replaced the space of <paramref name="vpid"/> with a new one holding <paramref name="image"/>: what the
     /// host's execve mapped (program, interpreter, stack, vdso), as the host's /proc/PID/maps showed it at the exec.
+    /// The answer is what the new image may use without asking (<see cref="SpaceGrant"/>): its break and a first
+    /// placement window, so that a program's start (brk(0), its first mmap(NULL, ...)) needs no round trip.
     /// </summary>
     [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("mm/space_exec")]
-    Task SpaceExecAsync(int vpid, IReadOnlyList<Vma> image);
+    Task<SpaceGrant> SpaceExecAsync(int vpid, IReadOnlyList<Vma> image);
 
     [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("mm/space_exited")]

@@ -81,8 +81,13 @@ public sealed record SyscallInfo(int Number, string Name, ArgKind[] Args)
     /// <summary>True when the supervisor must stop the guest at this call (everything that is not a plain pass).</summary>
     public bool IsRouted => Disposition != Disposition.Pass;
 
+    /// <summary>Routed only to be observed for --stats, which traps every call anyway: the seccomp filter lets it
+    /// pass when nothing is observed (the handler must change nothing the guest sees).</summary>
+    public bool StatsOnly { get; init; }
+
     public SyscallInfo Emulate(Server owner) => this with { Owner = owner, Disposition = Disposition.Emulate };
     public SyscallInfo Rewrite(Server owner) => this with { Owner = owner, Disposition = Disposition.Rewrite };
     public SyscallInfo Deny(int errno) => this with { Disposition = Disposition.Deny, DenyErrno = errno };
     public SyscallInfo Returns(RetKind ret) => this with { Ret = ret };
+    public SyscallInfo ForStats() => this with { StatsOnly = true };
 }

@@ -199,7 +199,7 @@ public static class SyscallTable
             S(126, "capset", Ptr, Ptr).Rewrite(K.Sched),
             S(186, "gettid").Emulate(K.Sched).Returns(RetKind.Pid),
             S(218, "set_tid_address", Ptr).Rewrite(K.Sched).Returns(RetKind.Pid),
-            S(231, "exit_group", Int).Rewrite(K.Kernel).Returns(RetKind.None), // observed: the process's resident memory for --stats
+            S(231, "exit_group", Int).Rewrite(K.Kernel).Returns(RetKind.None).ForStats(), // observed: the process's resident memory for --stats
             S(247, "waitid", Int, Int, Ptr, Flags, Ptr).Rewrite(K.Sched),
             S(272, "unshare", Flags).Deny(Errno.EPERM),
             S(273, "set_robust_list", Ptr, Size),

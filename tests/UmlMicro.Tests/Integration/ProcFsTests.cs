@@ -20,6 +20,34 @@ public sealed class ProcFsTests : IDisposable
     }
 
     [Fact]
+    public void Proc_follows_the_process_tree_as_it_changes_between_reads()
+    {
+        // Each read follows a change to the process tree: a new group, a child, the child gone. An answer about the
+        // guest's processes kept from before a change would show the old group or a child that is no longer there.
+        const string Script = """
+            import os, time
+            def field(p, i):
+                s = open("/proc/%d/stat" % p).read()
+                return s[s.rindex(")") + 2:].split()[i]
+            print("group is own", field(os.getpid(), 2) == str(os.getpgrp()))
+            os.setpgid(0, 0)
+            print("after setpgid", field(os.getpid(), 2) == str(os.getpid()))
+            child = os.fork()
+            if child == 0:
+                time.sleep(30)
+                os._exit(0)
+            print("child listed", os.path.exists("/proc/%d" % child), "its parent", field(child, 1) == str(os.getpid()))
+            os.kill(child, 9)
+            os.waitpid(child, 0)
+            print("child gone", not os.path.exists("/proc/%d/stat" % child))
+            """;
+        var r = GuestRunner.Run(_dir.Path, Tools.Python3, "-c", Script);
+
+        Expect.ExitCode(0, r);
+        Assert.Equal(["group is own True", "after setpgid True", "child listed True its parent True", "child gone True"], r.StdoutLines);
+    }
+
+    [Fact]
     public void Proc_lists_only_guest_pids_with_consistent_stat_and_status()
     {
         // pid 1 is sh, a sleeping child and python are its children; every numeric entry must be one of them,
