@@ -111,7 +111,7 @@ namespace UmlMicro.Supervisor
             using var names = NameCache.Create();
             WaitAll(
                 Then(vfsUp, () => vfs.Call(v => v.ConfigureAsync(new VfsConfig(ns.Mounts, ns.InitialCwd, ns.StateDir, ns.MemoryDir, ns.UpperDir,
-                    identity.Release, identity.Nodename, cpus, memoryLimit, names?.EpochPath ?? "")))),
+                    identity.Release, identity.Nodename, cpus, memoryLimit, names?.EpochPath ?? "", ns.OnlyUid, ns.OnlyGid)))),
                 Then(mmUp, () => mm.Call(m => m.ConfigureAsync(new MmConfig(memoryLimit, config.Mm.DeterministicLayout, (ulong)Random.Shared.NextInt64())))),
                 Then(schedUp, () => sched.Call(s => s.ConfigureAsync(new SchedConfig(cpus)))));
 

@@ -1,4 +1,5 @@
 using UmlMicro.Contracts.Linux;
+using UmlMicro.Contracts.Servers;
 using UmlMicro.Servers.Vfs.Layers;
 using UmlMicro.Servers.Vfs.Native;
 
@@ -7,10 +8,13 @@ namespace UmlMicro.Servers.Vfs;
 /// <summary>
 /// A walked path: <see cref="Node"/> is what it names (missing when only the last component is absent, which a
 /// create needs); <see cref="GuestPath"/> is its canonical guest path, symlinks resolved. <see cref="Stable"/>: every
-/// name on the way was in a cacheable mount, so the same string walks the same way whoever asks (not so through
+/// name on the way was in a cacheable mount, so the same string walks the same way whichever process asks with the
+/// same credentials (not so through
 /// /proc/self or /proc/PID/cwd).
 /// </summary>
-internal readonly record struct Walked(int Errno, string GuestPath, Mount Mount, string Rel, Node Node, bool Stable = false)
+/// <see cref="Dir"/> is the directory the last name was looked up in (where a create makes it), when the walk ended with
+/// a lookup of a name.
+internal readonly record struct Walked(int Errno, string GuestPath, Mount Mount, string Rel, Node Node, bool Stable = false, Node Dir = default)
 {
     public static Walked Fail(int errno) => new(errno, "", null!, "", default);
 }
@@ -36,8 +40,15 @@ internal readonly record struct Walked(int Errno, string GuestPath, Mount Mount,
 /// <see cref="Lifetime"/>, the time within which a change the host makes behind the guest's back (a bind mount the
 /// host also writes) may go unseen, as FUSE's entry timeout allows.
 /// </para>
+/// <para>
+/// Permissions: a walk made for a guest (with its <see cref="Credentials"/>) checks search permission on every
+/// directory it looks a name up in, "." and ".." included, as Linux's link_path_walk does (may_lookup), in mounts
+/// whose nodes have host attributes. A kept directory is reused only by a walk with the same credentials as the one
+/// that kept it: that walk searched every directory above it. The VFS forgets kept directories when attributes change
+/// (vfs/attributes_changed) as when names do.
+/// </para>
 /// </summary>
-internal sealed class Namei(MountTable mounts)
+internal sealed class Namei(MountTable mounts, Permissions? permissions = null)
 {
     /// <summary>Linux's MAXSYMLINKS: more links than this in one walk is ELOOP.</summary>
     public const int MaxLinks = 40;
@@ -48,7 +59,9 @@ internal sealed class Namei(MountTable mounts)
     private const int MaxKept = 4096;
 
     /// <summary>A directory a walk stood in, as the walk's cursor held it.</summary>
-    private readonly record struct Kept(Mount Mount, string Rel, Node Node, bool Looked, long Born);
+    private readonly record struct Kept(Mount Mount, string Rel, Node Node, bool Looked, long Born, Credentials? By);
+
+    private readonly Permissions _permissions = permissions ?? new Permissions();
 
     private readonly Dictionary<string, Kept> _dirs = new(StringComparer.Ordinal);
 
@@ -58,18 +71,23 @@ internal sealed class Namei(MountTable mounts)
     /// <summary>Walks <paramref name="path"/> from the canonical guest directory <paramref name="start"/> (used for a
     /// relative path). The last component's symlink is followed when <paramref name="followLast"/> (or the path
     /// ends in "/", which asks for a directory).</summary>
-    public Walked Walk(string start, string path, bool followLast)
+    /// <param name="creds">Who walks: search permission is checked on every directory on the way (null: the kernel's
+    /// own walk, unchecked).</param>
+    public Walked Walk(string start, string path, bool followLast, Credentials? creds = null)
     {
         // The names still to walk, the next on top: a symlink's target goes on top of what follows it.
         var todo = new Stack<string>();
-        var at = FromKept(start, path, todo) ?? new Cursor(mounts, path.StartsWith('/') ? "/" : start);
+        var at = FromKept(start, path, todo, creds) ?? new Cursor(mounts, path.StartsWith('/') ? "/" : start);
         if (todo.Count == 0) PushNames(todo, path);
         bool mustBeDir = path.EndsWith('/');
         bool stable = at.Mount.Cacheable;
         int links = 0;
+        Node dir = default;
         while (todo.TryPop(out var name))
         {
             bool last = todo.Count == 0;
+            if (creds is not null && at.Mount.ChecksPermissions && _permissions.Search(creds, at.Node) is var denied and not 0)
+                return Walked.Fail(denied);
             if (name is "." or "..")
             {
                 if (at.Node.Type != NodeType.Directory) return Walked.Fail(Errno.ENOTDIR);
@@ -77,34 +95,44 @@ internal sealed class Namei(MountTable mounts)
                 if (last) mustBeDir = true;
                 continue;
             }
-            if (last) Keep(at);
+            if (last) Keep(at, creds);
+            dir = at.Looked ? at.Node : default;
             var (guest, m, r, n) = at.Child(name);
             stable &= m.Cacheable;
             if (!n.Exists)
             {
                 if (!last) return Walked.Fail(Errno.ENOENT);
-                return new Walked(0, guest, m, r, n, stable);
+                return new Walked(0, guest, m, r, n, stable, dir);
             }
             if (n.Type == NodeType.Symlink && (!last || followLast || mustBeDir))
             {
                 if (++links > MaxLinks) return Walked.Fail(Errno.ELOOP);
                 if (n.Layer == Layer.Magic && last)
-                    return new Walked(0, guest, m, r, n with { Type = NodeType.Special }); // reopens what the fd holds
+                    return new Walked(0, guest, m, r, n with { Type = NodeType.Special }, Dir: dir); // reopens what the fd holds
                 if (n.LinkText is not { } target) return Walked.Fail(Errno.ENOTDIR); // a pipe is not a directory
                 if (target.Length == 0) return Walked.Fail(Errno.ENOENT);
                 if (target.StartsWith('/')) at.ToRoot();
                 PushNames(todo, target);
                 if (target.EndsWith('/') && last) mustBeDir = true;
-                if (todo.Count == 0) return at.Walked() with { Stable = stable }; // target "/" or "."
+                if (todo.Count == 0) return at.Walked() with { Stable = stable, Dir = default }; // target "/" or "."
                 continue;
             }
             if (!last && n.Type != NodeType.Directory) return Walked.Fail(Errno.ENOTDIR);
             at.Enter(guest, m, r, n);
         }
         if (mustBeDir && at.Node.Exists && at.Node.Type != NodeType.Directory) return Walked.Fail(Errno.ENOTDIR);
-        var walked = at.Walked() with { Stable = stable && at.Mount.Cacheable };
-        if (walked.Node.Type == NodeType.Directory) Keep(at);
+        var walked = at.Walked() with { Stable = stable && at.Mount.Cacheable, Dir = dir };
+        if (walked.Node.Type == NodeType.Directory) Keep(at, creds);
         return walked;
+    }
+
+    /// <summary>Looks up <paramref name="name"/> (a plain name) in the walked directory <paramref name="dir"/>, without
+    /// following it: the last step of a walk to a parent (Linux's lookup after filename_parentat).</summary>
+    public Walked Child(in Walked dir, string name)
+    {
+        var at = new Cursor(mounts, dir.GuestPath, new Kept(dir.Mount, dir.Rel, dir.Node, true, 0, null));
+        var (guest, m, r, n) = at.Child(name);
+        return new Walked(0, guest, m, r, n, dir.Stable && m.Cacheable, dir.Node);
     }
 
     /// <summary>
@@ -113,7 +141,7 @@ internal sealed class Namei(MountTable mounts)
     /// whose names before the last are plain (no "", "." or "..") can be looked up: its prefix is then a canonical
     /// guest path exactly when the walk would have found it so.
     /// </summary>
-    private Cursor? FromKept(string start, string path, Stack<string> todo)
+    private Cursor? FromKept(string start, string path, Stack<string> todo, Credentials? creds)
     {
         if (_dirs.Count == 0) return null;
         int slash = path.LastIndexOf('/');
@@ -121,7 +149,7 @@ internal sealed class Namei(MountTable mounts)
         if (name is "" or "." or "..") return null;
         string dir = slash < 0 ? start : slash == 0 ? "/" : path.StartsWith('/') ? path[..slash] : Mount.Join(start, path[..slash]);
         if (slash > 0 && !IsPlain(path.AsSpan(0, slash))) return null;
-        if (!_dirs.TryGetValue(dir, out var kept)) return null;
+        if (!_dirs.TryGetValue(dir, out var kept) || !Equals(kept.By, creds)) return null;
         if (System.Diagnostics.Stopwatch.GetElapsedTime(kept.Born) > Lifetime)
         {
             _dirs.Remove(dir);
@@ -142,11 +170,11 @@ internal sealed class Namei(MountTable mounts)
         return true;
     }
 
-    private void Keep(in Cursor at)
+    private void Keep(in Cursor at, Credentials? creds)
     {
         if (!at.Mount.Cacheable || (at.Looked && at.Node.Type != NodeType.Directory)) return;
         if (_dirs.Count >= MaxKept) _dirs.Clear();
-        _dirs[at.Guest] = new Kept(at.Mount, at.Rel, at.Looked ? at.Node : default, at.Looked, System.Diagnostics.Stopwatch.GetTimestamp());
+        _dirs[at.Guest] = new Kept(at.Mount, at.Rel, at.Looked ? at.Node : default, at.Looked, System.Diagnostics.Stopwatch.GetTimestamp(), creds);
     }
 
     private static void PushNames(Stack<string> todo, string path)

@@ -21,8 +21,14 @@ namespace UmlMicro.Servers.Vfs;
 /// recreated with shareFs from one of them.
 /// </para>
 /// <para>
+/// Permissions: every request carries the caller's credentials, and the walk and every change are checked with them
+/// as Linux checks them (<see cref="Permissions"/>, <see cref="Change"/>): the VFS acts on the host with more rights
+/// than the guest thread it acts for.
+/// </para>
+/// <para>
 /// Leases (PathResolution.Lease): an answer that names an existing object of a host-backed mount by its own host path,
-/// or says a name is missing from a directory of one, to a question that changes nothing, is granted for
+/// or says a name is missing from a directory of one, to a question that changes nothing, is granted (for the
+/// credentials it was asked with) for
 /// <see cref="Namei.Lifetime"/>. Every request that may change the
 /// namespace (a change, a create, a copy-up, a commit) revokes them all first, and the walk's directory cache with
 /// them. Started with --no-leases, the server grants none and sees every lookup.
@@ -40,6 +46,7 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
     private readonly ProcContext proc = new();
     private MountTable mounts = new();
     private Namei namei = null!;
+    private Permissions permissions = new();
     private Snapshots snapshots = null!;
     private KernelFiles? kernelFiles;
     private MadeObjects madeLinks = null!;
@@ -111,19 +118,21 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
                         config.UpperDir is { Length: > 0 } ? Path.Combine(upper, OverlayMount.JournalName) : Path.Combine(state, "whiteouts"),
                         [state, memory, upper]),
                     "bind" => new HostMount(point, HostDir(spec.Source, $"source of {point}"), spec.ReadOnly, "hostfs"),
-                    "tmpfs" => new HostMount(point, Directory.CreateDirectory(Path.Combine(memory, $"tmpfs{++tmpfs}")).FullName, spec.ReadOnly, "tmpfs"),
+                    "tmpfs" => new HostMount(point, TmpfsRoot(Path.Combine(memory, $"tmpfs{++tmpfs}")), spec.ReadOnly, "tmpfs"),
                     "proc" => new ProcFs(proc, table, GuestPathOf, cwds.GuestOf, Directory.CreateDirectory(Path.Combine(state, "proc")).FullName),
                     "dev" => new DevFs(point),
                     _ => throw ProtocolViolation.Of($"cannot mount a {spec.Kind} at {point}"),
                 });
             }
-            var walker = new Namei(table);
+            var perms = new Permissions(config.OnlyUid, config.OnlyGid, Permissions.HostProtectsHardlinks());
+            var walker = new Namei(table, perms);
             proc.Processes = null;
             var start = walker.Walk("/", initCwd, followLast: true);
             if (start.Errno != 0 || start.Node.Type != NodeType.Directory)
                 throw ProtocolViolation.Of($"the initial cwd {initCwd} is not a directory of the guest");
             mounts = table;
             namei = walker;
+            permissions = perms;
             snapshots = new Snapshots(Directory.CreateDirectory(Path.Combine(state, "snapshots")).FullName);
             madeLinks = RecallLinks(Path.Combine(state, "links"));
             changes?.Dispose();
@@ -163,6 +172,7 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
     public Task<PathResolution> ResolveAsync(PathRequest request)
     {
         if (request.Arg?.Path is null) throw ProtocolViolation.Of("a path request without a path");
+        if (request.Creds?.Groups is null) throw ProtocolViolation.Of("a path request without credentials");
         lock (gate)
         {
             Configured();
@@ -248,7 +258,8 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
     {
         leasable = false;
         string path = request.Arg.Path;
-        int errno = Walk(request.Vpid, request.Arg, request.FollowLast, out var w, out string baseHost);
+        var creds = request.Creds;
+        int errno = Walk(request.Vpid, request.Arg, request.FollowLast, creds, out var w, out string baseHost);
         if (errno != 0) return Fail(errno);
         var node = w.Node;
         int flags = request.OpenFlags;
@@ -271,6 +282,7 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
             case PathOp.Open when !node.Exists:
                 if ((flags & LinuxFlags.O_CREAT) == 0) return Missing(w, out leasable);
                 if (path.EndsWith('/')) return Fail(Errno.EISDIR);
+                if (MayCreate(w, creds) is var refused and not 0) return Fail(refused);
                 Revoking();
                 errno = w.Mount.PrepareCreate(w.Rel, node, out host, out commit);
                 makes = true;
@@ -278,7 +290,8 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
             case PathOp.Create when node.Exists:
                 return Fail(Errno.EEXIST);
             case PathOp.Create:
-                if ((flags & S_IFMT) is S_IFCHR or S_IFBLK) return Fail(Errno.EPERM); // no host devices for a guest
+                if (MayCreate(w, creds) is var refusal and not 0) return Fail(refusal);
+                if ((flags & S_IFMT) is S_IFCHR or S_IFBLK) return Fail(Errno.EPERM); // no host devices for a guest (after may_create, as vfs_mknod)
                 Revoking();
                 errno = w.Mount.PrepareCreate(w.Rel, node, out host, out commit);
                 makes = true;
@@ -289,6 +302,10 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
                 return Fail(Errno.EISDIR);
             case PathOp.Open when write:
             case PathOp.Modify when node.Exists:
+                // The host judges the open of the copy, but the copy must not be made for a caller who may not write.
+                if (request.Op == PathOp.Open && w.Mount.WriteChangesNames(node) && w.Mount.ChecksPermissions
+                    && permissions.Check(creds, node, LinuxFlags.MAY_WRITE | ((flags & LinuxFlags.O_ACCMODE) == LinuxFlags.O_WRONLY ? 0 : LinuxFlags.MAY_READ)) is var no and not 0)
+                    return Fail(no);
                 if (w.Mount.WriteChangesNames(node)) Revoking();
                 errno = w.Mount.PrepareWrite(w.Rel, node, truncate: request.Op == PathOp.Open && (flags & LinuxFlags.O_TRUNC) != 0 && node.Type == NodeType.File, out host);
                 break;
@@ -299,7 +316,7 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
             case PathOp.Exec:
                 host = Readable(w);
                 if (Answer(path, baseHost, host, w.GuestPath).HostPath is not null && Shebang(host) is var (interpreter, arg))
-                    return Interpret(request, host, interpreter, arg, w.GuestPath);
+                    return Interpret(request, w, interpreter, arg);
                 host = ExecName(host, LastComponent(path), w.GuestPath);
                 break;
             default:
@@ -310,6 +327,26 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
         if (errno != 0) return Fail(errno);
         if (Encoding.UTF8.GetByteCount(host) >= LinuxFlags.PATH_MAX) return Fail(Errno.ENAMETOOLONG);
         return Answer(path, baseHost, host, w.GuestPath) with { CommitOnSuccess = commit, MakesName = makes };
+    }
+
+    /// <summary>may_create for a name the walk found missing: EROFS on a read-only mount (mnt_want_write comes first),
+    /// then write and search permission on the directory it would be made in.</summary>
+    private int MayCreate(in Walked w, Credentials creds)
+    {
+        if (w.Mount.ReadOnly) return Errno.EROFS;
+        return w.Mount.ChecksPermissions ? permissions.Create(creds, w.Dir) : 0;
+    }
+
+    /// <summary>A call that changed an object's attributes has ended: walks kept by directory are forgotten, since who may
+    /// search them may have changed.</summary>
+    public Task AttributesChangedAsync()
+    {
+        lock (gate)
+        {
+            Configured();
+            namei.Forget();
+        }
+        return Task.CompletedTask;
     }
 
     public Task CreatedAsync(string guestPath)
@@ -330,6 +367,7 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
     public Task<int> ChangeAsync(NameChange change)
     {
         if (change?.Path?.Path is null) throw ProtocolViolation.Of("a change without a path");
+        if (change.Creds?.Groups is null) throw ProtocolViolation.Of("a change without credentials");
         lock (gate)
         {
             Configured();
@@ -346,66 +384,194 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
         }
     }
 
+    /// <summary>
+    /// A namespace change, with Linux's checks in Linux's order (do_unlinkat, do_rmdir, do_symlinkat, do_linkat,
+    /// do_renameat2 and the may_create/may_delete they call): the walk to the parent (search permission on the way), the
+    /// kind of last name, a read-only mount, the names themselves, then the caller's permissions, then the types.
+    /// </summary>
     private int Change(NameChange c)
     {
-        bool follow = c.Op == NameOp.Link && (c.Flags & LinuxFlags.AT_SYMLINK_FOLLOW) != 0;
-        int errno = Walk(c.Vpid, c.Path, follow, out var w, out _);
-        if (errno != 0) return errno;
-        string last = LastComponent(c.Path.Path);
+        var creds = c.Creds;
         switch (c.Op)
         {
             case NameOp.Unlink:
-                if (!w.Node.Exists) return Errno.ENOENT;
-                if (w.Node.Type == NodeType.Directory) return Errno.EISDIR;
-                return w.Mount.Remove(w.Rel, w.Node, directory: false);
             case NameOp.Rmdir:
-                if (last == ".") return Errno.EINVAL;
-                if (last == "..") return Errno.ENOTEMPTY;
-                if (!w.Node.Exists) return Errno.ENOENT;
-                if (w.Node.Type != NodeType.Directory) return Errno.ENOTDIR;
-                if (w.Rel.Length == 0) return Errno.EBUSY;
-                return w.Mount.Remove(w.Rel, w.Node, directory: true);
+                return Remove(c, creds, directory: c.Op == NameOp.Rmdir);
             case NameOp.Symlink:
-                if (w.Node.Exists) return Errno.EEXIST;
-                if (string.IsNullOrEmpty(c.Target)) return Errno.ENOENT;
-                return w.Mount.Symlink(c.Target, w.Rel, w.Node);
+                return MakeSymlink(c, creds);
         }
         if (c.NewPath is null) throw ProtocolViolation.Of($"{c.Op} without a new path");
-        errno = Walk(c.Vpid, c.NewPath, followLast: false, out var to, out _);
+        return c.Op == NameOp.Link ? MakeLink(c, creds) : Rename(c, creds);
+    }
+
+    private int Remove(NameChange c, Credentials creds, bool directory)
+    {
+        int errno = WalkParent(c.Vpid, c.Path, creds, out var p);
         if (errno != 0) return errno;
+        if (p.Kind != LastKind.Name)
+            return !directory ? Errno.EISDIR : p.Kind switch { LastKind.Dot => Errno.EINVAL, LastKind.DotDot => Errno.ENOTEMPTY, _ => Errno.EBUSY };
+        if (p.Dir.Mount.ReadOnly) return Errno.EROFS;
+        var v = p.Child;
+        if (!v.Node.Exists) return Errno.ENOENT;
+        if (!directory && p.Trailing) return v.Node.Type == NodeType.Directory ? Errno.EISDIR : Errno.ENOTDIR;
+        if (MayDelete(p, v, creds) is var denied and not 0) return denied;
+        if (directory && v.Node.Type != NodeType.Directory) return Errno.ENOTDIR;
+        if (!directory && v.Node.Type == NodeType.Directory) return Errno.EISDIR;
+        if (v.Rel.Length == 0) return Errno.EBUSY; // a mount point
+        return v.Mount.Remove(v.Rel, v.Node, directory);
+    }
+
+    private int MakeSymlink(NameChange c, Credentials creds)
+    {
+        if (string.IsNullOrEmpty(c.Target)) return Errno.ENOENT; // the target is read first
+        int errno = NewName(c.Vpid, c.Path, creds, out var p);
+        if (errno != 0) return errno;
+        errno = p.Child.Mount.Symlink(c.Target, p.Child.Rel, p.Child.Node);
+        // The VFS made it: it belongs to the caller, as a link the caller made itself would.
+        if (errno == 0 && p.Child.Mount.Lookup(p.Child.Rel).HostPath is { } made)
+            HostFs.Lchown(made, creds.Uid, Permissions.NewGroup(creds, p.Dir.Node));
+        return errno;
+    }
+
+    /// <summary>filename_create, then may_create: the name must be a plain one that does not exist (EEXIST), without a
+    /// trailing slash (ENOENT), on a writable mount (EROFS), in a directory the caller may write and search (EACCES).</summary>
+    private int NewName(int vpid, PathArg arg, Credentials creds, out Parented p)
+    {
+        int errno = WalkParent(vpid, arg, creds, out p);
+        if (errno != 0) return errno;
+        if (p.Kind != LastKind.Name || p.Child.Node.Exists) return Errno.EEXIST;
+        if (p.Trailing) return Errno.ENOENT;
+        if (p.Dir.Mount.ReadOnly) return Errno.EROFS;
+        return p.Dir.Mount.ChecksPermissions ? permissions.Create(creds, p.Dir.Node) : 0;
+    }
+
+    private int MakeLink(NameChange c, Credentials creds)
+    {
+        bool follow = (c.Flags & LinuxFlags.AT_SYMLINK_FOLLOW) != 0;
+        int errno = Walk(c.Vpid, c.Path, follow, creds, out var from, out _);
+        if (errno != 0) return errno;
+        if (!from.Node.Exists) return Errno.ENOENT;
+        errno = WalkParent(c.Vpid, c.NewPath!, creds, out var p);
+        if (errno != 0) return errno;
+        if (p.Kind != LastKind.Name || p.Child.Node.Exists) return Errno.EEXIST;
+        if (p.Trailing) return Errno.ENOENT;
+        if (p.Dir.Mount.ReadOnly) return Errno.EROFS;
+        if (p.Dir.Mount != from.Mount) return Errno.EXDEV;
+        if (from.Mount.ChecksPermissions)
+        {
+            if (permissions.Link(creds, from.Node) is var unsafeSource and not 0) return unsafeSource;
+            if (permissions.Create(creds, p.Dir.Node) is var denied and not 0) return denied;
+        }
+        if (from.Node.Type == NodeType.Directory) return Errno.EPERM;
+        return p.Child.Mount.Link(from.Rel, from.Node, p.Child.Rel, p.Child.Node);
+    }
+
+    private int Rename(NameChange c, Credentials creds)
+    {
+        uint flags = (uint)c.Flags;
+        bool exchange = (flags & HostFs.RENAME_EXCHANGE) != 0, noReplace = (flags & HostFs.RENAME_NOREPLACE) != 0;
+        int errno = WalkParent(c.Vpid, c.Path, creds, out var o);
+        if (errno != 0) return errno;
+        errno = WalkParent(c.Vpid, c.NewPath!, creds, out var n);
+        if (errno != 0) return errno;
+        if (o.Dir.Mount != n.Dir.Mount) return Errno.EXDEV;
+        if (o.Kind != LastKind.Name) return Errno.EBUSY;
+        if (n.Kind != LastKind.Name) return noReplace ? Errno.EEXIST : Errno.EBUSY;
+        if (o.Dir.Mount.ReadOnly) return Errno.EROFS;
+        var w = o.Child;
+        var to = n.Child;
         if (!w.Node.Exists) return Errno.ENOENT;
-        if (c.Op == NameOp.Link)
+        if (noReplace && to.Node.Exists) return Errno.EEXIST;
+        if (exchange)
         {
-            if (to.Node.Exists) return Errno.EEXIST;
-            if (to.Mount != w.Mount) return Errno.EXDEV;
-            if (w.Node.Type == NodeType.Directory) return Errno.EPERM;
-            return to.Mount.Link(w.Rel, w.Node, to.Rel, to.Node);
+            if (!to.Node.Exists) return Errno.ENOENT;
+            if (to.Node.Type != NodeType.Directory && n.Trailing) return Errno.ENOTDIR;
         }
-        // rename
-        if (last is "." or ".." || LastComponent(c.NewPath.Path) is "." or "..") return Errno.EBUSY;
-        if (to.Mount != w.Mount) return Errno.EXDEV;
-        if (w.Rel.Length == 0 || to.Rel.Length == 0) return Errno.EBUSY;
+        bool isDir = w.Node.Type == NodeType.Directory, newIsDir = to.Node.Type == NodeType.Directory;
+        if (!isDir && (o.Trailing || (!exchange && n.Trailing))) return Errno.ENOTDIR;
+        // One may not be an ancestor of the other (lock_rename's trap).
+        if (Under(n.Dir.GuestPath, w.GuestPath)) return Errno.EINVAL;
+        if (to.Node.Exists && Under(o.Dir.GuestPath, to.GuestPath)) return exchange ? Errno.EINVAL : Errno.ENOTEMPTY;
+        // vfs_rename: a name renamed onto itself is done, before any permission is asked.
         if (to.GuestPath == w.GuestPath) return 0;
-        if (to.GuestPath.StartsWith(w.GuestPath + "/", StringComparison.Ordinal)) return Errno.EINVAL;
-        if ((c.Flags & HostFs.RENAME_EXCHANGE) == 0 && to.Node.Exists)
+        if (MayDelete(o, w, creds) is var denied and not 0) return denied;
+        if (!to.Node.Exists)
         {
-            if ((c.Flags & HostFs.RENAME_NOREPLACE) != 0) return Errno.EEXIST;
-            if (w.Node.Type == NodeType.Directory && to.Node.Type != NodeType.Directory) return Errno.ENOTDIR;
-            if (w.Node.Type != NodeType.Directory && to.Node.Type == NodeType.Directory) return Errno.EISDIR;
+            if (n.Dir.Mount.ChecksPermissions && permissions.Create(creds, n.Dir.Node) is var refused and not 0) return refused;
         }
-        else if ((c.Flags & HostFs.RENAME_EXCHANGE) != 0 && !to.Node.Exists)
+        else
         {
-            return Errno.ENOENT;
+            if (MayDelete(n, to, creds) is var refused and not 0) return refused;
+            bool victimMustBeDir = exchange ? newIsDir : isDir;
+            if (victimMustBeDir && !newIsDir) return Errno.ENOTDIR;
+            if (!victimMustBeDir && newIsDir) return Errno.EISDIR;
         }
-        int renamed = w.Mount.Rename(w.Rel, w.Node, to.Rel, to.Node, (uint)c.Flags);
-        if (renamed == 0 && w.Node.Type == NodeType.Directory)
+        if (o.Dir.GuestPath != n.Dir.GuestPath && w.Mount.ChecksPermissions)
+        {
+            // A directory that changes parent has its ".." rewritten: it must be writable itself.
+            if (isDir && permissions.Check(creds, w.Node, LinuxFlags.MAY_WRITE) is var no and not 0) return no;
+            if (exchange && newIsDir && permissions.Check(creds, to.Node, LinuxFlags.MAY_WRITE) is var none and not 0) return none;
+        }
+        if (w.Rel.Length == 0 || to.Rel.Length == 0) return Errno.EBUSY; // mount points
+        int renamed = w.Mount.Rename(w.Rel, w.Node, to.Rel, to.Node, flags);
+        if (renamed == 0 && isDir)
         {
             // A cwd is a directory, not a name (Linux's fs_struct holds the dentry): processes in or under the
             // renamed one are where they were, under its new name; with RENAME_EXCHANGE the other one moves too.
-            bool exchange = (c.Flags & HostFs.RENAME_EXCHANGE) != 0 && to.Node.Type == NodeType.Directory;
-            cwds.Renamed(w.GuestPath, to.GuestPath, exchange);
+            cwds.Renamed(w.GuestPath, to.GuestPath, exchange && newIsDir);
         }
         return renamed;
+    }
+
+    /// <summary>may_delete's permission part: write and search on the directory, then the sticky bit.</summary>
+    private int MayDelete(in Parented p, in Walked victim, Credentials creds) =>
+        p.Dir.Mount.ChecksPermissions ? permissions.Delete(creds, p.Dir.Node, victim.Node) : 0;
+
+    /// <summary>Whether guest path <paramref name="path"/> is <paramref name="dir"/> or below it.</summary>
+    private static bool Under(string path, string dir) =>
+        path == dir || dir == "/" || path.StartsWith(dir + "/", StringComparison.Ordinal);
+
+    private enum LastKind
+    {
+        Name,
+        Dot,
+        DotDot,
+        /// <summary>The path is "/" (or only slashes): no last name at all.</summary>
+        Root,
+    }
+
+    /// <summary>A walk to the directory that holds a path's last name (<see cref="Dir"/>), and that name looked up
+    /// there without being followed (<see cref="Child"/>, for a plain name). <see cref="Trailing"/>: the path ended in
+    /// "/" after the name.</summary>
+    private readonly record struct Parented(Walked Dir, LastKind Kind, bool Trailing, Walked Child);
+
+    /// <summary>filename_parentat and the lookup of the last name: search permission is checked on every directory on
+    /// the way, the parent included (Linux checks it before it looks at the last name).</summary>
+    private int WalkParent(int vpid, PathArg arg, Credentials creds, out Parented parented)
+    {
+        parented = default;
+        if (PathWalk.Check(arg.Path) is var bad and not 0) return bad;
+        string path = Aliased(arg.Path);
+        arg = arg with { Path = path };
+        string trimmed = path.TrimEnd('/');
+        if (trimmed.Length == 0 && path.StartsWith('/'))
+        {
+            int rootErrno = Walk(vpid, arg with { Path = "/" }, followLast: true, creds, out var root, out _);
+            if (rootErrno != 0) return rootErrno;
+            parented = new Parented(root, LastKind.Root, false, default);
+            return 0;
+        }
+        int slash = trimmed.LastIndexOf('/');
+        string last = trimmed[(slash + 1)..];
+        string dirPath = slash < 0 ? "." : trimmed[..(slash + 1)];
+        int errno = Walk(vpid, arg with { Path = dirPath }, followLast: true, creds, out var dir, out _);
+        if (errno != 0) return errno;
+        if (!dir.Node.Exists) return Errno.ENOENT;
+        if (dir.Node.Type != NodeType.Directory) return Errno.ENOTDIR;
+        if (dir.Mount.ChecksPermissions && permissions.Search(creds, dir.Node) is var denied and not 0) return denied;
+        var kind = last switch { "." => LastKind.Dot, ".." => LastKind.DotDot, _ => LastKind.Name };
+        parented = new Parented(dir, kind, trimmed.Length < path.Length, kind == LastKind.Name ? namei.Child(dir, last) : default);
+        return 0;
     }
 
     public Task<CwdResult> GetCwdAsync(int vpid)
@@ -451,7 +617,7 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
     }
 
     /// <summary>Walks a path the guest named, from its cwd or the directory its dirfd holds.</summary>
-    private int Walk(int vpid, PathArg arg, bool followLast, out Walked walked, out string baseHost)
+    private int Walk(int vpid, PathArg arg, bool followLast, Credentials creds, out Walked walked, out string baseHost)
     {
         walked = default;
         baseHost = "";
@@ -468,15 +634,16 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
             if (dir.Node.Type != NodeType.Directory) return Errno.ENOTDIR;
             (start, baseHost) = (dir.GuestPath, dirHost);
         }
-        string path = arg.Path;
-        // A host path the kernel handed out itself (the host passes an exec'd script's path to its interpreter)
-        // means the guest path it stands for.
-        if (path.StartsWith(stateDir, StringComparison.Ordinal) && path.Length > stateDir.Length && path[stateDir.Length] == '/'
-            && GuestPathOf(path) is { } alias)
-            path = alias;
-        walked = namei.Walk(start, path, followLast);
+        string path = Aliased(arg.Path);
+        walked = namei.Walk(start, path, followLast, creds);
         return walked.Errno;
     }
+
+    /// <summary>A host path the kernel handed out itself (the host passes an exec'd script's path to its interpreter)
+    /// means the guest path it stands for.</summary>
+    private string Aliased(string path) =>
+        path.StartsWith(stateDir, StringComparison.Ordinal) && path.Length > stateDir.Length && path[stateDir.Length] == '/'
+            && GuestPathOf(path) is { } alias ? alias : path;
 
     /// <summary>The host object that reads as the walked node: a snapshot for a directory whose host listing is not
     /// the guest's, a generated file or link for a synthetic node, else the node's own host path.</summary>
@@ -547,10 +714,13 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
 
     /// <summary>A script the host would be handed by a host path (which Linux passes on to the interpreter as the
     /// script's name): the interpreter, resolved in the guest's namespace, is what the host must run.</summary>
-    private PathResolution Interpret(PathRequest request, string script, string interpreter, string? arg, string scriptGuestPath)
+    private PathResolution Interpret(PathRequest request, in Walked script, string interpreter, string? arg)
     {
-        if (HostFs.Access(script, 1) is var denied and not 0) return Fail(denied);
-        var w = namei.Walk(cwds.GuestOf(request.Vpid) ?? "/", interpreter, followLast: true);
+        // The host never execs the script itself: its execute permission is the caller's, checked here.
+        int denied = script.Mount.ChecksPermissions ? permissions.Check(request.Creds, script.Node, LinuxFlags.MAY_EXEC) : HostFs.Access(Readable(script), 1);
+        if (denied != 0) return Fail(denied);
+        string scriptGuestPath = script.GuestPath;
+        var w = namei.Walk(cwds.GuestOf(request.Vpid) ?? "/", interpreter, followLast: true, request.Creds);
         if (w.Errno != 0) return Fail(w.Errno);
         if (!w.Node.Exists) return Fail(Errno.ENOENT);
         string host = ExecName(Readable(w), Mount.NameOf(interpreter), w.GuestPath);
@@ -607,7 +777,7 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
         {
             // Nothing to fold: the string is its own names (the common case, answered without taking it apart).
             string same = guestString.StartsWith('/') ? guestString : Mount.Join(baseHost, guestString);
-            return new PathResolution(0, same == host ? null : host, guestPath);
+            return new PathResolution(0, same == host ? null : Relative(guestString, baseHost, host), guestPath);
         }
         var names = guestString.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(n => n != ".").ToList();
         if (!names.Contains(".."))
@@ -615,7 +785,21 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
             string plain = guestString.StartsWith('/') ? "/" + string.Join('/', names) : Mount.Join(baseHost, string.Join('/', names));
             if (plain == host) return new PathResolution(0, null, guestPath);
         }
-        return new PathResolution(0, host, guestPath);
+        return new PathResolution(0, Relative(guestString, baseHost, host), guestPath);
+    }
+
+    /// <summary>
+    /// The host path a relative guest string is replaced by: relative to the same base (the cwd or the dirfd, which the
+    /// call keeps) when the host path lies below it. The host then walks only from there, as it would the guest's own
+    /// string: an absolute path would also need search permission on every directory above the base, which a native
+    /// relative call never asks (a process in a directory below one it may no longer search).
+    /// </summary>
+    private static string Relative(string guestString, string baseHost, string host)
+    {
+        if (guestString.StartsWith('/') || !baseHost.StartsWith('/')) return host;
+        if (host == baseHost) return ".";
+        string prefix = baseHost == "/" ? "/" : baseHost + "/";
+        return host.StartsWith(prefix, StringComparison.Ordinal) && host.Length > prefix.Length ? host[prefix.Length..] : host;
     }
 
     /// <summary>Whether <paramref name="path"/> has no empty, "." or ".." name and no trailing slash.</summary>
@@ -658,6 +842,18 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
     private void Configured()
     {
         if (kernelFiles is null) throw ProtocolViolation.Of("vfs/configure must come first");
+    }
+
+    /// <summary>A tmpfs mount's host directory: made with tmpfs's default root mode, 1777, as Linux mounts one (anyone
+    /// may make names in it; only their owners remove them). One that exists (a restart) keeps what the guest made of it.</summary>
+    private static string TmpfsRoot(string dir)
+    {
+        if (!Directory.Exists(dir))
+        {
+            Directory.CreateDirectory(dir);
+            HostFs.Chmod(dir, LinuxFlags.S_ISVTX | 0x1FF);
+        }
+        return dir;
     }
 
     private static string HostDir(string? path, string what)

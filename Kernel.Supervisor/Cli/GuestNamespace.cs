@@ -16,6 +16,11 @@ internal sealed class GuestNamespace : IDisposable
     public required string MemoryDir { get; init; }
     public required string UpperDir { get; init; }
 
+    /// <summary>The only uid and gid the guest's user namespace maps (a run by an unprivileged user, see
+    /// HostWall.MapIds); null for a run by root, whose namespace maps every id.</summary>
+    public uint? OnlyUid => Native.Interop.geteuid() is var uid and not 0 ? uid : null;
+    public uint? OnlyGid => Native.Interop.geteuid() != 0 ? Native.Interop.getegid() : null;
+
     /// <summary>
     /// The root overlay, /proc, /dev (with /dev/shm and the host's /dev/pts), the host's /sys read-only, the
     /// current directory writable at its own path (when the root is the host's, it is not "/" and --isolate is
@@ -40,7 +45,11 @@ internal sealed class GuestNamespace : IDisposable
         foreach (var tmpfs in vfs.Tmpfs)
             mounts.Add(new("tmpfs", tmpfs, "", false));
 
-        string state = Directory.CreateTempSubdirectory($"umlmicro-{Environment.ProcessId}-").FullName;
+        string state = MakeStateDir(StateParent());
+        // Searchable by anyone, listable by none: the VFS hands a guest host paths in it (the copy-on-write layer, links,
+        // snapshots), and a guest thread that changed its user must still reach them; what is inside carries the guest's
+        // own modes and owners.
+        File.SetUnixFileMode(state, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
         string shm = Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath();
         string memory = Directory.CreateDirectory(Path.Combine(shm, Path.GetFileName(state))).FullName;
         string upper = "";
@@ -63,6 +72,45 @@ internal sealed class GuestNamespace : IDisposable
             MemoryDir = memory,
             UpperDir = upper,
         };
+    }
+
+    /// <summary>
+    /// Where the state directory is made: the temp directory (TMPDIR), unless a guest run by root could change its user
+    /// and then not search one of the directories above it (TMPDIR under /root, say): the host paths the VFS hands out in
+    /// the state directory (the copy-on-write layer, exec links) must be reachable by whoever the guest becomes, as the
+    /// guest paths they stand for are natively. Then the first world-searchable of /var/tmp and /tmp.
+    /// </summary>
+    private static string StateParent()
+    {
+        string temp = Path.GetTempPath().TrimEnd('/') is { Length: > 0 } t ? t : "/";
+        if (Native.Interop.geteuid() != 0 || SearchableByAll(temp)) return temp;
+        return new[] { "/var/tmp", "/tmp" }.FirstOrDefault(d => Directory.Exists(d) && SearchableByAll(d)) ?? temp;
+    }
+
+    /// <summary>A fresh private directory under <paramref name="parent"/>, named unpredictably (as mkdtemp does: a name
+    /// that exists is never taken over).</summary>
+    private static string MakeStateDir(string parent)
+    {
+        if (parent == Path.GetTempPath().TrimEnd('/')) return Directory.CreateTempSubdirectory($"umlmicro-{Environment.ProcessId}-").FullName;
+        for (int attempt = 0; ; attempt++)
+        {
+            string dir = Path.Combine(parent, $"umlmicro-{Environment.ProcessId}-{Path.GetRandomFileName().Replace(".", "", StringComparison.Ordinal)}");
+            if (Path.Exists(dir)) continue;
+            var made = Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            if (made.LinkTarget is null) return made.FullName;
+            if (attempt > 16) throw new IOException($"cannot make a state directory in {parent}");
+        }
+    }
+
+    /// <summary>Every directory from the root to <paramref name="dir"/> may be searched by others.</summary>
+    private static bool SearchableByAll(string dir)
+    {
+        for (var d = new DirectoryInfo(dir); d is not null; d = d.Parent)
+        {
+            if (!d.Exists) return false;
+            if ((d.UnixFileMode & UnixFileMode.OtherExecute) == 0) return false;
+        }
+        return true;
     }
 
     public void Dispose()

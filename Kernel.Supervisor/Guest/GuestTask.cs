@@ -57,6 +57,14 @@ internal sealed class GuestTask(int hostTid)
     /// <summary>The task this one just created (host tid, virtual tid), for the result of its clone/fork.</summary>
     public (int HostTid, int Vtid)? CloneResult { get; set; }
 
+    /// <summary>
+    /// Its credentials as last read from the host (the VFS checks permissions with them), or null until they are
+    /// needed. Credentials change only by the task's own calls (the set*id family, setgroups, capset) and by execve:
+    /// each of those drops this at its entry, before the host can change them, so no path call of the task is asked
+    /// with credentials it no longer has.
+    /// </summary>
+    public HostStatus.TaskCredentials? Creds { get; set; }
+
     /// <summary>Its standing with the virtual CPUs (see VcpuScheduler).</summary>
     public SchedEntity Vcpu => _vcpu ??= new SchedEntity(this);
     private SchedEntity? _vcpu;

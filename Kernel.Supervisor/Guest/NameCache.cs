@@ -16,7 +16,14 @@ namespace UmlMicro.Supervisor.Guest;
 /// <para>
 /// What the cache decides itself is only what makes two questions the same: a path relative to a process's cwd is the
 /// same question only from that process, and only while no cwd has changed and no process has been made since (a new
-/// process may take the number of one that had another cwd).
+/// process may take the number of one that had another cwd); and a question asked with other credentials is another
+/// question (the VFS checks search permission on the way, so its answer depends on who asks).
+/// </para>
+/// <para>
+/// Two kinds of change end leases that the VFS cannot revoke before they happen, because the host carries them out after
+/// the VFS answered: a call that made a name voids leases that say a name is missing (<see cref="Created"/>), and a
+/// call that changed an object's attributes (chmod, chown, an ACL) voids every lease (<see cref="AttributesChanged"/>):
+/// a lease is used only while no such call has ended since its question was asked.
 /// </para>
 /// </summary>
 internal sealed unsafe class NameCache : IDisposable
@@ -24,9 +31,12 @@ internal sealed unsafe class NameCache : IDisposable
     private const int MaxLeases = 4096;
 
     /// <summary>What makes two questions the same.</summary>
-    internal readonly record struct Question(string Path, string? Dir, int Vpid, long Cwds, PathOp Op, bool Follow, int Flags);
+    internal readonly record struct Question(string Path, string? Dir, int Vpid, long Cwds, PathOp Op, bool Follow, int Flags, Credentials? Creds);
 
-    private sealed record Lease(PathResolution Answer, long Epoch, long Until, long Creates);
+    /// <summary>The counts of ended calls that void leases, as they were when a question was asked.</summary>
+    internal readonly record struct Moment(long Creates, long Attributes);
+
+    private sealed record Lease(PathResolution Answer, long Epoch, long Until, Moment Asked);
 
     private readonly ConcurrentDictionary<Question, Lease> _leases = new();
     private readonly SafeFileHandle _file;
@@ -35,6 +45,7 @@ internal sealed unsafe class NameCache : IDisposable
     private readonly long* _epoch;
     private long _cwds;
     private long _creates;
+    private long _attributes;
     private long _used;
 
     /// <summary>The epoch's file for the VFS (VfsConfig.LeaseEpoch).</summary>
@@ -63,17 +74,18 @@ internal sealed unsafe class NameCache : IDisposable
     public Question Of(PathRequest r)
     {
         bool fromCwd = !r.Arg.Path.StartsWith('/') && r.Arg.DirHostPath is null;
-        return new Question(r.Arg.Path, r.Arg.DirHostPath, fromCwd ? r.Vpid : 0, fromCwd ? Interlocked.Read(ref _cwds) : 0, r.Op, r.FollowLast, r.OpenFlags);
+        return new Question(r.Arg.Path, r.Arg.DirHostPath, fromCwd ? r.Vpid : 0, fromCwd ? Interlocked.Read(ref _cwds) : 0, r.Op, r.FollowLast, r.OpenFlags, r.Creds);
     }
 
-    /// <summary>How many calls that made a name have ended (<see cref="Created"/>): read, with <see cref="Of"/>, before
-    /// the VFS is asked.</summary>
-    public long Creates => Interlocked.Read(ref _creates);
+    /// <summary>How many calls that made a name or changed attributes have ended (<see cref="Created"/>,
+    /// <see cref="AttributesChanged"/>): read, with <see cref="Of"/>, before the VFS is asked.</summary>
+    public Moment Asked => new(Interlocked.Read(ref _creates), Interlocked.Read(ref _attributes));
 
     public bool TryGet(in Question question, out PathResolution answer)
     {
         if (_leases.TryGetValue(question, out var lease) && lease.Epoch == Volatile.Read(ref *_epoch) && Stopwatch.GetTimestamp() < lease.Until
-            && (lease.Answer.Errno == 0 || lease.Creates == Interlocked.Read(ref _creates)))
+            && lease.Asked.Attributes == Interlocked.Read(ref _attributes)
+            && (lease.Answer.Errno == 0 || lease.Asked.Creates == Interlocked.Read(ref _creates)))
         {
             Interlocked.Increment(ref _used);
             answer = lease.Answer;
@@ -84,12 +96,12 @@ internal sealed unsafe class NameCache : IDisposable
     }
 
     /// <summary>Keeps <paramref name="answer"/> to <paramref name="question"/> if the VFS granted it as a lease;
-    /// <paramref name="creates"/> is <see cref="Creates"/> as it was when the question was asked.</summary>
-    public void Grant(in Question question, PathResolution answer, long creates)
+    /// <paramref name="asked"/> is <see cref="Asked"/> as it was when the question was asked.</summary>
+    public void Grant(in Question question, PathResolution answer, Moment asked)
     {
         if (answer.Lease == 0 || answer.LeaseMs <= 0) return;
         if (_leases.Count >= MaxLeases) _leases.Clear();
-        _leases[question] = new Lease(answer, answer.Lease, Stopwatch.GetTimestamp() + answer.LeaseMs * Stopwatch.Frequency / 1000, creates);
+        _leases[question] = new Lease(answer, answer.Lease, Stopwatch.GetTimestamp() + answer.LeaseMs * Stopwatch.Frequency / 1000, asked);
     }
 
     /// <summary>
@@ -98,6 +110,10 @@ internal sealed unsafe class NameCache : IDisposable
     /// negative lease is used only while no such call has ended since its question was asked.
     /// </summary>
     public void Created() => Interlocked.Increment(ref _creates);
+
+    /// <summary>A call that may have changed an object's mode, owner or ACL has ended: the VFS's answers to questions asked
+    /// before it (search permission on the way) may no longer hold, and the host changed them only after the VFS answered.</summary>
+    public void AttributesChanged() => Interlocked.Increment(ref _attributes);
 
     /// <summary>A process changed its cwd, or a process was made: a path relative to a cwd is a new question.</summary>
     public void CwdsChanged() => Interlocked.Increment(ref _cwds);

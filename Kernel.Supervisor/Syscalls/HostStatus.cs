@@ -1,3 +1,5 @@
+using UmlMicro.Contracts.Servers;
+
 namespace UmlMicro.Supervisor.Syscalls;
 
 /// <summary>What the host's /proc/TID/status says about a guest task: its credentials as the host enforces them.</summary>
@@ -18,6 +20,46 @@ internal static class HostStatus
     /// or null when it is gone.</summary>
     public static int? NsPid(int tid) =>
         Field(tid, "NSpid:") is { } ids && int.TryParse(ids.Split('\t', ' ')[^1], out int pid) ? pid : null;
+
+    /// <summary>A task's credentials: <see cref="Fs"/> what files are checked against (fsuid, fsgid, the supplementary
+    /// groups, the effective capabilities), <see cref="Access"/> what access(2) checks with (the real ids; a real root's
+    /// permitted capabilities, none otherwise).</summary>
+    internal sealed record TaskCredentials(Credentials Fs, Credentials Access);
+
+    /// <summary>
+    /// The task's credentials as the host holds them, or null when it is gone. The ids read here are the ones the guest's
+    /// user namespace maps to the host's (every id to itself for a run by root; the user's own otherwise).
+    /// </summary>
+    public static TaskCredentials? Credentials(int tid)
+    {
+        string? uids = null, gids = null, groups = null, prm = null, eff = null;
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{tid}/status"))
+            {
+                if (line.StartsWith("Uid:", StringComparison.Ordinal)) uids = line[4..];
+                else if (line.StartsWith("Gid:", StringComparison.Ordinal)) gids = line[4..];
+                else if (line.StartsWith("Groups:", StringComparison.Ordinal)) groups = line[7..];
+                else if (line.StartsWith("CapPrm:", StringComparison.Ordinal)) prm = line[7..];
+                else if (line.StartsWith("CapEff:", StringComparison.Ordinal))
+                {
+                    eff = line[7..];
+                    break; // after the others in the file
+                }
+            }
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        if (uids is null || gids is null || groups is null || prm is null || eff is null) return null;
+        static uint[] Ids(string ids) => ids.Split(['\t', ' '], StringSplitOptions.RemoveEmptyEntries)
+            .Select(g => uint.Parse(g, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        uint[] u = Ids(uids), g = Ids(gids), list = Ids(groups);
+        ulong permitted = Convert.ToUInt64(prm.Trim(), 16), effective = Convert.ToUInt64(eff.Trim(), 16);
+        // Uid: and Gid: are real, effective, saved, fs.
+        return new TaskCredentials(new Credentials(u[3], g[3], list, effective), new Credentials(u[0], g[0], list, u[0] == 0 ? permitted : 0));
+    }
 
     private static string? Field(int tid, string name)
     {

@@ -15,6 +15,7 @@ internal static class SysFile
 {
     private const int NoDirFd = -1;
     private const int IN_DONT_FOLLOW = 0x02000000;
+    private const int AT_EACCESS = 0x200;
     private const int RENAME_WHITEOUT = 4;
 
     /// <summary>
@@ -40,9 +41,11 @@ internal static class SysFile
             nullIsEmpty: (c.IntArg(3) & LinuxFlags.AT_EMPTY_PATH) != 0);
         h["statx"] = c => Resolve(c, 0, 1, PathOp.Stat, FollowUnless(c.IntArg(2), LinuxFlags.AT_SYMLINK_NOFOLLOW),
             nullIsEmpty: (c.IntArg(2) & LinuxFlags.AT_EMPTY_PATH) != 0);
-        h["access"] = c => Resolve(c, NoDirFd, 0, PathOp.Access, follow: true, c.IntArg(1));
-        h["faccessat"] = c => Resolve(c, 0, 1, PathOp.Access, follow: true, c.IntArg(2));
-        h["faccessat2"] = c => Resolve(c, 0, 1, PathOp.Access, FollowUnless(c.IntArg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW), c.IntArg(2));
+        // access asks with the real ids (do_faccessat's override), faccessat2 with AT_EACCESS with the effective ones.
+        h["access"] = c => Resolve(c, NoDirFd, 0, PathOp.Access, follow: true, c.IntArg(1), creds: SysCreds.OfAccess(c));
+        h["faccessat"] = c => Resolve(c, 0, 1, PathOp.Access, follow: true, c.IntArg(2), creds: SysCreds.OfAccess(c));
+        h["faccessat2"] = c => Resolve(c, 0, 1, PathOp.Access, FollowUnless(c.IntArg(3), LinuxFlags.AT_SYMLINK_NOFOLLOW), c.IntArg(2),
+            creds: (c.IntArg(3) & AT_EACCESS) != 0 ? SysCreds.Of(c) : SysCreds.OfAccess(c));
         h["readlink"] = c => Readlink(c, NoDirFd, 0, 2);
         h["readlinkat"] = c => Readlink(c, 0, 1, 3);
         h["chdir"] = Chdir;
@@ -149,9 +152,25 @@ internal static class SysFile
     /// calls refuse an O_PATH fd (the host's EBADF) and AT_FDCWD names nothing.</param>
     private static void FdModify(SyscallCall c, int fdArg, long pathVariant, ulong[] args, bool emptyPath = false)
     {
-        if (FdCopy(c, c.IntArg(fdArg), emptyPath) is not { } slot) return;
+        if (FdCopy(c, c.IntArg(fdArg), emptyPath) is not { } slot)
+        {
+            c.AtExit(AttributesChanged);
+            return;
+        }
         var injector = c.Injector ?? throw new InvalidOperationException("no tracer to inject the path variant");
         c.Return(injector.Inject(c.Task, pathVariant, args.Select(a => a == ScratchPath ? slot : a).ToArray()));
+        AttributesChanged(c);
+    }
+
+    /// <summary>
+    /// A call that may have changed an object's mode, owner or ACL has ended: what the VFS answered before it may no
+    /// longer be what it would answer (who may search a directory). Leases asked before now are void, and the VFS
+    /// forgets the directories it kept.
+    /// </summary>
+    private static void AttributesChanged(SyscallCall c)
+    {
+        c.Kernel.Names?.AttributesChanged();
+        c.Kernel.Vfs.Post(nameof(IVfsServer.AttributesChangedAsync));
     }
 
     /// <summary>
@@ -165,7 +184,7 @@ internal static class SysFile
         if (!emptyPath && IsPathFd(c.Tid, fd)) return null;
         c.ServerUsed = Server.Vfs;
         if (c.Kernel.Vfs.Call(v => v.GuestPathAsync(target)) is not { } guest) return null;
-        var r = Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, new PathArg(guest), PathOp.Modify, FollowLast: false));
+        var r = Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, new PathArg(guest), PathOp.Modify, FollowLast: false, SysCreds.Of(c)));
         if (r.Errno == Errno.EROFS) throw new SyscallError(Errno.EROFS);
         if (r.Errno != 0 || r.HostPath is not { } copy || copy == target) return null;
         var bytes = Encoding.UTF8.GetBytes(copy + "\0");
@@ -218,7 +237,7 @@ internal static class SysFile
     /// guest's string replaces the argument.
     /// </summary>
     public static PathResolution? Resolve(SyscallCall c, int dirFdArg, int pathArg, PathOp op, bool follow, int flags = 0, bool dirFdIsPlainFd = false,
-        bool nullIsEmpty = false)
+        bool nullIsEmpty = false, Credentials? creds = null)
     {
         if (dirFdIsPlainFd)
         {
@@ -227,7 +246,7 @@ internal static class SysFile
         }
         if (nullIsEmpty && c.Arg(pathArg) == 0) return null;
         if (Arg(c, dirFdArg, pathArg) is not { } arg) return null; // "" is the host's to judge: ENOENT, or AT_EMPTY_PATH
-        var r = Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, arg, op, follow, flags));
+        var r = Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, arg, op, follow, creds ?? SysCreds.Of(c), flags));
         if (r.Errno != 0) throw new SyscallError(r.Errno);
         if (r.HostPath is not null) c.RewritePath(pathArg, r.HostPath);
         return r;
@@ -259,15 +278,16 @@ internal static class SysFile
     {
         var names = c.Kernel.Names;
         var question = names?.Of(request) ?? default;
-        long creates = names?.Creates ?? 0;
+        var asked = names?.Asked ?? default;
         if (names is not null && names.TryGet(question, out var leased)) return leased;
         c.ServerUsed = Server.Vfs;
         // A path into /proc will need the guest's processes: sent with the first question when they are at hand.
         if (request.Arg.Path.StartsWith("/proc/", StringComparison.Ordinal) && c.Kernel.ProcessList.TryGet(out var known))
             request = request with { Processes = known };
         var r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
-        names?.Grant(question, r, creates);
+        names?.Grant(question, r, asked);
         if (r.MakesName) AfterCreate(c, r.CommitOnSuccess ? r.GuestPath : null);
+        else if (request.Op == PathOp.Modify) c.AtExit(AttributesChanged);
         if (r.NeedProcesses)
         {
             if (request.Processes is not null) throw new InvalidOperationException("the VFS asked twice for the guest's processes");
@@ -326,7 +346,7 @@ internal static class SysFile
         }
         if (path is null || (op is NameOp.Rename or NameOp.Link && newPath is null)) throw new SyscallError(Errno.ENOENT);
         c.ServerUsed = Server.Vfs;
-        var change = new NameChange(c.Task.Vpid, op, path, newPath, target, flags, c.Kernel.Vfs.NextRequestId());
+        var change = new NameChange(c.Task.Vpid, op, path, SysCreds.Of(c), newPath, target, flags, c.Kernel.Vfs.NextRequestId());
         int errno = c.Kernel.Vfs.Call(v => v.ChangeAsync(change));
         if (errno != 0) throw new SyscallError(errno);
         c.Return(0);
@@ -353,7 +373,7 @@ internal static class SysFile
             : null;
         if (guest is not null)
         {
-            var change = new NameChange(c.Task.Vpid, NameOp.Link, new PathArg(guest), newPath, Flags: flags & ~LinuxFlags.AT_EMPTY_PATH, RequestId: c.Kernel.Vfs.NextRequestId());
+            var change = new NameChange(c.Task.Vpid, NameOp.Link, new PathArg(guest), SysCreds.Of(c), newPath, Flags: flags & ~LinuxFlags.AT_EMPTY_PATH, RequestId: c.Kernel.Vfs.NextRequestId());
             int errno = c.Kernel.Vfs.Call(v => v.ChangeAsync(change));
             if (errno != 0) throw new SyscallError(errno);
             c.Return(0);

@@ -45,6 +45,7 @@ internal static class SysProcess
     /// </summary>
     private static void Exec(SyscallCall c, int dirFdArg, int pathArg, bool follow)
     {
+        SysCreds.Forget(c); // the new image may have other capabilities (asked for below with the old ones, as Linux checks them)
         c.Kernel.Stats.NoteResident(c.Task.Vpid, c.Task.HostTgid); // the old image's peak: exec starts a new count
         var r = SysFile.Resolve(c, dirFdArg, pathArg, PathOp.Exec, follow);
         if (r?.Interpreter is not { } interpreter) return;

@@ -46,7 +46,11 @@ internal static class SysSched
         h["sched_setscheduler"] = c => RefuseRealTime(c, c.IntArg(1));
         h["sched_setattr"] = c => RefuseRealTime(c, c.Arg(1) == 0 ? 0 : (int)GuestMemory.Read<uint>(c.Tid, c.Arg(1) + 4)); // sched_attr.sched_policy
         h["capget"] = CapHeader;
-        h["capset"] = CapHeader;
+        h["capset"] = c =>
+        {
+            SysCreds.Forget(c);
+            CapHeader(c);
+        };
     }
 
     private const int SCHED_FIFO = 1, SCHED_RR = 2, SCHED_DEADLINE = 6, SCHED_RESET_ON_FORK = 0x40000000;

@@ -79,7 +79,7 @@ internal static class SysSocket
     private static byte[]? HostAddress(SyscallCall c, ulong addr, int length, PathOp op, bool send)
     {
         if (PathOf(c, addr, length) is not { } path) return null;
-        var r = SysFile.Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, new PathArg(path), op, FollowLast: op != PathOp.Create));
+        var r = SysFile.Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, new PathArg(path), op, FollowLast: op != PathOp.Create, SysCreds.Of(c)));
         string host;
         if (send && r.Errno == Errno.ENOENT) host = NoSuchHostPath;
         // bind on an existing name is EADDRINUSE; connect to a missing one ENOENT, as Linux says.

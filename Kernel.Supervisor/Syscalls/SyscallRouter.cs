@@ -27,6 +27,7 @@ internal sealed class SyscallRouter
         SysLimits.Register(byName);
         SysSeccomp.Register(byName);
         SysFdControl.Register(byName);
+        SysCreds.Register(byName);
 
         foreach (var row in SyscallTable.All)
         {

@@ -130,6 +130,7 @@ internal sealed unsafe partial class TracerThread
         }
         task.Call.Execed = true;
         task.Scratch = 0; // the new image has none of the old mappings
+        task.Creds = null; // nor, perhaps, the old capabilities
         _k.Sched.Post(nameof(ISchedServer.ExecAsync), task.Vpid);
         // The MM map starts from what the host's execve mapped: program, interpreter, stack, vdso. What MM grants
         // the new image (its break, a first window) spares its start two round trips.

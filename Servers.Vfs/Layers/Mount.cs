@@ -19,9 +19,12 @@ internal enum Layer
 /// What one guest name resolves to inside a mount. <paramref name="HostPath"/> is the host object behind it (null
 /// for a synthetic node until it is materialised); <paramref name="LinkText"/> a symlink's target as the guest reads
 /// it; <paramref name="NeedsMerge"/> a directory whose host listing is not the guest's (layers to merge, hidden or
-/// whited-out names, or made up), so opening or stat-ing it goes through a snapshot.
+/// whited-out names, or made up), so opening or stat-ing it goes through a snapshot. <paramref name="Mode"/>,
+/// <paramref name="Uid"/> and <paramref name="Gid"/> are the host object's, as the walk's lstat found them (what the
+/// permission checks decide by); Mode is 0 for a node without a host object of its own (procfs, devfs).
 /// </summary>
-internal readonly record struct Node(NodeType Type, string? HostPath, Layer Layer, string? LinkText = null, bool NeedsMerge = false)
+internal readonly record struct Node(NodeType Type, string? HostPath, Layer Layer, string? LinkText = null, bool NeedsMerge = false,
+    uint Mode = 0, uint Uid = 0, uint Gid = 0)
 {
     public bool Exists => Type != NodeType.None;
     public static Node Missing(string? hostPath, Layer layer) => new(NodeType.None, hostPath, layer);
@@ -113,6 +116,10 @@ internal abstract class Mount(string guestPoint, bool readOnly)
     /// it may be kept and leased until the namespace changes. Made-up trees (procfs, devfs) are made anew each time.</summary>
     public virtual bool Cacheable => false;
 
+    /// <summary>Its nodes are host objects whose mode and owners decide who may walk and change them (see
+    /// <see cref="Permissions"/>); a made-up tree's files are judged by the host when it opens them.</summary>
+    public virtual bool ChecksPermissions => false;
+
     public static string Join(string dir, string rel) => rel.Length == 0 ? dir : dir == "/" ? "/" + rel : dir + "/" + rel;
 
     /// <summary>The rel path of <paramref name="name"/> in the directory <paramref name="rel"/>.</summary>
@@ -156,8 +163,8 @@ internal abstract class Mount(string guestPoint, bool readOnly)
     /// <summary>A host node as the walk sees it.</summary>
     protected static Node HostNode(string host, Layer layer)
     {
-        var type = HostFs.TypeOf(host);
-        return new Node(type, host, layer, type == NodeType.Symlink ? HostFs.ReadLink(host) : null);
+        var st = HostFs.Lstat(host);
+        return new Node(st.Type, host, layer, st.Type == NodeType.Symlink ? HostFs.ReadLink(host) : null, Mode: st.Mode, Uid: st.Uid, Gid: st.Gid);
     }
 }
 
@@ -183,4 +190,6 @@ internal sealed class HostMount(string guestPoint, string hostDir, bool readOnly
     public override string? RelOf(string hostPath) => Under(HostDir, hostPath);
 
     public override bool Cacheable => true;
+
+    public override bool ChecksPermissions => true;
 }

@@ -131,10 +131,6 @@ internal sealed class OverlayMount : Mount
             int rc = directory ? RemoveUpperDir(rel) : HostFs.Unlink(node.HostPath!);
             if (rc != 0) return rc;
         }
-        else if (HostFs.Access(Join(_lower, Parent(rel)), HostFs.W_OK) is var denied and not 0)
-        {
-            return denied;
-        }
         if (LowerHas(rel)) Log('W', rel);
         if (_opaque.Contains(rel)) Log('C', rel);
         Touch(Parent(rel));
@@ -186,6 +182,8 @@ internal sealed class OverlayMount : Mount
     }
 
     public override bool Cacheable => true;
+
+    public override bool ChecksPermissions => true;
 
     public override string? RelOf(string hostPath)
     {

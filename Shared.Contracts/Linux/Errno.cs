@@ -38,6 +38,13 @@ public static class LinuxFlags
         CLONE_NEWUSER = 0x10000000,
         CLONE_NEWPID = 0x20000000, CLONE_NEWNET = 0x40000000, CLONE_UNTRACED = 0x00800000;
     public const int PATH_MAX = 4096;
+    /// <summary>Mode bits: the file type mask and the set-id and sticky bits.</summary>
+    public const uint S_IFMT = 0xF000, S_IFDIR = 0x4000, S_IFREG = 0x8000, S_IFLNK = 0xA000, S_IFCHR = 0x2000, S_IFBLK = 0x6000,
+        S_ISUID = 0x800, S_ISGID = 0x400, S_ISVTX = 0x200;
+    /// <summary>What inode_permission is asked for (the values of access's X_OK, W_OK, R_OK).</summary>
+    public const int MAY_EXEC = 1, MAY_WRITE = 2, MAY_READ = 4;
+    /// <summary>The capabilities the permission checks of a filesystem consult.</summary>
+    public const int CAP_CHOWN = 0, CAP_DAC_OVERRIDE = 1, CAP_DAC_READ_SEARCH = 2, CAP_FOWNER = 3, CAP_FSETID = 4, CAP_MKNOD = 27;
     public const int SECCOMP_SET_MODE_FILTER = 1;
     public const uint SECCOMP_FILTER_FLAG_TSYNC = 1, SECCOMP_FILTER_FLAG_LOG = 2, SECCOMP_FILTER_FLAG_SPEC_ALLOW = 4,
         SECCOMP_FILTER_FLAG_NEW_LISTENER = 8, SECCOMP_FILTER_FLAG_TSYNC_ESRCH = 16, SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 32;

@@ -44,6 +44,7 @@ namespace UmlMicro.Contracts.Servers;
 [JsonSerializable(typeof(PathRequest))]
 [JsonSerializable(typeof(PathResolution))]
 [JsonSerializable(typeof(NameChange))]
+[JsonSerializable(typeof(Credentials))]
 [JsonSerializable(typeof(CwdResult))]
 public sealed partial class ContractJson : JsonSerializerContext;
 

@@ -41,7 +41,9 @@ public sealed record MountSpec(string Kind, string GuestPath, string Source, boo
 /// <paramref name="MemoryDir"/> one on a host tmpfs for tmpfs mounts; both are hidden from the guest and removed by
 /// the supervisor when the guest ends. Release and Hostname are uname's (/proc/sys/kernel); Cpus the guest's CPU
 /// count (/proc/cpuinfo, /sys/devices/system/cpu; 0 leaves the host's); MemoryLimit /proc/meminfo's MemTotal (0:
-/// the host's).
+/// the host's). <paramref name="OnlyUid"/> and <paramref name="OnlyGid"/>: the guest's user namespace maps only this uid
+/// and gid (a run by an unprivileged user), so a capability of a guest task covers only files with that owner and group,
+/// as Linux's capable_wrt_inode_uidgid decides; null (a run by root): it maps every host id.
 /// </summary>
 public sealed record VfsConfig(
     IReadOnlyList<MountSpec> Mounts,
@@ -53,7 +55,41 @@ public sealed record VfsConfig(
     string Hostname = "",
     int Cpus = 0,
     long MemoryLimit = 0,
-    string LeaseEpoch = "");
+    string LeaseEpoch = "",
+    uint? OnlyUid = null,
+    uint? OnlyGid = null);
+
+/// <summary>
+/// Who asks (contract version 7): the credentials of the guest thread a path request or change is made for, as the host
+/// enforces them on that thread. <paramref name="Uid"/> and <paramref name="Gid"/> are its fsuid and fsgid,
+/// <paramref name="Groups"/> its supplementary groups, <paramref name="Caps"/> its effective capability set (bit N is
+/// capability N). The VFS carries out lookups and namespace changes as a privileged host process, so it checks these
+/// as Linux does (inode_permission, may_create, may_delete, the sticky bit); an answer it leases holds only for the
+/// same credentials. Equal when every field is (the groups in the same order).
+/// </summary>
+public sealed record Credentials(uint Uid, uint Gid, IReadOnlyList<uint> Groups, ulong Caps)
+{
+    /// <summary>A guest root with every capability (what the kernel's own tests and tools ask as).</summary>
+    public static readonly Credentials Root = new(0, 0, [], ulong.MaxValue);
+
+    public bool Equals(Credentials? other) =>
+        other is not null && Uid == other.Uid && Gid == other.Gid && Caps == other.Caps && Groups.SequenceEqual(other.Groups);
+
+    public override int GetHashCode()
+    {
+        var h = new HashCode();
+        h.Add(Uid);
+        h.Add(Gid);
+        h.Add(Caps);
+        foreach (var g in Groups) h.Add(g);
+        return h.ToHashCode();
+    }
+
+    public bool HasCapability(int cap) => (Caps & (1UL << cap)) != 0;
+
+    /// <summary>in_group_p: the fsgid or one of the supplementary groups.</summary>
+    public bool InGroup(uint gid) => gid == Gid || Groups.Contains(gid);
+}
 
 /// <summary>What procfs needs to know about one guest process; the supervisor gets it from Sched when the VFS asks.</summary>
 public sealed record ProcessFacts(int Vpid, int HostPid, int Ppid, int Pgid, int Sid, IReadOnlyList<ThreadFacts> Threads);
@@ -67,8 +103,8 @@ public sealed record ThreadFacts(int Vtid, int HostTid);
 public sealed record PathArg(string Path, string? DirHostPath = null);
 
 /// <summary>
-/// Guest thread <paramref name="Vtid"/> of process <paramref name="Vpid"/> names a path for <paramref name="Op"/>.
-/// <paramref name="OpenFlags"/> are open's flags (or mknod's mode for Create). <paramref name="Processes"/> is
+/// Guest thread <paramref name="Vtid"/> of process <paramref name="Vpid"/>, with credentials <paramref name="Creds"/>,
+/// names a path for <paramref name="Op"/>. <paramref name="OpenFlags"/> are open's flags (or mknod's mode for Create). <paramref name="Processes"/> is
 /// filled in when an earlier answer said <see cref="PathResolution.NeedProcesses"/>, <paramref name="Maps"/> when
 /// one said <see cref="PathResolution.NeedMapsOf"/>.
 /// </summary>
@@ -78,6 +114,7 @@ public sealed record PathRequest(
     PathArg Arg,
     PathOp Op,
     bool FollowLast,
+    Credentials Creds,
     int OpenFlags = 0,
     IReadOnlyList<ProcessFacts>? Processes = null,
     SpaceMaps? Maps = null);
@@ -106,7 +143,9 @@ public sealed record SpaceMaps(int Vpid, IReadOnlyList<Vma> Areas);
 /// <see cref="VfsConfig.LeaseEpoch"/>, which the VFS maps shared and the supervisor reads at every reuse. A VFS that
 /// grants leases must make the epoch differ from every lease it granted before any namespace change it makes or
 /// answers for becomes visible (and after a restart, before its first answer); it grants leases only for answers
-/// that do not depend on who asks. A lease may say a name is missing (ENOENT): since the host makes a name only after
+/// that depend on who asks through the request's credentials alone. An answer is also void once a call that changed
+/// an object's attributes (chmod, chown, an ACL: what permissions are decided from) has ended after its question was
+/// asked: the supervisor sees those calls end, the VFS does not. A lease may say a name is missing (ENOENT): since the host makes a name only after
 /// the VFS answered <paramref name="MakesName"/>, the supervisor keeps such a lease only while no call answered so has
 /// ended since it asked. A VFS that wants to see every lookup answers 0 and never touches the file.
 /// </para>
@@ -137,9 +176,10 @@ public enum NameOp
     Symlink,
 }
 
-/// <summary>A namespace change; <paramref name="RequestId"/>, when not 0, is unique in the guest's life, so that a change sent
+/// <summary>A namespace change made by a guest thread of process <paramref name="Vpid"/> with credentials
+/// <paramref name="Creds"/>; <paramref name="RequestId"/>, when not 0, is unique in the guest's life, so that a change sent
 /// again after a crash is not made twice.</summary>
-public sealed record NameChange(int Vpid, NameOp Op, PathArg Path, PathArg? NewPath = null, string? Target = null, int Flags = 0, long RequestId = 0);
+public sealed record NameChange(int Vpid, NameOp Op, PathArg Path, Credentials Creds, PathArg? NewPath = null, string? Target = null, int Flags = 0, long RequestId = 0);
 
 public sealed record CwdResult(int Errno, string? Path);
 
@@ -175,6 +215,12 @@ public partial interface IVfsServer : IKernelServer
     [Restore(RestoreKind.Journal)]
     [JsonRpcMethod("vfs/change")]
     Task<int> ChangeAsync(NameChange change);
+
+    /// <summary>A guest call that changes an object's attributes (chmod, chown, an xattr, and their fd forms) has ended:
+    /// who may search which directory may have changed, so the VFS forgets what it kept of earlier walks. Nothing to
+    /// restore: a restarted VFS has kept nothing.</summary>
+    [JsonRpcMethod("vfs/attributes_changed")]
+    Task AttributesChangedAsync();
 
     [JsonRpcMethod("vfs/getcwd")]
     Task<CwdResult> GetCwdAsync(int vpid);

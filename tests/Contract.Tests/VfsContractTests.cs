@@ -29,7 +29,7 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
         var hello = await Proxy.HelloAsync();
 
         Assert.Equal(Contract.VfsName, hello.Name);
-        Assert.Equal(6, Contract.VfsVersion);
+        Assert.Equal(7, Contract.VfsVersion);
         Assert.Equal(Contract.VfsVersion, hello.ContractVersion);
         Assert.Equal(Server.Pid, hello.ServerPid);
     }
@@ -85,8 +85,8 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
         File.WriteAllText(Path.Combine(dir, "b"), "b");
         await Proxy.ConfigureAsync(HostRoot());
 
-        Assert.Equal(0, await Proxy.ChangeAsync(new NameChange(1, NameOp.Unlink, new PathArg(dir + "/a"))));
-        Assert.Equal(0, await Proxy.ChangeAsync(new NameChange(1, NameOp.Rename, new PathArg(dir + "/b"), new PathArg(dir + "/c"))));
+        Assert.Equal(0, await Proxy.ChangeAsync(new NameChange(1, NameOp.Unlink, new PathArg(dir + "/a"), Credentials.Root)));
+        Assert.Equal(0, await Proxy.ChangeAsync(new NameChange(1, NameOp.Rename, new PathArg(dir + "/b"), Credentials.Root, new PathArg(dir + "/c"))));
 
         Assert.True(File.Exists(Path.Combine(dir, "a")));
         Assert.True(File.Exists(Path.Combine(dir, "b")));
@@ -145,8 +145,8 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
     {
         await Proxy.ConfigureAsync(HostRoot());
 
-        var r = await Proxy.ResolveAsync(new PathRequest(1, 1, new PathArg("passwd", "/etc"), PathOp.Stat, true));
-        var absolute = await Proxy.ResolveAsync(new PathRequest(1, 1, new PathArg("/usr", "/etc"), PathOp.Stat, true));
+        var r = await Proxy.ResolveAsync(new PathRequest(1, 1, new PathArg("passwd", "/etc"), PathOp.Stat, true, Credentials.Root));
+        var absolute = await Proxy.ResolveAsync(new PathRequest(1, 1, new PathArg("/usr", "/etc"), PathOp.Stat, true, Credentials.Root));
 
         Assert.Equal(new PathResolution(0, null, "/etc/passwd"), r);
         Assert.Equal(new PathResolution(0, null, "/usr"), absolute);
@@ -187,7 +187,7 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
         await Proxy.SetCwdAsync(1, (await Resolve(1, "/a", PathOp.Stat)).HostPath ?? root + "/a");
         await Proxy.ProcessCreatedAsync(1, 2, shareFs: true);
         await Proxy.ProcessCreatedAsync(1, 3, shareFs: false);
-        Assert.Equal(0, await Proxy.ChangeAsync(new NameChange(1, NameOp.Unlink, new PathArg("/a/lower"), RequestId: 7)));
+        Assert.Equal(0, await Proxy.ChangeAsync(new NameChange(1, NameOp.Unlink, new PathArg("/a/lower"), Credentials.Root, RequestId: 7)));
         var checkpoint = await Proxy.CheckpointAsync();
         Assert.NotNull(checkpoint);
 
@@ -196,10 +196,10 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
 
         foreach (int pid in new[] { 1, 2, 3 })
             Assert.Equal(await Proxy.GetCwdAsync(pid), await successor.GetCwdAsync(pid));
-        Assert.Equal(Errno.ENOENT, (await successor.ResolveAsync(new PathRequest(1, 1, new PathArg("/a/lower"), PathOp.Stat, true, 0))).Errno);
+        Assert.Equal(Errno.ENOENT, (await successor.ResolveAsync(new PathRequest(1, 1, new PathArg("/a/lower"), PathOp.Stat, true, Credentials.Root, 0))).Errno);
         // The change the dead server answered is answered again, not made twice; a new one is made.
-        Assert.Equal(0, await successor.ChangeAsync(new NameChange(1, NameOp.Unlink, new PathArg("/a/lower"), RequestId: 7)));
-        Assert.Equal(Errno.ENOENT, await successor.ChangeAsync(new NameChange(1, NameOp.Unlink, new PathArg("/a/lower"), RequestId: 8)));
+        Assert.Equal(0, await successor.ChangeAsync(new NameChange(1, NameOp.Unlink, new PathArg("/a/lower"), Credentials.Root, RequestId: 7)));
+        Assert.Equal(Errno.ENOENT, await successor.ChangeAsync(new NameChange(1, NameOp.Unlink, new PathArg("/a/lower"), Credentials.Root, RequestId: 8)));
         // Pids 1 and 2 still share one cwd.
         await successor.SetCwdAsync(2, "/");
         Assert.Equal(new CwdResult(0, "/"), await successor.GetCwdAsync(1));
@@ -288,16 +288,16 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
 
         var first = await Resolve(1, "/proc/self/status", PathOp.Open);
         Assert.True(first.NeedProcesses);
-        var status = await Proxy.ResolveAsync(new PathRequest(1, 1, new PathArg("/proc/self/status"), PathOp.Open, true, 0, processes));
+        var status = await Proxy.ResolveAsync(new PathRequest(1, 1, new PathArg("/proc/self/status"), PathOp.Open, true, Credentials.Root, 0, processes));
         var lines = File.ReadAllLines(status.HostPath!);
         Assert.Contains("Pid:\t1", lines);
         Assert.Contains("PPid:\t0", lines);
         Assert.Equal("/proc/1/status", status.GuestPath);
 
-        var proc = await Proxy.ResolveAsync(new PathRequest(1, 1, new PathArg("/proc"), PathOp.Open, true, LinuxFlags.O_DIRECTORY, processes));
+        var proc = await Proxy.ResolveAsync(new PathRequest(1, 1, new PathArg("/proc"), PathOp.Open, true, Credentials.Root, LinuxFlags.O_DIRECTORY, processes));
         var numeric = Directory.GetFileSystemEntries(proc.HostPath!).Select(Path.GetFileName).OfType<string>().Where(n => n.All(char.IsAsciiDigit)).ToArray();
         Assert.Equal(["1"], numeric);
-        var host = await Proxy.ResolveAsync(new PathRequest(1, 1, new PathArg($"/proc/{me}/status"), PathOp.Open, true, 0, processes));
+        var host = await Proxy.ResolveAsync(new PathRequest(1, 1, new PathArg($"/proc/{me}/status"), PathOp.Open, true, Credentials.Root, 0, processes));
         Assert.Equal(Errno.ENOENT, host.Errno);
     }
 
@@ -310,7 +310,7 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
         await Proxy.ConfigureAsync(HostRoot("/", new MountSpec("bind", "/opt/lib", bound, false)));
         int me = Environment.ProcessId;
         var processes = new[] { new ProcessFacts(1, me, 0, 1, 1, [new ThreadFacts(1, me)]) };
-        var request = new PathRequest(1, 1, new PathArg("/proc/self/maps"), PathOp.Open, true, 0, processes);
+        var request = new PathRequest(1, 1, new PathArg("/proc/self/maps"), PathOp.Open, true, Credentials.Root, 0, processes);
 
         var first = await Proxy.ResolveAsync(request);
         Assert.Equal(1, first.NeedMapsOf);
@@ -340,20 +340,22 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
 
         Assert.Equal(Errno.EROFS, (await Resolve(1, "/mnt/ro/f", PathOp.Open, LinuxFlags.O_WRONLY)).Errno);
         Assert.Equal(Errno.EROFS, (await Resolve(1, "/mnt/ro/new", PathOp.Open, LinuxFlags.O_WRONLY | LinuxFlags.O_CREAT)).Errno);
-        Assert.Equal(Errno.EROFS, await Proxy.ChangeAsync(new NameChange(1, NameOp.Unlink, new PathArg("/mnt/ro/f"))));
+        Assert.Equal(Errno.EROFS, await Proxy.ChangeAsync(new NameChange(1, NameOp.Unlink, new PathArg("/mnt/ro/f"), Credentials.Root)));
         Assert.Equal(bound + "/f", (await Resolve(1, "/mnt/ro/f", PathOp.Open)).HostPath);
         var scratch = await Resolve(1, "/scratch/x", PathOp.Open, LinuxFlags.O_WRONLY | LinuxFlags.O_CREAT);
         Assert.StartsWith(MemoryDir + "/", scratch.HostPath);
         File.WriteAllText(scratch.HostPath!, "x");
-        Assert.Equal(Errno.EXDEV, await Proxy.ChangeAsync(new NameChange(1, NameOp.Rename, new PathArg("/scratch/x"), new PathArg("/tmp/x"))));
-        Assert.Equal(Errno.EXDEV, await Proxy.ChangeAsync(new NameChange(1, NameOp.Link, new PathArg("/scratch/x"), new PathArg("/tmp/x"))));
+        // A name that exists would be EEXIST first, as Linux checks it before the mounts.
+        string elsewhere = "/tmp/umlmicro-absent-" + Guid.NewGuid().ToString("N");
+        Assert.Equal(Errno.EXDEV, await Proxy.ChangeAsync(new NameChange(1, NameOp.Rename, new PathArg("/scratch/x"), Credentials.Root, new PathArg(elsewhere))));
+        Assert.Equal(Errno.EXDEV, await Proxy.ChangeAsync(new NameChange(1, NameOp.Link, new PathArg("/scratch/x"), Credentials.Root, new PathArg(elsewhere))));
         Assert.Equal("/scratch/x", await Proxy.GuestPathAsync(scratch.HostPath!));
     }
 
     [Fact]
     public async Task A_configuration_that_is_not_a_namespace_is_refused()
     {
-        await Refused(() => Proxy.ResolveAsync(new PathRequest(1, 1, new PathArg("/x"), PathOp.Stat, true))); // not configured yet
+        await Refused(() => Proxy.ResolveAsync(new PathRequest(1, 1, new PathArg("/x"), PathOp.Stat, true, Credentials.Root))); // not configured yet
         await Refused(() => Proxy.ConfigureAsync(new VfsConfig([], "/", StateDir, MemoryDir)));
         await Refused(() => Proxy.ConfigureAsync(new VfsConfig([new("bind", "/mnt", "/", false)], "/", StateDir, MemoryDir)));
         await Refused(() => Proxy.ConfigureAsync(Config("relative/root", "/")));
@@ -369,7 +371,7 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
     {
         await Refused(() => Proxy.ConfigureAsync(HostRoot("/no/such/umlmicro/cwd")));
 
-        await Refused(() => Proxy.ResolveAsync(new PathRequest(1, 1, new PathArg("/etc/passwd"), PathOp.Stat, true)));
+        await Refused(() => Proxy.ResolveAsync(new PathRequest(1, 1, new PathArg("/etc/passwd"), PathOp.Stat, true, Credentials.Root)));
     }
 
     public new void Dispose()
@@ -379,5 +381,5 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
     }
 
     private Task<PathResolution> Resolve(int vpid, string path, PathOp op = PathOp.Stat, int flags = 0) =>
-        Proxy.ResolveAsync(new PathRequest(vpid, vpid, new PathArg(path), op, FollowLast: true, flags));
+        Proxy.ResolveAsync(new PathRequest(vpid, vpid, new PathArg(path), op, FollowLast: true, Credentials.Root, flags));
 }

@@ -39,10 +39,10 @@ public sealed class LeaseTests : IDisposable
     }
 
     private async Task<PathResolution> Resolve(string path, PathOp op = PathOp.Stat, int flags = 0, bool follow = true, string? dirHost = null, int vpid = 1) =>
-        await (await Server()).ResolveAsync(new PathRequest(vpid, vpid, new PathArg(path, dirHost), op, follow, flags));
+        await (await Server()).ResolveAsync(new PathRequest(vpid, vpid, new PathArg(path, dirHost), op, follow, Credentials.Root, flags));
 
     private async Task<int> Change(NameOp op, string path, string? newPath = null, string? target = null) =>
-        await (await Server()).ChangeAsync(new NameChange(1, op, new PathArg(path), newPath is null ? null : new PathArg(newPath), target));
+        await (await Server()).ChangeAsync(new NameChange(1, op, new PathArg(path), Credentials.Root, newPath is null ? null : new PathArg(newPath), target));
 
     private void AssertLeased(PathResolution r, string what, int errno = 0)
     {
@@ -123,7 +123,7 @@ public sealed class LeaseTests : IDisposable
     {
         _vfs.Lower("etc/conf", "x");
         var processes = new[] { new ProcessFacts(1, Environment.ProcessId, 0, 1, 1, [new ThreadFacts(1, Environment.ProcessId)]) };
-        var request = new PathRequest(1, 1, new PathArg("/proc/self/cwd/etc/conf"), PathOp.Stat, true, Processes: processes);
+        var request = new PathRequest(1, 1, new PathArg("/proc/self/cwd/etc/conf"), PathOp.Stat, true, Credentials.Root, Processes: processes);
 
         var r = await (await Server()).ResolveAsync(request);
 

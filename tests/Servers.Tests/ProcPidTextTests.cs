@@ -149,7 +149,7 @@ public sealed class ProcPidFilesTests : IDisposable
 
     private async Task<string> Read(string path)
     {
-        var request = new PathRequest(Vpid, Vpid, new PathArg(path), PathOp.Open, true);
+        var request = new PathRequest(Vpid, Vpid, new PathArg(path), PathOp.Open, true, Credentials.Root);
         var first = await _vfs.Server.ResolveAsync(request);
         Assert.True(first.NeedProcesses, $"{path} is made without asking for the guest's processes: {first}");
         var r = await _vfs.Server.ResolveAsync(request with { Processes = Guest() });

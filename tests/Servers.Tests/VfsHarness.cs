@@ -74,8 +74,11 @@ internal sealed class VfsHarness : IDisposable
         return await Start();
     }
 
+    /// <summary>Who the harness asks as: a guest root unless a test says otherwise.</summary>
+    public Credentials Creds { get; set; } = Credentials.Root;
+
     public Task<PathResolution> Resolve(string path, PathOp op, int flags = 0, bool follow = true, string? dirHost = null) =>
-        Server.ResolveAsync(new PathRequest(1, 1, new PathArg(path, dirHost), op, follow, flags));
+        Server.ResolveAsync(new PathRequest(1, 1, new PathArg(path, dirHost), op, follow, Creds, flags));
 
     public Task<PathResolution> Stat(string path, bool follow = true) => Resolve(path, PathOp.Stat, follow: follow);
 
@@ -119,7 +122,7 @@ internal sealed class VfsHarness : IDisposable
     }
 
     public Task<int> Change(NameOp op, string path, string? newPath = null, string? target = null, int flags = 0) =>
-        Server.ChangeAsync(new NameChange(1, op, new PathArg(path), newPath is null ? null : new PathArg(newPath), target, flags));
+        Server.ChangeAsync(new NameChange(1, op, new PathArg(path), Creds, newPath is null ? null : new PathArg(newPath), target, flags));
 
     public void Dispose()
     {

@@ -37,8 +37,9 @@ public sealed class NameCacheTests : IDisposable
         set => _epoch.Write(0, value);
     }
 
-    private static PathRequest Ask(string path, string? dir = null, int vpid = 2, PathOp op = PathOp.Stat, bool follow = true, int flags = 0) =>
-        new(vpid, vpid, new PathArg(path, dir), op, follow, flags);
+    private static PathRequest Ask(string path, string? dir = null, int vpid = 2, PathOp op = PathOp.Stat, bool follow = true, int flags = 0,
+        Credentials? creds = null) =>
+        new(vpid, vpid, new PathArg(path, dir), op, follow, creds ?? Credentials.Root, flags);
 
     private PathResolution Leased(string host, long? lease = null, int ms = 1000) =>
         new(0, host, host, Lease: lease ?? Epoch, LeaseMs: ms);
@@ -50,14 +51,14 @@ public sealed class NameCacheTests : IDisposable
     {
         var missing = new PathResolution(2, null, null, Lease: Epoch, LeaseMs: 1000); // ENOENT
         var present = Leased("/host/etc/passwd");
-        _cache.Grant(_cache.Of(Ask("/etc/missing")), missing, _cache.Creates);
-        _cache.Grant(_cache.Of(Ask("/etc/passwd")), present, _cache.Creates);
+        _cache.Grant(_cache.Of(Ask("/etc/missing")), missing, _cache.Asked);
+        _cache.Grant(_cache.Of(Ask("/etc/passwd")), present, _cache.Asked);
         Assert.True(Reused(Ask("/etc/missing"), out var again));
         Assert.Same(missing, again);
 
         // The host made a name after the VFS answered the call that asked for it: a missing name may exist now.
         var askedBefore = _cache.Of(Ask("/etc/other"));
-        long createsBefore = _cache.Creates;
+        var createsBefore = _cache.Asked;
         _cache.Created();
         Assert.False(Reused(Ask("/etc/missing"), out _));
         Assert.True(Reused(Ask("/etc/passwd"), out _)); // what exists is changed only by what moves the epoch
@@ -65,7 +66,7 @@ public sealed class NameCacheTests : IDisposable
         // An answer to a question asked before that call ended is not kept as a negative lease; one asked after is.
         _cache.Grant(askedBefore, missing, createsBefore);
         Assert.False(Reused(Ask("/etc/other"), out _));
-        _cache.Grant(_cache.Of(Ask("/etc/other")), missing, _cache.Creates);
+        _cache.Grant(_cache.Of(Ask("/etc/other")), missing, _cache.Asked);
         Assert.True(Reused(Ask("/etc/other"), out _));
     }
 
@@ -73,7 +74,7 @@ public sealed class NameCacheTests : IDisposable
     public void A_granted_answer_is_given_again_to_the_same_question_while_the_epoch_holds()
     {
         var answer = Leased("/host/etc/passwd");
-        _cache.Grant(_cache.Of(Ask("/etc/passwd")), answer, _cache.Creates);
+        _cache.Grant(_cache.Of(Ask("/etc/passwd")), answer, _cache.Asked);
 
         Assert.True(Reused(Ask("/etc/passwd"), out var again));
         Assert.Same(answer, again);
@@ -84,8 +85,8 @@ public sealed class NameCacheTests : IDisposable
     [Fact]
     public void A_changed_epoch_voids_every_lease()
     {
-        _cache.Grant(_cache.Of(Ask("/a")), Leased("/host/a"), _cache.Creates);
-        _cache.Grant(_cache.Of(Ask("/b")), Leased("/host/b"), _cache.Creates);
+        _cache.Grant(_cache.Of(Ask("/a")), Leased("/host/a"), _cache.Asked);
+        _cache.Grant(_cache.Of(Ask("/b")), Leased("/host/b"), _cache.Asked);
 
         Epoch++;
 
@@ -98,7 +99,7 @@ public sealed class NameCacheTests : IDisposable
     public void An_answer_granted_at_an_epoch_already_gone_is_never_given()
     {
         // The VFS revoked (a change) between granting the answer and the supervisor keeping it.
-        _cache.Grant(_cache.Of(Ask("/a")), Leased("/host/a", lease: Epoch - 1), _cache.Creates);
+        _cache.Grant(_cache.Of(Ask("/a")), Leased("/host/a", lease: Epoch - 1), _cache.Asked);
 
         Assert.False(Reused(Ask("/a"), out _));
     }
@@ -106,9 +107,9 @@ public sealed class NameCacheTests : IDisposable
     [Fact]
     public void An_answer_without_a_lease_or_without_a_lifetime_is_not_kept()
     {
-        _cache.Grant(_cache.Of(Ask("/no-lease")), new PathResolution(0, "/host/x", "/no-lease"), _cache.Creates);
-        _cache.Grant(_cache.Of(Ask("/zero-ms")), Leased("/host/y", ms: 0), _cache.Creates);
-        _cache.Grant(_cache.Of(Ask("/zero-lease")), Leased("/host/z", lease: 0), _cache.Creates);
+        _cache.Grant(_cache.Of(Ask("/no-lease")), new PathResolution(0, "/host/x", "/no-lease"), _cache.Asked);
+        _cache.Grant(_cache.Of(Ask("/zero-ms")), Leased("/host/y", ms: 0), _cache.Asked);
+        _cache.Grant(_cache.Of(Ask("/zero-lease")), Leased("/host/z", lease: 0), _cache.Asked);
 
         Assert.False(Reused(Ask("/no-lease"), out _));
         Assert.False(Reused(Ask("/zero-ms"), out _));
@@ -119,7 +120,7 @@ public sealed class NameCacheTests : IDisposable
     [Fact]
     public void A_question_differs_by_op_follow_and_flags()
     {
-        _cache.Grant(_cache.Of(Ask("/l", op: PathOp.Stat, follow: true)), Leased("/host/target"), _cache.Creates);
+        _cache.Grant(_cache.Of(Ask("/l", op: PathOp.Stat, follow: true)), Leased("/host/target"), _cache.Asked);
 
         Assert.False(Reused(Ask("/l", op: PathOp.Stat, follow: false), out _));
         Assert.False(Reused(Ask("/l", op: PathOp.Open), out _));
@@ -131,10 +132,10 @@ public sealed class NameCacheTests : IDisposable
     public void A_cwd_relative_question_is_a_new_one_after_any_cwd_changed_or_from_another_process()
     {
         var asked = _cache.Of(Ask("f", vpid: 2));
-        _cache.Grant(asked, Leased("/host/one/f"), _cache.Creates);
+        _cache.Grant(asked, Leased("/host/one/f"), _cache.Asked);
         Assert.True(Reused(Ask("f", vpid: 2), out _));
         Assert.False(Reused(Ask("f", vpid: 3), out _));
-        _cache.Grant(_cache.Of(Ask("/abs")), Leased("/host/abs"), _cache.Creates);
+        _cache.Grant(_cache.Of(Ask("/abs")), Leased("/host/abs"), _cache.Asked);
 
         _cache.CwdsChanged();
 
@@ -148,7 +149,7 @@ public sealed class NameCacheTests : IDisposable
         // The VFS answered for the old cwd while the process changed it: the answer must not serve the new cwd.
         var asked = _cache.Of(Ask("f"));
         _cache.CwdsChanged();
-        _cache.Grant(asked, Leased("/host/old/f"), _cache.Creates);
+        _cache.Grant(asked, Leased("/host/old/f"), _cache.Asked);
 
         Assert.False(Reused(Ask("f"), out _));
     }
@@ -156,12 +157,39 @@ public sealed class NameCacheTests : IDisposable
     [Fact]
     public void A_dirfd_relative_question_differs_per_directory_and_not_per_process_or_cwd()
     {
-        _cache.Grant(_cache.Of(Ask("f", dir: "/host/a", vpid: 2)), Leased("/host/a/f"), _cache.Creates);
+        _cache.Grant(_cache.Of(Ask("f", dir: "/host/a", vpid: 2)), Leased("/host/a/f"), _cache.Asked);
 
         Assert.False(Reused(Ask("f", dir: "/host/b", vpid: 2), out _));
         Assert.False(Reused(Ask("f", vpid: 2), out _)); // the same name from the cwd is another question
         _cache.CwdsChanged();
         Assert.True(Reused(Ask("f", dir: "/host/a", vpid: 5), out var answer));
         Assert.Equal("/host/a/f", answer.HostPath);
+    }
+
+    [Fact]
+    public void An_answer_leased_to_one_user_never_answers_another_but_does_answer_an_equal_user_of_another_process()
+    {
+        var root = Credentials.Root;
+        var nobody = new Credentials(65534, 65534, [], 0);
+        _cache.Grant(_cache.Of(Ask("/root/secret", creds: root)), Leased("/root/secret"), _cache.Asked);
+
+        Assert.False(Reused(Ask("/root/secret", creds: nobody), out _));
+        Assert.False(Reused(Ask("/root/secret", creds: root with { Caps = 0 }), out _)); // root without capabilities
+        Assert.False(Reused(Ask("/root/secret", creds: root with { Groups = [4] }), out _));
+        Assert.True(Reused(Ask("/root/secret", vpid: 9, creds: new Credentials(0, 0, [], ulong.MaxValue)), out _));
+    }
+
+    [Fact]
+    public void A_call_that_changed_attributes_voids_every_lease_asked_before_it_ended()
+    {
+        var asked = _cache.Of(Ask("/d/f"));
+        var moment = _cache.Asked;
+        _cache.Grant(_cache.Of(Ask("/d/g")), Leased("/host/d/g"), _cache.Asked);
+        _cache.AttributesChanged(); // chmod 700 /d ended
+        _cache.Grant(asked, Leased("/host/d/f"), moment); // answered while the chmod ran
+        Assert.False(Reused(Ask("/d/f"), out _));
+        Assert.False(Reused(Ask("/d/g"), out _));
+        _cache.Grant(_cache.Of(Ask("/d/g")), Leased("/host/d/g"), _cache.Asked);
+        Assert.True(Reused(Ask("/d/g"), out _));
     }
 }
