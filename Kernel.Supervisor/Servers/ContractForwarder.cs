@@ -123,9 +123,10 @@ internal sealed class VfsForwarder : ContractForwarder<IVfsServer>, IVfsServer
     private static readonly ContractMethod GetCwd = ContractMethod.Ask<IVfsServer, CwdResult>(nameof(GetCwdAsync), "vfs/getcwd", null, (s, a) => s.GetCwdAsync((int)a[0]!));
     private static readonly ContractMethod SetCwd = ContractMethod.Act<IVfsServer>(nameof(SetCwdAsync), "vfs/set_cwd", Replay, (s, a) => s.SetCwdAsync((int)a[0]!, (string)a[1]!));
     private static readonly ContractMethod GuestPath = ContractMethod.Ask<IVfsServer, string?>(nameof(GuestPathAsync), "vfs/guest_path", null, (s, a) => s.GuestPathAsync((string)a[0]!));
+    private static readonly ContractMethod AttributesChanged = ContractMethod.Act<IVfsServer>(nameof(AttributesChangedAsync), "vfs/attributes_changed", null, (s, _) => s.AttributesChangedAsync());
 
     internal static readonly ContractMethod[] Table =
-        [.. KernelMethods.Table, Configure, ProcessCreated, ProcessExited, Resolve, Created, Change, GetCwd, SetCwd, GuestPath];
+        [.. KernelMethods.Table, Configure, ProcessCreated, ProcessExited, Resolve, Created, Change, GetCwd, SetCwd, GuestPath, AttributesChanged];
 
     public Task ConfigureAsync(VfsConfig config) => Forward(Configure, config);
     public Task ProcessCreatedAsync(int parentVpid, int childVpid, bool shareFs) => Forward(ProcessCreated, parentVpid, childVpid, shareFs);
@@ -136,6 +137,7 @@ internal sealed class VfsForwarder : ContractForwarder<IVfsServer>, IVfsServer
     public Task<CwdResult> GetCwdAsync(int vpid) => Forward<CwdResult>(GetCwd, vpid);
     public Task SetCwdAsync(int vpid, string hostPath) => Forward(SetCwd, vpid, hostPath);
     public Task<string?> GuestPathAsync(string hostPath) => Forward<string?>(GuestPath, hostPath);
+    public Task AttributesChangedAsync() => Forward(AttributesChanged);
 }
 
 internal sealed class MmForwarder : ContractForwarder<IMmServer>, IMmServer
