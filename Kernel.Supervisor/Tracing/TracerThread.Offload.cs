@@ -46,7 +46,16 @@ internal sealed unsafe partial class TracerThread
     private bool ServeOffTracer(GuestTask task, SyscallCall call, long nr)
     {
         if (!_k.Router.RunsOffTracer(call.Info.Number) || !OthersActive()) return false;
-        if (ServedFromGrants(call))
+        bool served;
+        try
+        {
+            served = ServedFromGrants(call);
+        }
+        catch (TaskVanished)
+        {
+            return true; // killed while the kernel injected a call for it (a scratch area): already gone from the tables
+        }
+        if (served)
         {
             Decided(task, call, nr);
             return true;
