@@ -30,7 +30,7 @@ options:
   --no-peers         skip the strace and proot columns
   --no-floor         skip the ptrace floor
   --no-vcpus         skip the virtual-CPU rows (bench/spin.c under --cpus 2 and --cpus 1)
-  --no-startup       skip the startup rows (`run -- /bin/true` as a whole, wall and CPU)
+  --no-startup       skip the startup rows (run -- /bin/true as a whole, wall and CPU)
   --no-rpc           skip the round-trip rows (bench/rpcping: a bare request to each server)
   --no-deep          skip the deep-path row (a shell cd's down 1,500 nested directories)
   --no-macro         skip the macro row (the conformance suite's total time, native and under
