@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command of the README: every test project in Release, then the integration suite again in
+# The test command of the README: the unit, server and integration tests in Release, then the integration suite again in
 # the two other trap modes (the same guests must behave the same under tt, sysemu and seccomp), less the
 # classes no trap mode touches: the command line, the config file, server start and stop, and ModeTests,
 # which runs every mode itself; then the contract tests against the servers ./umlmicro publishes, and a few
@@ -21,7 +21,9 @@ run() { # LABEL CMD...
 # Build everything first: the contract tests start the server executables, which no test project
 # references, so a test run that builds as it goes can start them before they exist.
 run "build" dotnet build UmlMicro.sln -c Release -nologo -v q
-run "all tests (seccomp, the default mode)" dotnet test UmlMicro.sln -c Release --no-build
+# The contract tests run once, against the published servers below (what ./umlmicro starts).
+run "unit and server tests" dotnet test tests/Servers.Tests -c Release --no-build
+run "unit and integration tests (seccomp, the default mode)" dotnet test tests/UmlMicro.Tests -c Release --no-build
 mode_matrix="FullyQualifiedName~Integration"
 for class in CliTests ConfigFileTests ServerLifecycleTests ModeTests; do
   mode_matrix+="&FullyQualifiedName!~Integration.$class."
@@ -32,7 +34,7 @@ for mode in tt sysemu; do
 done
 
 # What ./umlmicro runs is not that build but the published one (NativeAOT executables): the contract
-# tests again, against those servers. Publishing leaves build/Release as ./umlmicro wants it.
+# tests run against those servers. Publishing leaves build/Release as ./umlmicro wants it.
 rm -f build/Release/.built
 run "publish (as ./umlmicro builds)" ./umlmicro --help
 run "contract tests (published servers)" dotnet test tests/Contract.Tests -c Release --no-build
