@@ -54,8 +54,10 @@ internal sealed class GuestTask(int hostTid)
     /// restarted after a signal handler (ERESTARTNOINTR, no exit handler) is already paid for.</summary>
     public long ForkCharged { get; set; }
 
-    /// <summary>The task this one just created (host tid, virtual tid), for the result of its clone/fork.</summary>
-    public (int HostTid, int Vtid)? CloneResult { get; set; }
+    /// <summary>The task this one just created, for the result of its clone/fork: its host tid, its tid in the guest's
+    /// pid namespace (what the host returns to the creator there; PidTranslation.NoSuchPid when it was gone before
+    /// it could be read) and its virtual tid.</summary>
+    public (int HostTid, int NsTid, int Vtid)? CloneResult { get; set; }
 
     /// <summary>
     /// Its credentials as last read from the host (the VFS checks permissions with them), or null until they are

@@ -221,8 +221,11 @@ internal sealed unsafe partial class TracerThread
     private static void FinishHostCall(GuestTask task, SyscallCall call, long hostResult)
     {
         call.Result = hostResult;
-        if (task.CloneResult is { } child && child.HostTid == hostResult)
-            call.Result = child.Vtid; // the new task may have come and gone already: its grant, not the map, names it
+        // The new task may have come and gone already (a child the host reaped at once, its parent ignoring SIGCHLD):
+        // its grant, not the map, names it. The host returns its pid in the creator's pid namespace.
+        if (task.CloneResult is { } child && hostResult > 0
+            && (hostResult == child.HostTid || hostResult == child.NsTid || child.NsTid == PidTranslation.NoSuchPid))
+            call.Result = child.Vtid;
         else if (call.Info.Ret == RetKind.Pid && call.Result > 0)
             call.Result = PidTranslation.ToVirtual(call, (int)call.Result);
         task.CloneResult = null;

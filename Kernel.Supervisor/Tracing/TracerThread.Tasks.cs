@@ -57,7 +57,7 @@ internal sealed unsafe partial class TracerThread
         }
         if (clone.Has(LinuxFlags.CLONE_PARENT_SETTID) && clone.ParentTidPtr != 0)
             TryWrite(creator.HostTid, clone.ParentTidPtr, grant.Vtid);
-        creator.CloneResult = (childTid, grant.Vtid);
+        creator.CloneResult = (childTid, nsTid, grant.Vtid);
         child.Identified = true;
         if (child.ParkedAtFirstStop) Release(child);
         // A vfork parent blocks until its child execs or exits: the child gets a vCPU now, not at the next tick.

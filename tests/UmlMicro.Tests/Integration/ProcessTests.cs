@@ -10,6 +10,14 @@ public sealed class ProcessTests(FixturePrograms fixtures) : IClassFixture<Fixtu
     public void Dispose() => _dir.Dispose();
 
     [Fact]
+    public void Fork_returns_the_childs_pid_even_when_the_host_reaped_the_child_first()
+    {
+        // With SIGCHLD ignored the host reaps each child as it exits, often before the parent's fork returns: the
+        // parent was once told 0 then, took itself for the child and exited.
+        Expect.Success("ok 2000\n", GuestRunner.Run(_dir.Path, fixtures["fork_reaped"], "2000"));
+    }
+
+    [Fact]
     public void Shell_sees_itself_as_pid_1()
     {
         Expect.Success("1\n", GuestRunner.Run(_dir.Path, "sh", "-c", "echo $$"));
