@@ -59,13 +59,11 @@ internal sealed class Kernel(
     public TaskTable Tasks { get; } = new();
     public SyscallRouter Router { get; } = new();
 
-    /// <summary>Each process's break, as MM granted it at the exec and brk moved it since (see SysMmap).</summary>
-    public HeapBreaks Breaks { get; } = new();
-
     /// <summary>The guest's commit budget under --mem (see SysMmap).</summary>
-    public CommitBudget Commit => LazyInitializer.EnsureInitialized(ref _commit, () => new(Mm, memoryLimit, Breaks));
+    public CommitBudget Commit { get; } = new(mm, memoryLimit, new HeapBreaks());
 
-    private CommitBudget? _commit;
+    /// <summary>Each process's break, as MM granted it at the exec and brk moved it since (see SysMmap).</summary>
+    public HeapBreaks Breaks => Commit.Breaks;
 
     /// <summary>Where mmap(NULL, ...) goes: windows MM granted, placed in without a round trip (see SysMmap).</summary>
     public Placement Placement { get; } = new(mm);

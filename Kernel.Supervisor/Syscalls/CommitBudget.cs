@@ -25,6 +25,9 @@ internal sealed class CommitBudget(ServerLink<IMmServer> mm, long limit, HeapBre
     private readonly Lock _gate = new();
     private long _budget;
 
+    /// <summary>The breaks a growth is estimated from, which brk(0) is also answered from.</summary>
+    public HeapBreaks Breaks => breaks;
+
     /// <summary>Whether a limit is set: without one, memory calls are only recorded.</summary>
     public bool Limited => limit > 0;
 
