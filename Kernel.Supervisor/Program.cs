@@ -87,8 +87,7 @@ namespace UmlMicro.Supervisor
                 throw new ConfigError($"config {configFile}: Kernel:Mode: {e.Message}");
             }
             config.Validate(configFile);
-            var program = RunOptions.LookupProgram(run.Program, Environment.GetEnvironmentVariable("PATH"), config.Vfs.Root)
-                ?? throw new UsageError($"{run.Program}: command not found");
+            var start = GuestStart.Resolve(run, config.Guest, config.Vfs.Root, TracerThread.InheritedEnvironment());
             int cpus = config.Kernel.Cpus > 0 ? config.Kernel.Cpus : Environment.ProcessorCount;
 
             var stats = new KernelStats { WantsResident = config.Kernel.Stats };
@@ -106,7 +105,7 @@ namespace UmlMicro.Supervisor
             var mmUp = mm.HandshakeAsync();
             var schedUp = sched.HandshakeAsync();
             var identity = Identity(config.Kernel);
-            using var ns = GuestNamespace.Create(config.Vfs, Environment.CurrentDirectory);
+            using var ns = GuestNamespace.Create(config.Vfs, Environment.CurrentDirectory, start.WorkDir);
             long memoryLimit = config.Mm.MemoryLimitBytes;
             using var names = NameCache.Create();
             WaitAll(
@@ -119,9 +118,9 @@ namespace UmlMicro.Supervisor
             var quantum = TimeSpan.FromMilliseconds(config.Sched.QuantumMs);
             var vcpus = new VcpuScheduler(cpus, RunPolicies.Create(config.Sched.Policy, quantum), quantum);
             var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace, memoryLimit, mapCheck, vcpus, config.Kernel.MaxProcs, config.Kernel.MaxFiles, names);
-            var wall = HostWall.Plan(ns, config.Kernel.Net == "none", identity.Nodename, SeccompFilter.ToHex(SeccompFilter.BuildDenyLayer()));
-            var tracer = new TracerThread(kernel, mode, observeAll: trace is not null || config.Kernel.Stats, Path.Combine(binDir, "umlmicro-launch"), program,
-                [run.Program, .. run.Argv], config.Mm.DeterministicLayout, config.Kernel.MaxFiles, config.Kernel.TimeoutSpan, wall.WriteTo(ns.StateDir));
+            var wall = HostWall.Plan(ns, config.Kernel.Net == "none", identity.Nodename, SeccompFilter.ToHex(SeccompFilter.BuildDenyLayer()), start.User);
+            var tracer = new TracerThread(kernel, mode, observeAll: trace is not null || config.Kernel.Stats, Path.Combine(binDir, "umlmicro-launch"), start.Program,
+                start.Argv, start.Environment, config.Mm.DeterministicLayout, config.Kernel.MaxFiles, config.Kernel.TimeoutSpan, wall.WriteTo(ns.StateDir));
             var forwarding = ForwardSignals(tracer).ToList();
             // The runtime's signal handling is set up by now (the registrations need it): its SIGCHLD part is turned
             // off before the first guest stop, which would otherwise run it.

@@ -11,7 +11,10 @@ namespace UmlMicro.Supervisor.Cli;
 internal sealed class GuestNamespace : IDisposable
 {
     public required IReadOnlyList<MountSpec> Mounts { get; init; }
+    /// <summary>The guest directory guest pid 1 starts in.</summary>
     public required string InitialCwd { get; init; }
+    /// <summary>The host directory behind <see cref="InitialCwd"/>, where the launcher takes its cwd.</summary>
+    public required string HostCwd { get; init; }
     public required string StateDir { get; init; }
     public required string MemoryDir { get; init; }
     public required string UpperDir { get; init; }
@@ -24,9 +27,10 @@ internal sealed class GuestNamespace : IDisposable
     /// <summary>
     /// The root overlay, /proc, /dev (with /dev/shm and the host's /dev/pts), the host's /sys read-only, the
     /// current directory writable at its own path (when the root is the host's, it is not "/" and --isolate is
-    /// off), then --bind and --tmpfs in order.
+    /// off), then --bind and --tmpfs in order. The guest starts in <paramref name="workDir"/> when given, else in the
+    /// current directory when the root is the host's, else in /.
     /// </summary>
-    public static GuestNamespace Create(VfsSection vfs, string cwd)
+    public static GuestNamespace Create(VfsSection vfs, string cwd, string? workDir = null)
     {
         string root = Path.GetFullPath(vfs.Root);
         var mounts = new List<MountSpec>
@@ -44,6 +48,11 @@ internal sealed class GuestNamespace : IDisposable
             mounts.Add(new("bind", bind.Guest, bind.Host, bind.ReadOnly));
         foreach (var tmpfs in vfs.Tmpfs)
             mounts.Add(new("tmpfs", tmpfs, "", false));
+
+        string initialCwd = workDir ?? (hostRoot ? cwd : "/");
+        string hostCwd = HostPath(mounts, initialCwd);
+        if (workDir is not null && !Directory.Exists(hostCwd))
+            throw new UsageError($"--workdir {workDir}: no such directory in the guest");
 
         string state = MakeStateDir(StateParent());
         // Searchable by anyone, listable by none: the VFS hands a guest host paths in it (the copy-on-write layer, links,
@@ -67,11 +76,22 @@ internal sealed class GuestNamespace : IDisposable
         return new GuestNamespace
         {
             Mounts = mounts,
-            InitialCwd = hostRoot ? cwd : "/",
+            InitialCwd = initialCwd,
+            HostCwd = hostCwd,
             StateDir = state,
             MemoryDir = memory,
             UpperDir = upper,
         };
+    }
+
+    /// <summary>The host path behind guest path <paramref name="guest"/>, through the last host-backed mount above it (the
+    /// root overlay's lower layer, or a bind).</summary>
+    private static string HostPath(List<MountSpec> mounts, string guest)
+    {
+        var mount = mounts.Where(m => m.Kind is "overlay" or "bind" && (m.GuestPath == "/" || guest == m.GuestPath || guest.StartsWith(m.GuestPath + "/", StringComparison.Ordinal)))
+            .MaxBy(m => m.GuestPath.Length)!;
+        string rest = guest[mount.GuestPath.TrimEnd('/').Length..];
+        return mount.Source.TrimEnd('/') + rest is { Length: > 0 } p ? p : "/";
     }
 
     /// <summary>

@@ -49,14 +49,14 @@ internal sealed class HostWall
 
     /// <summary>The wall around the guest <paramref name="ns"/> describes: its root, and the host directories of its mounts
     /// (the VFS's state and memory directories and binds without <c>:ro</c> writable, the other binds read-only).</summary>
-    public static HostWall Plan(GuestNamespace ns, bool privateNetwork, string hostname, string denyFilter)
+    public static HostWall Plan(GuestNamespace ns, bool privateNetwork, string hostname, string denyFilter, GuestUser? user = null)
     {
         var writable = new List<string> { ns.StateDir, ns.MemoryDir };
         if (ns.UpperDir.Length > 0) writable.Add(ns.UpperDir);
         var binds = ns.Mounts.Where(m => m.Kind == "bind").ToList();
         writable.AddRange(binds.Where(m => !m.ReadOnly).Select(m => m.Source));
         var readOnly = binds.Where(m => m.ReadOnly).Select(m => m.Source).ToList();
-        return Plan(ns.Mounts[0].Source, [.. writable.Distinct()], [.. readOnly.Distinct()], Environment.CurrentDirectory, hostname, privateNetwork, denyFilter);
+        return Plan(ns.Mounts[0].Source, [.. writable.Distinct()], [.. readOnly.Distinct()], ns.HostCwd, hostname, privateNetwork, denyFilter, user);
     }
 
     /// <param name="root">The guest's root as a host directory (the VFS's lower layer).</param>
@@ -64,8 +64,9 @@ internal sealed class HostWall
     /// <param name="readOnly">Other host directories the guest must reach (read-only binds).</param>
     /// <param name="cwd">The host directory the guest starts in.</param>
     /// <param name="denyFilter">The seccomp deny layer, as the launcher takes a filter (hex of a sock_filter array).</param>
+    /// <param name="user">The user the guest becomes, last (null: the caller's).</param>
     public static HostWall Plan(string root, IReadOnlyList<string> writable, IReadOnlyList<string> readOnly, string cwd, string hostname,
-        bool privateNetwork, string denyFilter)
+        bool privateNetwork, string denyFilter, GuestUser? user = null)
     {
         var wall = new HostWall(privateNetwork);
         // The new pid namespace is for the launcher's children: it starts the namespace's init and guest pid 1 in it.
@@ -100,6 +101,9 @@ internal sealed class HostWall
         wall.Step("enforce");
         wall.Step("deny", denyFilter);
         wall.Step("sysvipc");
+        // Only root may change who it is; another caller's guest is that caller (GuestStart refuses any other user).
+        if (user is not null && Native.Interop.geteuid() == 0)
+            wall.Step("user", $"{user.Uid}:{user.Gid}", string.Join(',', user.Groups));
         return wall;
     }
 

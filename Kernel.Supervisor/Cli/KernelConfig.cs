@@ -14,6 +14,7 @@ public sealed class KernelConfig
     public VfsSection Vfs { get; set; } = new();
     public MmSection Mm { get; set; } = new();
     public SchedSection Sched { get; set; } = new();
+    public GuestSection Guest { get; set; } = new();
 
     /// <summary>Values the binder accepts but the kernel cannot use: each is a one-line error naming the key.</summary>
     public void Validate(string file)
@@ -45,6 +46,10 @@ public sealed class KernelConfig
         if (!Scheduling.RunPolicies.Names.Contains(Sched.Policy))
             Fail("Sched:Policy", $"unknown policy '{Sched.Policy}' ({string.Join(", ", Scheduling.RunPolicies.Names)})");
         if (Sched.QuantumMs is < 2 or > 10_000) Fail("Sched:QuantumMs", $"{Sched.QuantumMs} is not from 2 to 10000");
+        if (Guest.WorkDir.Length > 0 && !Guest.WorkDir.StartsWith('/')) Fail("Guest:WorkDir", $"'{Guest.WorkDir}' is not an absolute guest path");
+        for (int i = 0; i < Guest.Env.Count; i++)
+            if (Guest.Env[i].IndexOf('=') <= 0) Fail($"Guest:Env:{i}", $"'{Guest.Env[i]}' is not NAME=VALUE");
+        if (Guest.Image.Length > 0 && Vfs.Root != "/") Fail("Guest:Image", "an image is the guest's root: it cannot go with Vfs:Root (--root)");
     }
 }
 
@@ -259,6 +264,21 @@ public sealed class SchedSection
     public int QuantumMs { get; set; } = 10;
 }
 
+/// <summary>How guest pid 1 starts, beyond its program: who it is, where, with what environment, on which image.</summary>
+public sealed class GuestSection
+{
+    /// <summary>A root filesystem tarball or an OCI image (layout directory or oci-archive) that is the guest's root.</summary>
+    public string Image { get; set; } = "";
+    /// <summary>USER[:GROUP], names or numbers, looked up in the guest's /etc/passwd and /etc/group; empty: the
+    /// caller's own (or the image's User).</summary>
+    public string User { get; set; } = "";
+    /// <summary>The guest path guest pid 1 starts in; empty: the current directory (the image's WorkingDir, or / under
+    /// another root).</summary>
+    public string WorkDir { get; set; } = "";
+    /// <summary>NAME=VALUE set in the guest's environment, over what it inherits (or the image's Env).</summary>
+    public List<string> Env { get; set; } = [];
+}
+
 /// <summary>A configuration problem the user must fix: printed as one line, exit status 2.</summary>
 public sealed class ConfigError(string message) : Exception(message);
 
@@ -311,6 +331,7 @@ public static class KernelConfigLoader
         [typeof(VfsSection)] = PropertyOf<VfsSection>,
         [typeof(MmSection)] = PropertyOf<MmSection>,
         [typeof(SchedSection)] = PropertyOf<SchedSection>,
+        [typeof(GuestSection)] = PropertyOf<GuestSection>,
     };
 
     private static PropertyInfo? PropertyOf<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] T>(string key) =>

@@ -39,6 +39,7 @@
  * the only place the tracer sleeps. The tracer swallows the signal, and pause() goes on. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -147,6 +148,24 @@ static int loopback_up(void) {
 
 /* Keeps only the capabilities in KEEP (a bit mask) in the bounding set, and none inheritable or ambient: what the
  * guest's root may hold after execve, in its own user namespace only. */
+/* The guest's user (--user, an image's User): "UID:GID" and the supplementary groups "G1,G2,..." (may be empty).
+ * The last step of the plan: a root launcher that becomes another user keeps no capability, as natively. */
+static int become_user(const char *ids, const char *groups) {
+    char *end;
+    uid_t uid = (uid_t)strtoul(ids, &end, 10);
+    if (*end != ':') { errno = EINVAL; return -1; }
+    gid_t gid = (gid_t)strtoul(end + 1, NULL, 10);
+    gid_t list[256]; /* GuestUser passes at most this many */
+    size_t n = 0;
+    for (const char *g = groups; *g && n < sizeof list / sizeof list[0]; ) {
+        list[n++] = (gid_t)strtoul(g, &end, 10);
+        g = *end == ',' ? end + 1 : end;
+    }
+    if (setgroups(n, list) != 0) return -1;
+    if (setresgid(gid, gid, gid) != 0) return -1;
+    return setresuid(uid, uid, uid);
+}
+
 static int cut_capabilities(unsigned long long keep) {
     for (int cap = 0; cap <= 63; cap++) {
         if (keep >> cap & 1) continue;
@@ -240,6 +259,7 @@ static int wall_step(const char *op, char *arg) {
     else if (strcmp(op, "device") == 0) r = set_mount_attr(arg, 0, MOUNT_ATTR_NODEV);
     else if (strcmp(op, "loopback") == 0) r = loopback_up();
     else if (strcmp(op, "chdir") == 0) r = chdir(arg) == 0 ? 0 : chdir("/");
+    else if (strcmp(op, "user") == 0) r = become_user(arg, arg2 ? arg2 : "");
     else if (strcmp(op, "capabilities") == 0) r = cut_capabilities(strtoull(arg, NULL, 16));
     else if (strcmp(op, "landlock") == 0) r = landlock_begin();
     else if (strcmp(op, "allow-write") == 0) r = landlock_allow(arg);

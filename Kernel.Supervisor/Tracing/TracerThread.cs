@@ -15,7 +15,7 @@ namespace UmlMicro.Supervisor.Tracing;
 /// Guest tasks are host threads and run in parallel on all host CPUs; they stop only at syscalls.
 /// </summary>
 internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, bool observeAll, string launcher, string program, IReadOnlyList<string> argv,
-    bool deterministicLayout = false, int maxFiles = 0, TimeSpan timeout = default, string? wallPlan = null)
+    IReadOnlyList<string> environment, bool deterministicLayout = false, int maxFiles = 0, TimeSpan timeout = default, string? wallPlan = null)
     : ISyscallInjector
 {
     /// <summary>TT mode turns a syscall the kernel handles itself into this harmless one on the host.</summary>
@@ -257,13 +257,14 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
             wallPlan ?? "-", program,
         };
         args.AddRange(argv);
-        int err = Interop.Spawn(args, GuestEnvironment(), out int pid);
+        int err = Interop.Spawn(args, environment, out int pid);
         if (err != 0) throw new InvalidOperationException($"cannot start {launcher}: errno {err}");
         return pid;
     }
 
-    /// <summary>The supervisor's own environment block as it started (not .NET's view of it), less our own variables.</summary>
-    private static List<string> GuestEnvironment()
+    /// <summary>The supervisor's own environment block as it started (not .NET's view of it), less our own variables:
+    /// what a guest inherits.</summary>
+    public static List<string> InheritedEnvironment()
     {
         var env = new List<string>();
         for (var p = Environ; *p != null; p++)
