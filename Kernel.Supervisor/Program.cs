@@ -87,7 +87,8 @@ namespace UmlMicro.Supervisor
                 throw new ConfigError($"config {configFile}: Kernel:Mode: {e.Message}");
             }
             config.Validate(configFile);
-            var start = GuestStart.Resolve(run, config.Guest, config.Vfs.Root, TracerThread.InheritedEnvironment());
+            var start = GuestStart.Resolve(run, config.Guest, GuestNamespace.MountsFor(config.Vfs, Environment.CurrentDirectory),
+                GuestNamespace.DefaultCwd(config.Vfs, Environment.CurrentDirectory), TracerThread.InheritedEnvironment());
             int cpus = config.Kernel.Cpus > 0 ? config.Kernel.Cpus : Environment.ProcessorCount;
 
             var stats = new KernelStats { WantsResident = config.Kernel.Stats };

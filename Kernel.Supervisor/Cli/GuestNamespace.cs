@@ -24,32 +24,12 @@ internal sealed class GuestNamespace : IDisposable
     public uint? OnlyUid => Native.Interop.geteuid() is var uid and not 0 ? uid : null;
     public uint? OnlyGid => Native.Interop.geteuid() != 0 ? Native.Interop.getegid() : null;
 
-    /// <summary>
-    /// The root overlay, /proc, /dev (with /dev/shm and the host's /dev/pts), the host's /sys read-only, the
-    /// current directory writable at its own path (when the root is the host's, it is not "/" and --isolate is
-    /// off), then --bind and --tmpfs in order. The guest starts in <paramref name="workDir"/> when given, else in the
-    /// current directory when the root is the host's, else in /.
-    /// </summary>
+    /// <summary>The namespace <see cref="MountsFor"/> gives, starting in <paramref name="workDir"/> when given, else in
+    /// <see cref="DefaultCwd"/>; its state directories made.</summary>
     public static GuestNamespace Create(VfsSection vfs, string cwd, string? workDir = null)
     {
-        string root = Path.GetFullPath(vfs.Root);
-        var mounts = new List<MountSpec>
-        {
-            new("overlay", "/", root, false),
-            new("proc", "/proc", "", false),
-            new("dev", "/dev", "", false),
-            new("tmpfs", "/dev/shm", "", false),
-        };
-        if (Directory.Exists("/dev/pts")) mounts.Add(new("bind", "/dev/pts", "/dev/pts", false));
-        if (Directory.Exists("/sys")) mounts.Add(new("bind", "/sys", "/sys", true));
-        bool hostRoot = root == "/";
-        if (hostRoot && !vfs.Isolate && cwd != "/") mounts.Add(new("bind", cwd, cwd, false));
-        foreach (var bind in vfs.Binds.Select(BindSpec.Parse))
-            mounts.Add(new("bind", bind.Guest, bind.Host, bind.ReadOnly));
-        foreach (var tmpfs in vfs.Tmpfs)
-            mounts.Add(new("tmpfs", tmpfs, "", false));
-
-        string initialCwd = workDir ?? (hostRoot ? cwd : "/");
+        var mounts = MountsFor(vfs, cwd);
+        string initialCwd = workDir ?? DefaultCwd(vfs, cwd);
         string hostCwd = HostPath(mounts, initialCwd);
         if (workDir is not null && !Directory.Exists(hostCwd))
             throw new UsageError($"--workdir {workDir}: no such directory in the guest");
@@ -84,9 +64,37 @@ internal sealed class GuestNamespace : IDisposable
         };
     }
 
+    /// <summary>
+    /// The root overlay, /proc, /dev (with /dev/shm and the host's /dev/pts), the host's /sys read-only, the
+    /// current directory writable at its own path (when the root is the host's, it is not "/" and --isolate is
+    /// off), then --bind and --tmpfs in order.
+    /// </summary>
+    public static List<MountSpec> MountsFor(VfsSection vfs, string cwd)
+    {
+        string root = Path.GetFullPath(vfs.Root);
+        var mounts = new List<MountSpec>
+        {
+            new("overlay", "/", root, false),
+            new("proc", "/proc", "", false),
+            new("dev", "/dev", "", false),
+            new("tmpfs", "/dev/shm", "", false),
+        };
+        if (Directory.Exists("/dev/pts")) mounts.Add(new("bind", "/dev/pts", "/dev/pts", false));
+        if (Directory.Exists("/sys")) mounts.Add(new("bind", "/sys", "/sys", true));
+        if (root == "/" && !vfs.Isolate && cwd != "/") mounts.Add(new("bind", cwd, cwd, false));
+        foreach (var bind in vfs.Binds.Select(BindSpec.Parse))
+            mounts.Add(new("bind", bind.Guest, bind.Host, bind.ReadOnly));
+        foreach (var tmpfs in vfs.Tmpfs)
+            mounts.Add(new("tmpfs", tmpfs, "", false));
+        return mounts;
+    }
+
+    /// <summary>Where the guest starts unless told: the current directory when the root is the host's, else /.</summary>
+    public static string DefaultCwd(VfsSection vfs, string cwd) => Path.GetFullPath(vfs.Root) == "/" ? cwd : "/";
+
     /// <summary>The host path behind guest path <paramref name="guest"/>, through the last host-backed mount above it (the
     /// root overlay's lower layer, or a bind).</summary>
-    private static string HostPath(List<MountSpec> mounts, string guest)
+    public static string HostPath(IReadOnlyList<MountSpec> mounts, string guest)
     {
         var mount = mounts.Where(m => m.Kind is "overlay" or "bind" && (m.GuestPath == "/" || guest == m.GuestPath || guest.StartsWith(m.GuestPath + "/", StringComparison.Ordinal)))
             .MaxBy(m => m.GuestPath.Length)!;

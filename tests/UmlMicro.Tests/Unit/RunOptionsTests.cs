@@ -91,11 +91,4 @@ public class RunOptionsTests
     public void A_missing_program_is_a_usage_error() =>
         Assert.Throws<UsageError>(() => RunOptions.Parse(["--stats"]));
 
-    [Fact]
-    public void Programs_are_looked_up_in_path_like_a_shell_does()
-    {
-        Assert.Equal("/bin/sh", RunOptions.LookupProgram("sh", "/nonexistent:/bin"));
-        Assert.Null(RunOptions.LookupProgram("no-such-program-xyz", "/bin:/usr/bin"));
-        Assert.Null(RunOptions.LookupProgram("/etc/passwd", "/bin")); // exists, not executable
-    }
 }
