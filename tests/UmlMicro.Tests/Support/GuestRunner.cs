@@ -83,9 +83,12 @@ public static class GuestRunner
     {
         var argv = new List<string> { "run" };
         argv.AddRange(spec.Options);
-        argv.Add("--");
-        argv.Add(spec.Program);
-        argv.AddRange(spec.Args);
+        if (spec.Program.Length > 0) // none: the image's command
+        {
+            argv.Add("--");
+            argv.Add(spec.Program);
+            argv.AddRange(spec.Args);
+        }
         return RunningProcess.Start(Supervisor, argv, spec.WorkDir, Env(spec), spec.Stdin, spec.KeepStdinOpen);
     }
 
