@@ -43,7 +43,9 @@ internal sealed class CommandLine
             string see = result.CommandResult.Command == _run ? "umlmicro run --help" : "umlmicro --help";
             throw new UsageError($"{result.Errors[0].Message.TrimEnd('.')} (see {see})");
         }
-        var invocation = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
+        // Exceptions reach Program's handlers (one line, exit 2 for a usage error); SIGINT and SIGTERM are the guest's
+        // (the supervisor forwards them), not a cancellation of the action.
+        var invocation = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null };
         if (output is not null) invocation.Output = output;
         return result.Invoke(invocation);
     }
