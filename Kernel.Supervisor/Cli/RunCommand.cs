@@ -82,6 +82,11 @@ internal sealed class RunCommand : Command
         Value("--trace", "FILE", "Kernel:Trace", "write one JSON object per guest syscall to FILE");
         Flag("--stats", "Kernel:Stats", "print counts and p50/p99 latencies per server and per syscall on exit");
         Add(_program);
+        // Said plainly, where System.CommandLine would say "Required argument missing for command: 'run'".
+        Validators.Add(r =>
+        {
+            if (r.GetResult(_program) is not { Tokens.Count: > 0 }) r.AddError("no PROGRAM to run");
+        });
     }
 
     /// <summary>

@@ -111,8 +111,11 @@ public class RunOptionsTests
     }
 
     [Fact]
-    public void A_missing_program_is_a_usage_error() =>
-        Assert.Throws<UsageError>(() => Parse(["--stats"]));
+    public void A_missing_program_is_a_usage_error()
+    {
+        Assert.StartsWith("no PROGRAM to run", Assert.Throws<UsageError>(() => Parse(["--stats"])).Message);
+        Assert.StartsWith("no PROGRAM to run", Assert.Throws<UsageError>(() => Parse(["--"])).Message);
+    }
 
     [Theory]
     [InlineData("--mode", "tt", "--Kernel:Mode=tt")]
