@@ -10,34 +10,9 @@ using UmlMicro.Supervisor.Scheduling;
 using UmlMicro.Supervisor.Servers;
 using UmlMicro.Supervisor.Tracing;
 
-string mainHelp = """
-    umlmicro — a user-mode Linux kernel built as a microkernel
-
-    usage:
-      umlmicro run [OPTIONS] [--] PROGRAM [ARGS...]   run PROGRAM as a guest
-      umlmicro --help                                  this text
-
-    A ptrace supervisor catches every syscall of the guest and routes it over JSON-RPC to the VFS, MM
-    and scheduler server processes named in the configuration file.
-
-
-    """ + RunOptions.RunHelp;
-
 try
 {
-    if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
-    {
-        Console.Out.Write(mainHelp);
-        return args.Length == 0 ? 2 : 0;
-    }
-    if (args[0] != "run") throw new UsageError($"unknown command '{args[0]}' (see umlmicro --help)");
-    var run = RunOptions.Parse(args[1..]);
-    if (run.Help)
-    {
-        Console.Out.Write(RunOptions.RunHelp);
-        return 0;
-    }
-    return Supervisor.Run(run);
+    return new CommandLine(Supervisor.Run).Invoke(args);
 }
 catch (ServerCrashLoop e)
 {

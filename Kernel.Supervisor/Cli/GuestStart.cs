@@ -22,6 +22,7 @@ internal sealed record GuestStart(string Program, IReadOnlyList<string> Argv, IR
         if (user is not null && uid != 0 && (user.Uid != uid || user.Gid != Native.Interop.getegid()))
             throw new UsageError($"--user {guest.User}: only root may start the guest as another user (the guest's user namespace maps only uid {uid})");
         string? workDir = guest.WorkDir.Length > 0 ? guest.WorkDir : null;
+        if (run.Program.Length == 0) throw new UsageError("no PROGRAM to run (see umlmicro run --help)");
         var program = LookupProgram(run.Program, Value(env, "PATH"), workDir ?? defaultCwd, mounts)
             ?? throw new UsageError($"{run.Program}: command not found");
         return new GuestStart(program, [run.Program, .. run.Argv], env, workDir, user);

@@ -96,6 +96,19 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Completion_is_asked_with_the_suggest_directive()
+    {
+        var r = GuestRunner.Supervise(_dir.Path, "[suggest:18]", "umlmicro run --tim");
+        Expect.Success("--timeout\n", r);
+    }
+
+    [Fact]
+    public void An_options_value_may_be_joined_to_it()
+    {
+        Expect.Success("2\n", GuestRunner.Run(_dir.Path, ["--cpus=2"], "nproc"));
+    }
+
+    [Fact]
     public void A_missing_config_file_is_exit_2_with_one_line_naming_it()
     {
         var missing = _dir.File("nope.json");
