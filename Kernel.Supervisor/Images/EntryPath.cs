@@ -8,6 +8,7 @@ internal static class EntryPath
     /// </summary>
     public static string Relative(string name, string what)
     {
+        if (name.Contains('\0')) throw new ImageRefused($"{what} has a NUL character in its name");
         if (name.StartsWith('/')) throw new ImageRefused($"{what} has an absolute path");
         var parts = name.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(p => p != ".").ToArray();
         if (parts.Contains("..")) throw new ImageRefused($"{what} has a '..' component");

@@ -1,4 +1,3 @@
-using SharpCompress.Common;
 using UmlMicro.Supervisor.Cli;
 
 namespace UmlMicro.Supervisor.Images;
@@ -51,23 +50,26 @@ internal static class ImageStore
         }
         catch (ImageRefused e)
         {
-            throw new UsageError($"image {path}: {e.Message}");
+            throw new UsageError(OneLine($"image {path}: {e.Message}"));
         }
         catch (EndOfStreamException)
         {
-            throw new UsageError($"image {path}: the archive is truncated");
-        }
-        catch (Exception e) when (e is InvalidDataException or SharpCompressException)
-        {
-            throw new UsageError($"image {path}: the archive is corrupt ({OneLine(e.Message)})");
+            throw new UsageError(OneLine($"image {path}: the archive is truncated"));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new UsageError($"image {path}: {OneLine(e.Message)}");
+            throw new UsageError(OneLine($"image {path}: {e.Message}"));
+        }
+        catch (Exception e) when (e is not UsageError)
+        {
+            // The tar reader and the three decoders answer malformed input with many kinds of exception (InvalidData,
+            // InvalidOperation, Overflow, Format, SharpCompress's own...): all of them mean the same to the user.
+            throw new UsageError(OneLine($"image {path}: the archive is corrupt ({e.Message})"));
         }
     }
 
-    private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
+    /// <summary>The message as one printable line: an entry's name is the archive's to choose, newlines included.</summary>
+    private static string OneLine(string message) => string.Concat(message.Select(c => char.IsControl(c) ? '?' : c));
 
     private static Image OpenFile(string path, ImageCache cache, TextWriter? progress, string label)
     {

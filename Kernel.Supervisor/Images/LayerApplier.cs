@@ -109,7 +109,7 @@ internal sealed class LayerApplier(string root, bool chown)
             switch (entry.EntryType)
             {
                 case TarEntryType.SymbolicLink:
-                    if (entry.LinkName.Length == 0) throw new ImageRefused($"{what} is a symlink to nothing");
+                    if (entry.LinkName.Length == 0 || entry.LinkName.Contains('\0')) throw new ImageRefused($"{what} is a symlink to no valid path");
                     File.CreateSymbolicLink(full, entry.LinkName);
                     break;
                 case TarEntryType.Fifo:

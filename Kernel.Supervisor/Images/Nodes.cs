@@ -68,10 +68,12 @@ internal static unsafe class Nodes
     /// <summary>Sets the access and modification times of <paramref name="path"/> itself (a symlink too).</summary>
     public static void SetTime(string path, DateTimeOffset time)
     {
-        long ns = (time.UtcTicks - DateTime.UnixEpoch.Ticks) * 100;
+        // floored: a time before 1970 has a negative second and still a nanosecond count in [0, 1e9)
+        long seconds = Math.DivRem(time.UtcTicks - DateTime.UnixEpoch.Ticks, TimeSpan.TicksPerSecond, out long ticks);
+        if (ticks < 0) (seconds, ticks) = (seconds - 1, ticks + TimeSpan.TicksPerSecond);
         var times = stackalloc timespec[2];
-        times[0].tv_sec = ns / 1_000_000_000;
-        times[0].tv_nsec = (long_t)(ns % 1_000_000_000);
+        times[0].tv_sec = seconds;
+        times[0].tv_nsec = (long_t)(ticks * 100);
         times[1] = times[0];
         fixed (byte* p = Z(path))
             if (utimensat(AT_FDCWD, p, times, AT_SYMLINK_NOFOLLOW) != 0) throw Failed("utimensat", path);

@@ -37,12 +37,19 @@ public sealed class ImageStoreTests : IDisposable
     {
         private readonly MemoryStream bytes = new();
         private readonly TarWriter writer;
+        private readonly TarEntryFormat format;
 
-        public TarBuilder() => writer = new TarWriter(bytes, TarEntryFormat.Pax, leaveOpen: true);
-
-        private TarBuilder Add(TarEntryType type, string name, string mode, Action<PaxTarEntry>? set = null)
+        public TarBuilder(TarEntryFormat format = TarEntryFormat.Pax)
         {
-            var entry = new PaxTarEntry(type, name) { Mode = Mode(mode), ModificationTime = Time };
+            this.format = format;
+            writer = new TarWriter(bytes, format, leaveOpen: true);
+        }
+
+        private TarBuilder Add(TarEntryType type, string name, string mode, Action<PosixTarEntry>? set = null)
+        {
+            PosixTarEntry entry = format == TarEntryFormat.Ustar ? new UstarTarEntry(type, name) : new PaxTarEntry(type, name);
+            entry.Mode = Mode(mode);
+            entry.ModificationTime = Time;
             set?.Invoke(entry);
             writer.WriteEntry(entry);
             return this;
@@ -50,12 +57,13 @@ public sealed class ImageStoreTests : IDisposable
 
         public TarBuilder Dir(string name, string mode = "755") => Add(TarEntryType.Directory, name, mode);
 
-        public TarBuilder File(string name, string content, string mode = "644", int uid = 0, int gid = 0) =>
+        public TarBuilder File(string name, string content, string mode = "644", int uid = 0, int gid = 0, DateTimeOffset? time = null) =>
             Add(TarEntryType.RegularFile, name, mode, e =>
             {
                 e.DataStream = new MemoryStream(Encoding.UTF8.GetBytes(content));
                 e.Uid = uid;
                 e.Gid = gid;
+                e.ModificationTime = time ?? Time;
             });
 
         public TarBuilder Symlink(string name, string target) => Add(TarEntryType.SymbolicLink, name, "777", e => e.LinkName = target);
@@ -108,7 +116,10 @@ public sealed class ImageStoreTests : IDisposable
         .Dir("./proc/", "555")
         .Fifo("./run/initctl")
         .File("./home/u/owned", "x", "600", 1234, 1235)
+        .File("./etc/old", "x", time: Old)
         .Bytes();
+
+    private static readonly DateTimeOffset Old = new DateTimeOffset(1970, 1, 1, 0, 0, 0, TimeSpan.Zero).AddTicks(-2_500_000); // -0.25 s
 
     private string Write(string name, byte[] content)
     {
@@ -150,6 +161,7 @@ public sealed class ImageStoreTests : IDisposable
         Assert.Equal("fifo", Stat("%F", Path.Join(root, "run/initctl")));
         Assert.Equal(Time, File.GetLastWriteTimeUtc(Path.Join(root, "etc/debian_version")));
         Assert.Equal(Time, File.GetLastWriteTimeUtc(Path.Join(root, "etc")));
+        Assert.Equal(Old, File.GetLastWriteTimeUtc(Path.Join(root, "etc/old")));
         // device nodes beneath dev/ are skipped: the guest's /dev is the kernel's
         Assert.True(Directory.Exists(Path.Join(root, "dev")));
         Assert.False(File.Exists(Path.Join(root, "dev/null")));
@@ -388,7 +400,7 @@ public sealed class ImageStoreTests : IDisposable
         string before = Listing(outside);
         var error = Assert.Throws<UsageError>(() => Open(path));
         Assert.StartsWith($"image {path}: ", error.Message);
-        Assert.Contains(problem, error.Message);
+        Assert.True(error.Message.Contains(problem, StringComparison.Ordinal), $"'{problem}' is not in: {error.Message}");
         Assert.DoesNotContain('\n', error.Message);
         Assert.Equal(before, Listing(outside));
         Assert.Equal("untouched\n", File.ReadAllText(Path.Join(outside, "secret")));
@@ -443,6 +455,8 @@ public sealed class ImageStoreTests : IDisposable
     {
         AssertRefused(Hostile(Base().Device("etc/null")), "is a device node");
         AssertRefused(Hostile(Base().Device("sda", TarEntryType.BlockDevice)), "is a device node");
+        // the name is the archive's: printed on one line all the same
+        AssertRefused(Hostile(new TarBuilder(TarEntryFormat.Ustar).Device("etc/two\nlines")), "entry etc/two?lines is a device node");
     }
 
     [Fact]
