@@ -29,7 +29,7 @@ internal static partial class DockerArchive
             throw new ImageRefused($"manifest.json lists {paths.Count} layers, the config {diffIds.Count}");
         var layers = paths.Select((path, i) =>
         {
-            string name = $"layer {i + 1}/{paths.Count} ({path})";
+            string name = $"layer {i + 1}/{paths.Count}";
             return new Layer(name, () => files.Open(path), -1, null, Digest.Parse(diffIds[i], name));
         }).ToList();
         return new ImagePlan(layers, OciLayout.Accept(config), ImageCache.Key(layers.Select(l => l.Content.ToString()!)));

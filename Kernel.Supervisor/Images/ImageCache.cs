@@ -57,17 +57,17 @@ internal sealed class ImageCache(string directory)
 
     private string MemoPath(FileIdentity file) => Path.Join(Files, $"{file}.json");
 
-    /// <summary>Starts an unpack (removing those that an earlier run left half done).</summary>
     public Unpack Begin()
     {
         Directory.CreateDirectory(Temp);
         Directory.CreateDirectory(Roots);
-        RemoveStale();
         return new Unpack(this);
     }
 
-    private void RemoveStale()
+    /// <summary>Removes the unpacks that earlier runs left half done (interrupted, or killed).</summary>
+    public void RemoveStale()
     {
+        if (!Directory.Exists(Temp)) return;
         foreach (var stale in Directory.GetDirectories(Temp))
         {
             try

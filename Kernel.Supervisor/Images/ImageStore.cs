@@ -31,6 +31,7 @@ internal static class ImageStore
     public static Image Open(string path, string cacheDir, TextWriter? progress)
     {
         var cache = new ImageCache(cacheDir);
+        cache.RemoveStale();
         string label = $"unpacking {Path.GetFileName(Path.TrimEndingDirectorySeparator(path))}";
         try
         {
@@ -81,7 +82,7 @@ internal static class ImageStore
         {
             // Keyed by the file's digest, which only this pass over it can tell: the memo spares the next runs.
             var applier = new LayerApplier(unpack.Root, Nodes.IsRoot);
-            var digest = Apply(applier, file, new Layer("", () => null, -1, null, null), progress, label);
+            var digest = Apply(applier, file, new Layer("", () => file, -1, null, null), progress, label);
             applier.Finish();
             return new Image(unpack.Commit(ImageCache.Key([$"tar {digest}"])), ImageConfig.None, Unpacked: true);
         }
@@ -116,26 +117,21 @@ internal static class ImageStore
     /// <summary>Applies one layer from its stored bytes, checking its digests on the way; answers the bytes' digest.</summary>
     private static Digest Apply(LayerApplier applier, Stream raw, Layer layer, TextWriter? progress, string label)
     {
-        string prefix = layer.Name.Length == 0 ? "" : $"{layer.Name}: ";
         var compression = Compression.Sniff(raw);
         using var shown = Show(raw, progress, label);
         using var blob = new DigestStream(shown, layer.Blob, layer.Size);
         using (var tar = Compression.Open(blob, compression))
+        using (var content = layer.Content is null ? tar : new DigestStream(tar, layer.Content))
         {
             try
             {
-                if (layer.Content is null) applier.Apply(tar);
-                else
-                {
-                    using var content = new DigestStream(tar, layer.Content);
-                    applier.Apply(content);
-                    content.Finish($"{layer.Name}'s content");
-                }
+                applier.Apply(content);
             }
-            catch (ImageRefused e)
+            catch (ImageRefused e) when (layer.Name.Length > 0)
             {
-                throw new ImageRefused(prefix + e.Message);
+                throw new ImageRefused($"{layer.Name}: {e.Message}");
             }
+            (content as DigestStream)?.Finish($"{layer.Name}'s content");
         }
         return blob.Finish(layer.Name);
     }

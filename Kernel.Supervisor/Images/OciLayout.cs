@@ -45,7 +45,7 @@ internal static class OciLayout
             string name = $"layer {i + 1}/{descriptors.Count}";
             if (!LayerTypes.Contains(d.MediaType)) throw new ImageRefused($"{name} has the unknown media type '{d.MediaType}'");
             var digest = Digest.Parse(d.Digest, name);
-            return new Layer($"{name} ({digest})", () => files.Open(digest.BlobPath), d.Size, digest, null);
+            return new Layer($"{name} ({digest.Hex[..12]})", () => files.Open(digest.BlobPath), d.Size, digest, null);
         }).ToList();
         return new ImagePlan(layers, config, ImageCache.Key(layers.Select(l => l.Blob.ToString()!)));
     }

@@ -364,18 +364,18 @@ public sealed class ImageStoreTests : IDisposable
         AssertLayered(Open(Layout(nested: true)));
     }
 
-    [Fact]
-    public void A_docker_save_archive_is_read_through_its_manifest_json()
+    /// <summary>A docker-save archive as Docker before 25 wrote it, of the same two layers.</summary>
+    private string DockerSave(string name, bool wrongDiffId = false)
     {
-        string save = dir.MakeDir("save");
+        string save = dir.MakeDir(name);
         byte[] layer1 = Layer1(), layer2 = Layer2();
-        string Sha(byte[] b) => Convert.ToHexStringLower(SHA256.HashData(b));
+        static string Sha(byte[] b) => Convert.ToHexStringLower(SHA256.HashData(b));
         byte[] config = Json(new
         {
             architecture = "amd64",
             os = "linux",
             config = new { Env = new[] { "A=1" }, Cmd = new[] { "/bin/sh" } },
-            rootfs = new { type = "layers", diff_ids = new[] { $"sha256:{Sha(layer1)}", $"sha256:{Sha(layer2)}" } },
+            rootfs = new { type = "layers", diff_ids = new[] { $"sha256:{Sha(layer1)}", $"sha256:{Sha(wrongDiffId ? layer1 : layer2)}" } },
         });
         File.WriteAllBytes(Path.Join(save, $"{Sha(config)}.json"), config);
         // layer directories are named by a digest of Docker's own (not the layer's)
@@ -385,12 +385,22 @@ public sealed class ImageStoreTests : IDisposable
         File.WriteAllBytes(Path.Join(save, l1, "layer.tar"), layer1);
         File.WriteAllBytes(Path.Join(save, l2, "layer.tar"), Gzip(layer2));
         File.WriteAllBytes(Path.Join(save, "manifest.json"), Json(new[] { new { Config = $"{Sha(config)}.json", RepoTags = new[] { "x:latest" }, Layers = new[] { $"{l1}/layer.tar", $"{l2}/layer.tar" } } }));
-        var image = Open(Archive(save, "save.tar"));
+        return Archive(save, $"{name}.tar");
+    }
+
+    [Fact]
+    public void A_docker_save_archive_is_read_through_its_manifest_json()
+    {
+        var image = Open(DockerSave("save"));
         Assert.Equal("etc etc/b etc/c etc/debian_version opt opt/d opt/d/z", Listing(image.Root));
         Assert.Equal(["A=1"], image.Config.Env);
         Assert.Equal(["/bin/sh"], image.Config.Cmd);
         Assert.Null(image.Config.Entrypoint);
     }
+
+    [Fact]
+    public void A_docker_save_layer_that_is_not_its_diff_id_is_refused() =>
+        AssertRefused(DockerSave("bad-save", wrongDiffId: true), "layer 2/2's content has digest");
 
     // ---- refusals
 
