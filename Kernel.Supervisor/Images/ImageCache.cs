@@ -72,8 +72,9 @@ internal sealed class ImageCache(string directory)
         {
             try
             {
-                // Taken only when no process holds it, so that unpack is over; made anew when its owner died between
-                // removing its directory and the lock file.
+                // Taken only when no process holds it: that unpack is over. (OpenOrCreate: a directory whose lock file
+                // is gone is no one's either. Lock files alone are left: one could be an unpack's that has not made
+                // its directory yet.)
                 using var free = new FileStream($"{stale}.lock", FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
                 Nodes.DeleteTree(stale);
                 File.Delete($"{stale}.lock");

@@ -5,8 +5,8 @@ namespace UmlMicro.Supervisor.Images;
 /// <summary>
 /// What `--image PATH` names, made into a root directory the guest can run on: a root filesystem tarball (plain or
 /// compressed), an OCI layout directory, an oci-archive or a docker-save tarball, told apart by content. Layers are
-/// unpacked once into the cache (<see cref="ImageCache"/>) and the root is used read-only; a refused image is one
-/// <see cref="UsageError"/> line, and nothing of it is left anywhere but in the cache's tmp/, which it is removed from.
+/// unpacked once into the cache (<see cref="ImageCache"/>) and the root is used read-only. A refused image is one
+/// <see cref="UsageError"/> line and leaves nothing behind: what was unpacked of it (in the cache's tmp/) is removed.
 /// </summary>
 internal static class ImageStore
 {
@@ -30,11 +30,11 @@ internal static class ImageStore
     /// <exception cref="UsageError">The image is refused: "image PATH: what is wrong".</exception>
     public static Image Open(string path, string cacheDir, TextWriter? progress)
     {
-        var cache = new ImageCache(cacheDir);
-        cache.RemoveStale();
+        var cache = new ImageCache(Path.GetFullPath(cacheDir));
         string label = $"unpacking {Path.GetFileName(Path.TrimEndingDirectorySeparator(path))}";
         try
         {
+            cache.RemoveStale();
             if (Directory.Exists(path))
             {
                 if (!File.Exists(Path.Join(path, "oci-layout"))) throw new ImageRefused("a directory, but not an OCI image layout (--root takes a directory)");

@@ -22,13 +22,13 @@ internal abstract class LayoutFiles
     public const long MaxDocument = 16 << 20;
 }
 
-/// <summary>An OCI layout directory's files.</summary>
+/// <summary>An OCI layout directory's files: regular files only (a fifo would block the open, a symlink lead out).</summary>
 internal sealed class DirectoryFiles(string directory) : LayoutFiles
 {
     public override Stream? Open(string path)
     {
         string full = Path.Join(directory, EntryPath.Relative(path, $"file {path}"));
-        return File.Exists(full) ? File.OpenRead(full) : null;
+        return Nodes.Kind(full) == NodeKind.File ? File.OpenRead(full) : null;
     }
 }
 
