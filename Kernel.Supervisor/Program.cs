@@ -4,6 +4,7 @@ using UmlMicro.Contracts.Syscalls;
 using UmlMicro.Supervisor;
 using UmlMicro.Supervisor.Cli;
 using UmlMicro.Supervisor.Guest;
+using UmlMicro.Supervisor.Images;
 using UmlMicro.Supervisor.Native;
 using UmlMicro.Supervisor.Observability;
 using UmlMicro.Supervisor.Scheduling;
@@ -62,7 +63,9 @@ namespace UmlMicro.Supervisor
                 throw new ConfigError($"config {configFile}: Kernel:Mode: {e.Message}");
             }
             config.Validate(configFile);
-            var start = GuestStart.Resolve(run, config.Guest, GuestNamespace.MountsFor(config.Vfs, Environment.CurrentDirectory),
+            var image = config.Guest.Image.Length > 0 ? ImageStore.Open(config.Guest.Image, ImageStore.DefaultCacheDir(), ImageStore.TerminalProgress()) : null;
+            if (image is not null) config.Vfs.Root = image.Root;
+            var start = GuestStart.Resolve(run, config.Guest, image?.Config, GuestNamespace.MountsFor(config.Vfs, Environment.CurrentDirectory),
                 GuestNamespace.DefaultCwd(config.Vfs, Environment.CurrentDirectory), TracerThread.InheritedEnvironment());
             int cpus = config.Kernel.Cpus > 0 ? config.Kernel.Cpus : Environment.ProcessorCount;
 

@@ -32,7 +32,7 @@ internal sealed class GuestNamespace : IDisposable
         string initialCwd = workDir ?? DefaultCwd(vfs, cwd);
         string hostCwd = HostPath(mounts, initialCwd);
         if (workDir is not null && !Directory.Exists(hostCwd))
-            throw new UsageError($"--workdir {workDir}: no such directory in the guest");
+            throw new UsageError($"working directory {workDir}: no such directory in the guest");
 
         string state = MakeStateDir(StateParent());
         // Searchable by anyone, listable by none: the VFS hands a guest host paths in it (the copy-on-write layer, links,

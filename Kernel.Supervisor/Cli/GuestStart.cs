@@ -11,21 +11,46 @@ internal sealed record GuestStart(string Program, IReadOnlyList<string> Argv, IR
     /// <summary>Symlinks followed in one lookup before it is ELOOP, as Linux's namei.</summary>
     private const int MaxLinks = 40;
 
+    /// <summary>What a login gives a guest that an image's Env does not: a search path.</summary>
+    private const string DefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+    /// <param name="image">The config of the image that is the guest's root (null: none): the defaults of a container
+    /// runtime, which the command line overrides.</param>
     /// <param name="mounts">The guest's namespace (<see cref="GuestNamespace.MountsFor"/>): its root first.</param>
-    /// <param name="defaultCwd">Where the guest starts unless <paramref name="guest"/> says.</param>
-    /// <param name="inherited">The environment the guest inherits: the supervisor's own, as it started.</param>
-    public static GuestStart Resolve(RunOptions run, GuestSection guest, IReadOnlyList<MountSpec> mounts, string defaultCwd, IReadOnlyList<string> inherited)
+    /// <param name="defaultCwd">Where the guest starts unless <paramref name="guest"/> or the image says.</param>
+    /// <param name="inherited">The environment the supervisor started with: the guest's, unless an image is its root.</param>
+    public static GuestStart Resolve(RunOptions run, GuestSection guest, Images.ImageConfig? image, IReadOnlyList<MountSpec> mounts, string defaultCwd,
+        IReadOnlyList<string> inherited)
     {
-        var env = WithSettings(inherited, guest.Env);
-        var user = guest.User.Length > 0 ? GuestUser.Resolve(guest.User, mounts[0].Source) : null;
         uint uid = Native.Interop.geteuid();
+        string userSpec = guest.User.Length > 0 ? guest.User
+            : image?.User is { Length: > 0 } imageUser && uid == 0 ? imageUser // a caller that is not root runs an image as itself
+            : "";
+        var user = userSpec.Length > 0 ? GuestUser.Resolve(userSpec, mounts[0].Source) : null;
         if (user is not null && uid != 0 && (user.Uid != uid || user.Gid != Native.Interop.getegid()))
             throw new UsageError($"--user {guest.User}: only root may start the guest as another user (the guest's user namespace maps only uid {uid})");
-        string? workDir = guest.WorkDir.Length > 0 ? guest.WorkDir : null;
-        if (run.Program.Length == 0) throw new UsageError("no PROGRAM to run (see umlmicro run --help)");
-        var program = LookupProgram(run.Program, Value(env, "PATH"), workDir ?? defaultCwd, mounts)
-            ?? throw new UsageError($"{run.Program}: command not found");
-        return new GuestStart(program, [run.Program, .. run.Argv], env, workDir, user);
+
+        var env = image is null ? WithSettings(inherited, guest.Env) : WithSettings(ImageEnvironment(image, inherited, user), guest.Env);
+        string? workDir = guest.WorkDir.Length > 0 ? guest.WorkDir : image?.WorkingDir is { Length: > 0 } w ? w : null;
+
+        // An image's Entrypoint comes first, then PROGRAM and its arguments or else its Cmd, as docker run has them.
+        List<string> command = [.. image?.Entrypoint ?? [], .. run.Program.Length > 0 ? [run.Program, .. run.Argv] : image?.Cmd ?? []];
+        if (command.Count == 0)
+            throw new UsageError(image is null ? "no PROGRAM to run (see umlmicro run --help)" : "no PROGRAM to run, and the image names no command");
+        var program = LookupProgram(command[0], Value(env, "PATH"), workDir ?? defaultCwd, mounts)
+            ?? throw new UsageError($"{command[0]}: command not found");
+        return new GuestStart(program, command, env, workDir, user);
+    }
+
+    /// <summary>An image's guest starts with the image's environment, not the caller's: its Env (a search path if it has
+    /// none), the caller's terminal type, and the user's home.</summary>
+    private static List<string> ImageEnvironment(Images.ImageConfig image, IReadOnlyList<string> inherited, GuestUser? user)
+    {
+        var env = (image.Env ?? []).ToList();
+        if (Value(env, "PATH") is null) env.Insert(0, DefaultPath);
+        if (Value(env, "HOME") is null) env.Add($"HOME={user?.Home ?? "/root"}");
+        if (Value(env, "TERM") is null && Value(inherited, "TERM") is { } term) env.Add($"TERM={term}");
+        return env;
     }
 
     /// <summary>PROGRAM as a shell in the guest finds it: a name with a slash as is (from <paramref name="cwd"/>), otherwise

@@ -194,7 +194,7 @@ public sealed class ImageTests(DebianImages images) : IClassFixture<DebianImages
     public void A_second_run_finds_the_image_unpacked()
     {
         Assert.Equal(0, Run(images.Archive, [], "true").ExitCode);
-        string roots = Path.Combine(images.Cache, "images", "roots");
+        string roots = Path.Combine(images.Cache, "umlmicro", "images", "roots");
         var before = Directory.GetDirectories(roots).Select(d => (d, new DirectoryInfo(d).CreationTimeUtc)).Order().ToList();
         Assert.Equal(0, Run(images.Archive, [], "true").ExitCode);
         Assert.Equal(before, Directory.GetDirectories(roots).Select(d => (d, new DirectoryInfo(d).CreationTimeUtc)).Order().ToList());
@@ -214,7 +214,7 @@ public sealed class ImageTests(DebianImages images) : IClassFixture<DebianImages
         Assert.Single(r.StderrLines);
         Assert.StartsWith($"umlmicro: image {evil}: ", r.Stderr);
         Assert.False(File.Exists(Path.Combine(images.Cache, "..", "escaped")));
-        Assert.False(File.Exists(Path.Combine(images.Cache, "images", "escaped")));
+        Assert.False(File.Exists(Path.Combine(images.Cache, "umlmicro", "images", "escaped")));
         Assert.Empty(Directory.GetFileSystemEntries(_dir.Path, "escaped", SearchOption.AllDirectories));
     }
 }
