@@ -29,10 +29,14 @@ internal sealed class GuestNamespace : IDisposable
     public static GuestNamespace Create(VfsSection vfs, string cwd, string? workDir = null)
     {
         var mounts = MountsFor(vfs, cwd);
-        string initialCwd = workDir ?? DefaultCwd(vfs, cwd);
-        string hostCwd = HostPath(mounts, initialCwd);
-        if (workDir is not null && !Directory.Exists(hostCwd))
-            throw new UsageError($"working directory {workDir}: no such directory in the guest");
+        // An image's WorkingDir may be relative (to /) or hold .. and symlinks: the guest's, followed inside its root.
+        string initialCwd = workDir is null ? DefaultCwd(vfs, cwd) : Path.GetFullPath(workDir, "/");
+        string? hostCwd = GuestStart.HostFile(mounts, initialCwd);
+        if (hostCwd is null || !Directory.Exists(hostCwd))
+        {
+            if (workDir is not null) throw new UsageError($"working directory {workDir}: no such directory in the guest");
+            hostCwd = HostPath(mounts, initialCwd);
+        }
 
         string state = MakeStateDir(StateParent());
         // Searchable by anyone, listable by none: the VFS hands a guest host paths in it (the copy-on-write layer, links,

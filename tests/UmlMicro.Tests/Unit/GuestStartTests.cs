@@ -57,4 +57,18 @@ public sealed class GuestStartTests : IDisposable
     [Fact]
     public void Settings_replace_or_add_environment_variables() =>
         Assert.Equal(["PATH=/x", "HOME=/root", "A=b=c"], GuestStart.WithSettings(["PATH=/usr/bin", "HOME=/root"], ["PATH=/x", "A=b=c"]));
+
+    [Fact]
+    public void A_working_directory_is_the_guests_even_through_dot_dot_and_symlinks()
+    {
+        _root.MakeDir("srv/app");
+        Directory.CreateSymbolicLink(_root.File("app"), "/srv/app");
+        var vfs = new VfsSection { Root = _root.Path, Isolate = true };
+        foreach (var (dir, guest) in new[] { ("/app", "/app"), ("../../../srv/app", "/srv/app"), ("srv/app", "/srv/app") })
+        {
+            using var ns = GuestNamespace.Create(vfs, "/", dir);
+            Assert.Equal((guest, _root.File("srv/app")), (ns.InitialCwd, ns.HostCwd));
+        }
+        Assert.Throws<UsageError>(() => GuestNamespace.Create(vfs, "/", "/etc")); // the host has one; the guest does not
+    }
 }
