@@ -379,39 +379,81 @@ if [ $macro = 1 ] && [ -n "$macro_mode" ] && [ -z "${NA[$macro_mode]:-}" ]; then
   else note "the macro row needs the conformance suite ($CONFORMANCE is not there): left out"; fi
 fi
 
-# Virtual CPUs: two CPU-bound threads (bench/spin.c) natively and under --cpus 2 / --cpus 1, in the first
-# mode asked for. Medians of --reps runs of wall time; first_done_pct and both_progressed from the median run.
-declare -A VC_MS=() VC_FIRST=() VC_BOTH=()
-vcpu_cfgs=(native cpus2 cpus1 cpus1-fifo)
+# Virtual CPUs (bench/spin.c): N CPU-bound threads (N = 1, 2, 4) natively, natively on one CPU (taskset -c 0),
+# under the default --cpus and under --cpus 1 (round-robin; fifo for N = 2), in the first mode asked for; and one
+# spinner beside a thread of getpid calls, with getpid alone for comparison. Runs are interleaved (every
+# configuration once per round, --reps rounds) so that the machine's drift hits them all alike; medians.
+declare -A VC_MS=() VC_FIRST=() VC_ALL=() VC_GETPID=()
+vcpu_rows=(spin1 spin2 spin4 mixed getpid)
 vcpu_mode=${mode_cfgs[0]:-}
-run_spin() {
-  local cfg=$1 log=$out/logs/vcpus.$1 rc=0 i line
-  local -a cmd runs=()
-  case $cfg in
-    native) cmd=(${pin_native[@]+"${pin_native[@]}"}) ;;
-    cpus2) cmd=("$UMLMICRO" run --mode "$vcpu_mode" --cpus 2 --) ;;
-    cpus1) cmd=("$UMLMICRO" run --mode "$vcpu_mode" --cpus 1 --) ;;
-    cpus1-fifo) cmd=(env UMLMICRO_Sched__Policy=fifo "$UMLMICRO" run --mode "$vcpu_mode" --cpus 1 --) ;;
+vcpu_cfgs_of() { # ROW: its configurations
+  case $1 in
+    spin2) echo "native one-cpu default cpus1 cpus1-fifo" ;;
+    spin1|spin4) echo "native one-cpu default cpus1" ;;
+    mixed|getpid) echo "native default" ;;
   esac
-  cmd+=("$out/spin" "$spin_iterations")
-  printf '%s\n' "${cmd[*]}" >"$log.cmd"
-  : >"$log.out"
+}
+vcpu_cmd() { # ROW CFG: the command line
+  local -a c=()
+  case $2 in
+    native) c=(${pin_native[@]+"${pin_native[@]}"}) ;;
+    one-cpu) c=(taskset -c 0) ;;
+    default) c=("$UMLMICRO" run --mode "$vcpu_mode" --) ;;
+    cpus1) c=("$UMLMICRO" run --mode "$vcpu_mode" --cpus 1 --) ;;
+    cpus1-fifo) c=(env UMLMICRO_Sched__Policy=fifo "$UMLMICRO" run --mode "$vcpu_mode" --cpus 1 --) ;;
+  esac
+  case $1 in
+    spin*) c+=("$out/spin" "$spin_iterations" "${1#spin}") ;;
+    mixed) c+=("$out/spin" "$spin_iterations" 1 getpid) ;;
+    getpid) c+=("$out/spin" getpid "$getpid_count") ;;
+  esac
+  printf '%s\n' "${c[@]}"
+}
+getpid_count=2000000
+run_vcpus() {
+  local row cfg i line log key median
+  local -a cmd
+  for row in "${vcpu_rows[@]}"; do for cfg in $(vcpu_cfgs_of "$row"); do : >"$out/logs/vcpus.$row.$cfg.out"; done; done
   for ((i = 0; i < reps; i++)); do
-    timeout -k 5 "$tmo" "${cmd[@]}" >>"$log.out" 2>"$log.err" </dev/null || rc=$?
-    if [ $rc -ne 0 ]; then note "spin under $cfg failed (exit $rc: $(lastline "$log.err"))"; return 0; fi
+    for row in "${vcpu_rows[@]}"; do
+      for cfg in $(vcpu_cfgs_of "$row"); do
+        log=$out/logs/vcpus.$row.$cfg
+        [ -e "$log.failed" ] && continue
+        mapfile -t cmd < <(vcpu_cmd "$row" "$cfg")
+        printf '%s\n' "${cmd[*]}" >"$log.cmd"
+        if ! timeout -k 5 "$tmo" "${cmd[@]}" >>"$log.out" 2>"$log.err" </dev/null; then
+          note "spin $row under $cfg failed ($(lastline "$log.err"))"
+          touch "$log.failed"
+        fi
+      done
+    done
   done
-  line=$(grep '^wall_ms=' "$log.out" | sort -t= -k2 -n | sed -n "$(( (reps + 1) / 2 ))p")
-  VC_MS[$cfg]=$(kv "$line" wall_ms)
-  VC_FIRST[$cfg]=$(kv "$line" first_done_pct)
-  VC_BOTH[$cfg]=$(kv "$line" both_progressed)
-  say "$(printf '%-10s spin %10s ms' "$cfg" "${VC_MS[$cfg]}")"
+  for row in "${vcpu_rows[@]}"; do
+    for cfg in $(vcpu_cfgs_of "$row"); do
+      log=$out/logs/vcpus.$row.$cfg
+      [ -e "$log.failed" ] && continue
+      key=wall_ms; [ "$row" = getpid ] && key=getpid_ns
+      line=$(grep "$key=" "$log.out" | awk -v k="$key" '{for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) print substr($i, length(k) + 2), $0}' |
+        sort -n | sed -n "$(( (reps + 1) / 2 ))p" | cut -d' ' -f2-)
+      VC_MS[$row/$cfg]=$(kv "$line" wall_ms)
+      VC_FIRST[$row/$cfg]=$(kv "$line" first_done_pct)
+      VC_ALL[$row/$cfg]=$(kv "$line" all_progressed)
+      VC_GETPID[$row/$cfg]=$(kv "$line" getpid_ns)
+      # The mixed row's getpid figure: the median of its runs, not of the median run.
+      if [ "$row" = mixed ]; then
+        median=$(grep -o 'getpid_ns=[0-9.]*' "$log.out" | cut -d= -f2 | sort -n | sed -n "$(( (reps + 1) / 2 ))p")
+        VC_GETPID[$row/$cfg]=$median
+      fi
+      say "$(printf '%-7s %-10s wall %8s ms getpid %6s ns' "$row" "$cfg" "${VC_MS[$row/$cfg]:-}" "${VC_GETPID[$row/$cfg]:-}")"
+    done
+  done
 }
 if [ $vcpus = 1 ]; then
   if [ -z "$vcpu_mode" ] || [ -n "${NA[$vcpu_mode]:-}" ]; then
     note "virtual-CPU rows not measured: no usable umlmicro mode"
     vcpus=0
   else
-    for cfg in "${vcpu_cfgs[@]}"; do run_spin "$cfg"; done
+    run_vcpus
   fi
 fi
 t_total=$(( $(date +%s) - t_start ))
@@ -504,17 +546,31 @@ target_row() {
 vcpu_label() {
   case $1 in
     native) echo "native (host's $(nproc) CPUs)" ;;
-    cpus2) echo "umlmicro $vcpu_mode --cpus 2" ;;
+    one-cpu) echo "native, taskset -c 0" ;;
+    default) echo "umlmicro $vcpu_mode (--cpus $(nproc))" ;;
     cpus1) echo "umlmicro $vcpu_mode --cpus 1 (round-robin)" ;;
     cpus1-fifo) echo "umlmicro $vcpu_mode --cpus 1, Sched:Policy=fifo" ;;
   esac
 }
 vcpu_table() {
+  local row cfg base
+  printf 'threads\trun\twall ms\tx native\tfirst done at %% of wall\tall progressed\n'
+  for row in spin1 spin2 spin4; do
+    for cfg in $(vcpu_cfgs_of "$row"); do
+      base=native; [[ $cfg == cpus1* ]] && base=one-cpu
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "${row#spin} spinning" "$(vcpu_label "$cfg")" "${VC_MS[$row/$cfg]:-n/a}" \
+        "$([ "$cfg" = native ] && echo "" || fmt_ratio "${VC_MS[$row/$cfg]:-}" "${VC_MS[$row/$base]:-}")$([ "$base" = one-cpu ] && [ "$cfg" != one-cpu ] && echo ' (of one CPU)')" \
+        "${VC_FIRST[$row/$cfg]:-n/a}" "${VC_ALL[$row/$cfg]:-n/a}"
+    done
+  done
+}
+vcpu_mixed_table() {
   local cfg
-  printf 'two CPU-bound threads\twall ms\tx --cpus 2\tfirst thread done at %% of wall\tboth progressed\n'
-  for cfg in "${vcpu_cfgs[@]}"; do
-    printf '%s\t%s\t%s\t%s\t%s\n' "$(vcpu_label "$cfg")" "${VC_MS[$cfg]:-n/a}" \
-      "$(fmt_ratio "${VC_MS[$cfg]:-}" "${VC_MS[cpus2]:-}")" "${VC_FIRST[$cfg]:-n/a}" "${VC_BOTH[$cfg]:-n/a}"
+  printf 'one spinner beside a getpid loop\tspinner wall ms\tx native\tgetpid ns (mixed)\tgetpid ns (alone)\tmixed x alone\n'
+  for cfg in $(vcpu_cfgs_of mixed); do
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(vcpu_label "$cfg")" "${VC_MS[mixed/$cfg]:-n/a}" \
+      "$([ "$cfg" = native ] && echo "" || fmt_ratio "${VC_MS[mixed/$cfg]:-}" "${VC_MS[mixed/native]:-}")" \
+      "${VC_GETPID[mixed/$cfg]:-n/a}" "${VC_GETPID[getpid/$cfg]:-n/a}" "$(fmt_ratio "${VC_GETPID[mixed/$cfg]:-}" "${VC_GETPID[getpid/$cfg]:-}")"
   done
 }
 startup_table() {
@@ -608,8 +664,10 @@ floor_pin_txt="the floor pins itself: 'same CPU' = tracer and tracee on CPU $pin
   fi
   if [ $vcpus = 1 ]; then
     echo
-    echo "virtual CPUs: bench/spin.c, two threads of $spin_iterations iterations each (median of $reps runs)"
+    echo "virtual CPUs: bench/spin.c, threads of $spin_iterations iterations each (median of $reps interleaved runs)"
     vcpu_table | render_text
+    echo
+    vcpu_mixed_table | render_text
   fi
   echo
   targets_table | render_text
@@ -699,11 +757,15 @@ if [ $write_results = 1 ]; then
     fi
     if [ $vcpus = 1 ]; then
       echo
-      echo "## Virtual CPUs: two CPU-bound threads"
+      echo "## Virtual CPUs: CPU-bound threads"
       echo
-      echo "bench/spin.c: two threads of $spin_iterations iterations each, no syscalls; median wall time of $reps runs. Under \`--cpus 1\` the work should take about twice as long as under \`--cpus 2\` on a 2-CPU host, and with round-robin both threads progress (the first finishes near 100% of the wall time); with fifo one runs to its end first (near 50%)."
+      echo "bench/spin.c: N threads of $spin_iterations iterations each, no syscalls; median wall time of $reps runs, interleaved (each configuration once per round). Native and the default \`--cpus\` (the host's count) are compared with native; \`--cpus 1\` with native on one CPU (\`taskset -c 0\`). With round-robin every thread progresses (the first finishes near 100% of the wall time); with fifo one runs to its end first."
       echo
       vcpu_table | render_md
+      echo
+      echo "One spinner beside a thread that calls getpid until the spinner is done, and the same getpid loop alone ($getpid_count calls): the spinner should run at native speed and the loop at its own speed."
+      echo
+      vcpu_mixed_table | render_md
     fi
     echo
     echo "## Targets from issue 6"

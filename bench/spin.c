@@ -1,24 +1,33 @@
-/* spin: two CPU-bound threads, each doing the same fixed amount of work without a syscall, for the
- * virtual-CPU rows of the benchmark.
+/* spin: CPU-bound threads, each doing the same fixed amount of work without a syscall, for the
+ * virtual-CPU rows of the benchmark; optionally beside a thread that makes getpid calls all along.
  *
- *   spin ITERATIONS
+ *   spin ITERATIONS [THREADS [getpid]]   THREADS spinners (default 2), and with "getpid" one more thread
+ *                                        calling getpid until the last spinner ends
+ *   spin getpid COUNT                    COUNT getpid calls in one thread alone
  *
  * Output, one line on stdout:
- *   wall_ms=... first_done_pct=... both_progressed=yes|no
- * wall_ms: from the first thread's start to the last thread's end. first_done_pct: when the first
- * thread finished, as a share of wall_ms: near 100 when the threads share the CPUs evenly (in parallel
- * on two, or taking turns on one), near 50 when one runs to its end before the other starts.
- * both_progressed: each thread saw the other's counter move while it was still working.
+ *   wall_ms=... first_done_pct=... all_progressed=yes|no [getpid_ns=...]
+ * wall_ms: from the start of the first spinner to the end of the last one. first_done_pct: when the first
+ * spinner finished, as a share of wall_ms: near 100 when the threads share the CPUs evenly (in parallel,
+ * or taking turns), lower when one runs to its end before the others start. all_progressed: each spinner saw
+ * another's counter move while it was still working. getpid_ns: the mean time of one getpid call.
  * Exit 2: bad usage. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
-static volatile uint64_t progress[2];
-static uint64_t iterations, start_ns, end_ns[2];
-static int saw_other[2];
+#define MAX_THREADS 64
+
+static volatile uint64_t progress[MAX_THREADS];
+static volatile int spinners_left;
+static uint64_t iterations, start_ns, end_ns[MAX_THREADS];
+static int threads, saw_other[MAX_THREADS];
+static uint64_t getpid_calls, getpid_ns_total;
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -27,7 +36,7 @@ static uint64_t now_ns(void) {
 }
 
 static void *work(void *arg) {
-    int me = (int)(intptr_t)arg, other = 1 - me;
+    int me = (int)(intptr_t)arg, other = (me + 1) % threads;
     uint64_t x = 88172645463325252u, seen = progress[other];
     for (uint64_t i = 1; i <= iterations; i++) {
         x ^= x << 13; x ^= x >> 7; x ^= x << 17; /* xorshift: work the compiler cannot fold */
@@ -39,21 +48,55 @@ static void *work(void *arg) {
     }
     progress[me] = iterations + (x & 1); /* keep x alive; >= iterations means done */
     end_ns[me] = now_ns();
+    __atomic_sub_fetch(&spinners_left, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+/* getpid until every spinner is done (count 0), or COUNT times. */
+static void *caller(void *arg) {
+    uint64_t count = (uint64_t)(uintptr_t)arg, n = 0, t0 = now_ns();
+    while (count ? n < count : __atomic_load_n(&spinners_left, __ATOMIC_SEQ_CST) > 0) {
+        syscall(SYS_getpid); /* not glibc's getpid: each call is a syscall */
+        n++;
+    }
+    getpid_ns_total = now_ns() - t0;
+    getpid_calls = n;
     return NULL;
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2 || (iterations = strtoull(argv[1], NULL, 10)) < 0x100000) {
-        fputs("usage: spin ITERATIONS (at least 1048576)\n", stderr);
-        return 2;
+    if (argc == 3 && strcmp(argv[1], "getpid") == 0) {
+        uint64_t count = strtoull(argv[2], NULL, 10);
+        if (count == 0) goto usage;
+        caller((void *)(uintptr_t)count);
+        printf("getpid_ns=%.1f\n", (double)getpid_ns_total / (double)getpid_calls);
+        return 0;
     }
-    pthread_t t[2];
+    if (argc < 2 || argc > 4 || (iterations = strtoull(argv[1], NULL, 10)) < 0x100000) goto usage;
+    threads = argc >= 3 ? atoi(argv[2]) : 2;
+    int with_getpid = argc == 4 && strcmp(argv[3], "getpid") == 0;
+    if (threads < 1 || threads > MAX_THREADS || (argc == 4 && !with_getpid)) goto usage;
+
+    pthread_t t[MAX_THREADS], g;
+    spinners_left = threads;
     start_ns = now_ns();
-    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, work, (void *)(intptr_t)i);
-    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
-    uint64_t first = end_ns[0] < end_ns[1] ? end_ns[0] : end_ns[1], last = end_ns[0] < end_ns[1] ? end_ns[1] : end_ns[0];
+    if (with_getpid) pthread_create(&g, NULL, caller, NULL);
+    for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, work, (void *)(intptr_t)i);
+    for (int i = 0; i < threads; i++) pthread_join(t[i], NULL);
+    if (with_getpid) pthread_join(g, NULL);
+    uint64_t first = end_ns[0], last = end_ns[0];
+    int all = 1;
+    for (int i = 0; i < threads; i++) {
+        if (end_ns[i] < first) first = end_ns[i];
+        if (end_ns[i] > last) last = end_ns[i];
+        if (threads > 1 && !saw_other[i]) all = 0;
+    }
     double wall = (double)(last - start_ns);
-    printf("wall_ms=%.1f first_done_pct=%.0f both_progressed=%s\n", wall / 1e6, 100.0 * (double)(first - start_ns) / wall,
-           saw_other[0] && saw_other[1] ? "yes" : "no");
+    printf("wall_ms=%.1f first_done_pct=%.0f all_progressed=%s", wall / 1e6, 100.0 * (double)(first - start_ns) / wall, all ? "yes" : "no");
+    if (with_getpid) printf(" getpid_ns=%.1f", getpid_calls ? (double)getpid_ns_total / (double)getpid_calls : 0.0);
+    printf("\n");
     return 0;
+usage:
+    fputs("usage: spin ITERATIONS [THREADS [getpid]] (ITERATIONS at least 1048576, THREADS 1 to 64) | spin getpid COUNT\n", stderr);
+    return 2;
 }

@@ -322,13 +322,23 @@ static int start_pid_namespace(void) {
     _exit(0);
 }
 
+/* The ticker's next period is the base doubled this many times: the tracer resumes each stop with SIGRTMIN + shift,
+ * whose handler sets it; SIGRTMIN sent while it sleeps cuts the sleep short (no SA_RESTART): a tick at once. */
+static volatile sig_atomic_t tick_shift;
+
+static void tick_signal(int sig) { tick_shift = sig - SIGRTMIN; }
+
 static int tick(long us) {
     if (us <= 0) return 2;
-    struct timespec period = { us / 1000000, (us % 1000000) * 1000 };
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0); /* never outlives the supervisor's tracer thread */
+    struct sigaction sa = { 0 };
+    sa.sa_handler = tick_signal;
+    for (int sig = SIGRTMIN; sig <= SIGRTMIN + 8 && sig <= SIGRTMAX; sig++) sigaction(sig, &sa, NULL);
     for (;;) {
         kill(getpid(), SIGSTOP);
-        nanosleep(&period, NULL);
+        long long period = (long long)us << tick_shift;
+        struct timespec t = { period / 1000000, (period % 1000000) * 1000 };
+        nanosleep(&t, NULL);
     }
 }
 

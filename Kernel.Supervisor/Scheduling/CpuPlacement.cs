@@ -9,16 +9,22 @@ namespace UmlMicro.Supervisor.Scheduling;
 /// Which host CPUs the tracer and the guest's tasks run on. Every trapped syscall is a hand-off between a task and
 /// the tracer; on these VMs it costs 3–5× more when the two sit on different CPUs, because the other CPU is idle
 /// and waking an idle vCPU is slow (bench/RESULTS.md, the floor's split and same-CPU rows). So while the guest has
-/// work for one CPU only, the tracer and all its tasks are <em>gathered</em> on one host CPU; when the guest has work
-/// for more, they are <em>spread</em> over every CPU the supervisor was given, and gathered again once the guest has
-/// used less than one CPU for a while. With one vCPU (or one host CPU) they are always gathered.
+/// work for one CPU only, the tracer and the guest's processes are <em>gathered</em> on one host CPU; when its
+/// processes have work for more, they are <em>spread</em> over every CPU the supervisor was given, and gathered again
+/// once the guest has used less than one CPU for a while. With one vCPU (or one host CPU) they are always gathered.
 /// <para>
-/// Work is measured, not guessed, at each tick (ticks are asked for only while the guest has two tasks or more):
-/// the CPU time each guest process used since the last tick, from its host CPU clock (a clock_gettime, no /proc).
-/// Gathered, processes that share the one CPU between them and keep it busy want more than it; so does one process
-/// with two threads runnable at once (read from /proc/TID/stat only for the busiest process). Spread, the guest is
-/// gathered once its processes used less than <see cref="GatherBelow"/> of one CPU for <see cref="QuietTicksToGather"/>
-/// ticks in a row. A task created after a change starts where its creator was; it is moved at its first stop.
+/// Only a process's first thread is ever gathered: a thread it starts may be parallel work (a worker, a spinner), and
+/// gathered it would share one CPU with the others until the next tick saw it. A new thread gets every allowed CPU at
+/// its first stop, before it runs; the host's scheduler places it. The gathering is for the syscall-heavy
+/// single-threaded guest, a shell and the processes it starts one after another (bench/RESULTS.md, the spin rows).
+/// </para>
+/// <para>
+/// Work is measured, not guessed, at each tick (ticks are asked for only while the guest has two processes or more, or
+/// is spread): the CPU time each guest process used since the last tick, from its host CPU clock (a clock_gettime, no
+/// /proc). Gathered, processes that share the one CPU between them and keep it busy want more than it. Spread, the
+/// guest is gathered once its processes used less than <see cref="GatherBelow"/> of one CPU for
+/// <see cref="QuietToGather"/>. A process created after a change starts where its creator was; it is moved at its
+/// first stop.
 /// </para>
 /// Every method is called on the tracer thread.
 /// </summary>
@@ -30,19 +36,16 @@ internal sealed class CpuPlacement(int vcpus)
     /// <summary>...and the guest wants more than its one CPU when processes that took part used more than this together.</summary>
     private const double SpreadAbove = 0.6;
 
-    /// <summary>A process that used more than this share may have two threads that want to run.</summary>
-    private const double BusyShare = 0.3;
-
     /// <summary>Spread: the guest is quiet in a tick in which its processes used less than this many CPUs in all.</summary>
     private const double GatherBelow = 0.75;
 
-    /// <summary>Spread tasks are gathered after this many quiet ticks in a row (about 0.1 s with the default quantum).</summary>
-    private const int QuietTicksToGather = 20;
+    /// <summary>Spread tasks are gathered after this long quiet, however often the tracer ticked meanwhile.</summary>
+    private static readonly TimeSpan QuietToGather = TimeSpan.FromMilliseconds(100);
 
     private ulong[] _allowed = [];
     private readonly Dictionary<int, long> _cpuTime = [];
     private long _lastTick;
-    private int _quietTicks;
+    private TimeSpan _quiet;
 
     /// <summary>Tasks are spread over the allowed CPUs (else gathered on the tracer's).</summary>
     public bool Spread { get; private set; }
@@ -64,23 +67,26 @@ internal sealed class CpuPlacement(int vcpus)
         _lastTick = Stopwatch.GetTimestamp();
     }
 
-    /// <summary>Only a guest with two tasks or more can have two busy ones.</summary>
-    public bool NeedsTick(int tasks) => CanSpread && (tasks > 1 || Spread);
+    /// <summary>Only a guest with two processes or more can have two busy gathered ones (its threads are never gathered).</summary>
+    public bool NeedsTick(int processes) => CanSpread && (processes > 1 || Spread);
 
-    /// <summary>A new task, at its first stop: it inherited its creator's CPUs, which may predate a change.</summary>
+    /// <summary>A new task, at its first stop: it inherited its creator's CPUs, which may predate a change, or which are the
+    /// tracer's alone while the task is a thread.</summary>
     public void Place(GuestTask task)
     {
-        if (Changes > 0) Interop.SetAffinity(task.HostTid, Spread ? _allowed : TracerCpu());
+        if (CanSpread && !task.IsThreadGroupLeader) Interop.SetAffinity(task.HostTid, _allowed);
+        else if (Changes > 0) Interop.SetAffinity(task.HostTid, Spread ? _allowed : TracerCpu());
     }
 
-    public void Tick(GuestTask[] tasks)
+    /// <summary>Measures and decides; returns whether the tasks were moved.</summary>
+    public bool Tick(GuestTask[] tasks)
     {
         long now = Stopwatch.GetTimestamp();
-        double elapsedNs = Stopwatch.GetElapsedTime(_lastTick, now).TotalNanoseconds;
+        var elapsed = Stopwatch.GetElapsedTime(_lastTick, now);
+        double elapsedNs = elapsed.TotalNanoseconds;
         _lastTick = now;
         int active = 0;
-        double cpus = 0, most = 0;
-        GuestTask? busiest = null;
+        double cpus = 0;
         foreach (var task in tasks)
         {
             if (!task.IsThreadGroupLeader) continue;
@@ -91,7 +97,6 @@ internal sealed class CpuPlacement(int vcpus)
                 double share = (cpu - before) / elapsedNs;
                 cpus += share;
                 if (share > ActiveShare) active++;
-                if (share > most) (most, busiest) = (share, task);
             }
             _cpuTime[task.HostTid] = cpu;
         }
@@ -99,31 +104,25 @@ internal sealed class CpuPlacement(int vcpus)
 
         if (!Spread)
         {
-            // Several processes that share the one CPU (make -j4's compilers get a quarter each), or one whose threads do.
-            if ((active > 1 && cpus > SpreadAbove) || (most > BusyShare && RunnableThreads(busiest!, tasks) > 1)) Move(tasks, spread: true);
-            return;
+            // Several processes that share the one CPU (make -j4's compilers get a quarter each).
+            if (active > 1 && cpus > SpreadAbove) return Move(tasks, spread: true);
+            return false;
         }
-        _quietTicks = cpus < GatherBelow ? _quietTicks + 1 : 0;
-        if (_quietTicks >= QuietTicksToGather || tasks.Length <= 1) Move(tasks, spread: false);
+        _quiet = cpus < GatherBelow ? _quiet + elapsed : TimeSpan.Zero;
+        if (_quiet >= QuietToGather || tasks.Count(t => t.IsThreadGroupLeader) <= 1) return Move(tasks, spread: false);
+        return false;
     }
 
-    /// <summary>How many threads of <paramref name="process"/> the host has running or waiting for a CPU right now.</summary>
-    private static int RunnableThreads(GuestTask process, GuestTask[] tasks)
-    {
-        int n = 0;
-        foreach (var t in tasks)
-            if (t.HostTgid == process.HostTgid && HostThreadState.Read(t.HostTid) is { Running: true }) n++;
-        return n;
-    }
-
-    private void Move(GuestTask[] tasks, bool spread)
+    private bool Move(GuestTask[] tasks, bool spread)
     {
         Spread = spread;
         Changes++;
-        _quietTicks = 0;
+        _quiet = TimeSpan.Zero;
         if (spread) Interop.SetAffinity(0, _allowed);
         var mask = spread ? _allowed : Gather();
-        foreach (var task in tasks) Interop.SetAffinity(task.HostTid, mask);
+        foreach (var task in tasks)
+            if (task.IsThreadGroupLeader) Interop.SetAffinity(task.HostTid, mask); // other threads keep every CPU
+        return true;
     }
 
     /// <summary>Pins the tracer thread to the CPU it is on now and returns that CPU's mask.</summary>

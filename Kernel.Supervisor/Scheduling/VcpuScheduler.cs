@@ -108,8 +108,9 @@ internal sealed class VcpuScheduler(int cpus, IRunPolicy policy, TimeSpan quantu
         thread.State = VcpuState.None;
     }
 
-    /// <summary>The periodic decision; see the class comment.</summary>
-    public void Tick()
+    /// <summary>The periodic decision; see the class comment. Returns whether it decided anything or threads still wait:
+    /// while it does not, the tracer may tick less often.</summary>
+    public bool Tick()
     {
         Ticks++;
         long now = Stopwatch.GetTimestamp();
@@ -149,15 +150,21 @@ internal sealed class VcpuScheduler(int cpus, IRunPolicy policy, TimeSpan quantu
             }
         }
 
+        bool decided = false;
         for (; busy > Cpus && _running.Count > 0; busy--)
         {
             var victim = Policy.ChooseVictim(_running);
             _running.Remove(victim);
             Hold(victim, HoldReason.Trim);
+            decided = true;
         }
-        for (; busy < Cpus && Policy.PickNext() is { } next; busy++) Resume(next, now);
+        for (; busy < Cpus && Policy.PickNext() is { } next; busy++)
+        {
+            Resume(next, now);
+            decided = true;
+        }
 
-        if (Policy.Waiting == 0) return;
+        if (Policy.Waiting == 0) return decided;
         int wanting = Policy.Waiting;
         foreach (var t in _running)
         {
@@ -167,6 +174,7 @@ internal sealed class VcpuScheduler(int cpus, IRunPolicy policy, TimeSpan quantu
             Preemptions++;
             wanting--;
         }
+        return true;
     }
 
     private int CountRunning()

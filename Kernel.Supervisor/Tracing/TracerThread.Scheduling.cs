@@ -13,8 +13,11 @@ namespace UmlMicro.Supervisor.Tracing;
 /// The tracer thread sleeps in waitpid, and every ptrace request must come from it, so the tick must arrive
 /// as a wait event: the ticker is a small traced child (<c>umlmicro-launch --tick</c>) that stops itself
 /// every half quantum. Its stop is the tick; the tracer resumes it only while the vCPUs are contended
-/// (<see cref="Scheduling.VcpuScheduler.NeedsTick"/>), so an uncontended guest — every single-threaded one
-/// with the default CPU count — never wakes the tracer for it. A signal that interrupts waitpid would also
+/// (<see cref="Scheduling.VcpuScheduler.NeedsTick"/>) or the host placement must watch several processes, so an
+/// uncontended guest — every single-threaded one with the default CPU count — never wakes the tracer for it.
+/// A tick that decides nothing while no thread waits doubles the period for the next (up to
+/// <see cref="MaxTickShift"/> doublings): a guest whose extra threads are blocked in the host, or whose
+/// processes are idle, costs ever fewer ticks; a thread that starts waiting for a vCPU cuts a long period short. A signal that interrupts waitpid would also
 /// do, but the .NET runtime installs its handlers with SA_RESTART and a managed handler cannot run in a
 /// signal context safely; polling with WNOHANG would cost every stop a syscall.
 /// </para>
@@ -23,6 +26,15 @@ internal sealed unsafe partial class TracerThread
 {
     private int _tickerPid;
     private bool _ticking;
+
+    /// <summary>The next tick comes after the period doubled this many times; 0 while anything happens.</summary>
+    private int _tickShift;
+
+    /// <summary>At most 16 periods (80 ms with the default quantum) between ticks that find nothing to do.</summary>
+    private const int MaxTickShift = 4;
+
+    /// <summary>The signal that tells the ticker its next period (SIGRTMIN + shift, see launcher.c's tick()).</summary>
+    private const int TickSignal = 34;
 
     /// <summary>Resumes after a stop that is not a syscall stop, the way the task was running before it.</summary>
     private void Resume(GuestTask task, int signal = 0) => Continue(task, task.ResumeRequest, signal);
@@ -41,12 +53,23 @@ internal sealed unsafe partial class TracerThread
         else PtraceOps.Resume(task.HostTid, request, signal);
     }
 
-    /// <summary>After every event: ticks are needed only while the vCPUs are contended.</summary>
+    /// <summary>After every event: ticks are needed only while the vCPUs are contended; a thread that waits for a vCPU
+    /// must not wait out a long period.</summary>
     private void KeepTicking()
     {
-        if (_ticking || !NeedsTick) return;
+        if (_ticking)
+        {
+            if (_tickShift > 0 && _k.Vcpus.Policy.Waiting > 0)
+            {
+                _tickShift = 0;
+                kill(_tickerPid, TickSignal); // cuts its sleep short: it stops, a tick, at once
+            }
+            return;
+        }
+        if (!NeedsTick) return;
         if (_tickerPid == 0) _tickerPid = StartTicker();
-        if (_tickerPid > 0 && PtraceOps.Resume(_tickerPid, PtraceOps.PTRACE_CONT, 0)) _ticking = true;
+        _tickShift = 0;
+        if (_tickerPid > 0 && PtraceOps.Resume(_tickerPid, PtraceOps.PTRACE_CONT, TickSignal)) _ticking = true;
     }
 
     /// <summary>A stop of the ticker: a tick. It goes on ticking only while the scheduler needs it.</summary>
@@ -58,13 +81,21 @@ internal sealed unsafe partial class TracerThread
             _ticking = false;
             return;
         }
-        if (_k.Vcpus.NeedsTick) _k.Vcpus.Tick();
-        if (_k.HostCpus.NeedsTick(_k.Tasks.Count)) _k.HostCpus.Tick(_k.Tasks.Snapshot());
-        _ticking = NeedsTick && PtraceOps.Resume(_tickerPid, PtraceOps.PTRACE_CONT, 0);
+        if (WSTOPSIG(status) == TickSignal)
+        {
+            // The hurry of KeepTicking, stopped on its way in: delivered, it cuts the sleep short, and the stop that
+            // follows at once is the tick.
+            PtraceOps.Resume(_tickerPid, PtraceOps.PTRACE_CONT, TickSignal);
+            return;
+        }
+        bool decided = _k.Vcpus.NeedsTick && _k.Vcpus.Tick();
+        if (_k.HostCpus.NeedsTick(_k.Processes.Count)) decided |= _k.HostCpus.Tick(_k.Tasks.Snapshot());
+        _tickShift = decided ? 0 : Math.Min(_tickShift + 1, MaxTickShift);
+        _ticking = NeedsTick && PtraceOps.Resume(_tickerPid, PtraceOps.PTRACE_CONT, TickSignal + _tickShift);
     }
 
-    /// <summary>The vCPUs are contended, or the guest has tasks enough to need more than one host CPU.</summary>
-    private bool NeedsTick => _k.Vcpus.NeedsTick || _k.HostCpus.NeedsTick(_k.Tasks.Count);
+    /// <summary>The vCPUs are contended, or the guest has processes enough to need more than one host CPU.</summary>
+    private bool NeedsTick => _k.Vcpus.NeedsTick || _k.HostCpus.NeedsTick(_k.Processes.Count);
 
     /// <summary>Spawns the ticker, seizes it while it stops itself, and leaves it stopped (returns -1 if it cannot start).</summary>
     private int StartTicker()
