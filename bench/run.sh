@@ -384,13 +384,14 @@ fi
 # spinner beside a thread of getpid calls, with getpid alone for comparison. Runs are interleaved (every
 # configuration once per round, --reps rounds) so that the machine's drift hits them all alike; medians.
 declare -A VC_MS=() VC_FIRST=() VC_ALL=() VC_GETPID=()
-vcpu_rows=(spin1 spin2 spin4 mixed getpid)
+vcpu_rows=(spin1 spin2 spin4 mixed getpid pair)
 vcpu_mode=${mode_cfgs[0]:-}
 vcpu_cfgs_of() { # ROW: its configurations
   case $1 in
     spin2) echo "native one-cpu default cpus1 cpus1-fifo" ;;
     spin1|spin4) echo "native one-cpu default cpus1" ;;
-    mixed|getpid) echo "native default" ;;
+    mixed) echo "native default" ;;
+    getpid|pair) echo "native default$(command -v strace >/dev/null && echo ' strace')" ;;
   esac
 }
 vcpu_cmd() { # ROW CFG: the command line
@@ -401,15 +402,17 @@ vcpu_cmd() { # ROW CFG: the command line
     default) c=("$UMLMICRO" run --mode "$vcpu_mode" --) ;;
     cpus1) c=("$UMLMICRO" run --mode "$vcpu_mode" --cpus 1 --) ;;
     cpus1-fifo) c=(env UMLMICRO_Sched__Policy=fifo "$UMLMICRO" run --mode "$vcpu_mode" --cpus 1 --) ;;
+    strace) c=(strace -f -o /dev/null) ;;
   esac
   case $1 in
     spin*) c+=("$out/spin" "$spin_iterations" "${1#spin}") ;;
     mixed) c+=("$out/spin" "$spin_iterations" 1 getpid) ;;
     getpid) c+=("$out/spin" getpid "$getpid_count") ;;
+    pair) c+=(/bin/sh -c "\"\$0\" getpid $getpid_count & \"\$0\" getpid $getpid_count; wait" "$out/spin") ;;
   esac
   printf '%s\n' "${c[@]}"
 }
-getpid_count=2000000
+getpid_count=50000
 run_vcpus() {
   local row cfg i line log key median
   local -a cmd
@@ -432,15 +435,15 @@ run_vcpus() {
     for cfg in $(vcpu_cfgs_of "$row"); do
       log=$out/logs/vcpus.$row.$cfg
       [ -e "$log.failed" ] && continue
-      key=wall_ms; [ "$row" = getpid ] && key=getpid_ns
+      key=wall_ms; [[ $row == getpid || $row == pair ]] && key=getpid_ns
       line=$(grep "$key=" "$log.out" | awk -v k="$key" '{for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) print substr($i, length(k) + 2), $0}' |
         sort -n | sed -n "$(( (reps + 1) / 2 ))p" | cut -d' ' -f2-)
       VC_MS[$row/$cfg]=$(kv "$line" wall_ms)
       VC_FIRST[$row/$cfg]=$(kv "$line" first_done_pct)
       VC_ALL[$row/$cfg]=$(kv "$line" all_progressed)
       VC_GETPID[$row/$cfg]=$(kv "$line" getpid_ns)
-      # The mixed row's getpid figure: the median of its runs, not of the median run.
-      if [ "$row" = mixed ]; then
+      # The getpid figure of the mixed and pair rows: the median of every loop's, not that of the median run.
+      if [[ $row == mixed || $row == pair ]]; then
         median=$(grep -o 'getpid_ns=[0-9.]*' "$log.out" | cut -d= -f2 | sort -n | sed -n "$(( (reps + 1) / 2 ))p")
         VC_GETPID[$row/$cfg]=$median
       fi
@@ -547,6 +550,7 @@ vcpu_label() {
   case $1 in
     native) echo "native (host's $(nproc) CPUs)" ;;
     one-cpu) echo "native, taskset -c 0" ;;
+    strace) echo "strace -f" ;;
     default) echo "umlmicro $vcpu_mode (--cpus $(nproc))" ;;
     cpus1) echo "umlmicro $vcpu_mode --cpus 1 (round-robin)" ;;
     cpus1-fifo) echo "umlmicro $vcpu_mode --cpus 1, Sched:Policy=fifo" ;;
@@ -566,11 +570,18 @@ vcpu_table() {
 }
 vcpu_mixed_table() {
   local cfg
-  printf 'one spinner beside a getpid loop\tspinner wall ms\tx native\tgetpid ns (mixed)\tgetpid ns (alone)\tmixed x alone\n'
+  printf 'a getpid loop\trun\tspinner wall ms\tspinner x native\tgetpid ns\tx the loop alone\n'
+  for cfg in $(vcpu_cfgs_of getpid); do
+    printf '%s\t%s\t\t\t%s\t\n' "alone" "$(vcpu_label "$cfg")" "${VC_GETPID[getpid/$cfg]:-n/a}"
+  done
   for cfg in $(vcpu_cfgs_of mixed); do
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(vcpu_label "$cfg")" "${VC_MS[mixed/$cfg]:-n/a}" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "beside a spinning thread" "$(vcpu_label "$cfg")" "${VC_MS[mixed/$cfg]:-n/a}" \
       "$([ "$cfg" = native ] && echo "" || fmt_ratio "${VC_MS[mixed/$cfg]:-}" "${VC_MS[mixed/native]:-}")" \
-      "${VC_GETPID[mixed/$cfg]:-n/a}" "${VC_GETPID[getpid/$cfg]:-n/a}" "$(fmt_ratio "${VC_GETPID[mixed/$cfg]:-}" "${VC_GETPID[getpid/$cfg]:-}")"
+      "${VC_GETPID[mixed/$cfg]:-n/a}" "$(fmt_ratio "${VC_GETPID[mixed/$cfg]:-}" "${VC_GETPID[getpid/$cfg]:-}")"
+  done
+  for cfg in $(vcpu_cfgs_of pair); do
+    printf '%s\t%s\t\t\t%s\t%s\n' "two processes, each a loop" "$(vcpu_label "$cfg")" \
+      "${VC_GETPID[pair/$cfg]:-n/a}" "$(fmt_ratio "${VC_GETPID[pair/$cfg]:-}" "${VC_GETPID[getpid/$cfg]:-}")"
   done
 }
 startup_table() {
@@ -763,7 +774,7 @@ if [ $write_results = 1 ]; then
       echo
       vcpu_table | render_md
       echo
-      echo "One spinner beside a thread that calls getpid until the spinner is done, and the same getpid loop alone ($getpid_count calls): the spinner should run at native speed and the loop at its own speed."
+      echo "A getpid loop ($getpid_count calls) alone; beside a spinning thread of its process (until the spinner is done), where the spinner should run at native speed and the loop at its own; and in two processes at once (\\\`sh -c 'spin getpid N & spin getpid N; wait'\\\`), where one tracer serves both loops, as strace's does."
       echo
       vcpu_mixed_table | render_md
     fi

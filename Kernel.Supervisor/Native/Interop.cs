@@ -106,6 +106,13 @@ internal static unsafe partial class Interop
         return clock_gettime(clock, ts) == 0 ? ts[0] * 1_000_000_000 + ts[1] : -1;
     }
 
+    /// <summary>The CPU time the calling thread has used, in nanoseconds (CLOCK_THREAD_CPUTIME_ID).</summary>
+    internal static long ThreadCpuTime()
+    {
+        var ts = stackalloc long[2];
+        return clock_gettime(3, ts) == 0 ? ts[0] * 1_000_000_000 + ts[1] : -1;
+    }
+
     [LibraryImport(Libc, SetLastError = true)]
     private static partial int clock_gettime(int clock, long* ts);
 

@@ -89,13 +89,13 @@ internal sealed unsafe partial class TracerThread
             return;
         }
         bool decided = _k.Vcpus.NeedsTick && _k.Vcpus.Tick();
-        if (_k.HostCpus.NeedsTick(_k.Processes.Count)) decided |= _k.HostCpus.Tick(_k.Tasks.Snapshot());
+        if (_k.HostCpus.NeedsTick) decided |= _k.HostCpus.Tick(_k.Tasks.Snapshot());
         _tickShift = decided ? 0 : Math.Min(_tickShift + 1, MaxTickShift);
         _ticking = NeedsTick && PtraceOps.Resume(_tickerPid, PtraceOps.PTRACE_CONT, TickSignal + _tickShift);
     }
 
     /// <summary>The vCPUs are contended, or the guest has processes enough to need more than one host CPU.</summary>
-    private bool NeedsTick => _k.Vcpus.NeedsTick || _k.HostCpus.NeedsTick(_k.Processes.Count);
+    private bool NeedsTick => _k.Vcpus.NeedsTick || _k.HostCpus.NeedsTick;
 
     /// <summary>Spawns the ticker, seizes it while it stops itself, and leaves it stopped (returns -1 if it cannot start).</summary>
     private int StartTicker()

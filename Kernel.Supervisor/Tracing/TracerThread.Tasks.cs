@@ -89,6 +89,7 @@ internal sealed unsafe partial class TracerThread
         task.Clone = null;
         task.ResumeRequest = _idle;
         _k.HostCpus.Place(task);
+        if (task.IsThreadGroupLeader) _k.HostCpus.ProcessesChanged(_k.Tasks);
         if (_k.Vcpus.Admit(task.Vcpu, _idle)) PtraceOps.Resume(task.HostTid, _idle, 0);
     }
 
@@ -160,6 +161,7 @@ internal sealed unsafe partial class TracerThread
             _k.Breaks.Forget(task.Vpid);
             _k.Placement.Forget(task.Vpid);
             _k.Vfs.Post(nameof(IVfsServer.ProcessExitedAsync), task.Vpid);
+            _k.HostCpus.ProcessesChanged(_k.Tasks);
             if (tid != _initHostPid && ReapedByHost(task)) _k.Reaped(task.Vpid);
         }
         else
