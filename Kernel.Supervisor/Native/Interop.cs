@@ -106,6 +106,20 @@ internal static unsafe partial class Interop
         return clock_gettime(clock, ts) == 0 ? ts[0] * 1_000_000_000 + ts[1] : -1;
     }
 
+    /// <summary>
+    /// The protocol of the socket at <paramref name="fdPath"/> (/proc/TID/fd/N), as sockfs names it in the xattr
+    /// system.sockprotoname ("UNIX", "UNIX-STREAM", "TCP", "UDPv6", ...), or null when it is no socket or is gone.
+    /// </summary>
+    internal static string? SocketProtocol(string fdPath)
+    {
+        var name = stackalloc byte[32];
+        nint n = getxattr(fdPath, "system.sockprotoname", name, 32);
+        return n <= 0 ? null : System.Text.Encoding.ASCII.GetString(name, (int)n).TrimEnd('\0');
+    }
+
+    [LibraryImport(Libc, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint getxattr(string path, string name, byte* value, nuint size);
+
     /// <summary>The CPU time the calling thread has used, in nanoseconds (CLOCK_THREAD_CPUTIME_ID).</summary>
     internal static long ThreadCpuTime()
     {

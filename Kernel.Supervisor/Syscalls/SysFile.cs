@@ -403,8 +403,8 @@ internal static class SysFile
         var r = c.Kernel.Vfs.Call(v => v.GetCwdAsync(c.Task.Vpid));
         if (r.Errno != 0 || r.Path is null) throw new SyscallError(r.Errno != 0 ? r.Errno : Errno.ENOENT);
         var bytes = Encoding.UTF8.GetBytes(r.Path + "\0");
+        if ((ulong)bytes.Length > c.Arg(1)) throw new SyscallError(Errno.ERANGE); // Linux checks the size before the buffer
         if (c.Arg(0) == 0) throw new SyscallError(Errno.EFAULT);
-        if ((ulong)bytes.Length > c.Arg(1)) throw new SyscallError(Errno.ERANGE);
         GuestMemory.Write(c.Tid, c.Arg(0), bytes);
         c.Return(bytes.Length);
     }

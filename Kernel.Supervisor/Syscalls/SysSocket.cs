@@ -79,6 +79,10 @@ internal static class SysSocket
     private static byte[]? HostAddress(SyscallCall c, ulong addr, int length, PathOp op, bool send)
     {
         if (PathOf(c, addr, length) is not { } path) return null;
+        // A socket of another family refuses an AF_UNIX address before it would look at a path (EAFNOSUPPORT, EINVAL):
+        // the host answers, from the guest's own sockaddr, and no name is looked up or made.
+        if (Native.Interop.SocketProtocol($"/proc/{c.Tid}/fd/{c.IntArg(0)}") is { } protocol && !protocol.StartsWith("UNIX", StringComparison.Ordinal))
+            return null;
         var r = SysFile.Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, new PathArg(path), op, FollowLast: op != PathOp.Create, SysCreds.Of(c)));
         string host;
         if (send && r.Errno == Errno.ENOENT) host = NoSuchHostPath;
