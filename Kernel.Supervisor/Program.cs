@@ -243,7 +243,8 @@ namespace UmlMicro.Supervisor
                 Sysname: "Linux",
                 Nodename: k.Hostname.Length > 0 ? k.Hostname : Environment.MachineName,
                 Release: k.Release.Length > 0 ? k.Release : $"{version}-umlmicro",
-                Version: "#1 SMP UmlMicro",
+                // The host's, as its /proc/sys/kernel/version says it (the guest reads that file from the host): the two agree.
+                Version: File.ReadAllText("/proc/sys/kernel/version").Trim(),
                 Machine: "x86_64",
                 Domainname: "(none)");
         }

@@ -16,11 +16,12 @@ public sealed class KernelFileTests : IDisposable
         var r = GuestRunner.Run(_dir.Path, "sh", "-c",
             "[ \"$(uname -r)\" = \"$(cat /proc/sys/kernel/osrelease)\" ] && echo release;" +
             "[ \"$(uname -n)\" = \"$(cat /proc/sys/kernel/hostname)\" ] && echo hostname;" +
+            "[ \"$(uname -v)\" = \"$(cat /proc/sys/kernel/version)\" ] && echo version;" +
             "cat /proc/sys/kernel/ostype; cat /proc/sys/kernel/osrelease");
         Expect.ExitCode(0, r);
         var lines = r.StdoutLines;
-        Assert.Equal(["release", "hostname", "Linux"], lines[..3]);
-        Assert.EndsWith("-umlmicro", lines[3]);
+        Assert.Equal(["release", "hostname", "version", "Linux"], lines[..4]);
+        Assert.EndsWith("-umlmicro", lines[4]);
     }
 
     [Fact]
