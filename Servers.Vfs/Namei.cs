@@ -48,6 +48,20 @@ internal readonly record struct Walked(int Errno, string GuestPath, Mount Mount,
 /// (vfs/attributes_changed) as when names do.
 /// </para>
 /// </summary>
+/// <summary>openat2's resolve flags for one walk, and the directory RESOLVE_BENEATH and RESOLVE_IN_ROOT keep it in.</summary>
+internal readonly record struct Scope(int Flags, string Root)
+{
+    public bool Beneath => (Flags & LinuxFlags.RESOLVE_BENEATH) != 0;
+    public bool InRoot => (Flags & LinuxFlags.RESOLVE_IN_ROOT) != 0;
+    public bool Scoped => Beneath || InRoot;
+    public bool NoSymlinks => (Flags & LinuxFlags.RESOLVE_NO_SYMLINKS) != 0;
+    public bool NoMagicLinks => (Flags & (LinuxFlags.RESOLVE_NO_MAGICLINKS | LinuxFlags.RESOLVE_NO_SYMLINKS)) != 0;
+    public bool NoXdev => (Flags & LinuxFlags.RESOLVE_NO_XDEV) != 0;
+    public bool Cached => (Flags & LinuxFlags.RESOLVE_CACHED) != 0;
+    /// <summary>Any flag changes the walk (RESOLVE_CACHED only where Linux's cached walk cannot go: magic links).</summary>
+    public bool Restricts => Flags != 0;
+}
+
 internal sealed class Namei(MountTable mounts, Permissions? permissions = null)
 {
     /// <summary>Linux's MAXSYMLINKS: more links than this in one walk is ELOOP.</summary>
@@ -73,14 +87,22 @@ internal sealed class Namei(MountTable mounts, Permissions? permissions = null)
     /// ends in "/", which asks for a directory).</summary>
     /// <param name="creds">Who walks: search permission is checked on every directory on the way (null: the kernel's
     /// own walk, unchecked).</param>
-    public Walked Walk(string start, string path, bool followLast, Credentials? creds = null)
+    /// <param name="scope">openat2's resolve flags (default: none), as Linux's path walk keeps them: a symlink (NO_SYMLINKS)
+    /// or magic link (NO_MAGICLINKS) to follow is ELOOP; a mount crossed is EXDEV (NO_XDEV); under BENEATH an absolute
+    /// path or link, a ".." above the scope's root or a magic link is EXDEV; under IN_ROOT they start again at, or stop
+    /// at, the scope's root (a magic link is EXDEV).</param>
+    public Walked Walk(string start, string path, bool followLast, Credentials? creds = null, Scope scope = default)
     {
         // The names still to walk, the next on top: a symlink's target goes on top of what follows it.
         var todo = new Stack<string>();
-        var at = FromKept(start, path, todo, creds) ?? new Cursor(mounts, path.StartsWith('/') ? "/" : start);
+        bool restricted = scope.Restricts;
+        if (restricted && path.StartsWith('/') && scope.Beneath) return Walked.Fail(Errno.EXDEV);
+        var at = (restricted ? null : FromKept(start, path, todo, creds))
+            ?? new Cursor(mounts, !path.StartsWith('/') ? start : scope.InRoot ? scope.Root : "/");
         if (todo.Count == 0) PushNames(todo, path);
         bool mustBeDir = path.EndsWith('/');
         bool stable = at.Mount.Cacheable;
+        var mount = at.Mount; // NO_XDEV: the walk must stay in it
         int links = 0;
         Node dir = default;
         while (todo.TryPop(out var name))
@@ -91,14 +113,17 @@ internal sealed class Namei(MountTable mounts, Permissions? permissions = null)
             if (name is "." or "..")
             {
                 if (at.Node.Type != NodeType.Directory) return Walked.Fail(Errno.ENOTDIR);
-                if (name == "..") at.Up();
+                if (name == ".." && !(scope.Scoped && at.Guest == scope.Root)) at.Up();
+                else if (name == ".." && scope.Beneath) return Walked.Fail(Errno.EXDEV); // IN_ROOT: ".." of the root is the root
                 if (last) mustBeDir = true;
+                if (scope.NoXdev && at.Mount != mount) return Walked.Fail(Errno.EXDEV);
                 continue;
             }
             if (last) Keep(at, creds);
             dir = at.Looked ? at.Node : default;
             var (guest, m, r, n) = at.Child(name);
             stable &= m.Cacheable;
+            if (scope.NoXdev && m != mount) return Walked.Fail(Errno.EXDEV);
             if (!n.Exists)
             {
                 if (!last) return Walked.Fail(Errno.ENOENT);
@@ -106,12 +131,27 @@ internal sealed class Namei(MountTable mounts, Permissions? permissions = null)
             }
             if (n.Type == NodeType.Symlink && (!last || followLast || mustBeDir))
             {
+                if (scope.NoSymlinks) return Walked.Fail(Errno.ELOOP);
                 if (++links > MaxLinks) return Walked.Fail(Errno.ELOOP);
-                if (n.Layer == Layer.Magic && last)
-                    return new Walked(0, guest, m, r, n with { Type = NodeType.Special }, Dir: dir); // reopens what the fd holds
+                if (n.IsMagicLink)
+                {
+                    // Linux leaves its cached (RCU) walk for one (RESOLVE_CACHED: EAGAIN), then nd_jump_link refuses it under
+                    // NO_MAGICLINKS, and under a scoped walk (it could lead anywhere).
+                    if (scope.Cached) return Walked.Fail(Errno.EAGAIN);
+                    if (scope.NoMagicLinks) return Walked.Fail(Errno.ELOOP);
+                    if (scope.Scoped) return Walked.Fail(Errno.EXDEV);
+                    if (last && n.Layer == Layer.Magic)
+                        return new Walked(0, guest, m, r, n with { Type = NodeType.Special }, Dir: dir); // reopens what the fd holds
+                }
                 if (n.LinkText is not { } target) return Walked.Fail(Errno.ENOTDIR); // a pipe is not a directory
                 if (target.Length == 0) return Walked.Fail(Errno.ENOENT);
-                if (target.StartsWith('/')) at.ToRoot();
+                if (target.StartsWith('/'))
+                {
+                    if (scope.Beneath) return Walked.Fail(Errno.EXDEV);
+                    if (scope.InRoot) at = new Cursor(mounts, scope.Root);
+                    else at.ToRoot();
+                    if (scope.NoXdev && at.Mount != mount) return Walked.Fail(Errno.EXDEV);
+                }
                 PushNames(todo, target);
                 if (target.EndsWith('/') && last) mustBeDir = true;
                 if (todo.Count == 0) return at.Walked() with { Stable = stable, Dir = default }; // target "/" or "."

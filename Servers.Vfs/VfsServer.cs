@@ -259,7 +259,7 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
         leasable = false;
         string path = request.Arg.Path;
         var creds = request.Creds;
-        int errno = Walk(request.Vpid, request.Arg, request.FollowLast, creds, out var w, out string baseHost);
+        int errno = Walk(request.Vpid, request.Arg, request.FollowLast, creds, out var w, out string baseHost, request.Resolve);
         if (errno != 0) return Fail(errno);
         var node = w.Node;
         int flags = request.OpenFlags;
@@ -617,14 +617,17 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
     }
 
     /// <summary>Walks a path the guest named, from its cwd or the directory its dirfd holds.</summary>
-    private int Walk(int vpid, PathArg arg, bool followLast, Credentials creds, out Walked walked, out string baseHost)
+    /// <param name="resolve">openat2's resolve flags; BENEATH and IN_ROOT are scoped to the dirfd's directory (the supervisor
+    /// sends it for an absolute path too), or the cwd.</param>
+    private int Walk(int vpid, PathArg arg, bool followLast, Credentials creds, out Walked walked, out string baseHost, int resolve = 0)
     {
         walked = default;
         baseHost = "";
         if (!cwds.TryGet(vpid, out string start, out baseHost)) return Errno.ESRCH;
         int errno = PathWalk.Check(arg.Path);
         if (errno != 0) return errno;
-        if (!arg.Path.StartsWith('/') && arg.DirHostPath is { } dirHost)
+        var scope = new Scope(resolve, "");
+        if ((!arg.Path.StartsWith('/') || scope.Scoped) && arg.DirHostPath is { } dirHost)
         {
             // The dirfd's directory, as the guest knows it; one that is not in the guest's namespace (or not a
             // directory) cannot be walked from.
@@ -635,7 +638,7 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
             (start, baseHost) = (dir.GuestPath, dirHost);
         }
         string path = Aliased(arg.Path);
-        walked = namei.Walk(start, path, followLast, creds);
+        walked = namei.Walk(start, path, followLast, creds, scope with { Root = start });
         return walked.Errno;
     }
 

@@ -31,7 +31,7 @@ internal sealed unsafe class NameCache : IDisposable
     private const int MaxLeases = 4096;
 
     /// <summary>What makes two questions the same.</summary>
-    internal readonly record struct Question(string Path, string? Dir, int Vpid, long Cwds, PathOp Op, bool Follow, int Flags, Credentials? Creds);
+    internal readonly record struct Question(string Path, string? Dir, int Vpid, long Cwds, PathOp Op, bool Follow, int Flags, Credentials? Creds, int Resolve = 0);
 
     /// <summary>The counts of ended calls that void leases, as they were when a question was asked.</summary>
     internal readonly record struct Moment(long Creates, long Attributes);
@@ -74,7 +74,7 @@ internal sealed unsafe class NameCache : IDisposable
     public Question Of(PathRequest r)
     {
         bool fromCwd = !r.Arg.Path.StartsWith('/') && r.Arg.DirHostPath is null;
-        return new Question(r.Arg.Path, r.Arg.DirHostPath, fromCwd ? r.Vpid : 0, fromCwd ? Interlocked.Read(ref _cwds) : 0, r.Op, r.FollowLast, r.OpenFlags, r.Creds);
+        return new Question(r.Arg.Path, r.Arg.DirHostPath, fromCwd ? r.Vpid : 0, fromCwd ? Interlocked.Read(ref _cwds) : 0, r.Op, r.FollowLast, r.OpenFlags, r.Creds, r.Resolve);
     }
 
     /// <summary>How many calls that made a name or changed attributes have ended (<see cref="Created"/>,

@@ -32,7 +32,7 @@ internal static class SysFile
     {
         h["open"] = c => Open(c, NoDirFd, 0, c.IntArg(1));
         h["openat"] = c => Open(c, 0, 1, c.IntArg(2));
-        h["openat2"] = c => Open(c, 0, 1, (int)GuestMemory.Read<ulong>(c.Tid, c.Arg(2)), strict: true);
+        h["openat2"] = OpenAt2;
         h["creat"] = c => Open(c, NoDirFd, 0, LinuxFlags.O_CREAT | LinuxFlags.O_WRONLY | LinuxFlags.O_TRUNC);
         h["stat"] = c => Resolve(c, NoDirFd, 0, PathOp.Stat, follow: true);
         h["lstat"] = c => Resolve(c, NoDirFd, 0, PathOp.Stat, follow: false);
@@ -219,8 +219,44 @@ internal static class SysFile
         Resolve(c, dirFdArg, pathArg, PathOp.Readlink, follow: false);
     }
 
+    /// <summary>struct open_how: flags, mode, resolve, each a u64 (OPEN_HOW_SIZE_VER0).</summary>
+    private const int OpenHowSize = 24;
+
+    /// <summary>
+    /// openat2: the VFS walks with the resolve flags, as Linux's walk keeps them. When it hands the host another path
+    /// (symlinks resolved, a layer's copy), the host is given a copy of open_how without them: they would be judged
+    /// again against that absolute host path (BENEATH refuses any), while the guest's own string with the guest's own
+    /// dirfd is the host's to judge as it is. RESOLVE_CACHED stays: it refuses only what cannot be done from the cache.
+    /// </summary>
+    private static void OpenAt2(SyscallCall c)
+    {
+        if (c.Arg(3) < OpenHowSize) return; // the host's EINVAL
+        var how = new byte[OpenHowSize];
+        try
+        {
+            GuestMemory.Read(c.Tid, c.Arg(2), how);
+        }
+        catch (GuestFault)
+        {
+            return; // the host's EFAULT
+        }
+        ulong resolve = BitConverter.ToUInt64(how, 16);
+        // Unknown resolve bits, or a mode without O_CREAT|O_TMPFILE, are the host's EINVAL to give.
+        const ulong known = LinuxFlags.RESOLVE_NO_XDEV | LinuxFlags.RESOLVE_NO_MAGICLINKS | LinuxFlags.RESOLVE_NO_SYMLINKS
+            | LinuxFlags.RESOLVE_BENEATH | LinuxFlags.RESOLVE_IN_ROOT | LinuxFlags.RESOLVE_CACHED;
+        if ((resolve & ~known) != 0 || (resolve & (LinuxFlags.RESOLVE_BENEATH | LinuxFlags.RESOLVE_IN_ROOT)) == (LinuxFlags.RESOLVE_BENEATH | LinuxFlags.RESOLVE_IN_ROOT))
+            return;
+        var r = Open(c, 0, 1, (int)BitConverter.ToUInt64(how, 0), strict: true, (int)resolve);
+        if (r?.HostPath is null || (resolve & ~(ulong)LinuxFlags.RESOLVE_CACHED) == 0) return;
+        BitConverter.TryWriteBytes(how.AsSpan(16), resolve & LinuxFlags.RESOLVE_CACHED);
+        ulong copy = c.ScratchSlotAddress(2);
+        GuestMemory.Write(c.Tid, copy, how);
+        c.SetArg(2, copy);
+        c.SetArg(3, OpenHowSize);
+    }
+
     /// <summary>open's last symlink is followed unless O_NOFOLLOW, or O_CREAT|O_EXCL (which must make a new file).</summary>
-    private static void Open(SyscallCall c, int dirFdArg, int pathArg, int flags, bool strict = false)
+    private static PathResolution? Open(SyscallCall c, int dirFdArg, int pathArg, int flags, bool strict = false, int resolve = 0)
     {
         // open and openat drop every flag O_PATH has no use for (build_open_how) before the lookup: O_PATH|O_CREAT
         // neither creates nor fails as an existing file. openat2 refuses them instead, on the host.
@@ -228,7 +264,7 @@ internal static class SysFile
             flags &= LinuxFlags.O_PATH | LinuxFlags.O_DIRECTORY | LinuxFlags.O_NOFOLLOW | LinuxFlags.O_CLOEXEC;
         const int createExclusive = LinuxFlags.O_CREAT | LinuxFlags.O_EXCL;
         bool follow = (flags & LinuxFlags.O_NOFOLLOW) == 0 && (flags & createExclusive) != createExclusive;
-        Resolve(c, dirFdArg, pathArg, PathOp.Open, follow, flags);
+        return Resolve(c, dirFdArg, pathArg, PathOp.Open, follow, flags, resolve: resolve);
     }
 
     /// <summary>
@@ -236,8 +272,9 @@ internal static class SysFile
     /// <paramref name="dirFdArg"/>, or the cwd). An error is the guest's errno; a host path different from the
     /// guest's string replaces the argument.
     /// </summary>
+    /// <param name="resolve">openat2's resolve flags: BENEATH and IN_ROOT need the dirfd's directory even for an absolute path.</param>
     public static PathResolution? Resolve(SyscallCall c, int dirFdArg, int pathArg, PathOp op, bool follow, int flags = 0, bool dirFdIsPlainFd = false,
-        bool nullIsEmpty = false, Credentials? creds = null)
+        bool nullIsEmpty = false, Credentials? creds = null, int resolve = 0)
     {
         if (dirFdIsPlainFd)
         {
@@ -245,8 +282,9 @@ internal static class SysFile
             dirFdArg = NoDirFd;
         }
         if (nullIsEmpty && c.Arg(pathArg) == 0) return null;
-        if (Arg(c, dirFdArg, pathArg) is not { } arg) return null; // "" is the host's to judge: ENOENT, or AT_EMPTY_PATH
-        var r = Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, arg, op, follow, creds ?? SysCreds.Of(c), flags));
+        bool scoped = (resolve & (LinuxFlags.RESOLVE_BENEATH | LinuxFlags.RESOLVE_IN_ROOT)) != 0;
+        if (Arg(c, dirFdArg, pathArg, scoped) is not { } arg) return null; // "" is the host's to judge: ENOENT, or AT_EMPTY_PATH
+        var r = Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, arg, op, follow, creds ?? SysCreds.Of(c), flags, Resolve: resolve));
         if (r.Errno != 0) throw new SyscallError(r.Errno);
         if (r.HostPath is not null) c.RewritePath(pathArg, r.HostPath);
         return r;
@@ -307,16 +345,17 @@ internal static class SysFile
 
     /// <summary>
     /// The path in argument <paramref name="pathArg"/> as the VFS needs it: the string, and for a relative path
-    /// under a dirfd other than AT_FDCWD the host path of the directory the fd holds (EBADF if it holds none).
+    /// under a dirfd other than AT_FDCWD (any path, when openat2's resolve flags are <paramref name="scoped"/> to it) the host
+    /// path of the directory the fd holds (EBADF if it holds none).
     /// Null for "", which only the host can judge against the fd.
     /// </summary>
-    private static PathArg? Arg(SyscallCall c, int dirFdArg, int pathArg)
+    private static PathArg? Arg(SyscallCall c, int dirFdArg, int pathArg, bool scoped = false)
     {
         if (c.Arg(pathArg) == 0) throw new SyscallError(Errno.EFAULT);
         string path = c.ReadPath(pathArg);
         if (path.Length == 0) return null;
         int dirFd = dirFdArg == NoDirFd ? LinuxFlags.AT_FDCWD : c.IntArg(dirFdArg);
-        if (path.StartsWith('/') || dirFd == LinuxFlags.AT_FDCWD) return new PathArg(path);
+        if ((path.StartsWith('/') && !scoped) || dirFd == LinuxFlags.AT_FDCWD) return new PathArg(path);
         return new PathArg(path, FdTarget(c.Tid, dirFd) ?? throw new SyscallError(Errno.EBADF));
     }
 

@@ -22,11 +22,16 @@ internal enum Layer
 /// whited-out names, or made up), so opening or stat-ing it goes through a snapshot. <paramref name="Mode"/>,
 /// <paramref name="Uid"/> and <paramref name="Gid"/> are the host object's, as the walk's lstat found them (what the
 /// permission checks decide by); Mode is 0 for a node without a host object of its own (procfs, devfs).
+/// <paramref name="Jumps"/>: a procfs link that jumps to an object rather than names a path (Linux's proc_pid_get_link:
+/// /proc/PID/{exe,cwd,root}), a magic link as /proc/PID/fd/N (<see cref="Layer.Magic"/>) is, for openat2's resolve flags.
 /// </summary>
 internal readonly record struct Node(NodeType Type, string? HostPath, Layer Layer, string? LinkText = null, bool NeedsMerge = false,
-    uint Mode = 0, uint Uid = 0, uint Gid = 0)
+    uint Mode = 0, uint Uid = 0, uint Gid = 0, bool Jumps = false)
 {
     public bool Exists => Type != NodeType.None;
+
+    /// <summary>A magic link: refused by RESOLVE_NO_MAGICLINKS, and by a walk scoped with BENEATH or IN_ROOT.</summary>
+    public bool IsMagicLink => Type == NodeType.Symlink && (Layer == Layer.Magic || Jumps);
     public static Node Missing(string? hostPath, Layer layer) => new(NodeType.None, hostPath, layer);
 }
 

@@ -82,11 +82,11 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
                 // timers only for a process, as on Linux).
                 return HostFs.TypeOf(host) == NodeType.None ? Node.Missing(null, Layer.Synthetic) : new Node(NodeType.File, null, Layer.Synthetic);
             case "exe" when rest.Length == 1:
-                return HostFs.ReadLink(host) is { } exe ? Link(GuestPathOrSelf(exe)) : Node.Missing(null, Layer.Synthetic);
+                return HostFs.ReadLink(host) is { } exe ? Link(GuestPathOrSelf(exe)) with { Jumps = true } : Node.Missing(null, Layer.Synthetic);
             case "cwd" when rest.Length == 1:
-                return cwdOf(task.Process.Vpid) is { } cwd ? Link(cwd) : Node.Missing(null, Layer.Synthetic);
+                return cwdOf(task.Process.Vpid) is { } cwd ? Link(cwd) with { Jumps = true } : Node.Missing(null, Layer.Synthetic);
             case "root" when rest.Length == 1:
-                return Link("/");
+                return Link("/") with { Jumps = true };
             case "fd" when rest.Length == 1:
                 return Dir();
             case "fd" when rest.Length == 2:

@@ -37,6 +37,9 @@ public static class LinuxFlags
         CLONE_CHILD_CLEARTID = 0x200000, CLONE_CHILD_SETTID = 0x1000000, CLONE_NEWUTS = 0x04000000, CLONE_NEWIPC = 0x08000000,
         CLONE_NEWUSER = 0x10000000,
         CLONE_NEWPID = 0x20000000, CLONE_NEWNET = 0x40000000, CLONE_UNTRACED = 0x00800000;
+    /// <summary>openat2's open_how.resolve: how a path may be resolved (linux/openat2.h).</summary>
+    public const int RESOLVE_NO_XDEV = 0x01, RESOLVE_NO_MAGICLINKS = 0x02, RESOLVE_NO_SYMLINKS = 0x04, RESOLVE_BENEATH = 0x08,
+        RESOLVE_IN_ROOT = 0x10, RESOLVE_CACHED = 0x20;
     public const int PATH_MAX = 4096;
     /// <summary>Mode bits: the file type mask and the set-id and sticky bits.</summary>
     public const uint S_IFMT = 0xF000, S_IFDIR = 0x4000, S_IFREG = 0x8000, S_IFLNK = 0xA000, S_IFCHR = 0x2000, S_IFBLK = 0x6000,

@@ -106,7 +106,9 @@ public sealed record PathArg(string Path, string? DirHostPath = null);
 /// Guest thread <paramref name="Vtid"/> of process <paramref name="Vpid"/>, with credentials <paramref name="Creds"/>,
 /// names a path for <paramref name="Op"/>. <paramref name="OpenFlags"/> are open's flags (or mknod's mode for Create). <paramref name="Processes"/> is
 /// filled in when an earlier answer said <see cref="PathResolution.NeedProcesses"/>, <paramref name="Maps"/> when
-/// one said <see cref="PathResolution.NeedMapsOf"/>.
+/// one said <see cref="PathResolution.NeedMapsOf"/>. <paramref name="Resolve"/> is openat2's resolve flags (RESOLVE_*): the
+/// walk keeps them as Linux's does (no symlinks, no magic links, no mount crossing; BENEATH and IN_ROOT scoped to the
+/// directory of <see cref="PathArg.DirHostPath"/>, or the cwd), since the host is handed a path already resolved.
 /// </summary>
 public sealed record PathRequest(
     int Vpid,
@@ -117,7 +119,8 @@ public sealed record PathRequest(
     Credentials Creds,
     int OpenFlags = 0,
     IReadOnlyList<ProcessFacts>? Processes = null,
-    SpaceMaps? Maps = null);
+    SpaceMaps? Maps = null,
+    int Resolve = 0);
 
 /// <summary>The mappings of guest process <paramref name="Vpid"/> as the MM server keeps them (mm/maps).</summary>
 public sealed record SpaceMaps(int Vpid, IReadOnlyList<Vma> Areas);

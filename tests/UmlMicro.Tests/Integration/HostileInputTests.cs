@@ -11,6 +11,25 @@ public sealed class HostileInputTests(FixturePrograms fixtures) : IClassFixture<
     public void Dispose() => _dir.Dispose();
 
     [Fact]
+    public void Openat2_keeps_every_resolve_flag_as_Linux_does()
+    {
+        using var nativeDir = new TempDir();
+        var native = GuestRunner.Native(nativeDir.Path, fixtures["openat2_resolve"]);
+        Expect.ExitCode(0, native);
+        // The truth compared with: each flag refuses what it is for, natively.
+        foreach (var line in new[]
+                 {
+                     "NO_SYMLINKS relative link: ELOOP", "NO_MAGICLINKS magic fd link: ELOOP", "NO_MAGICLINKS exe link: ELOOP",
+                     "BENEATH dot dot out: EXDEV", "BENEATH absolute link: EXDEV", "BENEATH root link through: EXDEV",
+                     "IN_ROOT absolute slash: ok dir ", "IN_ROOT dot dot out and back: ENOENT", "NO_XDEV into proc: EXDEV",
+                     "CACHED exe link: EAGAIN",
+                 })
+            Assert.Contains(line, native.StdoutLines);
+        var guest = GuestRunner.Run(_dir.Path, fixtures["openat2_resolve"]);
+        Expect.SameAsNative(native, guest);
+    }
+
+    [Fact]
     public void Hostile_arguments_fail_with_the_native_errno_and_the_kernel_goes_on()
     {
         var native = GuestRunner.Native(_dir.Path, fixtures["hostile_args"]);
