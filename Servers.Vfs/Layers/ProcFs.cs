@@ -91,6 +91,9 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
                 return Dir();
             case "fd" when rest.Length == 2:
                 return FdLink(host);
+            case "ns" when rest.Length == 2:
+                // A namespace's magic link ("time:[4026531834]"): opening it opens the namespace, through the host's link.
+                return HostFs.ReadLink(host) is { } ns ? new Node(NodeType.Symlink, host, Layer.Magic, ns) : Node.Missing(null, Layer.Synthetic);
             case "task" when rest.Length == 1:
                 return Dir();
             case "task":

@@ -20,6 +20,26 @@ public sealed class ProcFsTests : IDisposable
     }
 
     [Fact]
+    public void Proc_self_ns_links_open_the_namespaces_they_name()
+    {
+        // A namespace link is a magic link: opening it opens the namespace (nsfs), whose inode is the number in the
+        // link's text; what setns and clock_gettime03's time_for_children need.
+        const string Script = """
+            import os
+            for name in sorted(os.listdir("/proc/self/ns")):
+                text = os.readlink("/proc/self/ns/" + name)
+                fd = os.open("/proc/self/ns/" + name, os.O_RDONLY)
+                print(name, os.fstat(fd).st_ino == int(text.split("[")[1].rstrip("]")))
+                os.close(fd)
+            """;
+        var r = GuestRunner.Run(_dir.Path, "/usr/bin/python3", "-c", Script);
+        Expect.ExitCode(0, r);
+        Assert.Contains("time_for_children True", r.StdoutLines);
+        Assert.Contains("uts True", r.StdoutLines);
+        Assert.DoesNotContain(r.StdoutLines, l => l.EndsWith(" False", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Proc_follows_the_process_tree_as_it_changes_between_reads()
     {
         // Each read follows a change to the process tree: a new group, a child, the child gone. An answer about the
