@@ -22,6 +22,21 @@ internal sealed class ProcessList(ServerLink<ISchedServer> sched)
         return kept is not null && kept.Changes == sched.Changes;
     }
 
+    /// <summary>
+    /// <paramref name="processes"/> with every thread the supervisor holds in a job-control stop marked
+    /// <see cref="ThreadFacts.Stopped"/>: Sched does not see job control, and the host shows any traced stop as 't'.
+    /// </summary>
+    public static IReadOnlyList<ProcessFacts> WithJobStops(IReadOnlyList<ProcessFacts> processes, TaskTable tasks)
+    {
+        HashSet<int>? stopped = null;
+        foreach (var t in tasks.Snapshot())
+            if (t.JobStopped) (stopped ??= []).Add(t.HostTid);
+        if (stopped is null) return processes;
+        return processes.Select(p => p.Threads.Any(t => stopped.Contains(t.HostTid))
+            ? p with { Threads = p.Threads.Select(t => t with { Stopped = stopped.Contains(t.HostTid) }).ToList() }
+            : p).ToList();
+    }
+
     /// <summary>Asks Sched for the list, and keeps it.</summary>
     public IReadOnlyList<ProcessFacts> Ask()
     {

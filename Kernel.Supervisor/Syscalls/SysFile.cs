@@ -321,7 +321,7 @@ internal static class SysFile
         c.ServerUsed = Server.Vfs;
         // A path into /proc will need the guest's processes: sent with the first question when they are at hand.
         if (request.Arg.Path.StartsWith("/proc/", StringComparison.Ordinal) && c.Kernel.ProcessList.TryGet(out var known))
-            request = request with { Processes = known };
+            request = request with { Processes = ProcessList.WithJobStops(known, c.Kernel.Tasks) };
         var r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
         names?.Grant(question, r, asked);
         if (r.MakesName) AfterCreate(c, r.CommitOnSuccess ? r.GuestPath : null);
@@ -329,7 +329,7 @@ internal static class SysFile
         if (r.NeedProcesses)
         {
             if (request.Processes is not null) throw new InvalidOperationException("the VFS asked twice for the guest's processes");
-            request = request with { Processes = c.Kernel.ProcessList.Ask() };
+            request = request with { Processes = ProcessList.WithJobStops(c.Kernel.ProcessList.Ask(), c.Kernel.Tasks) };
             r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
             if (r.NeedProcesses) throw new InvalidOperationException("the VFS asked twice for the guest's processes");
         }

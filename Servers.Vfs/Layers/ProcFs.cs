@@ -53,6 +53,16 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
         public int HostTid => Thread?.HostTid ?? Process.HostPid;
         public int Vtid => Thread?.Vtid ?? Process.Vpid;
         public string HostDir => Thread is null ? $"/proc/{Process.HostPid}" : $"/proc/{Process.HostPid}/task/{Thread.HostTid}";
+
+        /// <summary>In a job-control stop: the thread, or a process's leader.</summary>
+        public bool Stopped
+        {
+            get
+            {
+                int leader = Process.HostPid;
+                return (Thread ?? Process.Threads.FirstOrDefault(t => t.HostTid == leader))?.Stopped == true;
+            }
+        }
     }
 
     public override Node Lookup(string rel)
@@ -255,7 +265,8 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
                 "Pid:" or "NSpid:" => Num(task.Vtid),
                 "PPid:" => Num(task.Process.Ppid),
                 "TracerPid:" => "0",
-                "State:" when line.Contains("tracing stop", StringComparison.Ordinal) => "R (running)",
+                // Stopped by the kernel's own tracer: to the guest it runs, unless job control stopped it.
+                "State:" when line.Contains("tracing stop", StringComparison.Ordinal) => task.Stopped ? "T (stopped)" : "R (running)",
                 "NSpgid:" => Num(task.Process.Pgid),
                 "NSsid:" => Num(task.Process.Sid),
                 // The tid of the task that made the NUMA group (0: none); Linux does not translate it.
@@ -274,7 +285,7 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
         if (close < 0) return host;
         var fields = host[(close + 2)..].TrimEnd('\n').Split(' ');
         // After "pid (comm) ": state ppid pgrp session tty_nr tpgid ...
-        if (fields[0] == "t") fields[0] = "R"; // stopped by the kernel's own tracer: to the guest it is running
+        if (fields[0] == "t") fields[0] = task.Stopped ? "T" : "R"; // as in status
         fields[1] = Num(task.Process.Ppid);
         fields[2] = Num(task.Process.Pgid);
         fields[3] = Num(task.Process.Sid);

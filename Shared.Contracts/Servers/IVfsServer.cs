@@ -94,7 +94,9 @@ public sealed record Credentials(uint Uid, uint Gid, IReadOnlyList<uint> Groups,
 /// <summary>What procfs needs to know about one guest process; the supervisor gets it from Sched when the VFS asks.</summary>
 public sealed record ProcessFacts(int Vpid, int HostPid, int Ppid, int Pgid, int Sid, IReadOnlyList<ThreadFacts> Threads);
 
-public sealed record ThreadFacts(int Vtid, int HostTid);
+/// <summary>A thread of a guest process. <paramref name="Stopped"/>: in a job-control stop (SIGSTOP, SIGTSTP, ...), which only
+/// the supervisor knows (to the host every traced stop is 't'); procfs shows it as 'T'.</summary>
+public sealed record ThreadFacts(int Vtid, int HostTid, bool Stopped = false);
 
 /// <summary>
 /// A path a guest names: <paramref name="Path"/> relative to the directory whose host path is

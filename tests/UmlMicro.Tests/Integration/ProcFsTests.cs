@@ -20,6 +20,17 @@ public sealed class ProcFsTests : IDisposable
     }
 
     [Fact]
+    public void A_process_stopped_by_SIGSTOP_shows_as_stopped_and_as_sleeping_once_continued()
+    {
+        // Every traced stop is 't' on the host; to the guest a job-control stop is 'T' and any other is running.
+        var r = GuestRunner.Run(_dir.Path, "sh", "-c",
+            "sleep 5 & p=$!; sleep 0.3; kill -STOP $p; sleep 0.3; grep State /proc/$p/status; cut -d' ' -f3 /proc/$p/stat; " +
+            "kill -CONT $p; sleep 0.3; grep State /proc/$p/status; kill $p");
+        Expect.ExitCode(0, r);
+        Assert.Equal(["State:\tT (stopped)", "T", "State:\tS (sleeping)"], r.StdoutLines);
+    }
+
+    [Fact]
     public void Proc_self_ns_links_open_the_namespaces_they_name()
     {
         // A namespace link is a magic link: opening it opens the namespace (nsfs), whose inode is the number in the
