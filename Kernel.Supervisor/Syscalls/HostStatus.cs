@@ -9,6 +9,18 @@ internal static class HostStatus
     public static bool HasCapability(int tid, int cap) =>
         Field(tid, "CapEff:") is { } hex && (Convert.ToUInt64(hex, 16) & (1UL << cap)) != 0;
 
+    /// <summary>Signals whose default action is to ignore them (Linux's SIG_KERNEL_IGNORE_MASK): SIGCHLD, SIGCONT, SIGURG, SIGWINCH.</summary>
+    private const ulong IgnoredByDefault = 1UL << (17 - 1) | 1UL << (18 - 1) | 1UL << (23 - 1) | 1UL << (28 - 1);
+
+    /// <summary>The task's process ignores signal <paramref name="sig"/>: its disposition is SIG_IGN, or SIG_DFL for a signal
+    /// whose default is to ignore it. Linux never wakes a task for such a signal, unless the task is traced.</summary>
+    public static bool Ignores(int tid, int sig)
+    {
+        if (sig is < 1 or > 64 || Field(tid, "SigIgn:") is not { } ignored || Field(tid, "SigCgt:") is not { } caught) return false;
+        ulong bit = 1UL << (sig - 1);
+        return (Convert.ToUInt64(ignored, 16) & bit) != 0 || ((Convert.ToUInt64(caught, 16) & bit) == 0 && (IgnoredByDefault & bit) != 0);
+    }
+
     /// <summary>The task has no_new_privs set.</summary>
     public static bool NoNewPrivs(int tid) => Field(tid, "NoNewPrivs:") == "1";
 

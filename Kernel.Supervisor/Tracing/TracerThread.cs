@@ -353,6 +353,7 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
             case 0:
                 // signal-delivery-stop: hand the signal on, as the host would have delivered it.
                 if (task.Phase is SyscallPhase.SkippedExit or SyscallPhase.ReissueEntry) AbandonReissue(task);
+                else if (Syscalls.HostStatus.Ignores(task.HostTid, sig)) RestartInterrupted(task);
                 TranslateSigInfo(task, sig);
                 Resume(task, sig);
                 break;
@@ -362,6 +363,20 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
         }
     }
 
+
+    /// <summary>
+    /// A signal the guest ignores stops it here only because it is traced: Linux wakes a traced task for every signal, so
+    /// that its tracer sees it, and natively an ignored one wakes nothing. A call that this woke and that ended with EINTR
+    /// (sigtimedwait, epoll_wait: those that do not restart by themselves) is made again, so that the guest cannot tell it
+    /// is traced by the way its calls end. (A timeout starts again with it.)
+    /// </summary>
+    private static void RestartInterrupted(GuestTask task)
+    {
+        if (!PtraceOps.GetRegs(task.HostTid, out var regs) || (long)regs.OrigRax < 0 || (long)regs.Rax != -Errno.EINTR) return;
+        regs.Rax = regs.OrigRax;
+        regs.Rip -= 2; // back onto the syscall instruction
+        PtraceOps.SetRegs(task.HostTid, regs);
+    }
 
     /// <summary>
     /// A group-stop (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU): left stopped with PTRACE_LISTEN, so that the parent's

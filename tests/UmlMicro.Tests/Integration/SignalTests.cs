@@ -9,6 +9,16 @@ public sealed class SignalTests(FixturePrograms fixtures) : IClassFixture<Fixtur
 
     public void Dispose() => _dir.Dispose();
 
+    [Fact]
+    public void An_ignored_signal_interrupts_no_call_as_natively()
+    {
+        var native = GuestRunner.Native(_dir.Path, fixtures["ignored_signals"]);
+        Expect.ExitCode(0, native);
+        Assert.Contains("sigtimedwait, SIGUSR1 ignored meanwhile: -1 EAGAIN", native.StdoutLines);
+        Assert.Contains("epoll_wait, a child exits meanwhile: 0 ", native.StdoutLines);
+        Expect.SameAsNative(native, GuestRunner.Run(_dir.Path, fixtures["ignored_signals"]));
+    }
+
     /// <summary>pid_probe's lines, and what each must say for a pid the guest was never granted.</summary>
     private static readonly string[] NotAGuestPid =
     [
