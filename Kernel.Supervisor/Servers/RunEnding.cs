@@ -62,10 +62,24 @@ internal sealed class RunEnding
         }
     }
 
-    /// <summary>How to end the guest (kill pid 1) while it runs; null once it is over.</summary>
-    public void KillGuestWith(Action? kill)
+    /// <summary>How to end the guest (kill pid 1), from when it runs until <see cref="GuestOver"/>.</summary>
+    public void KillGuestWith(Action kill)
     {
         lock (_gate) _killGuest = kill;
+    }
+
+    /// <summary>
+    /// The tracer is done: no signal or timeout waits for it any more, so later waits (the end's own messages, --stats)
+    /// are given up only if one already was.
+    /// </summary>
+    public void GuestOver()
+    {
+        lock (_gate)
+        {
+            _killGuest = null;
+            Volatile.Write(ref _signalAt, 0);
+            Volatile.Write(ref _timeoutAt, 0);
+        }
     }
 
     /// <summary>

@@ -72,7 +72,7 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
             finally
             {
                 ended.Set();
-                ending?.KillGuestWith(null);
+                ending?.GuestOver();
                 alarm?.Join(); // it may be sending through the pidfd
                 if (pidfd >= 0) close(pidfd);
                 _k.Shm.Source = null;
