@@ -26,10 +26,11 @@ catch (Exception e) when (UserFacing(e) is { } problem)
     return 2;
 }
 
-// A problem the user must fix (usage, configuration, a server that does not start or answer): one line, exit 2.
+// A problem the user must fix (usage, configuration, a server that does not start or answer, or answers its
+// configuration wrongly, before the guest runs): one line, exit 2.
 static Exception? UserFacing(Exception e) => e switch
 {
-    UsageError or ConfigError or ServerFailure => e,
+    UsageError or ConfigError or ServerFailure or ServerMistake => e,
     AggregateException a => a.InnerExceptions.Select(UserFacing).FirstOrDefault(x => x is not null),
     _ => null,
 };
