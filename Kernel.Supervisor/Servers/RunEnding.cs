@@ -8,8 +8,8 @@ namespace UmlMicro.Supervisor.Servers;
 /// first — the signal goes to guest pid 1, the timeout and a mistake kill it — and that needs the tracer; but a tracer
 /// waiting for a server cannot act on it. So every wait for a server goes through <see cref="Wait"/>: once a signal
 /// has waited <see cref="Grace"/> for the tracer to hand it to pid 1 (or the timeout for pid 1 to be gone), the wait
-/// is given up (<see cref="RunInterrupted"/>), and so is every wait after it, and the guest ends. A guest that
-/// handles the signal and goes on is not disturbed: the tracer hands it over at once.
+/// is given up (<see cref="RunInterrupted"/>), and so is every later one not answered at once, and the guest ends. A
+/// guest that handles the signal and goes on is not disturbed: the tracer hands it over at once.
 /// </summary>
 internal sealed class RunEnding
 {
