@@ -26,10 +26,11 @@ catch (Exception e) when (UserFacing(e) is { } problem)
     return 2;
 }
 
-// A problem the user must fix (usage, configuration, a server that does not start or answer): one line, exit 2.
+// A problem the user must fix (usage, configuration, a server that does not start or answer, or answers its
+// configuration wrongly, before the guest runs): one line, exit 2.
 static Exception? UserFacing(Exception e) => e switch
 {
-    UsageError or ConfigError or ServerFailure => e,
+    UsageError or ConfigError or ServerFailure or ServerMistake => e,
     AggregateException a => a.InnerExceptions.Select(UserFacing).FirstOrDefault(x => x is not null),
     _ => null,
 };
@@ -73,8 +74,9 @@ namespace UmlMicro.Supervisor
             using var trace = config.Kernel.Trace.Length > 0 ? OpenTrace(config.Kernel.Trace) : null;
             var budget = new RestartBudget(config.Servers.RestartLimit, TimeSpan.FromSeconds(config.Servers.RestartWindowSeconds));
             budget.Restarted += r => trace?.WriteRestart(r);
+            var ending = new RunEnding();
             ServerLaunch Launch(ServerCommand command, string contract, int version) => new(command, binDir, contract, version,
-                TimeSpan.FromMilliseconds(config.Servers.HandshakeTimeoutMs), TimeSpan.FromMilliseconds(config.Servers.CallTimeoutMs));
+                TimeSpan.FromMilliseconds(config.Servers.HandshakeTimeoutMs), TimeSpan.FromMilliseconds(config.Servers.CallTimeoutMs), ending);
             using var links = new StoppedTogether();
             var vfs = links.Add(ServerLink<IVfsServer>.Start(Server.Vfs, "vfs", Launch(config.Servers.Vfs!, Contract.VfsName, Contract.VfsVersion), stats, budget));
             var mm = links.Add(ServerLink<IMmServer>.Start(Server.Mm, "mm", Launch(config.Servers.Mm!, Contract.MmName, Contract.MmVersion), stats, budget));
@@ -99,8 +101,8 @@ namespace UmlMicro.Supervisor
             var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace, memoryLimit, mapCheck, vcpus, config.Kernel.MaxProcs, config.Kernel.MaxFiles, names);
             var wall = HostWall.Plan(ns, config.Kernel.Net == "none", identity.Nodename, SeccompFilter.ToHex(SeccompFilter.BuildDenyLayer()), start.User);
             var tracer = new TracerThread(kernel, mode, observeAll: trace is not null || config.Kernel.Stats, Path.Combine(binDir, "umlmicro-launch"), start.Program,
-                start.Argv, start.Environment, config.Mm.DeterministicLayout, config.Kernel.MaxFiles, config.Kernel.TimeoutSpan, wall.WriteTo(ns.StateDir));
-            var forwarding = ForwardSignals(tracer).ToList();
+                start.Argv, start.Environment, config.Mm.DeterministicLayout, config.Kernel.MaxFiles, config.Kernel.TimeoutSpan, wall.WriteTo(ns.StateDir), ending);
+            var forwarding = ForwardSignals(tracer, ending).ToList();
             // The runtime's signal handling is set up by now (the registrations need it): its SIGCHLD part is turned
             // off before the first guest stop, which would otherwise run it.
             Interop.DefaultSigChld();
@@ -109,6 +111,8 @@ namespace UmlMicro.Supervisor
                 tracer.Run();
                 forwarding.ForEach(r => r.Dispose());
             }
+            // A mistake found off the tracer is what ended the run; the tracer's own failure is then only its echo.
+            var failure = ending.Failure ?? tracer.Failure;
 
             if (config.Kernel.Stats)
             {
@@ -118,16 +122,22 @@ namespace UmlMicro.Supervisor
                 Console.Error.WriteLine($"vcpus {vcpus.Cpus}, policy {vcpus.Policy.Name}, quantum {vcpus.Quantum.TotalMilliseconds:0} ms: " +
                     $"{vcpus.Ticks} ticks, {vcpus.Preemptions} preemptions; host CPUs {(kernel.HostCpus.Spread ? "spread" : "gathered")} at the end, {kernel.HostCpus.Changes} changes");
                 // Asking MM may restart it: the restarts are listed after.
-                if (tracer.Failure is null) Console.Error.Write(KernelStats.RenderMemory(mm.Call(m => m.UsageAsync()), stats.ResidentByProcess));
+                if (failure is null) Console.Error.Write(KernelStats.RenderMemory(mm.Call(m => m.UsageAsync()), stats.ResidentByProcess));
                 Console.Error.Write(KernelStats.RenderRestarts(budget.Restarts));
             }
             if (mapCheck is not null) Console.Error.Write(mapCheck.Summary);
-            switch (tracer.Failure)
+            switch (failure)
             {
                 case ServerCrashLoop crashLoop:
                     Console.Error.WriteLine($"umlmicro: {crashLoop.Message}; guest ended");
                     return CrashLoopStatus;
-                case { } failure:
+                case RunInterrupted when ending.Signal != 0 && !tracer.TimedOut:
+                    // The signal's own status, as the guest's pid 1 killed by it would have given.
+                    Console.Error.WriteLine($"umlmicro: {failure.Message}; guest ended");
+                    return 128 + ending.Signal;
+                case RunInterrupted when tracer.TimedOut:
+                    break;
+                case not null:
                     Console.Error.WriteLine($"umlmicro: kernel failure, guest ended: {failure.Message}");
                     return KernelFailureStatus;
             }
@@ -217,13 +227,14 @@ namespace UmlMicro.Supervisor
 
         /// <summary>
         /// SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to the supervisor go to guest pid 1 instead. (A terminal's ^C
-        /// reaches only the guest: it has its own process group, which holds the terminal's foreground.)
+        /// reaches only the guest: it has its own process group, which holds the terminal's foreground.) Acting on it
+        /// takes the tracer: one that waits for a server gives the wait up soon after (<see cref="RunEnding"/>).
         /// </summary>
-        private static IEnumerable<PosixSignalRegistration> ForwardSignals(TracerThread tracer)
+        private static IEnumerable<PosixSignalRegistration> ForwardSignals(TracerThread tracer, RunEnding ending)
         {
-            (PosixSignal posix, int number)[] signals =
-                [(PosixSignal.SIGINT, 2), (PosixSignal.SIGTERM, 15), (PosixSignal.SIGHUP, 1), (PosixSignal.SIGQUIT, 3)];
-            foreach (var (posix, number) in signals)
+            (PosixSignal posix, int number, string name)[] signals =
+                [(PosixSignal.SIGINT, 2, "SIGINT"), (PosixSignal.SIGTERM, 15, "SIGTERM"), (PosixSignal.SIGHUP, 1, "SIGHUP"), (PosixSignal.SIGQUIT, 3, "SIGQUIT")];
+            foreach (var (posix, number, name) in signals)
             {
                 yield return PosixSignalRegistration.Create(posix, ctx =>
                 {
@@ -231,6 +242,7 @@ namespace UmlMicro.Supervisor
                     if (tracer.InitHostPid <= 0) return;
                     ctx.Cancel = true;
                     Interop.kill(tracer.InitHostPid, number);
+                    ending.Signalled(number, name);
                 });
             }
         }

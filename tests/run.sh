@@ -27,10 +27,10 @@ run "unit and integration tests (seccomp, the default mode)" dotnet test tests/U
 mode_matrix="FullyQualifiedName~Integration"
 # Also left out there: the classes whose guests exercise a server's logic or the supervisor's caches of it, which sit
 # above the trap seam (handlers do not know the mode): the VFS's namespace, permissions, errnos, procfs and kernel files,
-# leases, restarts after a fault, images.
+# leases, restarts after a fault, a server's mistakes, images.
 for class in CliTests ConfigFileTests ServerLifecycleTests ModeTests \
     VfsNamespaceTests VfsPermissionTests VfsErrnoTests ProcFsTests KernelFileTests LeaseTests FaultTests ChaosTests \
-    ConfinementTests ImageTests; do
+    ServerMistakeTests ConfinementTests ImageTests; do
   mode_matrix+="&FullyQualifiedName!~Integration.$class."
 done
 for mode in tt sysemu; do
@@ -44,9 +44,9 @@ rm -f build/Release/.built
 run "publish (as ./umlmicro builds)" ./umlmicro --help
 run "contract tests (published servers)" dotnet test tests/Contract.Tests -c Release --no-build
 # The integration tests start build/Release/umlmicro, after the publish the NativeAOT supervisor: the classes that exercise what
-# reflection or trimming would break there (the config's keys, the server links, replay after a server's death).
+# reflection or trimming would break there (the config's keys, the server links, replay after a server's death, a server's mistakes).
 run "integration tests (published kernel)" dotnet test tests/UmlMicro.Tests -c Release --no-build \
-  --filter "FullyQualifiedName~Integration.CliTests.|FullyQualifiedName~Integration.ConfigFileTests.|FullyQualifiedName~Integration.ServerLifecycleTests.|FullyQualifiedName~Integration.ChaosTests.|FullyQualifiedName~Integration.FaultTests."
+  --filter "FullyQualifiedName~Integration.CliTests.|FullyQualifiedName~Integration.ConfigFileTests.|FullyQualifiedName~Integration.ServerLifecycleTests.|FullyQualifiedName~Integration.ChaosTests.|FullyQualifiedName~Integration.FaultTests.|FullyQualifiedName~Integration.ServerMistakeTests."
 
 # dotnet test's summary lines read "Passed!  - Failed:     0, Passed:   157, Skipped: ..."
 awk '/(Passed|Failed)! +- +Failed:/ { gsub(",", ""); f += $4; p += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"

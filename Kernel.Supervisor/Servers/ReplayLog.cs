@@ -52,11 +52,12 @@ internal sealed class ReplayLog
     /// Sends everything kept to a fresh server, as it was sent before (notifications as notifications, whose errors
     /// nobody hears, requests as requests) in one pipelined burst that the server still handles in order; then the
     /// journal messages that may have been lost. Returns how many of those were sent again. A replayed request
-    /// answered differently than before means the server cannot rebuild its state that way: the kernel's bug.
+    /// answered differently than before (or with an error) means the server cannot rebuild its state that way: its
+    /// mistake (<see cref="ServerMistake"/>), which ends the guest.
     /// </summary>
-    public int SendTo<T>(JsonRpc rpc, T server, string name, TimeSpan timeout) where T : class, IKernelServer
+    public int SendTo<T>(JsonRpc rpc, T server, string name, TimeSpan timeout, RunEnding ending) where T : class, IKernelServer
     {
-        if (_checkpoint is not null) Await(server.RestoreAsync(_checkpoint), timeout, name);
+        if (_checkpoint is not null) Await(server.RestoreAsync(_checkpoint), KernelMethods.Restore, timeout, name, ending);
         var replies = new Task?[_replay.Count];
         for (int i = 0; i < replies.Length; i++)
             replies[i] = _replay[i].Request ? Invoke(server, _replay[i]) : Notify(rpc, _replay[i]);
@@ -64,16 +65,16 @@ internal sealed class ReplayLog
         // Answered in order: once hello is, everything before it was applied. A long history takes its time: the
         // deadline grows with it (a server that replays takes well under a millisecond a message).
         timeout += TimeSpan.FromMilliseconds(_replay.Count);
-        Await(server.HelloAsync(), timeout, name);
+        Await(server.HelloAsync(), KernelMethods.Hello, timeout, name, ending);
         for (int i = 0; i < replies.Length; i++)
         {
             if (!_replay[i].Request) continue;
-            Await(replies[i]!, timeout, name);
-            if (_replay[i].Answer is not { } before) continue;
             var m = _replay[i].Method;
+            Await(replies[i]!, m, timeout, name, ending);
+            if (_replay[i].Answer is not { } before) continue;
             string now = m.Json(m.AnswerOf(replies[i]!)), then = m.Json(before);
             if (now != then)
-                throw new InvalidOperationException($"{name} server: replaying {m.Wire} was answered {now}, not {then} as before; its state cannot be rebuilt");
+                throw new ServerMistake(name, m.Wire, $"replayed after a restart, answered {Short(now)}, not {Short(then)} as before; its state cannot be rebuilt");
         }
         return _unanswered.Count;
     }
@@ -82,15 +83,18 @@ internal sealed class ReplayLog
 
     private static Task Invoke<T>(T server, Sent s) where T : class => s.Method.Invoke(server, s.Args);
 
-    private static void Await(Task t, TimeSpan timeout, string name)
+    /// <summary>An answer as the failure line shows it: the start of it.</summary>
+    private static string Short(string json) => json.Length <= 80 ? json : json[..80] + "...";
+
+    /// <summary>
+    /// Waits for a replayed message's answer. Time running out, or the connection breaking, is one more failed restart
+    /// (the caller starts the server again); an error answer is the server's mistake: it cannot take back its state.
+    /// </summary>
+    private static void Await(Task t, ContractMethod m, TimeSpan timeout, string name, RunEnding ending)
     {
-        try
-        {
-            if (!t.Wait(timeout)) throw new TimeoutException($"{name} server: its state was not rebuilt within {timeout.TotalSeconds:0.#} s");
-        }
-        catch (AggregateException e) when (e.InnerException is { } inner)
-        {
-            ExceptionDispatchInfo.Throw(inner);
-        }
+        if (!ending.Wait(t, timeout, name, m.Wire)) throw new TimeoutException($"its state was not rebuilt within {timeout.TotalSeconds:0.#} s");
+        if (t.Exception?.InnerException is not { } e) return;
+        if (e is ConnectionLostException or ObjectDisposedException or IOException) ExceptionDispatchInfo.Throw(e);
+        throw ServerMistake.Answering(name, m.Wire, e, " while its state was rebuilt");
     }
 }

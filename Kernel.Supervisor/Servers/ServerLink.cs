@@ -14,8 +14,10 @@ public sealed record ServerCommand(string Command);
 internal sealed class ServerFailure(string message) : Exception(message);
 
 /// <summary>How to start one server and hold it to its contract: the command, the contract it must speak, and the
-/// deadlines for its handshake and for any answer (a server that misses one is taken for hung).</summary>
-internal sealed record ServerLaunch(ServerCommand Command, string BinDir, string Contract, int Version, TimeSpan HandshakeTimeout, TimeSpan CallTimeout);
+/// deadlines for its handshake and for any answer (a server that misses one is taken for hung), and the run's end
+/// as asked for from outside the guest, which every wait for the server heeds.</summary>
+internal sealed record ServerLaunch(ServerCommand Command, string BinDir, string Contract, int Version, TimeSpan HandshakeTimeout, TimeSpan CallTimeout,
+    RunEnding? Ending = null);
 
 /// <summary>
 /// The supervisor's end of one server: the process, its JSON-RPC connection and a typed proxy. Calls are
@@ -38,6 +40,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     private readonly KernelStats _stats;
     private readonly ReplayLog _log = new();
     private readonly ContractForwarder<T> _forwarder;
+    private readonly RunEnding _ending;
     private ServerProcess? _process;
     private volatile JsonRpc? _rpc;
     private long _nextRequestId;
@@ -52,6 +55,9 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
 
     // Set from the connection's own threads when it breaks; acted on by the next message the link sends.
     private volatile string? _lost;
+
+    // Set with _lost when what broke the connection was a line from the server that is not JSON-RPC.
+    private volatile string? _garbled;
 
     public Server Id { get; }
     public string Name { get; }
@@ -78,6 +84,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         _stats = stats;
         _launch = launch;
         _budget = budget;
+        _ending = launch?.Ending ?? new RunEnding();
         (Proxy, _forwarder) = ContractForwarder<T>.Create(target);
     }
 
@@ -122,7 +129,10 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         var rpc = RpcWire.Create(process.Input, process.Output);
         rpc.Disconnected += (_, e) =>
         {
-            if (ReferenceEquals(_rpc, rpc)) _lost ??= $"lost its connection ({e.Reason})";
+            if (!ReferenceEquals(_rpc, rpc)) return;
+            // A line that is not JSON-RPC is the server's mistake, not a crash: a restarted one would say it again.
+            if (e.Exception is { } bad and not (IOException or ObjectDisposedException or OperationCanceledException)) _garbled ??= bad.Message;
+            _lost ??= $"lost its connection ({e.Reason})";
         };
         var proxy = AttachProxy(rpc);
         rpc.StartListening();
@@ -146,6 +156,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         _forwarder.Target = c.Proxy;
         _rpc = c.Rpc;
         _lost = c.Process.HasExited ? "exited while standing by" : null;
+        _garbled = null;
     }
 
     /// <summary>Checks that the process is the server it claims to be, speaking the contract's version.</summary>
@@ -166,11 +177,11 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         }
         catch (TimeoutException)
         {
-            throw new ServerFailure($"{Name} server: no handshake within {launch.HandshakeTimeout.TotalSeconds:0.#} s");
+            throw new ServerFailure($"{Name} server: hello: no answer within {launch.HandshakeTimeout.TotalSeconds:0.#} s");
         }
         catch (Exception e) when (e is RemoteInvocationException or ConnectionLostException or ObjectDisposedException)
         {
-            throw new ServerFailure($"{Name} server: handshake failed: {e.Message}");
+            throw new ServerFailure($"{Name} server: hello: {e.Message}");
         }
         if (hello.Name != launch.Contract || hello.ContractVersion != launch.Version)
             throw new ServerFailure($"{Name} server: speaks '{hello.Name}' v{hello.ContractVersion}, expected '{launch.Contract}' v{launch.Version}");
@@ -207,7 +218,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
         {
             try
             {
-                var c = standby.GetAwaiter().GetResult();
+                var c = Started(standby);
                 if (!c.Process.HasExited) return c;
                 Discard(c);
             }
@@ -216,10 +227,10 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
                 // It did not come up: start one the ordinary way.
             }
         }
-        var fresh = System.Threading.Tasks.Task.Run(Spawn).GetAwaiter().GetResult();
+        var fresh = Started(System.Threading.Tasks.Task.Run(Spawn));
         try
         {
-            Handshake(fresh.Proxy).GetAwaiter().GetResult();
+            Started(Handshake(fresh.Proxy));
         }
         catch
         {
@@ -227,6 +238,19 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             throw;
         }
         return fresh;
+    }
+
+    /// <summary>What a successor's start gave (each step has a deadline of its own), waited for as the run's end allows.</summary>
+    private TResult Started<TResult>(Task<TResult> step)
+    {
+        Started((Task)step);
+        return step.GetAwaiter().GetResult();
+    }
+
+    private void Started(Task step)
+    {
+        _ending.Wait(step, Timeout.InfiniteTimeSpan, Name, "hello");
+        step.GetAwaiter().GetResult();
     }
 
     private static void Discard(Connection c) => Discard(c.Process, c.Rpc);
@@ -298,12 +322,28 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
                 {
                     if (_closing) return;
                     SendOutboxLocked();
-                    if (_log.Count >= CheckpointEvery) Checkpoint();
+                    if (_log.Count >= CheckpointEvery) CheckpointOffTracer();
                 }
             }
         }) { IsBackground = true, Name = $"{Name} posts" };
         thread.Start();
         return thread;
+    }
+
+    /// <summary>
+    /// The post sender's checkpoint. Asking may restart the server, and that may fail (a replay answered differently,
+    /// the restart budget spent): no guest waits here to hear it, so the run is ended of it (<see cref="RunEnding.Fail"/>).
+    /// </summary>
+    private void CheckpointOffTracer()
+    {
+        try
+        {
+            Checkpoint();
+        }
+        catch (Exception e)
+        {
+            _ending.Fail(e);
+        }
     }
 
     /// <summary>Writes out every post that waits, in order (the caller holds the send gate).</summary>
@@ -367,7 +407,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     private TResult SendLocked<TResult>(Func<T, Task> request, Func<Task, TResult> answer)
     {
         long t0 = Stopwatch.GetTimestamp();
-        bool cutOff = false;
+        bool cutOff = false, timedOut = false;
         while (true)
         {
             if (_lost is { } why) Reincarnate(why, cutOff ? t0 : Stopwatch.GetTimestamp(), cutOff);
@@ -376,39 +416,75 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             try
             {
                 pending = request(Proxy);
-                if (_forwarder.LastMethod!.Restore is not null) Interlocked.Increment(ref _changes);
-                if (!pending.Wait(_launch?.CallTimeout ?? Timeout.InfiniteTimeSpan))
-                {
-                    _lost ??= $"did not answer {_forwarder.LastMethod?.Name} within {_launch!.CallTimeout.TotalSeconds:0.#} s";
-                    cutOff = true;
-                    continue;
-                }
             }
-            catch (Exception e) when (_launch is not null && LostBy(Unwrap(e)) is { } why2)
+            catch (Exception e) when (_launch is not null && LostBy(Unwrap(e)) is { } lost)
             {
-                _lost ??= why2;
+                _lost ??= lost;
                 cutOff = true;
                 continue;
             }
-            catch (AggregateException e) when (e.InnerException is { } inner)
+            var m = _forwarder.LastMethod!;
+            if (m.Restore is not null) Interlocked.Increment(ref _changes);
+            if (!_ending.Wait(pending, _launch?.CallTimeout ?? Timeout.InfiniteTimeSpan, Name, m.Wire))
             {
-                ExceptionDispatchInfo.Throw(inner);
-                throw;
+                // A hung server is restarted and asked again; a fresh one that does not answer either never will.
+                double s = _launch!.CallTimeout.TotalSeconds;
+                if (timedOut) throw new ServerMistake(Name, m.Wire, $"no answer within {s:0.#} s, from a restarted server either");
+                _lost ??= $"did not answer {m.Wire} within {s:0.#} s";
+                cutOff = timedOut = true;
+                continue;
+            }
+            if (pending.IsFaulted)
+            {
+                var e = Unwrap(pending.Exception!);
+                // A server object in this process (a unit test's mock): its own exception, as a direct call.
+                if (_launch is null) ExceptionDispatchInfo.Throw(e);
+                if (LostBy(e) is { } lost)
+                {
+                    if (Garbled() is { } bad) throw new ServerMistake(Name, m.Wire, $"sent a line that is not JSON-RPC ({bad})");
+                    _lost ??= lost;
+                    cutOff = true;
+                    continue;
+                }
+                throw ServerMistake.Answering(Name, m.Wire, e);
             }
             var result = answer(pending);
-            _log.Answered(_forwarder.LastMethod!, _forwarder.LastArgs ?? [], result);
+            _log.Answered(m, _forwarder.LastArgs ?? [], result);
             _stats.RecordServer(Id, Stopwatch.GetTimestamp() - t0);
             if (_log.Count >= CheckpointEvery) Checkpoint();
             return result;
         }
     }
 
-    /// <summary>Asks the server for a checkpoint (a query: it is not kept itself) to cut the replay history short.</summary>
+    /// <summary>
+    /// Why the connection broke when it was a line from the server that is not JSON-RPC, or null. The link learns it
+    /// from the connection's own thread, which may still be telling it when the call it cut off has failed.
+    /// </summary>
+    private string? Garbled()
+    {
+        if (_garbled is null && _rpc is { } rpc) rpc.Completion.ContinueWith(static _ => { }).Wait(TimeSpan.FromMilliseconds(100));
+        return _garbled;
+    }
+
+    /// <summary>
+    /// Asks the server for a checkpoint (a query: it is not kept itself) to cut the replay history short. A server
+    /// that refuses (an error answer such as "method not found", or something that is not a checkpoint) keeps none,
+    /// as one that answers null: the whole history is kept, and a restart replays it from the start.
+    /// </summary>
     private void Checkpoint()
     {
         if (!_keepsCheckpoints || _launch is null) return;
         _keepsCheckpoints = false; // also: no checkpoint from inside this one
-        if (Call(s => s.CheckpointAsync()) is not { } state) return;
+        string? state;
+        try
+        {
+            state = Call(s => s.CheckpointAsync());
+        }
+        catch (ServerMistake e) when (e.Refused)
+        {
+            return;
+        }
+        if (state is null) return;
         _log.Checkpointed(state);
         _keepsCheckpoints = true;
     }
@@ -442,7 +518,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             try
             {
                 Attach(Successor());
-                int resent = _log.SendTo(_rpc!, _forwarder.Target, Name, _launch.CallTimeout);
+                int resent = _log.SendTo(_rpc!, _forwarder.Target, Name, _launch.CallTimeout, _ending);
                 Restarts++;
                 StartStandby();
                 _budget.Report(new ServerRestart(Name, DateTime.UtcNow, why, Stopwatch.GetElapsedTime(heldSince), _log.Count, resent + (cutOff ? 1 : 0)));
@@ -503,8 +579,9 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             {
                 Call(s => s.HelloAsync());
             }
-            catch (Exception e) when (e is ServerFailure or ServerCrashLoop)
+            catch (Exception e) when (e is ServerFailure or ServerCrashLoop or ServerMistake or RunInterrupted)
             {
+                // The run ends anyway: what the guest saw is what the server had been told.
             }
         }
         Stop(kill: false);

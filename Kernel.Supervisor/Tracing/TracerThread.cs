@@ -3,6 +3,7 @@ using UmlMicro.Contracts.Linux;
 using UmlMicro.Supervisor.Guest;
 using UmlMicro.Supervisor.Native;
 using UmlMicro.Supervisor.Ptrace;
+using UmlMicro.Supervisor.Servers;
 using UmlMicro.Supervisor.Syscalls;
 using static UmlMicro.Supervisor.Native.Interop;
 
@@ -15,7 +16,8 @@ namespace UmlMicro.Supervisor.Tracing;
 /// Guest tasks are host threads and run in parallel on all host CPUs; they stop only at syscalls.
 /// </summary>
 internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, bool observeAll, string launcher, string program, IReadOnlyList<string> argv,
-    IReadOnlyList<string> environment, bool deterministicLayout = false, int maxFiles = 0, TimeSpan timeout = default, string? wallPlan = null)
+    IReadOnlyList<string> environment, bool deterministicLayout = false, int maxFiles = 0, TimeSpan timeout = default, string? wallPlan = null,
+    RunEnding? ending = null)
     : ISyscallInjector
 {
     /// <summary>TT mode turns a syscall the kernel handles itself into this harmless one on the host.</summary>
@@ -53,7 +55,11 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
             {
                 if (Start())
                 {
-                    if (timeout > TimeSpan.Zero) alarm = StartAlarm(ended, pidfd = pidfd_open(_initHostPid, 0));
+                    pidfd = pidfd_open(_initHostPid, 0);
+                    if (pidfd < 0) throw new InvalidOperationException($"pidfd_open of guest pid 1 failed: errno {LastErrno}");
+                    // A server's mistake found off this thread ends the guest as the alarm does: pid 1 first.
+                    ending?.KillGuestWith(() => pidfd_send_signal(pidfd, Signals.SIGKILL, 0, 0));
+                    if (timeout > TimeSpan.Zero) alarm = StartAlarm(ended, pidfd);
                     Loop();
                 }
             }
@@ -66,6 +72,7 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
             finally
             {
                 ended.Set();
+                ending?.GuestOver();
                 alarm?.Join(); // it may be sending through the pidfd
                 if (pidfd >= 0) close(pidfd);
                 _k.Shm.Source = null;
@@ -81,15 +88,16 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
     /// <summary>
     /// --timeout: a thread that waits for the deadline and then kills guest pid 1, through a pidfd taken while pid 1
     /// was surely alive (an unreaped child of this thread), so the signal cannot reach a host process that got its
-    /// pid later. pid 1's end is the tracer's usual way out: every other guest task is killed then (see TaskGone).
+    /// pid later. pid 1's end is the tracer's usual way out: every other guest task is killed then (see TaskGone). A
+    /// tracer that waits for a server then gives the wait up (see <see cref="RunEnding"/>).
     /// </summary>
     private Thread StartAlarm(ManualResetEventSlim ended, int pidfd)
     {
-        if (pidfd < 0) throw new InvalidOperationException($"pidfd_open of guest pid 1 failed: errno {LastErrno}");
         var alarm = new Thread(() =>
         {
             if (ended.Wait(timeout)) return;
             Volatile.Write(ref _alarmKilled, 1);
+            ending?.TimedOut();
             if (pidfd_send_signal(pidfd, Signals.SIGKILL, 0, 0) != 0) Volatile.Write(ref _alarmKilled, 0); // gone already
         })
         { Name = "timeout", IsBackground = true };
@@ -354,6 +362,7 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
                 // signal-delivery-stop: hand the signal on, as the host would have delivered it.
                 if (task.Phase is SyscallPhase.SkippedExit or SyscallPhase.ReissueEntry) AbandonReissue(task);
                 else if (Syscalls.HostStatus.Ignores(task.HostTid, sig)) RestartInterrupted(task);
+                if (tid == _initHostPid) ending?.Delivered(sig);
                 TranslateSigInfo(task, sig);
                 Resume(task, sig);
                 break;
