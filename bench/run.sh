@@ -386,6 +386,8 @@ fi
 declare -A VC_MS=() VC_FIRST=() VC_ALL=() VC_GETPID=()
 vcpu_rows=(spin1 spin2 spin4 mixed getpid pair)
 vcpu_mode=${mode_cfgs[0]:-}
+# The default mode when it was asked for: what a user runs.
+for m in "${mode_cfgs[@]}"; do [ "$m" = seccomp ] && vcpu_mode=seccomp; done
 vcpu_cfgs_of() { # ROW: its configurations
   case $1 in
     spin2) echo "native one-cpu default cpus1 cpus1-fifo" ;;

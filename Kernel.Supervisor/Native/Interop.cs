@@ -120,13 +120,6 @@ internal static unsafe partial class Interop
     [LibraryImport(Libc, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial nint getxattr(string path, string name, byte* value, nuint size);
 
-    /// <summary>The CPU time the calling thread has used, in nanoseconds (CLOCK_THREAD_CPUTIME_ID).</summary>
-    internal static long ThreadCpuTime()
-    {
-        var ts = stackalloc long[2];
-        return clock_gettime(3, ts) == 0 ? ts[0] * 1_000_000_000 + ts[1] : -1;
-    }
-
     [LibraryImport(Libc, SetLastError = true)]
     private static partial int clock_gettime(int clock, long* ts);
 

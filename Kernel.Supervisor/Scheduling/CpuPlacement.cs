@@ -21,9 +21,8 @@ namespace UmlMicro.Supervisor.Scheduling;
 /// <para>
 /// Work is measured, not guessed, at each tick (ticks are asked for only while the guest has two processes or more, or
 /// is spread): the CPU time each guest process used since the last tick, from its host CPU clock (a clock_gettime, no
-/// /proc). Gathered, processes that share the one CPU between them and keep it busy (with the tracer, which serves
-/// them there) want more than it. Spread, the guest is gathered once no more than one process was busy for
-/// <see cref="QuietToGather"/>. A process created after a change starts where its creator was; it is moved at its
+/// /proc). Gathered, processes that share the one CPU between them and keep it busy want more than it. Spread, the
+/// guest is gathered once its processes used less than <see cref="GatherBelow"/> of one CPU for <see cref="QuietToGather"/>. A process created after a change starts where its creator was; it is moved at its
 /// first stop.
 /// </para>
 /// Every method is called on the tracer thread.
@@ -33,10 +32,13 @@ internal sealed class CpuPlacement(int vcpus)
     /// <summary>A process is busy when it used more than this share of the time between two ticks...</summary>
     private const double ActiveShare = 0.1;
 
-    /// <summary>...and the guest wants more than its one CPU when those processes and the tracer used more than this of
-    /// it together: their work fills it. (The tracer counts: two syscall-heavy processes use little CPU time themselves,
-    /// most of it goes to serving them, on the same CPU.)</summary>
-    private const double SpreadAbove = 0.8;
+    /// <summary>...and the guest wants more than its one CPU when those processes used more than this of it themselves.
+    /// The tracer's time does not count: two syscall-heavy processes spend most of theirs waiting for it, and spread they
+    /// would pay a cross-CPU hand-off per stop (a pair of getpid loops took 3x as long spread as alone, 1.4x gathered).</summary>
+    private const double SpreadAbove = 0.6;
+
+    /// <summary>Spread: the guest is quiet while its processes use less than this many CPUs in all.</summary>
+    private const double GatherBelow = 0.75;
 
     /// <summary>Spread tasks are gathered after this long quiet, however often the tracer ticked meanwhile.</summary>
     private static readonly TimeSpan QuietToGather = TimeSpan.FromMilliseconds(100);
@@ -44,7 +46,6 @@ internal sealed class CpuPlacement(int vcpus)
     private ulong[] _allowed = [];
     private readonly Dictionary<int, long> _cpuTime = [];
     private long _lastTick;
-    private long _tracerCpuTime;
     private TimeSpan _quiet;
 
     /// <summary>Tasks are spread over the allowed CPUs (else gathered on the tracer's).</summary>
@@ -65,7 +66,6 @@ internal sealed class CpuPlacement(int vcpus)
         CanSpread = vcpus > 1 && allowedCpus > 1;
         Gather();
         _lastTick = Stopwatch.GetTimestamp();
-        _tracerCpuTime = Interop.ThreadCpuTime();
     }
 
     /// <summary>Live guest processes, counted when one starts or ends (not at every stop: the count walks the tasks).</summary>
@@ -94,9 +94,6 @@ internal sealed class CpuPlacement(int vcpus)
         _lastTick = now;
         int active = 0;
         double cpus = 0;
-        long tracer = Interop.ThreadCpuTime();
-        double tracerShare = (tracer - _tracerCpuTime) / elapsedNs;
-        _tracerCpuTime = tracer;
         foreach (var task in tasks)
         {
             if (!task.IsThreadGroupLeader) continue;
@@ -114,12 +111,11 @@ internal sealed class CpuPlacement(int vcpus)
 
         if (!Spread)
         {
-            // Several processes that share the one CPU (make -j4's compilers get a quarter each; two syscall-heavy ones
-            // leave most of it to the tracer).
-            if (active > 1 && cpus + tracerShare > SpreadAbove) return Move(tasks, spread: true);
+            // Several processes that share the one CPU (make -j4's compilers get a quarter each).
+            if (active > 1 && cpus > SpreadAbove) return Move(tasks, spread: true);
             return false;
         }
-        _quiet = active <= 1 ? _quiet + elapsed : TimeSpan.Zero;
+        _quiet = cpus < GatherBelow ? _quiet + elapsed : TimeSpan.Zero;
         if (_quiet >= QuietToGather || tasks.Count(t => t.IsThreadGroupLeader) <= 1) return Move(tasks, spread: false);
         return false;
     }
