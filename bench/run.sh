@@ -776,7 +776,7 @@ if [ $write_results = 1 ]; then
       echo
       vcpu_table | render_md
       echo
-      echo "A getpid loop ($getpid_count calls) alone; beside a spinning thread of its process (until the spinner is done), where the spinner should run at native speed and the loop at its own; and in two processes at once (\\\`sh -c 'spin getpid N & spin getpid N; wait'\\\`), where one tracer serves both loops, as strace's does."
+      echo "A getpid loop ($getpid_count calls) alone; beside a spinning thread of its process (until the spinner is done), where the spinner should run at native speed and the loop at its own; and in two processes at once (\`sh -c 'spin getpid N & spin getpid N; wait'\`), where one tracer serves both loops, as strace's does."
       echo
       vcpu_mixed_table | render_md
     fi
