@@ -121,8 +121,7 @@ internal static class SysFile
         h["renameat2"] = c => Change(c, NameOp.Rename, Arg(c, 0, 1), Arg(c, 2, 3), flags: c.IntArg(4),
             badFlags: (c.IntArg(4) & ~7) != 0 || (c.IntArg(4) & RENAME_WHITEOUT) != 0 || c.IntArg(4) == 3);
         h["link"] = c => Change(c, NameOp.Link, Arg(c, NoDirFd, 0), Arg(c, NoDirFd, 1));
-        h["linkat"] = c => Change(c, NameOp.Link, Arg(c, 0, 1), Arg(c, 2, 3), flags: c.IntArg(4),
-            badFlags: (c.IntArg(4) & ~(LinuxFlags.AT_SYMLINK_FOLLOW | LinuxFlags.AT_EMPTY_PATH)) != 0);
+        h["linkat"] = LinkAt;
         h["symlink"] = c => Change(c, NameOp.Symlink, Arg(c, NoDirFd, 1), target: Target(c, 0));
         h["symlinkat"] = c => Change(c, NameOp.Symlink, Arg(c, 1, 2), target: Target(c, 0));
     }
@@ -375,14 +374,36 @@ internal static class SysFile
         }
     }
 
+    /// <summary>
+    /// linkat. Its source may be a file the guest holds open rather than a name: an fd with AT_EMPTY_PATH, or the fd's
+    /// link in /proc/self/fd followed (AT_SYMLINK_FOLLOW), which is how an O_TMPFILE file gets its first name.
+    /// </summary>
+    private static void LinkAt(SyscallCall c)
+    {
+        int flags = c.IntArg(4);
+        if ((flags & ~(LinuxFlags.AT_SYMLINK_FOLLOW | LinuxFlags.AT_EMPTY_PATH)) != 0) throw new SyscallError(Errno.EINVAL);
+        var path = Arg(c, 0, 1);
+        var newPath = Arg(c, 2, 3);
+        if (newPath is not null && path is null && (flags & LinuxFlags.AT_EMPTY_PATH) != 0)
+            LinkFd(c, c.IntArg(0), Errno.EBADF, newPath, flags & ~LinuxFlags.AT_EMPTY_PATH);
+        else if (newPath is not null && (flags & LinuxFlags.AT_SYMLINK_FOLLOW) != 0 && OwnFdLink(path?.Path) is int fd)
+            LinkFd(c, fd, Errno.ENOENT, newPath, flags & ~LinuxFlags.AT_SYMLINK_FOLLOW);
+        else Change(c, NameOp.Link, path, newPath, flags: flags);
+    }
+
+    /// <summary>The fd a /proc/self/fd/N (or /proc/thread-self/fd/N) path names, or null for any other path.</summary>
+    private static int? OwnFdLink(string? path)
+    {
+        foreach (var prefix in new[] { "/proc/self/fd/", "/proc/thread-self/fd/" })
+            if (path is not null && path.StartsWith(prefix, StringComparison.Ordinal)
+                && int.TryParse(path.AsSpan(prefix.Length), System.Globalization.NumberStyles.None, null, out int fd))
+                return fd;
+        return null;
+    }
+
     private static void Change(SyscallCall c, NameOp op, PathArg? path, PathArg? newPath = null, string? target = null, int flags = 0, bool badFlags = false)
     {
         if (badFlags) throw new SyscallError(Errno.EINVAL);
-        if (path is null && op == NameOp.Link && (flags & LinuxFlags.AT_EMPTY_PATH) != 0 && newPath is not null)
-        {
-            LinkFd(c, newPath, flags);
-            return;
-        }
         if (path is null || (op is NameOp.Rename or NameOp.Link && newPath is null)) throw new SyscallError(Errno.ENOENT);
         c.ServerUsed = Server.Vfs;
         var change = new NameChange(c.Task.Vpid, op, path, SysCreds.Of(c), newPath, target, flags, c.Kernel.Vfs.NextRequestId());
@@ -399,20 +420,22 @@ internal static class SysFile
     }
 
     /// <summary>
-    /// linkat(fd, "", dirfd, newpath, AT_EMPTY_PATH): a file with a guest path is linked by the VFS like any other
-    /// (copied up first when it is in the read-only layer); one without (an O_TMPFILE file, made in a writable
-    /// layer) is linked by the host, at the host path the VFS gives the new name.
+    /// linkat of the file guest fd <paramref name="fd"/> holds (<paramref name="noFd"/>: the errno when it holds none): a
+    /// file with a guest path is linked by the VFS like any other (copied up first when it is in the read-only layer);
+    /// one without (an O_TMPFILE file, made in a writable layer) is linked by the host, with the guest's own source (its
+    /// fd, or its link in the host's procfs, which the guest's mount namespace has at /proc) and the host path the VFS
+    /// gives the new name.
     /// </summary>
-    private static void LinkFd(SyscallCall c, PathArg newPath, int flags)
+    private static void LinkFd(SyscallCall c, int fd, int noFd, PathArg newPath, int flags)
     {
-        string target = FdTarget(c.Tid, c.IntArg(0)) ?? throw new SyscallError(Errno.EBADF);
+        string target = FdTarget(c.Tid, fd) ?? throw new SyscallError(noFd);
         c.ServerUsed = Server.Vfs;
         string? guest = target.StartsWith('/') && !target.EndsWith(" (deleted)", StringComparison.Ordinal)
             ? c.Kernel.Vfs.Call(v => v.GuestPathAsync(target))
             : null;
         if (guest is not null)
         {
-            var change = new NameChange(c.Task.Vpid, NameOp.Link, new PathArg(guest), SysCreds.Of(c), newPath, Flags: flags & ~LinuxFlags.AT_EMPTY_PATH, RequestId: c.Kernel.Vfs.NextRequestId());
+            var change = new NameChange(c.Task.Vpid, NameOp.Link, new PathArg(guest), SysCreds.Of(c), newPath, Flags: flags, RequestId: c.Kernel.Vfs.NextRequestId());
             int errno = c.Kernel.Vfs.Call(v => v.ChangeAsync(change));
             if (errno != 0) throw new SyscallError(errno);
             c.Return(0);
