@@ -28,10 +28,7 @@ internal sealed class ProcessList(ServerLink<ISchedServer> sched)
     /// </summary>
     public static IReadOnlyList<ProcessFacts> WithJobStops(IReadOnlyList<ProcessFacts> processes, TaskTable tasks)
     {
-        HashSet<int>? stopped = null;
-        foreach (var t in tasks.Snapshot())
-            if (t.JobStopped) (stopped ??= []).Add(t.HostTid);
-        if (stopped is null) return processes;
+        if (tasks.JobStopped() is not { } stopped) return processes;
         return processes.Select(p => p.Threads.Any(t => stopped.Contains(t.HostTid))
             ? p with { Threads = p.Threads.Select(t => t with { Stopped = stopped.Contains(t.HostTid) }).ToList() }
             : p).ToList();

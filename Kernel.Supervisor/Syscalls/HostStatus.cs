@@ -16,7 +16,25 @@ internal static class HostStatus
     /// whose default is to ignore it. Linux never wakes a task for such a signal, unless the task is traced.</summary>
     public static bool Ignores(int tid, int sig)
     {
-        if (sig is < 1 or > 64 || Field(tid, "SigIgn:") is not { } ignored || Field(tid, "SigCgt:") is not { } caught) return false;
+        if (sig is < 1 or > 64) return false;
+        string? ignored = null, caught = null; // SigIgn comes just before SigCgt: one read of the file for both
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{tid}/status"))
+            {
+                if (line.StartsWith("SigIgn:", StringComparison.Ordinal)) ignored = line[7..].Trim();
+                else if (line.StartsWith("SigCgt:", StringComparison.Ordinal))
+                {
+                    caught = line[7..].Trim();
+                    break;
+                }
+            }
+        }
+        catch (IOException)
+        {
+            return false; // gone: its exit comes next
+        }
+        if (ignored is null || caught is null) return false;
         ulong bit = 1UL << (sig - 1);
         return (Convert.ToUInt64(ignored, 16) & bit) != 0 || ((Convert.ToUInt64(caught, 16) & bit) == 0 && (IgnoredByDefault & bit) != 0);
     }

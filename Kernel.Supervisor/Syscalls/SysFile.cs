@@ -387,7 +387,12 @@ internal static class SysFile
         if (newPath is not null && path is null && (flags & LinuxFlags.AT_EMPTY_PATH) != 0)
             LinkFd(c, c.IntArg(0), Errno.EBADF, newPath, flags & ~LinuxFlags.AT_EMPTY_PATH);
         else if (newPath is not null && (flags & LinuxFlags.AT_SYMLINK_FOLLOW) != 0 && OwnFdLink(path?.Path) is int fd)
+        {
+            // The host reads the source string again: it gets the kernel's copy, which a guest thread cannot flip to a
+            // host path after the check.
+            c.RewritePath(1, $"/proc/self/fd/{fd}");
             LinkFd(c, fd, Errno.ENOENT, newPath, flags & ~LinuxFlags.AT_SYMLINK_FOLLOW);
+        }
         else Change(c, NameOp.Link, path, newPath, flags: flags);
     }
 
