@@ -401,10 +401,10 @@ vcpu_cmd() { # ROW CFG: the command line
   case $2 in
     native) c=(${pin_native[@]+"${pin_native[@]}"}) ;;
     one-cpu) c=(taskset -c 0) ;;
-    default) c=("$UMLMICRO" run --mode "$vcpu_mode" --) ;;
-    cpus1) c=("$UMLMICRO" run --mode "$vcpu_mode" --cpus 1 --) ;;
-    cpus1-fifo) c=(env UMLMICRO_Sched__Policy=fifo "$UMLMICRO" run --mode "$vcpu_mode" --cpus 1 --) ;;
-    strace) c=(strace -f -o /dev/null) ;;
+    default) c=(${pin_uml[@]+"${pin_uml[@]}"} "$UMLMICRO" run --mode "$vcpu_mode" --) ;;
+    cpus1) c=(${pin_uml[@]+"${pin_uml[@]}"} "$UMLMICRO" run --mode "$vcpu_mode" --cpus 1 --) ;;
+    cpus1-fifo) c=(${pin_uml[@]+"${pin_uml[@]}"} env UMLMICRO_Sched__Policy=fifo "$UMLMICRO" run --mode "$vcpu_mode" --cpus 1 --) ;;
+    strace) c=(${pin_peer[@]+"${pin_peer[@]}"} strace -f -o /dev/null) ;;
   esac
   case $1 in
     spin*) c+=("$out/spin" "$spin_iterations" "${1#spin}") ;;
