@@ -38,7 +38,7 @@ internal sealed class Kernel(
     public TraceWriter? Trace { get; } = trace;
 
     /// <summary>The virtual CPUs and their run policy (round-robin with a 10 ms quantum unless configured).</summary>
-    public VcpuScheduler Vcpus { get; } = vcpus ?? new VcpuScheduler(cpus, new RoundRobinPolicy(TimeSpan.FromMilliseconds(10)), TimeSpan.FromMilliseconds(10));
+    public VcpuScheduler Vcpus { get; } = vcpus ?? new VcpuScheduler(cpus, TimeSpan.FromMilliseconds(10));
 
     /// <summary>Which host CPUs the tracer and the guest's tasks run on: gathered on one unless two tasks are busy.</summary>
     public CpuPlacement HostCpus { get; } = new(cpus);

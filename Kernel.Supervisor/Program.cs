@@ -75,6 +75,7 @@ namespace UmlMicro.Supervisor
             var budget = new RestartBudget(config.Servers.RestartLimit, TimeSpan.FromSeconds(config.Servers.RestartWindowSeconds));
             budget.Restarted += r => trace?.WriteRestart(r);
             var ending = new RunEnding();
+            var quantum = TimeSpan.FromMilliseconds(config.Sched.QuantumMs);
             ServerLaunch Launch(ServerCommand command, string contract, int version) => new(command, binDir, contract, version,
                 TimeSpan.FromMilliseconds(config.Servers.HandshakeTimeoutMs), TimeSpan.FromMilliseconds(config.Servers.CallTimeoutMs), ending);
             using var links = new StoppedTogether();
@@ -93,11 +94,11 @@ namespace UmlMicro.Supervisor
                 Then(vfsUp, () => vfs.Call(v => v.ConfigureAsync(new VfsConfig(ns.Mounts, ns.InitialCwd, ns.StateDir, ns.MemoryDir, ns.UpperDir,
                     identity.Release, identity.Nodename, cpus, memoryLimit, names?.EpochPath ?? "", ns.OnlyUid, ns.OnlyGid)))),
                 Then(mmUp, () => mm.Call(m => m.ConfigureAsync(new MmConfig(memoryLimit, config.Mm.DeterministicLayout, (ulong)Random.Shared.NextInt64())))),
-                Then(schedUp, () => sched.Call(s => s.ConfigureAsync(new SchedConfig(cpus)))));
+                Then(schedUp, () => ConfigureSched(sched, new SchedConfig(cpus, config.Sched.Policy, (long)quantum.TotalNanoseconds), configFile)));
 
             var mapCheck = config.Mm.CheckMaps ? new MapCheck() : null;
-            var quantum = TimeSpan.FromMilliseconds(config.Sched.QuantumMs);
-            var vcpus = new VcpuScheduler(cpus, RunPolicies.Create(config.Sched.Policy, quantum), quantum);
+            using var policy = new PolicyLink(config.Sched.Policy, tick => sched.Call(s => s.VcpuTickAsync(tick)), () => sched.Restarting, ending.Fail);
+            var vcpus = new VcpuScheduler(cpus, quantum, policy);
             var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace, memoryLimit, mapCheck, vcpus, config.Kernel.MaxProcs, config.Kernel.MaxFiles, names);
             var wall = HostWall.Plan(ns, config.Kernel.Net == "none", identity.Nodename, SeccompFilter.ToHex(SeccompFilter.BuildDenyLayer()), start.User);
             var tracer = new TracerThread(kernel, mode, observeAll: trace is not null || config.Kernel.Stats, Path.Combine(binDir, "umlmicro-launch"), start.Program,
@@ -119,8 +120,8 @@ namespace UmlMicro.Supervisor
                 Console.Error.Write(stats.Render());
                 Console.Error.Write(stats.RenderOffTracer());
                 if (names is not null) Console.Error.WriteLine($"path lookups answered from a VFS lease: {names.Used}");
-                Console.Error.WriteLine($"vcpus {vcpus.Cpus}, policy {vcpus.Policy.Name}, quantum {vcpus.Quantum.TotalMilliseconds:0} ms: " +
-                    $"{vcpus.Ticks} ticks, {vcpus.Preemptions} preemptions; host CPUs {(kernel.HostCpus.Spread ? "spread" : "gathered")} at the end, {kernel.HostCpus.Changes} changes");
+                Console.Error.WriteLine($"vcpus {vcpus.Cpus}, policy {policy.Name}, quantum {vcpus.Quantum.TotalMilliseconds:0} ms: " +
+                    $"{vcpus.Ticks} ticks, {vcpus.Preemptions} preemptions ({policy.Decisions} decisions by sched, {policy.Held} ticks held by the kernel); host CPUs {(kernel.HostCpus.Spread ? "spread" : "gathered")} at the end, {kernel.HostCpus.Changes} changes");
                 // Asking MM may restart it: the restarts are listed after.
                 if (failure is null) Console.Error.Write(KernelStats.RenderMemory(mm.Call(m => m.UsageAsync()), stats.ResidentByProcess));
                 Console.Error.Write(KernelStats.RenderRestarts(budget.Restarts));
@@ -205,6 +206,20 @@ namespace UmlMicro.Supervisor
         }
 
         /// <summary>After a server's handshake, <paramref name="configure"/>; a failed handshake is the server's failure.</summary>
+        /// <summary>Sched refusing its configuration is the user's config (a policy it does not know), not a kernel failure.</summary>
+        private static void ConfigureSched(ServerLink<ISchedServer> sched, SchedConfig config, string configFile)
+        {
+            try
+            {
+                sched.Call(s => s.ConfigureAsync(config));
+            }
+            catch (ServerMistake e) when (e.ServerSaid is { } said && !e.MethodNotFound)
+            {
+                throw new ConfigError($"config {configFile}: Sched:Policy '{config.Policy}' (QuantumMs {config.QuantumNs / 1_000_000}): " +
+                    $"the sched server refused it: {said}");
+            }
+        }
+
         private static Task Then(Task handshake, Action configure) => handshake.ContinueWith(x =>
         {
             if (x.Exception?.InnerException is { } e) throw e is ServerFailure ? e : new ServerFailure(e.Message);

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using UmlMicro.Contracts.Servers;
+using UmlMicro.Servers.Sched.Policies;
 
 namespace UmlMicro.Servers.Sched;
 
@@ -19,11 +20,11 @@ namespace UmlMicro.Servers.Sched;
 /// sessions that outlived their leader) depend on what came before.
 /// </para>
 /// <para>
-/// Virtual CPUs: the server holds their count (sched/configure). The grants, the run queue and the run
-/// policy are the supervisor's (Kernel.Supervisor/Scheduling, see docs/ARCHITECTURE.md "Where the policy
-/// lives"): a decision every half quantum from ptrace stops and host thread states, carried out by ptrace,
-/// must not wait for a round trip. So a crash of this server loses nothing of the scheduling state: the
-/// supervisor replays sched/configure with the same count and goes on granting vCPUs meanwhile.
+/// Virtual CPUs: the server holds their count and decides the run policy (Policies/): at each sched/vcpu_tick it says
+/// which running threads have used their quantum and in which order the waiting ones get a vCPU. The supervisor
+/// carries that out by ptrace and holds the vCPU grants. The policy's memory (its queue, fair-share's virtual
+/// runtimes) is soft: it is neither replayed nor checkpointed, and a restarted server rebuilds it from the ticks that
+/// follow, while the supervisor holds the guest with a built-in round-robin.
 /// </para>
 /// </summary>
 internal sealed partial class SchedServer : KernelServerBase, ISchedServer
@@ -33,6 +34,7 @@ internal sealed partial class SchedServer : KernelServerBase, ISchedServer
     private readonly PidNamespace pids;
     private readonly ProcessTable table;
     private int cpus = Environment.ProcessorCount;
+    private IRunPolicy policy = new RoundRobinPolicy(TimeSpan.FromMilliseconds(10));
 
     public SchedServer(PidNamespace pids) : base(Contract.SchedName, Contract.SchedVersion)
     {
@@ -80,8 +82,15 @@ internal sealed partial class SchedServer : KernelServerBase, ISchedServer
     {
         if (config.Cpus < 1)
             throw ProtocolViolation.Of($"a guest needs at least one virtual CPU, not {config.Cpus}");
+        if (config.QuantumNs < 1)
+            throw ProtocolViolation.Of($"a quantum must be positive, not {config.QuantumNs} ns");
+        var chosen = RunPolicies.Create(config.Policy ?? "", TimeSpan.FromTicks(Math.Max(1, config.QuantumNs / 100)))
+            ?? throw ProtocolViolation.Of($"unknown policy '{config.Policy}' ({string.Join(", ", RunPolicies.Names)})");
         lock (gate)
+        {
             cpus = config.Cpus;
+            policy = chosen;
+        }
         return Task.CompletedTask;
     }
 
@@ -130,7 +139,10 @@ internal sealed partial class SchedServer : KernelServerBase, ISchedServer
     public Task TaskExitedAsync(TaskExit exit)
     {
         lock (gate)
+        {
             table.Exit(exit.Vtid, exit.Status);
+            policy.Forget(exit.Vtid);
+        }
         return Task.CompletedTask;
     }
 
@@ -168,6 +180,14 @@ internal sealed partial class SchedServer : KernelServerBase, ISchedServer
                 .Select(p => new ProcessFacts(p.Pid, p.HostPid, p.ParentPid, p.Pgid, p.Sid,
                     p.Threads.Values.OrderBy(t => t.Tid).Select(t => new ThreadFacts(t.Tid, t.HostTid)).ToList()))
                 .ToList());
+    }
+
+    public Task<VcpuDecision> VcpuTickAsync(VcpuTick tick)
+    {
+        if (tick.Threads.Any(t => t is null) || tick.Threads.DistinctBy(t => t.Vtid).Count() != tick.Threads.Count)
+            throw ProtocolViolation.Of("a tick lists each thread once");
+        lock (gate)
+            return Task.FromResult(policy.Decide(tick));
     }
 
     private static TaskGrant Grant(GuestThread thread) => new(thread.Process.Pid, thread.Tid);

@@ -4,6 +4,7 @@
  *   spin ITERATIONS [THREADS [getpid]]   THREADS spinners (default 2), and with "getpid" one more thread
  *                                        calling getpid until the last spinner ends
  *   spin getpid COUNT                    COUNT getpid calls in one thread alone
+ *   spin share MS NICE...                one spinner per NICE value, each at that nice, for MS milliseconds
  *
  * Output, one line on stdout:
  *   wall_ms=... first_done_pct=... all_progressed=yes|no [getpid_ns=...]
@@ -11,12 +12,15 @@
  * spinner finished, as a share of wall_ms: near 100 when the threads share the CPUs evenly (in parallel,
  * or taking turns), lower when one runs to its end before the others start. all_progressed: each spinner saw
  * another's counter move while it was still working. getpid_ns: the mean time of one getpid call.
+ * share: shares=A,B,... each spinner's part of all the work done, in percent (on one CPU, Linux gives nice 0
+ * and nice 5 about 75 and 25: their load weights are 1024 and 335).
  * Exit 2: bad usage. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,6 +56,21 @@ static void *work(void *arg) {
     return NULL;
 }
 
+/* share: spins at its own nice until the deadline, counting its work. */
+static uint64_t deadline_ns;
+static int nices[MAX_THREADS];
+static void *share_work(void *arg) {
+    int me = (int)(intptr_t)arg;
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nices[me]) != 0) perror("setpriority");
+    uint64_t x = 88172645463325252u, i = 0;
+    while (1) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        if ((++i & 0xffff) == 0 && now_ns() >= deadline_ns) break;
+    }
+    progress[me] = i + (x & 1);
+    return NULL;
+}
+
 /* getpid until every spinner is done (count 0), or COUNT times. */
 static void *caller(void *arg) {
     uint64_t count = (uint64_t)(uintptr_t)arg, n = 0, t0 = now_ns();
@@ -70,6 +89,20 @@ int main(int argc, char **argv) {
         if (count == 0) goto usage;
         caller((void *)(uintptr_t)count);
         printf("getpid_ns=%.1f\n", (double)getpid_ns_total / (double)getpid_calls);
+        return 0;
+    }
+    if (argc >= 4 && strcmp(argv[1], "share") == 0) {
+        threads = argc - 3;
+        if (threads > MAX_THREADS) goto usage;
+        for (int i = 0; i < threads; i++) nices[i] = atoi(argv[3 + i]);
+        deadline_ns = now_ns() + strtoull(argv[2], NULL, 10) * 1000000u;
+        pthread_t t[MAX_THREADS];
+        for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, share_work, (void *)(intptr_t)i);
+        double total = 0;
+        for (int i = 0; i < threads; i++) { pthread_join(t[i], NULL); total += (double)progress[i]; }
+        printf("shares=");
+        for (int i = 0; i < threads; i++) printf(i ? ",%.1f" : "%.1f", 100.0 * (double)progress[i] / total);
+        printf("\n");
         return 0;
     }
     if (argc < 2 || argc > 4 || (iterations = strtoull(argv[1], NULL, 10)) < 0x100000) goto usage;
@@ -97,6 +130,6 @@ int main(int argc, char **argv) {
     printf("\n");
     return 0;
 usage:
-    fputs("usage: spin ITERATIONS [THREADS [getpid]] (ITERATIONS at least 1048576, THREADS 1 to 64) | spin getpid COUNT\n", stderr);
+    fputs("usage: spin ITERATIONS [THREADS [getpid]] (ITERATIONS at least 1048576, THREADS 1 to 64) | spin getpid COUNT | spin share MS NICE...\n", stderr);
     return 2;
 }

@@ -43,8 +43,6 @@ public sealed class KernelConfig
         if (Vfs.KeepChanges.Length > 0 && File.Exists(Vfs.KeepChanges)) Fail("Vfs:KeepChanges", $"'{Vfs.KeepChanges}' is a file, not a directory");
         if (MemorySize.Parse(Mm.MemoryLimit, out long limit) is { } badSize) Fail("Mm:MemoryLimit", badSize);
         Mm.MemoryLimitBytes = limit;
-        if (!Scheduling.RunPolicies.Names.Contains(Sched.Policy))
-            Fail("Sched:Policy", $"unknown policy '{Sched.Policy}' ({string.Join(", ", Scheduling.RunPolicies.Names)})");
         if (Sched.QuantumMs is < 2 or > 10_000) Fail("Sched:QuantumMs", $"{Sched.QuantumMs} is not from 2 to 10000");
         if (Guest.WorkDir.Length > 0 && !Guest.WorkDir.StartsWith('/')) Fail("Guest:WorkDir", $"'{Guest.WorkDir}' is not an absolute guest path");
         for (int i = 0; i < Guest.Env.Count; i++)

@@ -232,7 +232,7 @@ internal static unsafe partial class Interop
     /// environment; 0 and the child's pid, or the errno.</summary>
     internal static int Spawn(IReadOnlyList<string> argv, IReadOnlyList<string> env, out int pid) => Spawn(argv, env, 0, search: false, out pid);
 
-    private static int Spawn(IReadOnlyList<string> argv, IReadOnlyList<string> env, nint fileActions, bool search, out int pid)
+    private static int Spawn(IReadOnlyList<string> argv, IReadOnlyList<string> env, nint fileActions, bool search, out int pid, nint attributes = 0)
     {
         var blocks = argv.Concat(env).Select(a => Marshal.StringToCoTaskMemUTF8(a)).ToArray();
         try
@@ -244,7 +244,7 @@ internal static unsafe partial class Interop
             for (int i = 0; i < env.Count; i++) envp[i] = (byte*)blocks[argv.Count + i];
             envp[env.Count] = null;
             int child;
-            int err = search ? posix_spawnp(&child, ptrs[0], fileActions, 0, ptrs, envp) : posix_spawn(&child, ptrs[0], fileActions, 0, ptrs, envp);
+            int err = search ? posix_spawnp(&child, ptrs[0], fileActions, attributes, ptrs, envp) : posix_spawn(&child, ptrs[0], fileActions, attributes, ptrs, envp);
             pid = child;
             return err;
         }
@@ -256,32 +256,53 @@ internal static unsafe partial class Interop
 
     /// <summary>
     /// posix_spawnp of <paramref name="argv"/>[0] (looked up in PATH) with <paramref name="stdin"/> and
-    /// <paramref name="stdout"/> as its fd 0 and 1; 0 and the child's pid, or the errno.
+    /// <paramref name="stdout"/> as its fd 0 and 1, in a process group of its own (so that what it starts, a wrapper
+    /// script's program, can be killed with it); 0 and the child's pid, or the errno.
     /// </summary>
     internal static int SpawnWithPipes(IReadOnlyList<string> argv, IReadOnlyList<string> env, int stdin, int stdout, out int pid)
     {
+        pid = 0;
         var actions = stackalloc byte[SpawnFileActionsSize];
+        var attributes = stackalloc byte[SpawnAttributesSize];
         int err = posix_spawn_file_actions_init(actions);
-        if (err != 0)
+        if (err != 0) return err;
+        if ((err = posix_spawnattr_init(attributes)) != 0)
         {
-            pid = 0;
+            posix_spawn_file_actions_destroy(actions);
             return err;
         }
         try
         {
             if ((err = posix_spawn_file_actions_adddup2(actions, stdin, 0)) != 0
-                || (err = posix_spawn_file_actions_adddup2(actions, stdout, 1)) != 0)
-            {
-                pid = 0;
+                || (err = posix_spawn_file_actions_adddup2(actions, stdout, 1)) != 0
+                || (err = posix_spawnattr_setpgroup(attributes, 0)) != 0
+                || (err = posix_spawnattr_setflags(attributes, POSIX_SPAWN_SETPGROUP)) != 0)
                 return err;
-            }
-            return Spawn(argv, env, (nint)actions, search: true, out pid);
+            return Spawn(argv, env, (nint)actions, search: true, out pid, (nint)attributes);
         }
         finally
         {
+            posix_spawnattr_destroy(attributes);
             posix_spawn_file_actions_destroy(actions);
         }
     }
+
+    private const short POSIX_SPAWN_SETPGROUP = 0x02;
+
+    /// <summary>glibc's posix_spawnattr_t is 336 bytes on x86-64; room to spare.</summary>
+    private const int SpawnAttributesSize = 512;
+
+    [LibraryImport(Libc)]
+    private static partial int posix_spawnattr_init(byte* attributes);
+
+    [LibraryImport(Libc)]
+    private static partial int posix_spawnattr_setflags(byte* attributes, short flags);
+
+    [LibraryImport(Libc)]
+    private static partial int posix_spawnattr_setpgroup(byte* attributes, int pgroup);
+
+    [LibraryImport(Libc)]
+    private static partial int posix_spawnattr_destroy(byte* attributes);
 
     /// <summary>glibc's posix_spawn_file_actions_t is 80 bytes on x86-64; room to spare.</summary>
     private const int SpawnFileActionsSize = 128;

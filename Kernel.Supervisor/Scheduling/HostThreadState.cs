@@ -31,6 +31,26 @@ internal readonly record struct HostThreadState(char State, int Nice)
         return Parse(buffer.AsSpan(0, n));
     }
 
+    /// <summary>The CPU time host thread <paramref name="tid"/> has used, in nanoseconds (/proc/TID/schedstat's first
+    /// field); null when it is gone.</summary>
+    public static long? ReadRunNs(int tid)
+    {
+        var buffer = t_buffer ??= new byte[512];
+        int n;
+        try
+        {
+            using SafeFileHandle f = File.OpenHandle($"/proc/{tid}/schedstat");
+            n = RandomAccess.Read(f, buffer, 0);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+        var text = buffer.AsSpan(0, n);
+        int space = text.IndexOf((byte)' ');
+        return long.TryParse(space < 0 ? text : text[..space], out long ns) ? ns : null;
+    }
+
     /// <summary>"pid (comm) S ppid ..." — comm may hold spaces and parentheses, so fields count from the last ')'.</summary>
     public static HostThreadState? Parse(ReadOnlySpan<byte> stat)
     {

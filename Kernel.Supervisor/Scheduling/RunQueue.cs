@@ -1,7 +1,7 @@
 namespace UmlMicro.Supervisor.Scheduling;
 
 /// <summary>
-/// The queue of threads waiting for a vCPU, in order, that a policy keeps: O(1) to add at either end, to take
+/// The queue of threads waiting for a vCPU, in the order Sched's policy last gave: O(1) to add at either end, to take
 /// the first and to take out any thread (each remembers its own node).
 /// </summary>
 internal sealed class RunQueue
@@ -9,6 +9,9 @@ internal sealed class RunQueue
     private readonly LinkedList<SchedEntity> _queue = new();
 
     public int Count => _queue.Count;
+
+    /// <summary>The waiting threads, first in line first.</summary>
+    public IEnumerable<SchedEntity> Threads => _queue;
 
     public void AddLast(SchedEntity thread) => thread.QueueNode = _queue.AddLast(thread);
 

@@ -1,3 +1,4 @@
+using UmlMicro.Contracts.Servers;
 using UmlMicro.Supervisor.Guest;
 
 namespace UmlMicro.Supervisor.Scheduling;
@@ -23,10 +24,7 @@ internal enum HoldReason
     Trim,
 }
 
-/// <summary>
-/// The scheduler's view of one guest thread. Policies read <see cref="Vtid"/>, <see cref="Nice"/>,
-/// <see cref="SliceStart"/> and <see cref="GrantedAt"/> and may keep their own data in <see cref="PolicyData"/>.
-/// </summary>
+/// <summary>The scheduler's view of one guest thread: what it tells Sched's policy at a tick, and what the mechanism keeps.</summary>
 internal sealed class SchedEntity(GuestTask task)
 {
     public GuestTask Task { get; } = task;
@@ -41,8 +39,14 @@ internal sealed class SchedEntity(GuestTask task)
     /// <summary>Stopwatch timestamp of its latest grant.</summary>
     public long GrantedAt { get; internal set; }
 
-    /// <summary>Free for the policy.</summary>
-    public object? PolicyData { get; set; }
+    /// <summary>Stopwatch timestamp since when it waits for a vCPU.</summary>
+    public long WaitingSince { get; internal set; }
+
+    /// <summary>The host CPU time it had used when last seen running, in nanoseconds.</summary>
+    public long RunNs { get; internal set; }
+
+    /// <summary>Why it waits (while it does), or why it is to wait once its hold stops it.</summary>
+    public VcpuStanding Standing { get; internal set; } = VcpuStanding.Running;
 
     internal VcpuState State { get; set; }
     internal HoldReason Hold { get; set; }
@@ -51,7 +55,7 @@ internal sealed class SchedEntity(GuestTask task)
     internal long ParkedRequest { get; set; }
     internal int ParkedSignal { get; set; }
 
-    /// <summary>Its place in a policy's queue (for an O(1) removal).</summary>
+    /// <summary>Its place in the run queue (for an O(1) removal).</summary>
     internal LinkedListNode<SchedEntity>? QueueNode { get; set; }
 
     public override string ToString() => $"thread {Vtid} ({State})";

@@ -1,11 +1,12 @@
 using System.Diagnostics;
+using UmlMicro.Contracts.Servers;
 using UmlMicro.Supervisor.Ptrace;
 
 namespace UmlMicro.Supervisor.Scheduling;
 
 /// <summary>
 /// The virtual CPUs: at most <see cref="Cpus"/> guest threads execute at any moment; a thread without a vCPU
-/// stays stopped (in a ptrace stop) until the policy gives it one.
+/// stays stopped (in a ptrace stop) until it gets one. This is the mechanism; Sched's run policy decides.
 /// <para>
 /// A grant is held by the supervisor, not asked for per syscall: a granted thread is resumed at its stops
 /// like any other, so a guest with no more threads than vCPUs never pays for scheduling. A granted thread
@@ -16,30 +17,38 @@ namespace UmlMicro.Supervisor.Scheduling;
 /// grants than there are vCPUs, or threads wait, and never otherwise.
 /// </para>
 /// <para>
-/// At a tick: if more granted threads run than there are vCPUs (blocked ones woke up), the policy names
-/// victims; else waiting threads get the free vCPUs; then, while threads still wait, every running thread
-/// whose quantum the policy says expired is preempted. A thread is stopped with PTRACE_INTERRUPT and parked
-/// at its next stop, whatever kind it is (the interrupt's PTRACE_EVENT_STOP, or a syscall or signal stop that
-/// came first): the tracer does not resume it but hands it here with the request and signal it would have
-/// been resumed with, so nothing it was doing — a signal being delivered, a syscall half-way — is lost.
-/// It is resumed with them when it gets a vCPU again.
+/// At a tick: if more granted threads run than there are vCPUs (blocked ones woke up), the ones granted last stop
+/// and wait at the front of the queue; else waiting threads get the free vCPUs, in the queue's order; then, while
+/// threads still wait, the tick's facts go to Sched (<see cref="PolicyLink"/>, off the tracer), whose decision comes
+/// back through the doorbell (<see cref="TakeDecision"/>): the threads it preempts give their vCPU to the first
+/// waiting thread, and the queue takes its order. While Sched is late or has no policy, the built-in hold preempts a
+/// thread that ran a quantum, round-robin. A thread is stopped with PTRACE_INTERRUPT and parked at its next stop,
+/// whatever kind it is (the interrupt's PTRACE_EVENT_STOP, or a syscall or signal stop that came first): the tracer
+/// does not resume it but hands it here with the request and signal it would have been resumed with, so nothing it
+/// was doing — a signal being delivered, a syscall half-way — is lost. It is resumed with them when it gets a vCPU again.
 /// </para>
 /// Every method is called on the tracer thread (ptrace requests must come from it).
 /// </summary>
-internal sealed class VcpuScheduler(int cpus, IRunPolicy policy, TimeSpan quantum)
+internal sealed class VcpuScheduler(int cpus, TimeSpan quantum, PolicyLink? policy = null)
 {
     private readonly List<SchedEntity> _granted = [];
     private readonly List<SchedEntity> _running = [];
+    private readonly RunQueue _waiting = new();
 
     public int Cpus { get; } = cpus;
-    public IRunPolicy Policy { get; } = policy;
     public TimeSpan Quantum { get; } = quantum;
+
+    /// <summary>Sched's policy; null: the built-in round-robin decides (a kernel without servers, in unit tests).</summary>
+    public PolicyLink? Policy { get; } = policy;
 
     /// <summary>How often the tracer ticks while the vCPUs are contended: half a quantum, so a slice ends within 1.5 quanta.</summary>
     public TimeSpan TickPeriod => Quantum / 2;
 
+    /// <summary>How many threads wait for a vCPU.</summary>
+    public int Waiting => _waiting.Count;
+
     /// <summary>Only while more threads hold grants than there are vCPUs, or threads wait, can anything change at a tick.</summary>
-    public bool NeedsTick => _granted.Count > Cpus || Policy.Waiting > 0;
+    public bool NeedsTick => _granted.Count > Cpus || Waiting > 0;
 
     /// <summary>Counters for --stats.</summary>
     public long Preemptions { get; private set; }
@@ -52,12 +61,12 @@ internal sealed class VcpuScheduler(int cpus, IRunPolicy policy, TimeSpan quantu
     public bool Admit(SchedEntity thread, long request)
     {
         long now = Stopwatch.GetTimestamp();
-        if (Policy.Waiting == 0 && (_granted.Count < Cpus || CountRunning() < Cpus))
+        if (Waiting == 0 && (_granted.Count < Cpus || CountRunning() < Cpus))
         {
             Grant(thread, now);
             return true;
         }
-        Wait(thread, request, 0, EnqueueReason.New);
+        Wait(thread, request, 0, VcpuStanding.New);
         return false;
     }
 
@@ -70,15 +79,15 @@ internal sealed class VcpuScheduler(int cpus, IRunPolicy policy, TimeSpan quantu
         var reason = thread.Hold;
         thread.Hold = HoldReason.None;
         _granted.Remove(thread);
-        Wait(thread, request, signal, reason == HoldReason.HandOff ? EnqueueReason.Preempted : EnqueueReason.Overcommitted);
+        Wait(thread, request, signal, thread.Standing);
         if (reason == HoldReason.HandOff) GrantNext();
     }
 
     /// <summary>sched_yield: when others wait, the thread gives its vCPU to the next one at its resume.</summary>
     public void Yield(SchedEntity thread)
     {
-        if (thread.State != VcpuState.Granted || Policy.Waiting == 0) return;
-        thread.Hold = HoldReason.HandOff;
+        if (thread.State != VcpuState.Granted || Waiting == 0) return;
+        Hold(thread, HoldReason.HandOff, VcpuStanding.Yielded, interrupt: false);
     }
 
     /// <summary>
@@ -102,7 +111,7 @@ internal sealed class VcpuScheduler(int cpus, IRunPolicy policy, TimeSpan quantu
                 GrantNext();
                 break;
             case VcpuState.Waiting:
-                Policy.Remove(thread);
+                _waiting.Remove(thread);
                 break;
         }
         thread.State = VcpuState.None;
@@ -153,28 +162,82 @@ internal sealed class VcpuScheduler(int cpus, IRunPolicy policy, TimeSpan quantu
         bool decided = false;
         for (; busy > Cpus && _running.Count > 0; busy--)
         {
-            var victim = Policy.ChooseVictim(_running);
+            // Its vCPU was never there: the latest grant gives way, and waits first in line.
+            var victim = _running.MaxBy(t => t.GrantedAt)!;
             _running.Remove(victim);
-            Hold(victim, HoldReason.Trim);
+            Hold(victim, HoldReason.Trim, VcpuStanding.Overcommitted);
             decided = true;
         }
-        for (; busy < Cpus && Policy.PickNext() is { } next; busy++)
+        for (; busy < Cpus && _waiting.TakeFirst() is { } next; busy++)
         {
             Resume(next, now);
             decided = true;
         }
 
-        if (Policy.Waiting == 0) return decided;
-        int wanting = Policy.Waiting;
+        if (Waiting == 0) return decided;
+        if (Policy is null || Policy.Holding)
+        {
+            Policy?.NoteHeld();
+            int wanting = Waiting;
+            foreach (var t in _running.OrderByDescending(t => Stopwatch.GetElapsedTime(t.SliceStart, now)))
+            {
+                if (wanting-- == 0) break;
+                if (Stopwatch.GetElapsedTime(t.SliceStart, now) >= Quantum) Preempt(t);
+            }
+        }
+        Policy?.Ask(Report(now));
+        return true;
+    }
+
+    /// <summary>
+    /// Sched's decision, when one came (the doorbell rang): the waiting threads it names get the next vCPUs in its
+    /// order, ahead of the others, and the running threads it preempts stop, at most one per waiting thread. A thread
+    /// that has blocked, stopped or left since the tick it was decided on is left alone.
+    /// </summary>
+    public void TakeDecision()
+    {
+        if (Policy?.Take() is not { } decision) return;
+        var first = new List<SchedEntity>();
+        foreach (int vtid in decision.Next)
+            if (FindWaiting(vtid) is { } t && !first.Contains(t)) first.Add(t);
+        for (int i = first.Count - 1; i >= 0; i--)
+        {
+            _waiting.Remove(first[i]);
+            _waiting.AddFirst(first[i]);
+        }
+        int allowed = Waiting;
+        foreach (int vtid in decision.Preempt)
+        {
+            if (allowed == 0) break;
+            var t = _running.Find(r => r.Vtid == vtid);
+            if (t is null || t.State != VcpuState.Granted || t.Hold != HoldReason.None) continue;
+            Preempt(t);
+            allowed--;
+        }
+    }
+
+    /// <summary>The facts Sched's policy decides from: the threads that ran at this tick and those that wait.</summary>
+    private VcpuTick Report(long now)
+    {
+        var threads = new List<VcpuThread>(_running.Count + Waiting);
         foreach (var t in _running)
         {
-            if (wanting == 0) break;
-            if (!Policy.QuantumExpired(t, Stopwatch.GetElapsedTime(t.SliceStart, now))) continue;
-            Hold(t, HoldReason.HandOff);
-            Preemptions++;
-            wanting--;
+            if (t.Hold != HoldReason.None) continue;
+            t.RunNs = HostThreadState.ReadRunNs(t.Task.HostTid) ?? t.RunNs;
+            threads.Add(new VcpuThread(t.Vtid, t.Nice, VcpuStanding.Running, t.RunNs, Nanoseconds(t.SliceStart, now), 0));
         }
-        return true;
+        foreach (var t in _waiting.Threads)
+            threads.Add(new VcpuThread(t.Vtid, t.Nice, t.Standing, t.RunNs, 0, Nanoseconds(t.WaitingSince, now)));
+        return new VcpuTick(Cpus, threads);
+    }
+
+    private static long Nanoseconds(long since, long now) => (long)(Stopwatch.GetElapsedTime(since, now).Ticks * 100);
+
+    private SchedEntity? FindWaiting(int vtid)
+    {
+        foreach (var t in _waiting.Threads)
+            if (t.Vtid == vtid) return t;
+        return null;
     }
 
     private int CountRunning()
@@ -195,22 +258,26 @@ internal sealed class VcpuScheduler(int cpus, IRunPolicy policy, TimeSpan quantu
     private void Grant(SchedEntity thread, long now)
     {
         thread.State = VcpuState.Granted;
+        thread.Standing = VcpuStanding.Running;
         thread.Hold = HoldReason.None;
         thread.GrantedAt = thread.SliceStart = now;
         _granted.Add(thread);
     }
 
-    private void Wait(SchedEntity thread, long request, int signal, EnqueueReason reason)
+    private void Wait(SchedEntity thread, long request, int signal, VcpuStanding standing)
     {
         thread.State = VcpuState.Waiting;
+        thread.Standing = standing;
+        thread.WaitingSince = Stopwatch.GetTimestamp();
         thread.ParkedRequest = request;
         thread.ParkedSignal = signal;
-        Policy.Enqueue(thread, reason);
+        if (standing == VcpuStanding.Overcommitted) _waiting.AddFirst(thread);
+        else _waiting.AddLast(thread);
     }
 
     private void GrantNext()
     {
-        if (Policy.PickNext() is { } next) Resume(next, Stopwatch.GetTimestamp());
+        if (_waiting.TakeFirst() is { } next) Resume(next, Stopwatch.GetTimestamp());
     }
 
     /// <summary>A waiting thread gets a vCPU: resumed as it would have been when it was parked.</summary>
@@ -221,10 +288,18 @@ internal sealed class VcpuScheduler(int cpus, IRunPolicy policy, TimeSpan quantu
         thread.ParkedSignal = 0;
     }
 
-    private static void Hold(SchedEntity thread, HoldReason reason)
+    /// <summary>Its quantum is used up: it gives its vCPU to the first waiting thread at its next stop.</summary>
+    private void Preempt(SchedEntity thread)
+    {
+        Hold(thread, HoldReason.HandOff, VcpuStanding.Preempted);
+        Preemptions++;
+    }
+
+    private static void Hold(SchedEntity thread, HoldReason reason, VcpuStanding standing, bool interrupt = true)
     {
         thread.Hold = reason;
-        Interrupt(thread);
+        thread.Standing = standing;
+        if (interrupt) Interrupt(thread);
     }
 
     /// <summary>PTRACE_INTERRUPT: a PTRACE_EVENT_STOP (SIGTRAP) soon, unless another stop comes first; either way the tracer parks it.</summary>

@@ -508,6 +508,23 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     private void Reincarnate(string why, long heldSince, bool cutOff)
     {
         if (_launch is null) throw new ServerFailure($"{Name} server {why}");
+        Restarting = true;
+        try
+        {
+            ReincarnateLocked(why, heldSince, cutOff);
+        }
+        finally
+        {
+            Restarting = false;
+        }
+    }
+
+    /// <summary>A restart is under way: calls wait for it (read from any thread).</summary>
+    public bool Restarting { get => Volatile.Read(ref _restarting); private set => Volatile.Write(ref _restarting, value); }
+    private bool _restarting;
+
+    private void ReincarnateLocked(string why, long heldSince, bool cutOff)
+    {
         while (true)
         {
             _budget!.Take(Name, why);
@@ -518,7 +535,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
             try
             {
                 Attach(Successor());
-                int resent = _log.SendTo(_rpc!, _forwarder.Target, Name, _launch.CallTimeout, _ending);
+                int resent = _log.SendTo(_rpc!, _forwarder.Target, Name, _launch!.CallTimeout, _ending);
                 Restarts++;
                 StartStandby();
                 _budget.Report(new ServerRestart(Name, DateTime.UtcNow, why, Stopwatch.GetElapsedTime(heldSince), _log.Count, resent + (cutOff ? 1 : 0)));

@@ -13,10 +13,17 @@ internal sealed class ServerMistake(string server, string wire, string problem) 
     /// <summary>The server answered the request, but not with its result: an error, or a value of another kind.</summary>
     public bool Refused { get; init; }
 
+    /// <summary>The refusal was JSON-RPC's "method not found": the server's contract has no such method.</summary>
+    public bool MethodNotFound { get; init; }
+
+    /// <summary>The error message the server answered with, for a refusal that was an error.</summary>
+    public string? ServerSaid { get; init; }
+
     /// <summary>A failed answer (<paramref name="e"/>, not a lost connection) to <paramref name="wire"/>, as a mistake.</summary>
     public static ServerMistake Answering(string server, string wire, Exception e, string when = "") => e switch
     {
-        RemoteInvocationException r => new(server, wire, $"answered error {r.ErrorCode}{when}: {r.Message}") { Refused = true },
+        RemoteMethodNotFoundException m => new(server, wire, $"answered error {m.ErrorCode}{when}: {m.Message}") { Refused = true, MethodNotFound = true, ServerSaid = m.Message },
+        RemoteInvocationException r => new(server, wire, $"answered error {r.ErrorCode}{when}: {r.Message}") { Refused = true, ServerSaid = r.Message },
         _ => new(server, wire, $"answered something that is not its result{when} ({e.Message})") { Refused = true },
     };
 

@@ -80,10 +80,16 @@ internal sealed class ServerProcess : IDisposable
         }
     }
 
-    /// <summary>SIGKILL, unless it was reaped already (its pid may belong to another process by now).</summary>
+    /// <summary>
+    /// SIGKILL to its process group, which it leads (what it started too: a wrapper script's program, which would
+    /// otherwise hold the pipes open and the server's end unseen), unless it was reaped already (its pid, and the
+    /// group's number, may belong to another process by now).
+    /// </summary>
     public void Kill()
     {
-        if (!HasExited) Interop.kill(Id, 9);
+        if (HasExited) return;
+        Interop.kill(-Id, 9);
+        Interop.kill(Id, 9);
     }
 
     /// <summary>Waits up to <paramref name="timeout"/> for it to end; true once it has (and is reaped).</summary>

@@ -182,7 +182,6 @@ internal static class SysSched
         var mask = new byte[maskBytes];
         for (int i = 0; i < cpus; i++) mask[i / 8] |= (byte)(1 << (i % 8));
         GuestMemory.Write(c.Tid, c.Arg(2), mask);
-        c.ServerUsed = Server.Sched;
         c.Return(maskBytes);
     }
 
@@ -201,7 +200,6 @@ internal static class SysSched
         bool any = false;
         for (int i = 0; i < cpus && i / 8 < mask.Length; i++) any |= (mask[i / 8] & (1 << (i % 8))) != 0;
         if (!any) throw new SyscallError(Errno.EINVAL);
-        c.ServerUsed = Server.Sched;
         c.Return(0);
     }
 

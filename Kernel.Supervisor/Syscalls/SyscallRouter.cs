@@ -33,7 +33,7 @@ internal sealed class SyscallRouter
         {
             if (row.Disposition is not (Disposition.Emulate or Disposition.Rewrite)) continue;
             if (byName.TryGetValue(row.Name, out var h)) _handlers[row.Number] = h;
-            else if (row.Owner == Server.Sched && row.Args.Contains(ArgKind.Pid)) _handlers[row.Number] = PidTranslation.TranslateArgs;
+            else if (row.Owner == Server.Kernel && row.Args.Contains(ArgKind.Pid)) _handlers[row.Number] = PidTranslation.TranslateArgs; // pids in, the host does the rest
             else throw new InvalidOperationException($"routed syscall {row.Name} has no handler");
         }
         foreach (var name in SysFile.OnTracerOnly)

@@ -146,6 +146,12 @@ internal sealed unsafe partial class TracerThread
         }
         _served.Enqueue(new Served(task, nr, failure));
         Interlocked.Decrement(ref _inFlight);
+        RingDoorbell();
+    }
+
+    /// <summary>From any thread: the tracer has work handed back (a served call, Sched's run-policy decision).</summary>
+    private void RingDoorbell()
+    {
         if (Interlocked.Exchange(ref _bellRung, 1) == 0 && _doorbell is { } bell)
             pidfd_send_signal(bell.Pidfd, Signals.SIGUSR1, 0, 0);
     }
@@ -160,6 +166,7 @@ internal sealed unsafe partial class TracerThread
             StartDoorbell();
         }
         Volatile.Write(ref _bellRung, 0);
+        _k.Vcpus.TakeDecision();
         FinishServed();
         if (WIFSTOPPED(status)) PtraceOps.Resume(_doorbell!.Pid, PtraceOps.PTRACE_CONT, 0);
     }

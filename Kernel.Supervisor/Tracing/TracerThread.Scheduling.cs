@@ -59,7 +59,7 @@ internal sealed unsafe partial class TracerThread
     {
         if (_ticking)
         {
-            if (_tickShift > 0 && _k.Vcpus.Policy.Waiting > 0)
+            if (_tickShift > 0 && _k.Vcpus.Waiting > 0)
             {
                 _tickShift = 0;
                 kill(_tickerPid, TickSignal); // cuts its sleep short: it stops, a tick, at once
@@ -88,6 +88,9 @@ internal sealed unsafe partial class TracerThread
             PtraceOps.Resume(_tickerPid, PtraceOps.PTRACE_CONT, TickSignal);
             return;
         }
+        // Sched's decision comes back through the doorbell (one the doorbell missed is taken here).
+        if (_k.Vcpus.Policy is not null && _doorbell is null && _k.Vcpus.Waiting > 0) StartDoorbell();
+        _k.Vcpus.TakeDecision();
         bool decided = _k.Vcpus.NeedsTick && _k.Vcpus.Tick();
         if (_k.HostCpus.NeedsTick) decided |= _k.HostCpus.Tick(_k.Tasks.Snapshot());
         _tickShift = decided ? 0 : Math.Min(_tickShift + 1, MaxTickShift);

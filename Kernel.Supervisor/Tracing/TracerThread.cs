@@ -114,6 +114,7 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
         // The guest starts on its tracer's host CPU (it inherits the pin), so a stop never pays a cross-CPU wake-up
         // until two of its tasks are busy at once (see CpuPlacement).
         _k.HostCpus.Start();
+        if (_k.Vcpus.Policy is { } policy) policy.OnDecision = RingDoorbell;
         int pid = Spawn();
         int nsPid = pid;
         if (wallPlan is not null)

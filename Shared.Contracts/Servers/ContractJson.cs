@@ -39,6 +39,8 @@ namespace UmlMicro.Contracts.Servers;
 [JsonSerializable(typeof(GroupChange))]
 [JsonSerializable(typeof(IReadOnlyList<ProcessFacts>))]
 [JsonSerializable(typeof(IReadOnlyList<int>))]
+[JsonSerializable(typeof(VcpuTick))]
+[JsonSerializable(typeof(VcpuDecision))]
 // VFS
 [JsonSerializable(typeof(VfsConfig))]
 [JsonSerializable(typeof(PathRequest))]

@@ -16,7 +16,48 @@ public enum CloneKind
     Thread,
 }
 
-public sealed record SchedConfig(int Cpus);
+/// <summary>
+/// The guest's virtual CPUs and how they are shared (contract version 5): <paramref name="Policy"/> names the run
+/// policy this server applies at each sched/vcpu_tick (the built-in server knows round-robin, fifo and fair-share and
+/// refuses another name with an error), <paramref name="QuantumNs"/> its time slice in nanoseconds.
+/// </summary>
+public sealed record SchedConfig(int Cpus, string Policy = "round-robin", long QuantumNs = 10_000_000);
+
+/// <summary>Where a guest thread stands with the virtual CPUs at a tick.</summary>
+public enum VcpuStanding
+{
+    /// <summary>It holds a vCPU and runs (or is runnable) on the host.</summary>
+    Running,
+    /// <summary>Waiting for a vCPU since it was created, when every vCPU was taken.</summary>
+    New,
+    /// <summary>Waiting since it was preempted (its quantum used up, by this server's decision).</summary>
+    Preempted,
+    /// <summary>Waiting since it called sched_yield while others waited.</summary>
+    Yielded,
+    /// <summary>Waiting since it was stopped because more threads ran than there are vCPUs (blocked ones woke up).</summary>
+    Overcommitted,
+}
+
+/// <summary>
+/// One guest thread at a tick. <paramref name="Nice"/> is its nice value on the host; <paramref name="RunNs"/> the CPU
+/// time it has used since it started, in nanoseconds, as the host counts it (cumulative: a tick asked again counts
+/// nothing twice); <paramref name="SliceNs"/> how long it has run without a break (0 while it waits);
+/// <paramref name="WaitNs"/> how long it has waited for a vCPU (0 while it runs).
+/// </summary>
+public sealed record VcpuThread(int Vtid, int Nice, VcpuStanding Standing, long RunNs, long SliceNs, long WaitNs);
+
+/// <summary>The threads that run on a vCPU and those that wait for one, at a tick (the threads blocked in the host
+/// are in neither list: they use no vCPU). <paramref name="Cpus"/> is the number of vCPUs.</summary>
+public sealed record VcpuTick(int Cpus, IReadOnlyList<VcpuThread> Threads);
+
+/// <summary>
+/// The policy's decision at a tick. <paramref name="Preempt"/>: running threads that have used their quantum and give
+/// their vCPU to the first waiting thread (at most one per waiting thread; a thread that is no longer running by the
+/// time the decision is carried out is left alone); each then waits at the back of the queue until a later decision
+/// orders it. <paramref name="Next"/>: waiting threads in the order they get the vCPUs that come free; waiting threads
+/// it leaves out follow, in the order they were waiting.
+/// </summary>
+public sealed record VcpuDecision(IReadOnlyList<int> Preempt, IReadOnlyList<int> Next);
 
 /// <summary>The ids Sched grants a task: its process (thread-group) id and its own thread id, both virtual.</summary>
 public sealed record TaskGrant(int Vpid, int Vtid);
@@ -104,4 +145,15 @@ public partial interface ISchedServer : IKernelServer
     /// <summary>Every guest process (zombies too) with its ids and threads, in pid order: what procfs shows.</summary>
     [JsonRpcMethod("sched/processes")]
     Task<IReadOnlyList<ProcessFacts>> ProcessesAsync();
+
+    /// <summary>
+    /// The run policy's decision, asked once per tick while threads wait for a vCPU (every half quantum at most, never
+    /// while the vCPUs are uncontended): who is preempted and who runs next. The supervisor carries it out with ptrace
+    /// and keeps the order for the vCPUs that come free until the next tick. Not replayed: the policy's memory (its
+    /// queue, fair-share's virtual runtimes) is soft, and a restarted server rebuilds it from the ticks that follow.
+    /// While an answer is late (a restart) the supervisor holds the guest with a built-in round-robin; a server that
+    /// answers "method not found" (-32601) has no policy, and the built-in one decides for the rest of the run.
+    /// </summary>
+    [JsonRpcMethod("sched/vcpu_tick")]
+    Task<VcpuDecision> VcpuTickAsync(VcpuTick tick);
 }

@@ -21,6 +21,10 @@ public static class CompatibilityList
         sb.Append("translates arguments or results (guest pids, paths) or records what the host did; **deny**: ");
         sb.Append("refused with the errno shown. Numbers not listed pass to the host, which answers ENOSYS for ");
         sb.Append("numbers it does not know either.\n\n");
+        sb.Append("The owner is who decides: **vfs**, **mm** or **sched** when that server is asked, or when the supervisor ");
+        sb.Append("answers from what the server granted it (a path lease, a placement window, the pids Sched gave); ");
+        sb.Append("**kernel** when the supervisor decides alone (a guest pid translated with the grants it keeps, its own ");
+        sb.Append("configuration); **host** when the call passes untouched.\n\n");
         foreach (var d in new[] { Disposition.Emulate, Disposition.Rewrite, Disposition.Deny, Disposition.Pass })
             sb.Append($"- {d.ToString().ToLowerInvariant()}: {rows.Count(r => r.Disposition == d)}\n");
         sb.Append("\n| nr | name | arguments | owner | disposition |\n|---:|---|---|---|---|\n");

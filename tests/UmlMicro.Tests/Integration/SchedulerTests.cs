@@ -13,8 +13,12 @@ public sealed class SchedulerTests(FixturePrograms fixtures) : IClassFixture<Fix
     private const string BothRan = "thread 0: other ran meanwhile: yes\nthread 1: other ran meanwhile: yes\n";
     private const string NeitherRan = "thread 0: other ran meanwhile: no\nthread 1: other ran meanwhile: no\n";
 
-    private RunResult SpinPair(int cpus, string policy, params string[] args) => GuestRunner.Run(
-        new RunSpec(_dir.Path, fixtures["spin_pair"], ["200", .. args])
+    /// <summary>Each thread spins 200 ms, or 1 s where preemption must be seen: long enough that Sched's first decision
+    /// (a JIT server's first call, on a loaded machine) comes while both still spin.</summary>
+    private RunResult SpinPair(int cpus, string policy, params string[] args) => SpinPair(cpus, policy, 200, args);
+
+    private RunResult SpinPair(int cpus, string policy, int ms, params string[] args) => GuestRunner.Run(
+        new RunSpec(_dir.Path, fixtures["spin_pair"], [ms.ToString(), .. args])
         {
             Options = ["--cpus", cpus.ToString()],
             Environment = { ["UMLMICRO_Sched__Policy"] = policy },
@@ -23,19 +27,25 @@ public sealed class SchedulerTests(FixturePrograms fixtures) : IClassFixture<Fix
     [Fact]
     public void Round_robin_preempts_so_two_spinning_threads_share_one_vcpu()
     {
-        Expect.Success(BothRan, SpinPair(1, "round-robin"));
+        Expect.Success(BothRan, SpinPair(1, "round-robin", 1000));
+    }
+
+    [Fact]
+    public void Fair_share_preempts_so_two_spinning_threads_share_one_vcpu()
+    {
+        Expect.Success(BothRan, SpinPair(1, "fair-share", 1000));
     }
 
     /// <summary>The kernel preempted them, not only the host: --stats counts the round-robin preemptions.</summary>
     [Fact]
     public void Stats_count_the_preemptions_of_two_spinning_threads_under_one_vcpu()
     {
-        var r = GuestRunner.Run(new RunSpec(_dir.Path, fixtures["spin_pair"], ["200"]) { Options = ["--cpus", "1", "--stats"] });
+        var r = GuestRunner.Run(new RunSpec(_dir.Path, fixtures["spin_pair"], ["1000"]) { Options = ["--cpus", "1", "--stats"] });
         Expect.Success(BothRan, r);
         var line = r.StderrLines.FirstOrDefault(l => l.StartsWith("vcpus 1, policy round-robin", StringComparison.Ordinal));
         Assert.True(line is not null, $"no vcpus line in the stats\n{r}");
         var m = System.Text.RegularExpressions.Regex.Match(line!, @"(\d+) ticks, (\d+) preemptions");
-        Assert.True(m.Success && int.Parse(m.Groups[2].Value) >= 2, $"two threads spinning 200 ms each on one vCPU with a 10 ms quantum: no preemptions?\n{r}");
+        Assert.True(m.Success && int.Parse(m.Groups[2].Value) >= 2, $"two threads spinning 1 s each on one vCPU with a 10 ms quantum: no preemptions?\n{r}");
     }
 
     [Fact]
@@ -43,7 +53,7 @@ public sealed class SchedulerTests(FixturePrograms fixtures) : IClassFixture<Fix
     {
         var r = GuestRunner.Run(new RunSpec(_dir.Path, "sh", ["-c", "echo a | cat"]) { Options = ["--cpus", "4", "--stats"] });
         Expect.Success("a\n", r);
-        Assert.Contains("vcpus 4, policy round-robin, quantum 10 ms: 0 ticks, 0 preemptions", r.Stderr);
+        Assert.Contains("vcpus 4, policy round-robin, quantum 10 ms: 0 ticks, 0 preemptions (0 decisions by sched, 0 ticks held by the kernel)", r.Stderr);
     }
 
     [Fact]

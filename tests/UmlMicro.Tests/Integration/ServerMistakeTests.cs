@@ -8,7 +8,7 @@ namespace UmlMicro.Tests.Integration;
 /// SIGINT end a run whose tracer waits for a server that never answers. Nothing may be left running.
 /// </summary>
 [Collection("serial")]
-public sealed class ServerMistakeTests : IDisposable
+public sealed class ServerMistakeTests(FixturePrograms fixtures) : IClassFixture<FixturePrograms>, IDisposable
 {
     private const int KernelFailureStatus = 125, TimeoutStatus = 124;
 
@@ -28,7 +28,8 @@ public sealed class ServerMistakeTests : IDisposable
     /// dies at its next request;
     /// error — answers with an error object; garbage — answers with a line that is not JSON;
     /// silent — never answers (and writes STATE/stuck);
-    /// die — dies on, without answering; a successor (STATE/started exists) answers sched/reserve_pids with its list reversed.
+    /// die — dies on, without answering; a successor (STATE/started exists) answers sched/reserve_pids with its list reversed;
+    /// crash — dies on, without answering; a successor answers everything.
     /// </summary>
     private const string FakeServer = """
         import json, os, subprocess, sys, threading
@@ -76,7 +77,7 @@ public sealed class ServerMistakeTests : IDisposable
                     if mode == "silent":
                         open(os.path.join(state, "stuck"), "a").close()
                         continue
-                    if mode == "die" and not successor:
+                    if mode in ("die", "crash") and not successor:
                         os._exit(1)
                     if mode == "garbage":
                         altered[msg["id"]] = "garbage"
@@ -85,11 +86,14 @@ public sealed class ServerMistakeTests : IDisposable
         """;
 
     /// <summary>A run of <paramref name="script"/> whose Sched server makes mistake <paramref name="mode"/> at the Nth <paramref name="method"/>.</summary>
-    private RunSpec Spec(string mode, string method, int nth, string script, params (string Key, string Value)[] settings)
+    private RunSpec Spec(string mode, string method, int nth, string script, params (string Key, string Value)[] settings) =>
+        Spec(mode, method, nth, new RunSpec(_dir.Path, "sh", ["-c", script]), settings);
+
+    private RunSpec Spec(string mode, string method, int nth, RunSpec spec, params (string Key, string Value)[] settings)
     {
         var fake = _dir.Write("fake.py", FakeServer);
         var state = _dir.MakeDir("state");
-        var spec = new RunSpec(_dir.Path, "sh", ["-c", script]) { Environment = _marker.Environment };
+        spec = spec with { Environment = _marker.Environment };
         spec.Environment["UMLMICRO_Servers__Sched__Command"] = $"python3 {fake} {Path.Combine(RepoRoot.BinDir(), "Servers.Sched")} {state} {mode} {method} {nth}";
         foreach (var (key, value) in settings) spec.Environment[$"UMLMICRO_{key}"] = value;
         return spec;
@@ -182,5 +186,37 @@ public sealed class ServerMistakeTests : IDisposable
         var line = OneLine(128 + signal, run.WaitForExit(TimeSpan.FromSeconds(30)));
         Assert.Contains($"{name} while the kernel waited for the sched server (sched/parent)", line);
         _marker.AssertNothingLeft($"after {name}");
+    }
+
+    /// <summary>Two threads spinning on one vCPU (tests/fixtures/spin_pair.c): each says whether the other ran meanwhile.</summary>
+    private RunSpec SpinPair() => new(_dir.Path, fixtures["spin_pair"], ["1000"]) { Options = ["--cpus", "1"] };
+
+    private const string BothRan = "thread 0: other ran meanwhile: yes\nthread 1: other ran meanwhile: yes\n";
+
+    [Fact]
+    public void A_sched_without_a_run_policy_leaves_the_built_in_round_robin_deciding()
+    {
+        // "Method not found" to sched/vcpu_tick: the supervisor's own round-robin preempts for the rest of the run.
+        var r = GuestRunner.Run(Spec("nomethod", "sched/vcpu_tick", 1, SpinPair(), ("Sched__Policy", "fifo")));
+        Assert.True(File.Exists(State("refused")), $"the server was never asked for a decision\n{r}");
+        Expect.Success(BothRan, r);
+        _marker.AssertNothingLeft("after the guest ended");
+    }
+
+    [Fact]
+    public void The_guest_goes_on_while_sched_restarts_in_the_middle_of_a_decision()
+    {
+        var r = GuestRunner.Run(Spec("crash", "sched/vcpu_tick", 3, SpinPair() with { Options = ["--cpus", "1", "--stats"] }, ("Servers__CallTimeoutMs", "1000")));
+        Assert.True(r.ExitCode == 0 && r.Stdout == BothRan, $"expected both threads to finish, having run by turns\n{r}");
+        Assert.True(r.StderrLines.Count(l => l.Contains(" sched ") && l.Contains("held the guest")) == 1, $"expected one restart of sched\n{r}");
+        _marker.AssertNothingLeft("after the guest ended");
+    }
+
+    [Fact]
+    public void An_error_answer_to_a_decision_ends_the_guest_with_125_and_one_line()
+    {
+        var line = Mistake(GuestRunner.Run(Spec("error", "sched/vcpu_tick", 1, SpinPair())), "sched/vcpu_tick");
+        Assert.Contains("the fake server fails here", line);
+        _marker.AssertNothingLeft("after the guest was ended");
     }
 }
