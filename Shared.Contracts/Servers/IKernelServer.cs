@@ -17,6 +17,7 @@ public interface IKernelServer
     Task<ServerHello> HelloAsync();
 
     /// <summary>Asks the server to exit cleanly (it also exits when its input pipe closes).</summary>
+    [Notification]
     [JsonRpcMethod("shutdown")]
     Task ShutdownAsync();
 
@@ -33,9 +34,10 @@ public interface IKernelServer
     Task RestoreAsync(string checkpoint);
 }
 
-/// <summary>Names and versions of the contracts; bump a version when a method's meaning changes.</summary>
+/// <summary>Names and versions of the contracts; bump a version when a method's meaning or its JSON changes
+/// (VFS 8, MM 7, Sched 5: enums travel as names).</summary>
 public static class Contract
 {
     public const string VfsName = "vfs", MmName = "mm", SchedName = "sched";
-    public const int VfsVersion = 7, MmVersion = 6, SchedVersion = 4;
+    public const int VfsVersion = 8, MmVersion = 7, SchedVersion = 5;
 }

@@ -142,6 +142,7 @@ public partial interface IMmServer : IKernelServer
 
     /// <summary>A new process: its space is a copy of the parent's, or the same space for CLONE_VM/vfork.</summary>
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("mm/space_created")]
     Task SpaceCreatedAsync(int parentVpid, int childVpid, bool shared);
 
@@ -156,10 +157,12 @@ public partial interface IMmServer : IKernelServer
     Task<SpaceGrant> SpaceExecAsync(int vpid, IReadOnlyList<Vma> image);
 
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("mm/space_exited")]
     Task SpaceExitedAsync(int vpid);
 
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("mm/record")]
     Task RecordAsync(MmEvent e);
 

@@ -65,6 +65,7 @@ public partial interface ISchedServer : IKernelServer
 
     /// <summary>Numbers set aside that the supervisor will not use: free again.</summary>
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("sched/release_pids")]
     Task ReleasePidsAsync(IReadOnlyList<int> pids);
 
@@ -72,20 +73,24 @@ public partial interface ISchedServer : IKernelServer
     /// its pid unless it is a thread (whose pid is its creator's). Everything else is as sched/task_created; nothing is
     /// answered.</summary>
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("sched/task_started")]
     Task TaskStartedAsync(TaskCreation creation);
 
     /// <summary>A process called execve successfully; its other threads are gone.</summary>
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("sched/exec")]
     Task ExecAsync(int vpid);
 
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("sched/task_exited")]
     Task TaskExitedAsync(TaskExit exit);
 
     /// <summary>A zombie was waited for: its pid is free again.</summary>
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("sched/reaped")]
     Task ReapedAsync(int vpid);
 
@@ -94,6 +99,7 @@ public partial interface ISchedServer : IKernelServer
     Task<int> ParentAsync(int vpid);
 
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("sched/group_changed")]
     Task GroupChangedAsync(GroupChange change);
 

@@ -201,10 +201,12 @@ public partial interface IVfsServer : IKernelServer
 
     /// <summary>A new process: its cwd is copied from the parent (or shared with CLONE_FS).</summary>
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("vfs/process_created")]
     Task ProcessCreatedAsync(int parentVpid, int childVpid, bool shareFs);
 
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("vfs/process_exited")]
     Task ProcessExitedAsync(int vpid);
 
@@ -213,6 +215,7 @@ public partial interface IVfsServer : IKernelServer
 
     /// <summary>The host created <paramref name="guestPath"/> as the VFS asked (see <see cref="PathResolution.CommitOnSuccess"/>).</summary>
     [Restore(RestoreKind.Journal)]
+    [Notification]
     [JsonRpcMethod("vfs/created")]
     Task CreatedAsync(string guestPath);
 
@@ -224,6 +227,7 @@ public partial interface IVfsServer : IKernelServer
     /// <summary>A guest call that changes an object's attributes (chmod, chown, an xattr, and their fd forms) has ended:
     /// who may search which directory may have changed, so the VFS forgets what it kept of earlier walks. Nothing to
     /// restore: a restarted VFS has kept nothing.</summary>
+    [Notification]
     [JsonRpcMethod("vfs/attributes_changed")]
     Task AttributesChangedAsync();
 
@@ -233,6 +237,7 @@ public partial interface IVfsServer : IKernelServer
     /// <summary>The host carried out a chdir/fchdir for <paramref name="vpid"/>: its cwd is now the directory the
     /// host calls <paramref name="hostPath"/>.</summary>
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("vfs/set_cwd")]
     Task SetCwdAsync(int vpid, string hostPath);
 
