@@ -10,6 +10,7 @@ namespace UmlMicro.ContractTests;
 /// server cannot build a serializer at run time, so a type added to a contract and not listed there would fail
 /// only when a guest first makes that call.
 /// </summary>
+[Trait(Kit.Kind, Kit.Document)]
 public sealed class ContractJsonTests
 {
     public static TheoryData<Type> Contracts => new() { typeof(IKernelServer), typeof(IVfsServer), typeof(IMmServer), typeof(ISchedServer) };

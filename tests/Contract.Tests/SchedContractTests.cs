@@ -4,6 +4,7 @@ using UmlMicro.Contracts.Servers;
 
 namespace UmlMicro.ContractTests;
 
+[Trait(Kit.Kind, Kit.Semantics), Trait(Kit.Server, "sched")]
 public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sched")
 {
     private const int HostInit = 4000;

@@ -8,6 +8,7 @@ namespace UmlMicro.ContractTests;
 /// (the host's / or a temp tree, read-only under a private upper layer), procfs, devfs, bind and tmpfs mounts;
 /// each test makes its own state and memory directories and deletes them.
 /// </summary>
+[Trait(Kit.Kind, Kit.Semantics), Trait(Kit.Server, "vfs")]
 public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), IDisposable
 {
     private const int NameMax = 255;

@@ -5,6 +5,7 @@ namespace UmlMicro.ContractTests.Docs;
 /// documents whole, and the method and type reference inside each server's page. A contract change that is not
 /// regenerated fails here. Regenerate: UMLMICRO_UPDATE_DOCS=1 dotnet test tests/Contract.Tests --filter ContractDocument
 /// </summary>
+[Trait(Kit.Kind, Kit.Document)]
 public sealed class ContractDocumentTests
 {
     private const string Regenerate = "regenerate: UMLMICRO_UPDATE_DOCS=1 dotnet test tests/Contract.Tests --filter ContractDocument";
