@@ -13,6 +13,8 @@ public sealed record ServerHello(string Name, int ContractVersion, int ServerPid
 /// <summary>What every kernel server speaks, whatever its subsystem.</summary>
 public interface IKernelServer
 {
+    /// <summary>The server's name, contract version and process id: the first request a server gets, and a barrier
+    /// after a restart's replay (its answer means every message before it was applied).</summary>
     [JsonRpcMethod("hello")]
     Task<ServerHello> HelloAsync();
 

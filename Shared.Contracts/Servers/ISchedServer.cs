@@ -40,6 +40,7 @@ public sealed record GroupChange(int Vpid, int Vpgid, bool NewSession);
 [JsonRpcContract, PolyType.GenerateShape(IncludeMethods = PolyType.MethodShapeFlags.PublicInstance)]
 public partial interface ISchedServer : IKernelServer
 {
+    /// <summary>The guest's virtual CPU count (at least 1): the first request after hello.</summary>
     [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("sched/configure")]
     Task ConfigureAsync(SchedConfig config);
@@ -49,6 +50,7 @@ public partial interface ISchedServer : IKernelServer
     [JsonRpcMethod("sched/start_init")]
     Task<TaskGrant> StartInitAsync(int hostPid);
 
+    /// <summary>A task was created on the host (fork, vfork, clone, clone3): the answer is its virtual ids.</summary>
     [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("sched/task_created")]
     Task<TaskGrant> TaskCreatedAsync(TaskCreation creation);
@@ -83,6 +85,7 @@ public partial interface ISchedServer : IKernelServer
     [JsonRpcMethod("sched/exec")]
     Task ExecAsync(int vpid);
 
+    /// <summary>A thread ended; when it was its process's last, the process is a zombie until sched/reaped.</summary>
     [Restore(RestoreKind.Replay)]
     [Notification]
     [JsonRpcMethod("sched/task_exited")]
@@ -94,10 +97,12 @@ public partial interface ISchedServer : IKernelServer
     [JsonRpcMethod("sched/reaped")]
     Task ReapedAsync(int vpid);
 
-    /// <summary>The parent's virtual pid of process <paramref name="vpid"/> (0 for pid 1).</summary>
+    /// <summary>The parent's virtual pid of process <paramref name="vpid"/> (0 for pid 1), a zombie's too; for a pid that names no
+    /// process the result is -ESRCH (-3), not an error.</summary>
     [JsonRpcMethod("sched/parent")]
     Task<int> ParentAsync(int vpid);
 
+    /// <summary>The host carried out a setpgid or setsid for a guest process.</summary>
     [Restore(RestoreKind.Replay)]
     [Notification]
     [JsonRpcMethod("sched/group_changed")]

@@ -195,6 +195,7 @@ public sealed record CwdResult(int Errno, string? Path);
 [JsonRpcContract, PolyType.GenerateShape(IncludeMethods = PolyType.MethodShapeFlags.PublicInstance)]
 public partial interface IVfsServer : IKernelServer
 {
+    /// <summary>The guest's namespace: the first request after hello, and pid 1's cwd.</summary>
     [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("vfs/configure")]
     Task ConfigureAsync(VfsConfig config);
@@ -205,11 +206,13 @@ public partial interface IVfsServer : IKernelServer
     [JsonRpcMethod("vfs/process_created")]
     Task ProcessCreatedAsync(int parentVpid, int childVpid, bool shareFs);
 
+    /// <summary>A process ended: its cwd goes.</summary>
     [Restore(RestoreKind.Replay)]
     [Notification]
     [JsonRpcMethod("vfs/process_exited")]
     Task ProcessExitedAsync(int vpid);
 
+    /// <summary>A path a guest thread names: what the host is to be given instead, or the guest's errno.</summary>
     [JsonRpcMethod("vfs/resolve")]
     Task<PathResolution> ResolveAsync(PathRequest request);
 
@@ -231,6 +234,7 @@ public partial interface IVfsServer : IKernelServer
     [JsonRpcMethod("vfs/attributes_changed")]
     Task AttributesChangedAsync();
 
+    /// <summary>The guest path of the process's cwd, or an errno (ESRCH: no such process; ENOENT: the cwd was removed).</summary>
     [JsonRpcMethod("vfs/getcwd")]
     Task<CwdResult> GetCwdAsync(int vpid);
 
