@@ -25,7 +25,9 @@ public static class MethodReference
     {
         var doc = JsonNode.Parse(OpenRpcDocument.Render(contract, docs))!;
         var sb = new StringBuilder();
-        sb.Append($"\n### Methods (contract `{contract.Name}` version {contract.Version})\n\n");
+        sb.Append("\n### Methods\n\n");
+        sb.Append($"Contract `{contract.Name}`, version {contract.Version}: `hello` answers ");
+        sb.Append($"`{{\"Name\":\"{contract.Name}\",\"ContractVersion\":{contract.Version},\"ServerPid\":PID}}`.\n\n");
         sb.Append("| wire name | sent as | params (a positional array) | result | restore |\n|---|---|---|---|---|\n");
         foreach (var m in doc["methods"]!.AsArray())
         {
