@@ -32,6 +32,9 @@ public sealed partial class DocComments
 
     public string Of(Type t) => Summary($"T:{t.FullName}");
 
+    /// <summary>The doc comment of one value of an enum.</summary>
+    public string OfValue(Type enumType, string name) => Summary($"F:{enumType.FullName}.{name}");
+
     public string Of(MethodInfo m) => Summary($"M:{m.DeclaringType!.FullName}.{m.Name}{Signature(m)}");
 
     private static string Signature(MethodInfo m)

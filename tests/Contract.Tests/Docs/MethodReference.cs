@@ -49,6 +49,9 @@ public static class MethodReference
             if (schema["enum"] is JsonArray values)
             {
                 sb.Append($"A string: {string.Join(", ", values.Select(v => $"`\"{v}\"`"))}.\n");
+                foreach (var (value, meaning) in schema["x-umlmicro-enum-descriptions"]?.AsObject() ?? [])
+                    sb.Append($"\n- `\"{value}\"`: {meaning}");
+                if (schema["x-umlmicro-enum-descriptions"] is not null) sb.Append('\n');
                 continue;
             }
             var required = schema["required"]?.AsArray().Select(x => (string)x!).ToHashSet() ?? [];

@@ -98,6 +98,11 @@ public static class OpenRpcDocument
                 if (context.Path.IsEmpty && root)
                 {
                     if (schema is JsonObject o && docs.Of(type) is { Length: > 0 } text) o.Insert(0, "description", text);
+                    if (type.IsEnum && schema is JsonObject e)
+                    {
+                        var values = Enum.GetNames(type).Select(n => (Name: n, Text: docs.OfValue(type, n))).Where(v => v.Text.Length > 0).ToList();
+                        if (values.Count > 0) e["x-umlmicro-enum-descriptions"] = new JsonObject(values.Select(v => KeyValuePair.Create(v.Name, (JsonNode?)v.Text)));
+                    }
                     return schema;
                 }
                 var nullable = schema is JsonObject o2 && o2["type"] is JsonArray types && types.Any(x => x?.GetValue<string>() == "null");
