@@ -37,8 +37,9 @@ public static class MethodReference
         }
         foreach (var m in doc["methods"]!.AsArray())
         {
-            if (m!["description"] is not { } text) continue;
-            sb.Append($"\n#### `{m["name"]}`\n\n{text}\n");
+            sb.Append($"\n#### `{m!["name"]}`\n\n");
+            if (m["description"] is { } text) sb.Append($"{text}\n\n");
+            sb.Append($"If refused: {m["x-umlmicro-on-error"]}\n");
         }
         sb.Append("\n### Types\n\nField names as sent; a field not marked required may be left out (its default is then used). ");
         sb.Append("Enums are strings: the names listed.\n");

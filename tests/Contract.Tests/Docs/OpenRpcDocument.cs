@@ -77,11 +77,32 @@ public static class OpenRpcDocument
         }
         method["x-umlmicro-sent-as"] = notification ? "notification" : "request";
         method["x-umlmicro-restore"] = ContractTypes.Restore(m);
+        method["x-umlmicro-on-error"] = OnError(m, notification);
         method["errors"] = new JsonArray([.. (notification ? NotificationErrors : RequestErrors).Select(code => (JsonNode)new JsonObject
         {
             ["$ref"] = $"#/components/errors/{code}",
         })]);
         return method;
+    }
+
+    /// <summary>
+    /// What the supervisor does when the server answers this method with an error (any code, "method not found"
+    /// included), with something that is not its result, or not in time: Kernel.Supervisor/Servers/ServerLink.cs
+    /// (Checkpoint, Handshake, SendLocked) and ReplayLog.cs decide it; docs/contract/README.md, "Errors", explains it.
+    /// </summary>
+    private static string OnError(MethodInfo m, bool notification)
+    {
+        string nullAnswer = ContractTypes.Result(m) is null || ContractTypes.ResultMayBeNull(m) ? "" : " A null result is not its result: the same.";
+        return ContractTypes.Wire(m) switch
+        {
+            _ when notification => "Never heard: a notification has no answer. A server logs its refusal on standard error.",
+            "checkpoint" => "Fallback: an error (-32601 included) or a value that is not a string is taken as null: the server keeps no checkpoints and is not asked again; a restart replays the whole history.",
+            "restore" => "The guest ends (exit status 125): the history before the checkpoint is gone.",
+            "hello" => "At startup the guest does not start (exit status 2); at a restart that restart failed and another is tried (the restart budget). Another name or version counts the same.",
+            _ => "The guest ends (exit status 125) with one line naming the server and this method; at startup, before the guest runs (*/configure), umlmicro exits with status 2 instead." +
+                nullAnswer + " No answer within Servers.CallTimeoutMs: the server is killed, restarted and asked again; no answer again: the guest ends (125)." +
+                (ContractTypes.Restore(m) == "replay" ? " Replayed after a restart, a different answer than the first time ends the guest (125)." : ""),
+        };
     }
 
     /// <summary>The schema of <paramref name="t"/>: a contract type's own (<paramref name="root"/>) or a reference to it.</summary>
