@@ -26,6 +26,8 @@ public static class MethodReference
         var doc = JsonNode.Parse(OpenRpcDocument.Render(contract, docs))!;
         var sb = new StringBuilder();
         sb.Append("\n### Methods\n\n");
+        // The contract's own summary: what the server owns, and rules that hold for every method (how paths are encoded).
+        if (doc["x-umlmicro-summary"] is { } summary) sb.Append($"{summary}\n\n");
         sb.Append($"Contract `{contract.Name}`, version {contract.Version}: `hello` answers ");
         sb.Append($"`{{\"Name\":\"{contract.Name}\",\"ContractVersion\":{contract.Version},\"ServerPid\":PID}}`.\n\n");
         sb.Append("| wire name | sent as | params (a positional array) | result | restore |\n|---|---|---|---|---|\n");

@@ -40,6 +40,7 @@ public static class OpenRpcDocument
                 ["description"] = docs.Of(contract.Interface) + "\n\nGenerated from Shared.Contracts by tests/Contract.Tests/Docs; do not edit. " +
                     "The rules a server must keep are in docs/contract/" + contract.Name + ".md, the wire in docs/contract/README.md.",
             },
+            ["x-umlmicro-summary"] = docs.Of(contract.Interface),
             ["x-umlmicro-hello"] = new JsonObject { ["Name"] = contract.Name, ["ContractVersion"] = contract.Version },
             ["methods"] = new JsonArray([.. contract.Methods.Select(m => Method(m, docs))]),
             ["components"] = new JsonObject
