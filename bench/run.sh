@@ -383,8 +383,8 @@ fi
 # under the default --cpus and under --cpus 1 (round-robin; fifo for N = 2), in the first mode asked for; and one
 # spinner beside a thread of getpid calls, with getpid alone for comparison. Runs are interleaved (every
 # configuration once per round, --reps rounds) so that the machine's drift hits them all alike; medians.
-declare -A VC_MS=() VC_FIRST=() VC_ALL=() VC_GETPID=()
-vcpu_rows=(spin1 spin2 spin4 mixed getpid pair)
+declare -A VC_MS=() VC_FIRST=() VC_ALL=() VC_GETPID=() VC_SHARES=()
+vcpu_rows=(spin1 spin2 spin4 mixed getpid pair share)
 vcpu_mode=${mode_cfgs[0]:-}
 # The default mode when it was asked for: what a user runs.
 for m in "${mode_cfgs[@]}"; do [ "$m" = seccomp ] && vcpu_mode=seccomp; done
@@ -394,6 +394,7 @@ vcpu_cfgs_of() { # ROW: its configurations
     spin1|spin4) echo "native one-cpu default cpus1" ;;
     mixed) echo "native default" ;;
     getpid|pair) echo "native default$(command -v strace >/dev/null && echo ' strace')" ;;
+    share) echo "one-cpu cpus1 cpus1-fair" ;;
   esac
 }
 vcpu_cmd() { # ROW CFG: the command line
@@ -404,6 +405,7 @@ vcpu_cmd() { # ROW CFG: the command line
     default) c=(${pin_uml[@]+"${pin_uml[@]}"} "$UMLMICRO" run --mode "$vcpu_mode" --) ;;
     cpus1) c=(${pin_uml[@]+"${pin_uml[@]}"} "$UMLMICRO" run --mode "$vcpu_mode" --cpus 1 --) ;;
     cpus1-fifo) c=(${pin_uml[@]+"${pin_uml[@]}"} env UMLMICRO_Sched__Policy=fifo "$UMLMICRO" run --mode "$vcpu_mode" --cpus 1 --) ;;
+    cpus1-fair) c=(${pin_uml[@]+"${pin_uml[@]}"} env UMLMICRO_Sched__Policy=fair-share "$UMLMICRO" run --mode "$vcpu_mode" --cpus 1 --) ;;
     strace) c=(${pin_peer[@]+"${pin_peer[@]}"} strace -f -o /dev/null) ;;
   esac
   case $1 in
@@ -411,10 +413,12 @@ vcpu_cmd() { # ROW CFG: the command line
     mixed) c+=("$out/spin" "$spin_iterations" 1 getpid) ;;
     getpid) c+=("$out/spin" getpid "$getpid_count") ;;
     pair) c+=(/bin/sh -c "\"\$0\" getpid $getpid_count & \"\$0\" getpid $getpid_count; wait" "$out/spin") ;;
+    share) c+=("$out/spin" share "$share_ms" 0 5) ;;
   esac
   printf '%s\n' "${c[@]}"
 }
 getpid_count=50000
+share_ms=1000
 run_vcpus() {
   local row cfg i line log key median
   local -a cmd
@@ -437,19 +441,20 @@ run_vcpus() {
     for cfg in $(vcpu_cfgs_of "$row"); do
       log=$out/logs/vcpus.$row.$cfg
       [ -e "$log.failed" ] && continue
-      key=wall_ms; [[ $row == getpid || $row == pair ]] && key=getpid_ns
+      key=wall_ms; [[ $row == getpid || $row == pair ]] && key=getpid_ns; [[ $row == share ]] && key=shares
       line=$(grep "$key=" "$log.out" | awk -v k="$key" '{for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) print substr($i, length(k) + 2), $0}' |
         sort -n | sed -n "$(( (reps + 1) / 2 ))p" | cut -d' ' -f2-)
       VC_MS[$row/$cfg]=$(kv "$line" wall_ms)
       VC_FIRST[$row/$cfg]=$(kv "$line" first_done_pct)
       VC_ALL[$row/$cfg]=$(kv "$line" all_progressed)
       VC_GETPID[$row/$cfg]=$(kv "$line" getpid_ns)
+      VC_SHARES[$row/$cfg]=$(kv "$line" shares)
       # The getpid figure of the mixed and pair rows: the median of every loop's, not that of the median run.
       if [[ $row == mixed || $row == pair ]]; then
         median=$(grep -o 'getpid_ns=[0-9.]*' "$log.out" | cut -d= -f2 | sort -n | sed -n "$(( (reps + 1) / 2 ))p")
         VC_GETPID[$row/$cfg]=$median
       fi
-      say "$(printf '%-7s %-10s wall %8s ms getpid %6s ns' "$row" "$cfg" "${VC_MS[$row/$cfg]:-}" "${VC_GETPID[$row/$cfg]:-}")"
+      say "$(printf '%-7s %-10s wall %8s ms getpid %6s ns shares %s' "$row" "$cfg" "${VC_MS[$row/$cfg]:-}" "${VC_GETPID[$row/$cfg]:-}" "${VC_SHARES[$row/$cfg]:-}")"
     done
   done
 }
@@ -556,7 +561,17 @@ vcpu_label() {
     default) echo "umlmicro $vcpu_mode (--cpus $(nproc))" ;;
     cpus1) echo "umlmicro $vcpu_mode --cpus 1 (round-robin)" ;;
     cpus1-fifo) echo "umlmicro $vcpu_mode --cpus 1, Sched:Policy=fifo" ;;
+    cpus1-fair) echo "umlmicro $vcpu_mode --cpus 1, Sched:Policy=fair-share" ;;
   esac
+}
+vcpu_share_table() {
+  local cfg
+  printf 'two spinners, nice 0 and nice 5	run	shares %%
+'
+  for cfg in $(vcpu_cfgs_of share); do
+    printf '%s	%s	%s
+' "$share_ms ms" "$(vcpu_label "$cfg")" "${VC_SHARES[share/$cfg]:-n/a}"
+  done
 }
 vcpu_table() {
   local row cfg base
@@ -681,6 +696,8 @@ floor_pin_txt="the floor pins itself: 'same CPU' = tracer and tracee on CPU $pin
     vcpu_table | render_text
     echo
     vcpu_mixed_table | render_text
+    echo
+    vcpu_share_table | render_text
   fi
   echo
   targets_table | render_text
@@ -779,6 +796,10 @@ if [ $write_results = 1 ]; then
       echo "A getpid loop ($getpid_count calls) alone; beside a spinning thread of its process (until the spinner is done), where the spinner should run at native speed and the loop at its own; and in two processes at once (\`sh -c 'spin getpid N & spin getpid N; wait'\`), where one tracer serves both loops, as strace's does."
       echo
       vcpu_mixed_table | render_md
+      echo
+      echo "Shares on one CPU (\`spin share $share_ms 0 5\`): two CPU-bound threads at nice 0 and nice 5, each one's part of the work done (median run by the first share). Linux's CFS gives them about 75 and 25 (load weights 1024 and 335); Sched's round-robin scales its quantum by the same weights, and its fair-share policy counts CPU time weighted by them."
+      echo
+      vcpu_share_table | render_md
     fi
     echo
     echo "## Targets from issue 6"

@@ -7,15 +7,23 @@ namespace UmlMicro.Supervisor.Servers;
 
 /// <summary>
 /// One method of a server contract as the link knows it: its C# name, its wire name, how a restarted server gets back
-/// what it changed (null: a query, which changes nothing), and how to call it on a server with its arguments as sent.
+/// what it changed (null: a query, which changes nothing), whether it is sent as a notification ([Notification]) and
+/// whether null is one of its answers, and how to call it on a server with its arguments as sent.
 /// Written once per contract, in the contract's forwarder below, not found by reflection: the supervisor is a
 /// NativeAOT executable. ContractForwarderTests fails when a table and its interface disagree.
 /// </summary>
-internal abstract class ContractMethod(string name, string wire, RestoreKind? restore)
+internal abstract class ContractMethod(string name, string wire, RestoreKind? restore, bool notification, bool answersNull)
 {
     public string Name { get; } = name;
     public string Wire { get; } = wire;
     public RestoreKind? Restore { get; } = restore;
+
+    /// <summary>Sent only as a JSON-RPC notification (<see cref="NotificationAttribute"/>); every other method only as a request.</summary>
+    public bool Notification { get; } = notification;
+
+    /// <summary>Null is a valid answer: the method answers nothing but its completion, or its result is nullable
+    /// (checkpoint, vfs/guest_path). A null from any other is not its result: the server's mistake.</summary>
+    public bool AnswersNull { get; } = answersNull;
 
     /// <summary>Calls the method on <paramref name="server"/> (a proxy of the contract) with <paramref name="args"/>.</summary>
     public abstract Task Invoke(object server, object?[] args);
@@ -26,24 +34,29 @@ internal abstract class ContractMethod(string name, string wire, RestoreKind? re
     /// <summary>An answer of this method as JSON, from ContractJson's generated metadata (to compare two answers).</summary>
     public abstract string Json(object? answer);
 
-    /// <summary>A method that answers nothing but its completion.</summary>
+    /// <summary>A request that answers nothing but its completion.</summary>
     public static ContractMethod Act<T>(string name, string wire, RestoreKind? restore, Func<T, object?[], Task> invoke) where T : class =>
-        new Acting<T>(name, wire, restore, invoke);
+        new Acting<T>(name, wire, restore, notification: false, invoke);
 
-    /// <summary>A method that answers a <typeparamref name="TResult"/>.</summary>
-    public static ContractMethod Ask<T, TResult>(string name, string wire, RestoreKind? restore, Func<T, object?[], Task<TResult>> invoke) where T : class =>
-        new Asking<T, TResult>(name, wire, restore, invoke);
+    /// <summary>A notification: never answered, never waited for.</summary>
+    public static ContractMethod Tell<T>(string name, string wire, RestoreKind? restore, Func<T, object?[], Task> invoke) where T : class =>
+        new Acting<T>(name, wire, restore, notification: true, invoke);
 
-    private sealed class Acting<T>(string name, string wire, RestoreKind? restore, Func<T, object?[], Task> invoke)
-        : ContractMethod(name, wire, restore) where T : class
+    /// <summary>A request that answers a <typeparamref name="TResult"/>; <paramref name="orNull"/>: or null.</summary>
+    public static ContractMethod Ask<T, TResult>(string name, string wire, RestoreKind? restore, Func<T, object?[], Task<TResult>> invoke, bool orNull = false)
+        where T : class =>
+        new Asking<T, TResult>(name, wire, restore, orNull, invoke);
+
+    private sealed class Acting<T>(string name, string wire, RestoreKind? restore, bool notification, Func<T, object?[], Task> invoke)
+        : ContractMethod(name, wire, restore, notification, answersNull: true) where T : class
     {
         public override Task Invoke(object server, object?[] args) => invoke((T)server, args);
         public override object? AnswerOf(Task done) => null;
         public override string Json(object? answer) => "null";
     }
 
-    private sealed class Asking<T, TResult>(string name, string wire, RestoreKind? restore, Func<T, object?[], Task<TResult>> invoke)
-        : ContractMethod(name, wire, restore) where T : class
+    private sealed class Asking<T, TResult>(string name, string wire, RestoreKind? restore, bool orNull, Func<T, object?[], Task<TResult>> invoke)
+        : ContractMethod(name, wire, restore, notification: false, answersNull: orNull) where T : class
     {
         // Looked up when first needed (a replay): most guests never restart a server.
         private JsonTypeInfo<TResult>? _json;
@@ -106,8 +119,8 @@ internal abstract class ContractForwarder<T> : IKernelServer where T : class, IK
 internal static class KernelMethods
 {
     public static readonly ContractMethod Hello = ContractMethod.Ask<IKernelServer, ServerHello>(nameof(IKernelServer.HelloAsync), "hello", null, (s, _) => s.HelloAsync());
-    public static readonly ContractMethod Shutdown = ContractMethod.Act<IKernelServer>(nameof(IKernelServer.ShutdownAsync), "shutdown", null, (s, _) => s.ShutdownAsync());
-    public static readonly ContractMethod Checkpoint = ContractMethod.Ask<IKernelServer, string?>(nameof(IKernelServer.CheckpointAsync), "checkpoint", null, (s, _) => s.CheckpointAsync());
+    public static readonly ContractMethod Shutdown = ContractMethod.Tell<IKernelServer>(nameof(IKernelServer.ShutdownAsync), "shutdown", null, (s, _) => s.ShutdownAsync());
+    public static readonly ContractMethod Checkpoint = ContractMethod.Ask<IKernelServer, string?>(nameof(IKernelServer.CheckpointAsync), "checkpoint", null, (s, _) => s.CheckpointAsync(), orNull: true);
     public static readonly ContractMethod Restore = ContractMethod.Act<IKernelServer>(nameof(IKernelServer.RestoreAsync), "restore", null, (s, a) => s.RestoreAsync((string)a[0]!));
     public static readonly ContractMethod[] Table = [Hello, Shutdown, Checkpoint, Restore];
 }
@@ -115,15 +128,15 @@ internal static class KernelMethods
 internal sealed class VfsForwarder : ContractForwarder<IVfsServer>, IVfsServer
 {
     private static readonly ContractMethod Configure = ContractMethod.Act<IVfsServer>(nameof(ConfigureAsync), "vfs/configure", Replay, (s, a) => s.ConfigureAsync((VfsConfig)a[0]!));
-    private static readonly ContractMethod ProcessCreated = ContractMethod.Act<IVfsServer>(nameof(ProcessCreatedAsync), "vfs/process_created", Replay, (s, a) => s.ProcessCreatedAsync((int)a[0]!, (int)a[1]!, (bool)a[2]!));
-    private static readonly ContractMethod ProcessExited = ContractMethod.Act<IVfsServer>(nameof(ProcessExitedAsync), "vfs/process_exited", Replay, (s, a) => s.ProcessExitedAsync((int)a[0]!));
+    private static readonly ContractMethod ProcessCreated = ContractMethod.Tell<IVfsServer>(nameof(ProcessCreatedAsync), "vfs/process_created", Replay, (s, a) => s.ProcessCreatedAsync((int)a[0]!, (int)a[1]!, (bool)a[2]!));
+    private static readonly ContractMethod ProcessExited = ContractMethod.Tell<IVfsServer>(nameof(ProcessExitedAsync), "vfs/process_exited", Replay, (s, a) => s.ProcessExitedAsync((int)a[0]!));
     private static readonly ContractMethod Resolve = ContractMethod.Ask<IVfsServer, PathResolution>(nameof(ResolveAsync), "vfs/resolve", null, (s, a) => s.ResolveAsync((PathRequest)a[0]!));
-    private static readonly ContractMethod Created = ContractMethod.Act<IVfsServer>(nameof(CreatedAsync), "vfs/created", Journal, (s, a) => s.CreatedAsync((string)a[0]!));
+    private static readonly ContractMethod Created = ContractMethod.Tell<IVfsServer>(nameof(CreatedAsync), "vfs/created", Journal, (s, a) => s.CreatedAsync((string)a[0]!));
     private static readonly ContractMethod Change = ContractMethod.Ask<IVfsServer, int>(nameof(ChangeAsync), "vfs/change", Journal, (s, a) => s.ChangeAsync((NameChange)a[0]!));
     private static readonly ContractMethod GetCwd = ContractMethod.Ask<IVfsServer, CwdResult>(nameof(GetCwdAsync), "vfs/getcwd", null, (s, a) => s.GetCwdAsync((int)a[0]!));
-    private static readonly ContractMethod SetCwd = ContractMethod.Act<IVfsServer>(nameof(SetCwdAsync), "vfs/set_cwd", Replay, (s, a) => s.SetCwdAsync((int)a[0]!, (string)a[1]!));
-    private static readonly ContractMethod GuestPath = ContractMethod.Ask<IVfsServer, string?>(nameof(GuestPathAsync), "vfs/guest_path", null, (s, a) => s.GuestPathAsync((string)a[0]!));
-    private static readonly ContractMethod AttributesChanged = ContractMethod.Act<IVfsServer>(nameof(AttributesChangedAsync), "vfs/attributes_changed", null, (s, _) => s.AttributesChangedAsync());
+    private static readonly ContractMethod SetCwd = ContractMethod.Tell<IVfsServer>(nameof(SetCwdAsync), "vfs/set_cwd", Replay, (s, a) => s.SetCwdAsync((int)a[0]!, (string)a[1]!));
+    private static readonly ContractMethod GuestPath = ContractMethod.Ask<IVfsServer, string?>(nameof(GuestPathAsync), "vfs/guest_path", null, (s, a) => s.GuestPathAsync((string)a[0]!), orNull: true);
+    private static readonly ContractMethod AttributesChanged = ContractMethod.Tell<IVfsServer>(nameof(AttributesChangedAsync), "vfs/attributes_changed", null, (s, _) => s.AttributesChangedAsync());
 
     internal static readonly ContractMethod[] Table =
         [.. KernelMethods.Table, Configure, ProcessCreated, ProcessExited, Resolve, Created, Change, GetCwd, SetCwd, GuestPath, AttributesChanged];
@@ -143,10 +156,10 @@ internal sealed class VfsForwarder : ContractForwarder<IVfsServer>, IVfsServer
 internal sealed class MmForwarder : ContractForwarder<IMmServer>, IMmServer
 {
     private static readonly ContractMethod Configure = ContractMethod.Act<IMmServer>(nameof(ConfigureAsync), "mm/configure", Replay, (s, a) => s.ConfigureAsync((MmConfig)a[0]!));
-    private static readonly ContractMethod SpaceCreated = ContractMethod.Act<IMmServer>(nameof(SpaceCreatedAsync), "mm/space_created", Replay, (s, a) => s.SpaceCreatedAsync((int)a[0]!, (int)a[1]!, (bool)a[2]!));
+    private static readonly ContractMethod SpaceCreated = ContractMethod.Tell<IMmServer>(nameof(SpaceCreatedAsync), "mm/space_created", Replay, (s, a) => s.SpaceCreatedAsync((int)a[0]!, (int)a[1]!, (bool)a[2]!));
     private static readonly ContractMethod SpaceExec = ContractMethod.Ask<IMmServer, SpaceGrant>(nameof(SpaceExecAsync), "mm/space_exec", Replay, (s, a) => s.SpaceExecAsync((int)a[0]!, (IReadOnlyList<Vma>)a[1]!));
-    private static readonly ContractMethod SpaceExited = ContractMethod.Act<IMmServer>(nameof(SpaceExitedAsync), "mm/space_exited", Replay, (s, a) => s.SpaceExitedAsync((int)a[0]!));
-    private static readonly ContractMethod Record = ContractMethod.Act<IMmServer>(nameof(RecordAsync), "mm/record", Replay, (s, a) => s.RecordAsync((MmEvent)a[0]!));
+    private static readonly ContractMethod SpaceExited = ContractMethod.Tell<IMmServer>(nameof(SpaceExitedAsync), "mm/space_exited", Replay, (s, a) => s.SpaceExitedAsync((int)a[0]!));
+    private static readonly ContractMethod Record = ContractMethod.Tell<IMmServer>(nameof(RecordAsync), "mm/record", Replay, (s, a) => s.RecordAsync((MmEvent)a[0]!));
     private static readonly ContractMethod Maps = ContractMethod.Ask<IMmServer, IReadOnlyList<Vma>>(nameof(MapsAsync), "mm/maps", null, (s, a) => s.MapsAsync((int)a[0]!));
     private static readonly ContractMethod Reserve = ContractMethod.Ask<IMmServer, CommitReply>(nameof(ReserveAsync), "mm/reserve", Replay, (s, a) => s.ReserveAsync((CommitRequest)a[0]!));
     private static readonly ContractMethod Window = ContractMethod.Ask<IMmServer, PlacementWindow>(nameof(WindowAsync), "mm/window", Replay, (s, a) => s.WindowAsync((WindowRequest)a[0]!));
@@ -174,13 +187,13 @@ internal sealed class SchedForwarder : ContractForwarder<ISchedServer>, ISchedSe
     private static readonly ContractMethod StartInit = ContractMethod.Ask<ISchedServer, TaskGrant>(nameof(StartInitAsync), "sched/start_init", Replay, (s, a) => s.StartInitAsync((int)a[0]!));
     private static readonly ContractMethod TaskCreated = ContractMethod.Ask<ISchedServer, TaskGrant>(nameof(TaskCreatedAsync), "sched/task_created", Replay, (s, a) => s.TaskCreatedAsync((TaskCreation)a[0]!));
     private static readonly ContractMethod ReservePids = ContractMethod.Ask<ISchedServer, IReadOnlyList<int>>(nameof(ReservePidsAsync), "sched/reserve_pids", Replay, (s, a) => s.ReservePidsAsync((int)a[0]!));
-    private static readonly ContractMethod ReleasePids = ContractMethod.Act<ISchedServer>(nameof(ReleasePidsAsync), "sched/release_pids", Replay, (s, a) => s.ReleasePidsAsync((IReadOnlyList<int>)a[0]!));
-    private static readonly ContractMethod TaskStarted = ContractMethod.Act<ISchedServer>(nameof(TaskStartedAsync), "sched/task_started", Replay, (s, a) => s.TaskStartedAsync((TaskCreation)a[0]!));
-    private static readonly ContractMethod Exec = ContractMethod.Act<ISchedServer>(nameof(ExecAsync), "sched/exec", Replay, (s, a) => s.ExecAsync((int)a[0]!));
-    private static readonly ContractMethod TaskExited = ContractMethod.Act<ISchedServer>(nameof(TaskExitedAsync), "sched/task_exited", Replay, (s, a) => s.TaskExitedAsync((TaskExit)a[0]!));
-    private static readonly ContractMethod Reaped = ContractMethod.Act<ISchedServer>(nameof(ReapedAsync), "sched/reaped", Replay, (s, a) => s.ReapedAsync((int)a[0]!));
+    private static readonly ContractMethod ReleasePids = ContractMethod.Tell<ISchedServer>(nameof(ReleasePidsAsync), "sched/release_pids", Replay, (s, a) => s.ReleasePidsAsync((IReadOnlyList<int>)a[0]!));
+    private static readonly ContractMethod TaskStarted = ContractMethod.Tell<ISchedServer>(nameof(TaskStartedAsync), "sched/task_started", Replay, (s, a) => s.TaskStartedAsync((TaskCreation)a[0]!));
+    private static readonly ContractMethod Exec = ContractMethod.Tell<ISchedServer>(nameof(ExecAsync), "sched/exec", Replay, (s, a) => s.ExecAsync((int)a[0]!));
+    private static readonly ContractMethod TaskExited = ContractMethod.Tell<ISchedServer>(nameof(TaskExitedAsync), "sched/task_exited", Replay, (s, a) => s.TaskExitedAsync((TaskExit)a[0]!));
+    private static readonly ContractMethod Reaped = ContractMethod.Tell<ISchedServer>(nameof(ReapedAsync), "sched/reaped", Replay, (s, a) => s.ReapedAsync((int)a[0]!));
     private static readonly ContractMethod Parent = ContractMethod.Ask<ISchedServer, int>(nameof(ParentAsync), "sched/parent", null, (s, a) => s.ParentAsync((int)a[0]!));
-    private static readonly ContractMethod GroupChanged = ContractMethod.Act<ISchedServer>(nameof(GroupChangedAsync), "sched/group_changed", Replay, (s, a) => s.GroupChangedAsync((GroupChange)a[0]!));
+    private static readonly ContractMethod GroupChanged = ContractMethod.Tell<ISchedServer>(nameof(GroupChangedAsync), "sched/group_changed", Replay, (s, a) => s.GroupChangedAsync((GroupChange)a[0]!));
     private static readonly ContractMethod Cpus = ContractMethod.Ask<ISchedServer, int>(nameof(CpusAsync), "sched/cpus", null, (s, _) => s.CpusAsync());
     private static readonly ContractMethod Processes = ContractMethod.Ask<ISchedServer, IReadOnlyList<ProcessFacts>>(nameof(ProcessesAsync), "sched/processes", null, (s, _) => s.ProcessesAsync());
     private static readonly ContractMethod VcpuTick = ContractMethod.Ask<ISchedServer, VcpuDecision>(nameof(VcpuTickAsync), "sched/vcpu_tick", null, (s, a) => s.VcpuTickAsync((VcpuTick)a[0]!));

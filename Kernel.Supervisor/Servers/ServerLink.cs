@@ -280,6 +280,8 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
     public void Post(string method, params object?[] args)
     {
         var m = Methods[method];
+        // The contract says how each method travels (docs/contract): a request posted would be a silent lie to the server.
+        if (!m.Notification) throw new InvalidOperationException($"{m.Wire} is a request, not a notification: Call it");
         Interlocked.Increment(ref _changes);
         if (_launch is null)
         {
@@ -424,6 +426,7 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
                 continue;
             }
             var m = _forwarder.LastMethod!;
+            if (m.Notification) throw new InvalidOperationException($"{m.Wire} is a notification ([Notification]): Post it");
             if (m.Restore is not null) Interlocked.Increment(ref _changes);
             if (!_ending.Wait(pending, _launch?.CallTimeout ?? Timeout.InfiniteTimeSpan, Name, m.Wire))
             {
@@ -449,6 +452,9 @@ internal sealed class ServerLink<T> : IDisposable where T : class, IKernelServer
                 throw ServerMistake.Answering(Name, m.Wire, e);
             }
             var result = answer(pending);
+            // A null where the contract has a value (a grant, a resolution) would fail later, far from its cause.
+            if (result is null && !m.AnswersNull && _launch is not null)
+                throw new ServerMistake(Name, m.Wire, "answered null, which is not its result") { Refused = true };
             _log.Answered(m, _forwarder.LastArgs ?? [], result);
             _stats.RecordServer(Id, Stopwatch.GetTimestamp() - t0);
             if (_log.Count >= CheckpointEvery) Checkpoint();

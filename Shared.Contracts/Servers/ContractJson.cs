@@ -10,7 +10,10 @@ namespace UmlMicro.Contracts.Servers;
 /// The JSON of every value a contract method takes or answers, generated at compile time: NativeAOT has no
 /// reflection-built serializers, and a JIT process starts faster without building them. A contract type missing
 /// here fails its first call; ContractJsonTests checks that every parameter and result type is listed.
+/// Enums travel as their names as declared ("Process", "Mmap"), never as numbers: a server in another language
+/// reads a name it can check, and reordering an enum cannot silently change what a number means.
 /// </summary>
+[JsonSourceGenerationOptions(UseStringEnumConverter = true)]
 [JsonSerializable(typeof(ServerHello))]
 [JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(int))]
@@ -52,7 +55,7 @@ public sealed partial class ContractJson : JsonSerializerContext;
 
 /// <summary>
 /// The contracts' shapes (methods, parameters, results), generated at compile time: how a server's StreamJsonRpc
-/// learns what it serves without building code at run time (see <see cref="RpcWire.Metadata{TContract}"/>).
+/// learns what it serves without building code at run time (see <see cref="ServerLoop.RunAsync"/>).
 /// </summary>
 [PolyType.GenerateShapeFor<IVfsServer>(IncludeMethods = PolyType.MethodShapeFlags.PublicInstance)]
 [PolyType.GenerateShapeFor<IMmServer>(IncludeMethods = PolyType.MethodShapeFlags.PublicInstance)]

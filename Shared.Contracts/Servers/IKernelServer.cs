@@ -13,10 +13,13 @@ public sealed record ServerHello(string Name, int ContractVersion, int ServerPid
 /// <summary>What every kernel server speaks, whatever its subsystem.</summary>
 public interface IKernelServer
 {
+    /// <summary>The server's name, contract version and process id: the first request a server gets, and a barrier
+    /// after a restart's replay (its answer means every message before it was applied).</summary>
     [JsonRpcMethod("hello")]
     Task<ServerHello> HelloAsync();
 
     /// <summary>Asks the server to exit cleanly (it also exits when its input pipe closes).</summary>
+    [Notification]
     [JsonRpcMethod("shutdown")]
     Task ShutdownAsync();
 
@@ -33,9 +36,10 @@ public interface IKernelServer
     Task RestoreAsync(string checkpoint);
 }
 
-/// <summary>Names and versions of the contracts; bump a version when a method's meaning changes.</summary>
+/// <summary>Names and versions of the contracts; bump a version when a method's meaning or its JSON changes
+/// (VFS 8, MM 7, Sched 5: enums travel as names).</summary>
 public static class Contract
 {
     public const string VfsName = "vfs", MmName = "mm", SchedName = "sched";
-    public const int VfsVersion = 7, MmVersion = 6, SchedVersion = 5;
+    public const int VfsVersion = 8, MmVersion = 7, SchedVersion = 6;
 }

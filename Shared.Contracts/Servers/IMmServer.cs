@@ -136,12 +136,14 @@ public sealed record MmUsage(long Committed, long PeakCommitted, long Limit, IRe
 [JsonRpcContract, PolyType.GenerateShape(IncludeMethods = PolyType.MethodShapeFlags.PublicInstance)]
 public partial interface IMmServer : IKernelServer
 {
+    /// <summary>The commit limit and the layout policy: the first request after hello.</summary>
     [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("mm/configure")]
     Task ConfigureAsync(MmConfig config);
 
     /// <summary>A new process: its space is a copy of the parent's, or the same space for CLONE_VM/vfork.</summary>
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("mm/space_created")]
     Task SpaceCreatedAsync(int parentVpid, int childVpid, bool shared);
 
@@ -155,14 +157,19 @@ public partial interface IMmServer : IKernelServer
     [JsonRpcMethod("mm/space_exec")]
     Task<SpaceGrant> SpaceExecAsync(int vpid, IReadOnlyList<Vma> image);
 
+    /// <summary>The process lets go of its space, which is gone once no process refers to it.</summary>
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("mm/space_exited")]
     Task SpaceExitedAsync(int vpid);
 
+    /// <summary>A memory call the host carried out (one that failed changed nothing).</summary>
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("mm/record")]
     Task RecordAsync(MmEvent e);
 
+    /// <summary>The mappings of the process's space in address order; none for a process without one (a zombie).</summary>
     [JsonRpcMethod("mm/maps")]
     Task<IReadOnlyList<Vma>> MapsAsync(int vpid);
 
@@ -190,6 +197,7 @@ public partial interface IMmServer : IKernelServer
     [JsonRpcMethod("mm/brk")]
     Task<BrkPlan> BrkAsync(BrkRequest request);
 
+    /// <summary>The guest's committed memory and each process's, for --stats.</summary>
     [JsonRpcMethod("mm/usage")]
     Task<MmUsage> UsageAsync();
 }

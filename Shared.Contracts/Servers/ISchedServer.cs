@@ -17,7 +17,7 @@ public enum CloneKind
 }
 
 /// <summary>
-/// The guest's virtual CPUs and how they are shared (contract version 5): <paramref name="Policy"/> names the run
+/// The guest's virtual CPUs and how they are shared (contract version 6): <paramref name="Policy"/> names the run
 /// policy this server applies at each sched/vcpu_tick (the built-in server knows round-robin, fifo and fair-share and
 /// refuses another name with an error), <paramref name="QuantumNs"/> its time slice in nanoseconds.
 /// </summary>
@@ -81,6 +81,7 @@ public sealed record GroupChange(int Vpid, int Vpgid, bool NewSession);
 [JsonRpcContract, PolyType.GenerateShape(IncludeMethods = PolyType.MethodShapeFlags.PublicInstance)]
 public partial interface ISchedServer : IKernelServer
 {
+    /// <summary>The guest's virtual CPU count (at least 1): the first request after hello.</summary>
     [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("sched/configure")]
     Task ConfigureAsync(SchedConfig config);
@@ -90,6 +91,7 @@ public partial interface ISchedServer : IKernelServer
     [JsonRpcMethod("sched/start_init")]
     Task<TaskGrant> StartInitAsync(int hostPid);
 
+    /// <summary>A task was created on the host (fork, vfork, clone, clone3): the answer is its virtual ids.</summary>
     [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("sched/task_created")]
     Task<TaskGrant> TaskCreatedAsync(TaskCreation creation);
@@ -106,6 +108,7 @@ public partial interface ISchedServer : IKernelServer
 
     /// <summary>Numbers set aside that the supervisor will not use: free again.</summary>
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("sched/release_pids")]
     Task ReleasePidsAsync(IReadOnlyList<int> pids);
 
@@ -113,28 +116,36 @@ public partial interface ISchedServer : IKernelServer
     /// its pid unless it is a thread (whose pid is its creator's). Everything else is as sched/task_created; nothing is
     /// answered.</summary>
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("sched/task_started")]
     Task TaskStartedAsync(TaskCreation creation);
 
     /// <summary>A process called execve successfully; its other threads are gone.</summary>
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("sched/exec")]
     Task ExecAsync(int vpid);
 
+    /// <summary>A thread ended; when it was its process's last, the process is a zombie until sched/reaped.</summary>
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("sched/task_exited")]
     Task TaskExitedAsync(TaskExit exit);
 
     /// <summary>A zombie was waited for: its pid is free again.</summary>
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("sched/reaped")]
     Task ReapedAsync(int vpid);
 
-    /// <summary>The parent's virtual pid of process <paramref name="vpid"/> (0 for pid 1).</summary>
+    /// <summary>The parent's virtual pid of process <paramref name="vpid"/> (0 for pid 1), a zombie's too; for a pid that names no
+    /// process the result is -ESRCH (-3), not an error.</summary>
     [JsonRpcMethod("sched/parent")]
     Task<int> ParentAsync(int vpid);
 
+    /// <summary>The host carried out a setpgid or setsid for a guest process.</summary>
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("sched/group_changed")]
     Task GroupChangedAsync(GroupChange change);
 

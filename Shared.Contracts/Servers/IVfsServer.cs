@@ -195,24 +195,30 @@ public sealed record CwdResult(int Errno, string? Path);
 [JsonRpcContract, PolyType.GenerateShape(IncludeMethods = PolyType.MethodShapeFlags.PublicInstance)]
 public partial interface IVfsServer : IKernelServer
 {
+    /// <summary>The guest's namespace: the first request after hello, and pid 1's cwd.</summary>
     [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("vfs/configure")]
     Task ConfigureAsync(VfsConfig config);
 
     /// <summary>A new process: its cwd is copied from the parent (or shared with CLONE_FS).</summary>
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("vfs/process_created")]
     Task ProcessCreatedAsync(int parentVpid, int childVpid, bool shareFs);
 
+    /// <summary>A process ended: its cwd goes.</summary>
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("vfs/process_exited")]
     Task ProcessExitedAsync(int vpid);
 
+    /// <summary>A path a guest thread names: what the host is to be given instead, or the guest's errno.</summary>
     [JsonRpcMethod("vfs/resolve")]
     Task<PathResolution> ResolveAsync(PathRequest request);
 
     /// <summary>The host created <paramref name="guestPath"/> as the VFS asked (see <see cref="PathResolution.CommitOnSuccess"/>).</summary>
     [Restore(RestoreKind.Journal)]
+    [Notification]
     [JsonRpcMethod("vfs/created")]
     Task CreatedAsync(string guestPath);
 
@@ -224,15 +230,18 @@ public partial interface IVfsServer : IKernelServer
     /// <summary>A guest call that changes an object's attributes (chmod, chown, an xattr, and their fd forms) has ended:
     /// who may search which directory may have changed, so the VFS forgets what it kept of earlier walks. Nothing to
     /// restore: a restarted VFS has kept nothing.</summary>
+    [Notification]
     [JsonRpcMethod("vfs/attributes_changed")]
     Task AttributesChangedAsync();
 
+    /// <summary>The guest path of the process's cwd, or an errno (ESRCH: no such process; ENOENT: the cwd was removed).</summary>
     [JsonRpcMethod("vfs/getcwd")]
     Task<CwdResult> GetCwdAsync(int vpid);
 
     /// <summary>The host carried out a chdir/fchdir for <paramref name="vpid"/>: its cwd is now the directory the
     /// host calls <paramref name="hostPath"/>.</summary>
     [Restore(RestoreKind.Replay)]
+    [Notification]
     [JsonRpcMethod("vfs/set_cwd")]
     Task SetCwdAsync(int vpid, string hostPath);
 

@@ -34,7 +34,7 @@ public static class RpcWire
         new(new LineHandler(sending, receiving, null));
 
     /// <summary>
-    /// A server's end: a message that is not a well-formed request of <typeparamref name="TContract"/> — cut off,
+    /// A server's end: a message that is not a well-formed request of <paramref name="contract"/> — cut off,
     /// not JSON, too deep, a batch, a bare value, an id that is neither a string nor an integer, a null for a
     /// parameter that must have a value, a line over <see cref="MaxMessageBytes"/> — is answered with a JSON-RPC
     /// error and none of it runs; the server goes on with the next line.

@@ -8,12 +8,13 @@ namespace UmlMicro.ContractTests;
 /// Hostile lines on a server's wire: each is refused with a JSON-RPC error (none of it runs), memory stays bounded,
 /// and the server answers the next request as if nothing happened.
 /// </summary>
+[Trait(Kit.Kind, Kit.Wire)]
 public sealed class HostileWireTests : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
     private readonly List<ServerProcess> servers = new();
 
-    public static TheoryData<string> Servers => new() { "Vfs", "Mm", "Sched" };
+    public static TheoryData<string> Servers => new(Kit.Servers);
 
     public static TheoryData<string, string, int> Refusals()
     {
@@ -37,7 +38,7 @@ public sealed class HostileWireTests : IDisposable
             (new string('{', 100_000), -32700),
             ("\u00ff\u00fe garbage", -32700),
         };
-        foreach (var server in new[] { "Vfs", "Mm", "Sched" })
+        foreach (var server in Kit.Servers)
             foreach (var (line, code) in lines)
                 data.Add(server, line, code);
         return data;
@@ -49,7 +50,7 @@ public sealed class HostileWireTests : IDisposable
             server.Dispose();
     }
 
-    [Theory]
+    [Theory, Trait(Kit.Server, Kit.AnyServer)]
     [MemberData(nameof(Refusals))]
     public async Task A_malformed_message_is_refused_with_an_error_and_the_server_goes_on(string server, string line, int code)
     {
@@ -67,7 +68,7 @@ public sealed class HostileWireTests : IDisposable
         await AssertServes(process);
     }
 
-    [Theory]
+    [Theory, Trait(Kit.Server, Kit.AnyServer)]
     [MemberData(nameof(Servers))]
     public async Task A_64_MiB_line_is_refused_without_holding_it_and_the_server_goes_on(string server)
     {
@@ -88,7 +89,7 @@ public sealed class HostileWireTests : IDisposable
         await AssertServes(process);
     }
 
-    [Theory]
+    [Theory, Trait(Kit.Server, Kit.AnyServer)]
     [MemberData(nameof(Servers))]
     public async Task A_line_that_never_ends_keeps_memory_bounded_and_closing_the_input_ends_the_server(string server)
     {
@@ -109,7 +110,7 @@ public sealed class HostileWireTests : IDisposable
         Assert.Equal(0, process.ExitCode); // the cut-off line never ran, and nothing else was lost
     }
 
-    [Fact]
+    [Fact, Trait(Kit.Server, "sched")]
     public async Task A_cut_off_state_change_never_runs_any_part_of_it()
     {
         var process = Start("Sched");
@@ -155,7 +156,7 @@ public sealed class HostileWireTests : IDisposable
             Assert.Equal(4242, processes.RootElement.GetProperty("result")[0].GetProperty("HostPid").GetInt32());
     }
 
-    [Theory]
+    [Theory, Trait(Kit.Server, Kit.AnyServer)]
     [MemberData(nameof(Servers))]
     public async Task A_refused_notification_gets_no_answer_and_the_server_goes_on(string server)
     {

@@ -4,6 +4,7 @@ using UmlMicro.Contracts.Servers;
 
 namespace UmlMicro.ContractTests;
 
+[Trait(Kit.Kind, Kit.Semantics), Trait(Kit.Server, "mm")]
 public sealed class MmContractTests : ServerContractTest<IMmServer>
 {
     private const int PROT_READ = 1, PROT_WRITE = 2, RW = PROT_READ | PROT_WRITE;

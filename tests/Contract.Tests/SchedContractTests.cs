@@ -4,6 +4,7 @@ using UmlMicro.Contracts.Servers;
 
 namespace UmlMicro.ContractTests;
 
+[Trait(Kit.Kind, Kit.Semantics), Trait(Kit.Server, "sched")]
 public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sched")
 {
     private const int HostInit = 4000;
@@ -14,7 +15,6 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
         var hello = await Proxy.HelloAsync();
 
         Assert.Equal(Contract.SchedName, hello.Name);
-        Assert.Equal(4, Contract.SchedVersion);
         Assert.Equal(Contract.SchedVersion, hello.ContractVersion);
         Assert.Equal(Server.Pid, hello.ServerPid);
     }
@@ -87,6 +87,40 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
         await Refused(() => Proxy.ReapedAsync(2));
         Assert.Equal(new TaskGrant(4, 4), await Fork(creator: 3));
         Assert.Equal(2, await Proxy.ParentAsync(4));
+    }
+
+    [Fact]
+    public async Task A_zombie_is_listed_with_no_threads_and_keeps_its_pid()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        await Fork(creator: 1);
+        await Clone(creator: 2);
+        await Proxy.TaskExitedAsync(new TaskExit(3, 0));
+        await Proxy.TaskExitedAsync(new TaskExit(2, 0));
+
+        var zombie = (await Proxy.ProcessesAsync()).Single(p => p.Vpid == 2);
+        Assert.Empty(zombie.Threads);
+        Assert.Equal(1, await Proxy.ParentAsync(2));
+        // The zombie keeps 2 and the freed thread id 3 is not reused at once.
+        Assert.Equal(new TaskGrant(4, 4), await Fork(creator: 1));
+    }
+
+    [Fact]
+    public async Task After_exec_one_thread_is_left_the_pid_with_the_leaders_host_tid_whichever_thread_called_it()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        await Fork(creator: 1);                      // pid 2, host 4101
+        await Clone(creator: 2);                     // tid 3, host 4202
+        await Proxy.TaskExitedAsync(new TaskExit(2, 0)); // the leader exits first: the process lives on in tid 3
+        var living = (await Proxy.ProcessesAsync()).Single(p => p.Vpid == 2);
+        Assert.Equal([new ThreadFacts(3, HostInit + 202)], living.Threads);
+        Assert.Equal(-Errno.ESRCH, await Proxy.ParentAsync(3)); // a thread's id names no process
+
+        await Proxy.ExecAsync(2);                    // tid 3 exec'd: Linux gives it the leader's ids
+
+        var after = (await Proxy.ProcessesAsync()).Single(p => p.Vpid == 2);
+        Assert.Equal([new ThreadFacts(2, HostInit + 101)], after.Threads);
+        Assert.Equal(HostInit + 101, after.HostPid);
     }
 
     [Fact]

@@ -24,6 +24,8 @@ public sealed class ServerProcess : IDisposable
             StandardInputEncoding = new UTF8Encoding(false),
             StandardOutputEncoding = new UTF8Encoding(false),
             UseShellExecute = false,
+            // The kit (tests/server-kit.sh) runs a command line given relative to where it was started.
+            WorkingDirectory = Environment.GetEnvironmentVariable("UMLMICRO_KIT_CWD") ?? "",
         };
         start.ArgumentList.Add("-c");
         start.ArgumentList.Add("exec " + commandLine);

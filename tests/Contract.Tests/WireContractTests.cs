@@ -9,26 +9,34 @@ namespace UmlMicro.ContractTests;
 /// What every server must do on the wire itself, whatever its subsystem: answer by the contract's method
 /// names, reject what it does not know, and end when its input closes or it is asked to.
 /// </summary>
+[Trait(Kit.Kind, Kit.Wire), Trait(Kit.Server, Kit.AnyServer)]
 public sealed class WireContractTests : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(5);
     private readonly List<ServerProcess> servers = new();
 
-    public static TheoryData<string, string> Contracts => new()
-    {
-        { "Vfs", Contract.VfsName },
-        { "Mm", Contract.MmName },
-        { "Sched", Contract.SchedName },
-    };
+    private static readonly (string Server, string Name, int Version)[] All =
+    [
+        ("Vfs", Contract.VfsName, Contract.VfsVersion),
+        ("Mm", Contract.MmName, Contract.MmVersion),
+        ("Sched", Contract.SchedName, Contract.SchedVersion),
+    ];
 
-    public static TheoryData<string, string, int> Versions => new()
+    public static TheoryData<string, string> Contracts()
     {
-        { "Vfs", Contract.VfsName, Contract.VfsVersion },
-        { "Mm", Contract.MmName, Contract.MmVersion },
-        { "Sched", Contract.SchedName, Contract.SchedVersion },
-    };
+        var data = new TheoryData<string, string>();
+        foreach (var c in All.Where(c => Kit.Includes(c.Server))) data.Add(c.Server, c.Name);
+        return data;
+    }
 
-    public static TheoryData<string> Servers => new() { "Vfs", "Mm", "Sched" };
+    public static TheoryData<string, string, int> Versions()
+    {
+        var data = new TheoryData<string, string, int>();
+        foreach (var c in All.Where(c => Kit.Includes(c.Server))) data.Add(c.Server, c.Name, c.Version);
+        return data;
+    }
+
+    public static TheoryData<string> Servers => new(Kit.Servers);
 
     public void Dispose()
     {
@@ -116,6 +124,33 @@ public sealed class WireContractTests : IDisposable
         // The connection stays open: the server must exit of its own accord.
         Assert.True(process.WaitForExit(Patience), $"{server} still runs after shutdown. Log:\n{process.Log}");
         Assert.Equal(0, process.ExitCode);
+    }
+
+    /// <summary>Every method of the server's contract with parameters, by wire name (found from the contract, so a new method is tested too).</summary>
+    public static TheoryData<string, string> MethodsWithParameters()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var contract in Docs.ContractInfo.All)
+        {
+            var server = Kit.Servers.SingleOrDefault(s => s.Equals(contract.Name, StringComparison.OrdinalIgnoreCase));
+            if (server is null) continue;
+            foreach (var m in contract.Methods.Where(m => m.GetParameters().Length > 0))
+                data.Add(server, Docs.ContractTypes.Wire(m));
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(MethodsWithParameters))]
+    public async Task A_known_method_without_its_parameters_is_invalid_params_not_method_not_found(string server, string method)
+    {
+        var process = Start(server);
+
+        await Send(process, $$"""{"jsonrpc":"2.0","id":1,"method":"{{method}}","params":[]}""");
+        using var reply = await Receive(process);
+
+        Assert.True(reply.RootElement.TryGetProperty("error", out var error), $"{method} with no parameters was not refused: {reply.RootElement}");
+        Assert.Equal(-32602, error.GetProperty("code").GetInt32());
     }
 
     private ServerProcess Start(string server)

@@ -26,7 +26,7 @@ public sealed class ServerMistakeTests(FixturePrograms fixtures) : IClassFixture
     /// request of METHOD (counted per process), which it:
     /// nomethod — answers "method not found" (every one of them; writes STATE/refused), and after the first the process
     /// dies at its next request;
-    /// error — answers with an error object; garbage — answers with a line that is not JSON;
+    /// error — answers with an error object; garbage — answers with a line that is not JSON; null — answers null;
     /// silent — never answers (and writes STATE/stuck);
     /// die — dies on, without answering; a successor (STATE/started exists) answers sched/reserve_pids with its list reversed;
     /// crash — dies on, without answering; a successor answers everything.
@@ -50,6 +50,9 @@ public sealed class ServerMistakeTests(FixturePrograms fixtures) : IClassFixture
                 what = altered.pop(msg.get("id"), None)
                 if what == "garbage":
                     line = b"this is not json\n"
+                elif what == "null":
+                    msg["result"] = None
+                    line = (json.dumps(msg) + "\n").encode()
                 elif what == "reverse":
                     msg["result"].reverse()
                     line = (json.dumps(msg) + "\n").encode()
@@ -79,8 +82,8 @@ public sealed class ServerMistakeTests(FixturePrograms fixtures) : IClassFixture
                         continue
                     if mode in ("die", "crash") and not successor:
                         os._exit(1)
-                    if mode == "garbage":
-                        altered[msg["id"]] = "garbage"
+                    if mode in ("garbage", "null"):
+                        altered[msg["id"]] = mode
             child.stdin.write(line)
             child.stdin.flush()
         """;
@@ -146,6 +149,15 @@ public sealed class ServerMistakeTests(FixturePrograms fixtures) : IClassFixture
     {
         var line = Mistake(GuestRunner.Run(Spec("garbage", "sched/parent", 1, "echo $PPID")), "sched/parent");
         Assert.Contains("not JSON-RPC", line);
+        _marker.AssertNothingLeft("after the guest was ended");
+    }
+
+    [Fact]
+    public void A_null_where_the_contract_has_a_value_ends_the_guest_with_125_and_one_line()
+    {
+        // The first fork asks for pids set aside: a null list is no answer the contract allows (docs/contract).
+        var line = Mistake(GuestRunner.Run(Spec("null", "sched/reserve_pids", 1, "/bin/true; echo done")), "sched/reserve_pids");
+        Assert.Contains("answered null", line);
         _marker.AssertNothingLeft("after the guest was ended");
     }
 

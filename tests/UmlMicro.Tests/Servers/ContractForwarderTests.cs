@@ -7,8 +7,8 @@ namespace UmlMicro.Tests.Servers;
 
 /// <summary>
 /// The supervisor's contract tables and forwarders are written by hand (the NativeAOT supervisor cannot find them by
-/// reflection): here, by reflection, each is held to its interface — every method listed once, with the wire name
-/// and restore kind its attributes give, and each forwarder method and table entry calling the method it stands for.
+/// reflection): here, by reflection, each is held to its interface — every method listed once, with the wire name,
+/// restore kind and notification its attributes give, null as an answer only where the result is nullable, and each forwarder method and table entry calling the method it stands for.
 /// </summary>
 public sealed class ContractForwarderTests
 {
@@ -31,6 +31,12 @@ public sealed class ContractForwarderTests
             var entry = table[m.Name];
             Assert.Equal(m.GetCustomAttribute<JsonRpcMethodAttribute>()?.Name ?? m.Name, entry.Wire);
             Assert.Equal(m.GetCustomAttribute<RestoreAttribute>()?.Kind, entry.Restore);
+            Assert.True(m.IsDefined(typeof(NotificationAttribute)) == entry.Notification, $"{entry.Wire}: [Notification] and the table differ");
+            // A notification has no answer to wait for, so it can have no result either.
+            Assert.False(entry.Notification && m.ReturnType != typeof(Task), $"{entry.Wire} is a notification with a result");
+            var result = m.ReturnType.IsGenericType ? m.ReturnParameter : null;
+            bool nullable = result is null || new NullabilityInfoContext().Create(result).GenericTypeArguments[0].ReadState == NullabilityState.Nullable;
+            Assert.True(nullable == entry.AnswersNull, $"{entry.Wire}: whether null is an answer differs from the interface");
         }
     }
 
