@@ -170,5 +170,12 @@ internal sealed partial class SchedServer : KernelServerBase, ISchedServer
                 .ToList());
     }
 
+    public Task ChildSubreaperAsync(int vpid, bool on)
+    {
+        lock (gate)
+            table.SetChildSubreaper(vpid, on);
+        return Task.CompletedTask;
+    }
+
     private static TaskGrant Grant(GuestThread thread) => new(thread.Process.Pid, thread.Tid);
 }

@@ -183,9 +183,10 @@ internal sealed class SchedForwarder : ContractForwarder<ISchedServer>, ISchedSe
     private static readonly ContractMethod GroupChanged = ContractMethod.Act<ISchedServer>(nameof(GroupChangedAsync), "sched/group_changed", Replay, (s, a) => s.GroupChangedAsync((GroupChange)a[0]!));
     private static readonly ContractMethod Cpus = ContractMethod.Ask<ISchedServer, int>(nameof(CpusAsync), "sched/cpus", null, (s, _) => s.CpusAsync());
     private static readonly ContractMethod Processes = ContractMethod.Ask<ISchedServer, IReadOnlyList<ProcessFacts>>(nameof(ProcessesAsync), "sched/processes", null, (s, _) => s.ProcessesAsync());
+    private static readonly ContractMethod ChildSubreaper = ContractMethod.Act<ISchedServer>(nameof(ChildSubreaperAsync), "sched/child_subreaper", Replay, (s, a) => s.ChildSubreaperAsync((int)a[0]!, (bool)a[1]!));
 
     internal static readonly ContractMethod[] Table =
-        [.. KernelMethods.Table, Configure, StartInit, TaskCreated, ReservePids, ReleasePids, TaskStarted, Exec, TaskExited, Reaped, Parent, GroupChanged, Cpus, Processes];
+        [.. KernelMethods.Table, Configure, StartInit, TaskCreated, ReservePids, ReleasePids, TaskStarted, Exec, TaskExited, Reaped, Parent, GroupChanged, Cpus, Processes, ChildSubreaper];
 
     public Task ConfigureAsync(SchedConfig config) => Forward(Configure, config);
     public Task<TaskGrant> StartInitAsync(int hostPid) => Forward<TaskGrant>(StartInit, hostPid);
@@ -200,4 +201,5 @@ internal sealed class SchedForwarder : ContractForwarder<ISchedServer>, ISchedSe
     public Task GroupChangedAsync(GroupChange change) => Forward(GroupChanged, change);
     public Task<int> CpusAsync() => Forward<int>(Cpus);
     public Task<IReadOnlyList<ProcessFacts>> ProcessesAsync() => Forward<IReadOnlyList<ProcessFacts>>(Processes);
+    public Task ChildSubreaperAsync(int vpid, bool on) => Forward(ChildSubreaper, vpid, on);
 }

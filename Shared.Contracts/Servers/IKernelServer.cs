@@ -37,5 +37,5 @@ public interface IKernelServer
 public static class Contract
 {
     public const string VfsName = "vfs", MmName = "mm", SchedName = "sched";
-    public const int VfsVersion = 7, MmVersion = 6, SchedVersion = 4;
+    public const int VfsVersion = 7, MmVersion = 6, SchedVersion = 5;
 }

@@ -104,4 +104,11 @@ public partial interface ISchedServer : IKernelServer
     /// <summary>Every guest process (zombies too) with its ids and threads, in pid order: what procfs shows.</summary>
     [JsonRpcMethod("sched/processes")]
     Task<IReadOnlyList<ProcessFacts>> ProcessesAsync();
+
+    /// <summary>Process <paramref name="vpid"/> made itself a child subreaper (prctl PR_SET_CHILD_SUBREAPER), or stopped
+    /// being one: an orphaned descendant goes to its nearest living subreaper ancestor, else to pid 1, as the host
+    /// reparents it.</summary>
+    [Restore(RestoreKind.Replay)]
+    [JsonRpcMethod("sched/child_subreaper")]
+    Task ChildSubreaperAsync(int vpid, bool on);
 }

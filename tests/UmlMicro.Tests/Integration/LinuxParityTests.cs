@@ -27,4 +27,11 @@ public sealed class LinuxParityTests(FixturePrograms fixtures) : IClassFixture<F
         SameAsNative("removed_dir", "fstatat name: ENOENT", "linkat into: ENOENT", "linkat from: ENOENT",
             "symlinkat: ENOENT", "openat O_CREAT: ENOENT", "absolute path: ok", "file still there: ok");
     }
+
+    [Fact]
+    public void Orphans_go_to_a_child_subreaper_as_the_host_reparents_them()
+    {
+        SameAsNative("subreaper", "grandchild's parent is the subreaper: yes", "subreaper reaped the grandchild: yes",
+            "great-grandchild's parent is the subreaper: yes", "after clearing it, the orphan's parent is the subreaper: no");
+    }
 }
