@@ -29,6 +29,10 @@ internal sealed class GuestProcess(int pid, int hostPid, int parentPid, int pgid
     public int Pgid { get; set; } = pgid;
     public int Sid { get; set; } = sid;
 
+    /// <summary>PR_SET_CHILD_SUBREAPER: orphaned descendants come to this process rather than to init. Kept across
+    /// execve, not inherited by a fork, as Linux keeps it in the signal struct.</summary>
+    public bool ChildSubreaper { get; set; }
+
     /// <summary>The wait status of the leader's exit, which is what wait reports for the process: with
     /// exit_group every thread carries the group's code, and a traced leader is reported last.</summary>
     public int? ExitStatus { get; set; }
@@ -46,7 +50,7 @@ internal sealed class GuestProcess(int pid, int hostPid, int parentPid, int pgid
 /// </summary>
 /// <summary>A process as a checkpoint keeps it.</summary>
 internal sealed record ProcessState(int Pid, int HostPid, int ParentPid, int Pgid, int Sid, int? ExitStatus,
-    IReadOnlyList<ThreadState> Threads, IReadOnlyList<int> Children);
+    IReadOnlyList<ThreadState> Threads, IReadOnlyList<int> Children, bool ChildSubreaper = false);
 
 internal sealed record ThreadState(int Tid, int HostTid);
 
@@ -198,7 +202,7 @@ internal sealed class ProcessTable(PidNamespace pids)
 
     public IReadOnlyList<ProcessState> Save() => [.. processes.Values.OrderBy(p => p.Pid).Select(p => new ProcessState(
         p.Pid, p.HostPid, p.ParentPid, p.Pgid, p.Sid, p.ExitStatus,
-        [.. p.Threads.Values.OrderBy(t => t.Tid).Select(t => new ThreadState(t.Tid, t.HostTid))], [.. p.Children.Order()]))];
+        [.. p.Threads.Values.OrderBy(t => t.Tid).Select(t => new ThreadState(t.Tid, t.HostTid))], [.. p.Children.Order()], p.ChildSubreaper))];
 
     /// <summary>The table as a checkpoint saved it (the pid namespace is loaded beside it).</summary>
     public void Load(IEnumerable<ProcessState> saved, IEnumerable<int> reservedNumbers)
@@ -213,7 +217,7 @@ internal sealed class ProcessTable(PidNamespace pids)
         }
         foreach (var p in saved)
         {
-            var process = new GuestProcess(p.Pid, p.HostPid, p.ParentPid, p.Pgid, p.Sid) { ExitStatus = p.ExitStatus };
+            var process = new GuestProcess(p.Pid, p.HostPid, p.ParentPid, p.Pgid, p.Sid) { ExitStatus = p.ExitStatus, ChildSubreaper = p.ChildSubreaper };
             process.Children.UnionWith(p.Children ?? []);
             processes.Add(p.Pid, process);
             foreach (var t in p.Threads ?? [])
@@ -245,12 +249,20 @@ internal sealed class ProcessTable(PidNamespace pids)
         return thread;
     }
 
-    /// <summary>The children of a process whose last thread exited go to init, as forget_original_parent
-    /// does. When init itself is gone there is no reaper: in Linux the namespace dies with its init, and the
-    /// supervisor ends the rest of the guest.</summary>
+    public void SetChildSubreaper(int pid, bool on) => LiveProcess(pid).ChildSubreaper = on;
+
+    /// <summary>The children of a process whose last thread exited go to its nearest living ancestor that is a child
+    /// subreaper, else to init, as forget_original_parent's find_new_reaper does. When init itself is gone there is no
+    /// reaper: in Linux the namespace dies with its init, and the supervisor ends the rest of the guest.</summary>
     private void Orphan(GuestProcess dying)
     {
         GuestProcess? reaper = processes.TryGetValue(InitPid, out var init) && !init.IsZombie ? init : null;
+        for (int up = dying.ParentPid; up != 0 && up != InitPid && processes.TryGetValue(up, out var ancestor); up = ancestor.ParentPid)
+            if (ancestor.ChildSubreaper && !ancestor.IsZombie)
+            {
+                reaper = ancestor;
+                break;
+            }
         foreach (int childPid in dying.Children)
         {
             processes[childPid].ParentPid = reaper?.Pid ?? 0;

@@ -190,5 +190,12 @@ internal sealed partial class SchedServer : KernelServerBase, ISchedServer
             return Task.FromResult(policy.Decide(tick));
     }
 
+    public Task ChildSubreaperAsync(int vpid, bool on)
+    {
+        lock (gate)
+            table.SetChildSubreaper(vpid, on);
+        return Task.CompletedTask;
+    }
+
     private static TaskGrant Grant(GuestThread thread) => new(thread.Process.Pid, thread.Tid);
 }

@@ -126,7 +126,7 @@ internal static unsafe partial class Interop
     [LibraryImport(Libc)]
     internal static partial int sched_getcpu();
 
-    // struct stat on x86-64; only the device and inode are read.
+    // struct stat on x86-64; only the device, inode, link count and mode are read.
     [StructLayout(LayoutKind.Sequential)]
     private struct StatBuf
     {
@@ -146,6 +146,14 @@ internal static unsafe partial class Interop
     {
         StatBuf st;
         return stat_(path, &st) == 0 && (st.Mode & 0xf000) == 0x2000; // S_IFCHR
+    }
+
+    /// <summary>Whether <paramref name="path"/> (links followed: /proc/TID/fd/N is the fd's own directory) is a directory
+    /// that was removed: rmdir leaves it no links, and Linux finds no name in it any more.</summary>
+    internal static bool IsRemovedDirectory(string path)
+    {
+        StatBuf st;
+        return stat_(path, &st) == 0 && (st.Mode & 0xf000) == 0x4000 && st.Nlink == 0; // S_IFDIR
     }
 
     [LibraryImport(Libc)]

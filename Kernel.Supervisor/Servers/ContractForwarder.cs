@@ -197,9 +197,10 @@ internal sealed class SchedForwarder : ContractForwarder<ISchedServer>, ISchedSe
     private static readonly ContractMethod Cpus = ContractMethod.Ask<ISchedServer, int>(nameof(CpusAsync), "sched/cpus", null, (s, _) => s.CpusAsync());
     private static readonly ContractMethod Processes = ContractMethod.Ask<ISchedServer, IReadOnlyList<ProcessFacts>>(nameof(ProcessesAsync), "sched/processes", null, (s, _) => s.ProcessesAsync());
     private static readonly ContractMethod VcpuTick = ContractMethod.Ask<ISchedServer, VcpuDecision>(nameof(VcpuTickAsync), "sched/vcpu_tick", null, (s, a) => s.VcpuTickAsync((VcpuTick)a[0]!));
+    private static readonly ContractMethod ChildSubreaper = ContractMethod.Tell<ISchedServer>(nameof(ChildSubreaperAsync), "sched/child_subreaper", Replay, (s, a) => s.ChildSubreaperAsync((int)a[0]!, (bool)a[1]!));
 
     internal static readonly ContractMethod[] Table =
-        [.. KernelMethods.Table, Configure, StartInit, TaskCreated, ReservePids, ReleasePids, TaskStarted, Exec, TaskExited, Reaped, Parent, GroupChanged, Cpus, Processes, VcpuTick];
+        [.. KernelMethods.Table, Configure, StartInit, TaskCreated, ReservePids, ReleasePids, TaskStarted, Exec, TaskExited, Reaped, Parent, GroupChanged, Cpus, Processes, VcpuTick, ChildSubreaper];
 
     public Task ConfigureAsync(SchedConfig config) => Forward(Configure, config);
     public Task<TaskGrant> StartInitAsync(int hostPid) => Forward<TaskGrant>(StartInit, hostPid);
@@ -215,4 +216,5 @@ internal sealed class SchedForwarder : ContractForwarder<ISchedServer>, ISchedSe
     public Task<int> CpusAsync() => Forward<int>(Cpus);
     public Task<IReadOnlyList<ProcessFacts>> ProcessesAsync() => Forward<IReadOnlyList<ProcessFacts>>(Processes);
     public Task<VcpuDecision> VcpuTickAsync(VcpuTick tick) => Forward<VcpuDecision>(VcpuTick, tick);
+    public Task ChildSubreaperAsync(int vpid, bool on) => Forward(ChildSubreaper, vpid, on);
 }

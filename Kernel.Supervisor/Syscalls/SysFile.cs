@@ -3,6 +3,7 @@ using UmlMicro.Contracts.Linux;
 using UmlMicro.Contracts.Servers;
 using UmlMicro.Contracts.Syscalls;
 using UmlMicro.Supervisor.Guest;
+using UmlMicro.Supervisor.Native;
 
 namespace UmlMicro.Supervisor.Syscalls;
 
@@ -355,7 +356,25 @@ internal static class SysFile
         if (path.Length == 0) return null;
         int dirFd = dirFdArg == NoDirFd ? LinuxFlags.AT_FDCWD : c.IntArg(dirFdArg);
         if ((path.StartsWith('/') && !scoped) || dirFd == LinuxFlags.AT_FDCWD) return new PathArg(path);
-        return new PathArg(path, FdTarget(c.Tid, dirFd) ?? throw new SyscallError(Errno.EBADF));
+        string dir = FdTarget(c.Tid, dirFd) ?? throw new SyscallError(Errno.EBADF);
+        // A removed directory has no names left: Linux's lookup in it is ENOENT (IS_DEADDIR), for every call. Only "."
+        // and ".." lead anywhere from it; the VFS cannot walk from it at all (it has no name in the guest's tree).
+        if (dir.EndsWith(" (deleted)", StringComparison.Ordinal) && LooksUpAName(path)
+            && Interop.IsRemovedDirectory($"/proc/{c.Tid}/fd/{dirFd}"))
+            throw new SyscallError(Errno.ENOENT);
+        return new PathArg(path, dir);
+    }
+
+    /// <summary>Whether a relative path looks a name up in its starting directory: its first component other than
+    /// "." is a name (not "..", which leaves the directory, nor nothing at all).</summary>
+    private static bool LooksUpAName(string path)
+    {
+        foreach (var part in path.Split('/'))
+        {
+            if (part is "" or ".") continue;
+            return part != "..";
+        }
+        return false;
     }
 
     /// <summary>What a guest fd holds, as the host's /proc says: a host path, or "pipe:[N]" and the like.</summary>

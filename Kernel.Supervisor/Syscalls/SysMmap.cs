@@ -56,7 +56,7 @@ internal static class SysMmap
         });
     }
 
-    private const int IPC_PRIVATE = 0, IPC_CREAT = 0x200, IPC_RMID = 0, IPC_64 = 0x100;
+    private const int IPC_PRIVATE = 0, IPC_CREAT = 0x200, IPC_EXCL = 0x400, IPC_RMID = 0, IPC_64 = 0x100;
 
     /// <summary>
     /// shmget: a new segment commits its size at creation, as Linux's newseg charges it, so a call that may make one
@@ -81,9 +81,15 @@ internal static class SysMmap
                 return;
             }
         }
+        // IPC_PRIVATE and IPC_CREAT|IPC_EXCL make a segment whenever they succeed, of the size asked for (shm_segsz): no
+        // need to read the host's whole table, which costs as much as the guest has segments (4,096 of them: 23 ms).
+        bool makesOne = key == IPC_PRIVATE || (flags & (IPC_CREAT | IPC_EXCL)) == (IPC_CREAT | IPC_EXCL);
         c.AtExit(x =>
         {
-            var segment = x.Result >= 0 && !x.Kernel.Shm.Knows(x.Result) ? x.Kernel.Shm.Read().FirstOrDefault(s => s.Id == x.Result) : default;
+            if (x.Result >= 0 && makesOne) x.Kernel.Shm.Reused(x.Kernel, x.Task.Vpid, x.Result); // a new segment: any older one with its id is gone
+            var segment = x.Result < 0 || x.Kernel.Shm.Knows(x.Result) ? default
+                : makesOne ? new SysvShm.Segment(key, x.Result, size, x.Task.HostTgid)
+                : x.Kernel.Shm.Read().FirstOrDefault(s => s.Id == x.Result);
             if (segment.Size == 0 || segment.CreatorPid != x.Task.HostTgid)
             {
                 x.Kernel.Commit.Refund(charged); // failed, or an existing segment: nothing new was committed
@@ -113,7 +119,7 @@ internal static class SysMmap
         if ((c.IntArg(1) & ~IPC_64) != IPC_RMID) return;
         c.AtExit(x =>
         {
-            if (x.Result == 0) x.Kernel.Shm.Sweep(x.Kernel, x.Task.Vpid);
+            if (x.Result == 0) x.Kernel.Shm.MayBeGone(x.Kernel, x.Task.Vpid);
         });
     }
 
@@ -246,7 +252,7 @@ internal static class SysMmap
             if (x.Result != 0) return;
             x.Kernel.Mm.Post(nameof(IMmServer.RecordAsync), new MmEvent(x.Task.Vpid, MmOp.Munmap, addr, length, 0, 0, 0, -1, 0, 0));
             x.Kernel.Placement.Released(x.Task.Vpid, addr, length);
-            x.Kernel.Shm.Sweep(x.Kernel, x.Task.Vpid); // the last detach of a removed segment destroys it
+            x.Kernel.Shm.MayBeGone(x.Kernel, x.Task.Vpid); // the last detach of a removed segment destroys it
             x.Kernel.MapCheck?.Check(x.Kernel, x.Task);
         });
     }

@@ -35,6 +35,21 @@ internal static class SysProcess
         h["exit_group"] = c => c.Kernel.Stats.NoteResident(c.Task.Vpid, c.Task.HostTgid);
         h["wait4"] = Wait4;
         h["waitid"] = Waitid;
+        h["prctl"] = Prctl;
+    }
+
+    /// <summary>
+    /// prctl: the host carries it out. PR_SET_CHILD_SUBREAPER changes where the host reparents an orphan, so Sched's
+    /// tree must follow it (getppid, procfs, wait): told once the host has accepted it.
+    /// </summary>
+    private static void Prctl(SyscallCall c)
+    {
+        if (c.IntArg(0) != LinuxFlags.PR_SET_CHILD_SUBREAPER) return;
+        bool on = c.Arg(1) != 0;
+        c.AtExit(x =>
+        {
+            if (x.Result == 0) x.Kernel.Sched.Post(nameof(ISchedServer.ChildSubreaperAsync), x.Task.Vpid, on);
+        });
     }
 
     /// <summary>

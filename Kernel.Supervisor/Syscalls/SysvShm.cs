@@ -30,6 +30,34 @@ internal sealed class SysvShm
         lock (_gate) _known.Add(shmid);
     }
 
+    /// <summary>The host made a new segment <paramref name="shmid"/>: a known segment with that id was destroyed before
+    /// (unseen: its last attacher exited), so it is released now.</summary>
+    public void Reused(Kernel kernel, int vpid, long shmid)
+    {
+        lock (_gate)
+            if (_known.Remove(shmid))
+                kernel.Mm.Post(nameof(IMmServer.RecordAsync), new MmEvent(vpid, MmOp.ShmDestroy, (ulong)shmid, 0, 0, 0, 0, -1, 0, 0));
+    }
+
+    // Calls since the last sweep after which a segment may have gone (IPC_RMID, shmdt).
+    private int _unswept;
+
+    /// <summary>
+    /// A segment may have gone (removed, or detached for the last time). A sweep reads the host's whole table, so it
+    /// is made once the calls since the last one reach a sixteenth of the known segments: at once while there are
+    /// few, and a constant cost per call however many there are (removing 4,096 segments one by one read the table
+    /// 4,096 times). A charge that does not fit sweeps first anyway (<see cref="Sweep"/>), so the limit never refuses
+    /// memory that a sweep would have given back.
+    /// </summary>
+    public void MayBeGone(Kernel kernel, int vpid)
+    {
+        lock (_gate)
+        {
+            if (++_unswept * 16 < _known.Count) return;
+        }
+        Sweep(kernel, vpid);
+    }
+
     /// <summary>
     /// Tells MM of every known segment the host no longer has (as process <paramref name="vpid"/>'s records); true
     /// when there was one, so that a charge refused before may now fit.
@@ -38,6 +66,7 @@ internal sealed class SysvShm
     {
         lock (_gate)
         {
+            _unswept = 0;
             if (_known.Count == 0) return false;
             var live = Read().Select(s => s.Id).ToHashSet();
             var gone = _known.Where(id => !live.Contains(id)).ToList();

@@ -48,6 +48,8 @@ public static class LinuxFlags
     public const int MAY_EXEC = 1, MAY_WRITE = 2, MAY_READ = 4;
     /// <summary>The capabilities the permission checks of a filesystem consult.</summary>
     public const int CAP_CHOWN = 0, CAP_DAC_OVERRIDE = 1, CAP_DAC_READ_SEARCH = 2, CAP_FOWNER = 3, CAP_FSETID = 4, CAP_MKNOD = 27;
+    /// <summary>prctl's option that changes who reaps orphans.</summary>
+    public const int PR_SET_CHILD_SUBREAPER = 36;
     public const int SECCOMP_SET_MODE_FILTER = 1;
     public const uint SECCOMP_FILTER_FLAG_TSYNC = 1, SECCOMP_FILTER_FLAG_LOG = 2, SECCOMP_FILTER_FLAG_SPEC_ALLOW = 4,
         SECCOMP_FILTER_FLAG_NEW_LISTENER = 8, SECCOMP_FILTER_FLAG_TSYNC_ESRCH = 16, SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 32;

@@ -167,4 +167,12 @@ public partial interface ISchedServer : IKernelServer
     /// </summary>
     [JsonRpcMethod("sched/vcpu_tick")]
     Task<VcpuDecision> VcpuTickAsync(VcpuTick tick);
+
+    /// <summary>Process <paramref name="vpid"/> made itself a child subreaper (prctl PR_SET_CHILD_SUBREAPER), or stopped
+    /// being one: an orphaned descendant goes to its nearest living subreaper ancestor, else to pid 1, as the host
+    /// reparents it.</summary>
+    [Notification]
+    [Restore(RestoreKind.Replay)]
+    [JsonRpcMethod("sched/child_subreaper")]
+    Task ChildSubreaperAsync(int vpid, bool on);
 }

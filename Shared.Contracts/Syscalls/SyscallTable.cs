@@ -299,7 +299,7 @@ public static class SyscallTable
             S(122, "setfsuid", Int).Rewrite(K.Kernel),
             S(123, "setfsgid", Int).Rewrite(K.Kernel),
             S(135, "personality", Hex),
-            S(157, "prctl", Int, Hex, Hex, Hex, Hex),
+            S(157, "prctl", Int, Hex, Hex, Hex, Hex).Rewrite(K.Sched), // PR_SET_CHILD_SUBREAPER changes who reaps orphans
             S(158, "arch_prctl", Int, Hex),
             S(160, "setrlimit", Int, Ptr).Rewrite(K.Kernel),
             S(205, "set_thread_area", Ptr),

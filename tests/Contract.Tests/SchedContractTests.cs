@@ -136,6 +136,26 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
     }
 
     [Fact]
+    public async Task Orphans_go_to_the_nearest_living_child_subreaper()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        await Fork(creator: 1); // 2: the subreaper
+        await Fork(creator: 2); // 3
+        await Fork(creator: 3); // 4
+        await Fork(creator: 4); // 5
+        await Proxy.ChildSubreaperAsync(2, true);
+
+        await Proxy.TaskExitedAsync(new TaskExit(4, 0));
+        Assert.Equal(2, await Proxy.ParentAsync(5)); // two levels up, past 3, which is not one
+
+        await Proxy.ChildSubreaperAsync(2, false);
+        await Fork(creator: 3); // 6
+        await Fork(creator: 6); // 7
+        await Proxy.TaskExitedAsync(new TaskExit(6, 0));
+        Assert.Equal(1, await Proxy.ParentAsync(7)); // cleared: init again
+    }
+
+    [Fact]
     public async Task Exec_leaves_only_the_process_itself()
     {
         await Proxy.StartInitAsync(HostInit);
