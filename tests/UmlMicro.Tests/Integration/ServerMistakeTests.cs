@@ -220,7 +220,10 @@ public sealed class ServerMistakeTests(FixturePrograms fixtures) : IClassFixture
     {
         var r = GuestRunner.Run(Spec("crash", "sched/vcpu_tick", 3, SpinPair() with { Options = ["--cpus", "1", "--stats"] }, ("Servers__CallTimeoutMs", "1000")));
         Assert.True(r.ExitCode == 0 && r.Stdout == BothRan, $"expected both threads to finish, having run by turns\n{r}");
-        Assert.True(r.StderrLines.Count(l => l.Contains(" sched ") && l.Contains("held the guest")) == 1, $"expected one restart of sched\n{r}");
+        // The kernel's own round-robin decided while the server was restarting (the restart may still be under way
+        // when the stats are written, on a loaded machine).
+        var held = System.Text.RegularExpressions.Regex.Match(r.Stderr, @"(\d+) ticks held by the kernel");
+        Assert.True(held.Success && int.Parse(held.Groups[1].Value) > 0, $"the built-in hold never decided\n{r}");
         _marker.AssertNothingLeft("after the guest ended");
     }
 
