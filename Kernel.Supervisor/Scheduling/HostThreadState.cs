@@ -11,44 +11,31 @@ internal readonly record struct HostThreadState(char State, int Nice)
     [ThreadStatic] private static byte[]? t_buffer;
 
     /// <summary>The state of host thread <paramref name="tid"/>; null when it is gone.</summary>
-    public static HostThreadState? Read(int tid)
-    {
-        var buffer = t_buffer ??= new byte[512];
-        int n;
-        try
-        {
-            using SafeFileHandle f = File.OpenHandle($"/proc/{tid}/stat");
-            n = RandomAccess.Read(f, buffer, 0);
-        }
-        catch (IOException)
-        {
-            return null;
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return null;
-        }
-        return Parse(buffer.AsSpan(0, n));
-    }
+    public static HostThreadState? Read(int tid) => ReadFile(tid, "stat") is { } n ? Parse(t_buffer.AsSpan(0, n)) : null;
 
     /// <summary>The CPU time host thread <paramref name="tid"/> has used, in nanoseconds (/proc/TID/schedstat's first
     /// field); null when it is gone.</summary>
     public static long? ReadRunNs(int tid)
     {
+        if (ReadFile(tid, "schedstat") is not { } n) return null;
+        var text = t_buffer.AsSpan(0, n);
+        int space = text.IndexOf((byte)' ');
+        return long.TryParse(space < 0 ? text : text[..space], out long ns) ? ns : null;
+    }
+
+    /// <summary>/proc/TID/<paramref name="file"/> into this thread's buffer: its length, or null when the thread is gone.</summary>
+    private static int? ReadFile(int tid, string file)
+    {
         var buffer = t_buffer ??= new byte[512];
-        int n;
         try
         {
-            using SafeFileHandle f = File.OpenHandle($"/proc/{tid}/schedstat");
-            n = RandomAccess.Read(f, buffer, 0);
+            using SafeFileHandle f = File.OpenHandle($"/proc/{tid}/{file}");
+            return RandomAccess.Read(f, buffer, 0);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return null;
         }
-        var text = buffer.AsSpan(0, n);
-        int space = text.IndexOf((byte)' ');
-        return long.TryParse(space < 0 ? text : text[..space], out long ns) ? ns : null;
     }
 
     /// <summary>"pid (comm) S ppid ..." — comm may hold spaces and parentheses, so fields count from the last ')'.</summary>
