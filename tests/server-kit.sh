@@ -7,7 +7,7 @@
 # COMMAND LINE is run by /bin/sh for every test (each test starts a fresh server, some two); it speaks the contract
 # of docs/contract on its stdin and stdout. Needs only the .NET SDK. The tests come in two kinds, reported apart:
 #   wire       framing, malformed input, required fields, method names, hello: what any server must get right first;
-#   semantics  what the methods mean (pids, the process tree, mappings, paths, checkpoints), docs/contract/SERVER.md.
+#   semantics  what the methods mean (pids, the process tree, mappings, paths, checkpoints), docs/contract.
 # Ends with a summary; exit status 0 when every test passed, 1 when any failed, 2 for a usage or build error.
 set -uo pipefail
 usage() { echo "usage: tests/server-kit.sh vfs|mm|sched 'COMMAND LINE'" >&2; exit 2; }
