@@ -307,33 +307,86 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
         return $"{fields[0]} {fields[1]} {fields[2]} 1/{Num(threads)} {Num(last)}\n";
     }
 
+    /// <summary>A line of the guest's mount table.</summary>
+    private readonly record struct MountLine(string GuestPoint, string FsType, string Source, bool ReadOnly, string Options = "relatime");
+
+    /// <summary>
+    /// The guest's mounts, each followed by the host mounts below a host directory it binds, as a recursive bind
+    /// brings them (a bound /sys shows its cgroup2 and the rest, as it does in a container): a program that looks
+    /// for a filesystem in /proc/mounts finds what it can reach. A host mount is left out when a guest mount below
+    /// the bind covers it. Read-only when the bind is.
+    /// </summary>
+    private List<MountLine> MountLines()
+    {
+        var all = mounts.All;
+        var lines = new List<MountLine>();
+        List<(string Point, string FsType, string Source, bool ReadOnly, string Options)>? host = null;
+        foreach (var m in all)
+        {
+            lines.Add(new MountLine(m.GuestPoint, m.FsType, m.Source, m.ReadOnly));
+            if (m is not HostMount bind) continue;
+            host ??= HostMounts();
+            string below = bind.HostDir.TrimEnd('/') + "/";
+            foreach (var h in host)
+            {
+                if (!h.Point.StartsWith(below, StringComparison.Ordinal)) continue;
+                string guest = bind.GuestPoint.TrimEnd('/') + "/" + h.Point[below.Length..];
+                if (all.Any(o => o != m && o.GuestPoint.Length > m.GuestPoint.Length && Covers(o.GuestPoint, guest))) continue;
+                lines.Add(new MountLine(guest, h.FsType, h.Source, bind.ReadOnly || h.ReadOnly, h.Options));
+            }
+        }
+        return lines;
+    }
+
+    private static bool Covers(string point, string path) =>
+        path == point || path.StartsWith(point.TrimEnd('/') + "/", StringComparison.Ordinal);
+
+    /// <summary>The mounts of this server's mount namespace (the one the guest's binds are seen through), in
+    /// mountinfo order, names escaped as the host escapes them; their options (the mount's, then the
+    /// filesystem's: a cgroup v1 mount names its controllers there) less ro and rw.</summary>
+    private static List<(string Point, string FsType, string Source, bool ReadOnly, string Options)> HostMounts()
+    {
+        var list = new List<(string, string, string, bool, string)>();
+        foreach (var line in ReadHost("/proc/self/mountinfo").Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var f = line.Split(' ');
+            int dash = Array.IndexOf(f, "-");
+            if (dash < 6 || f.Length < dash + 3) continue;
+            var options = f[5].Split(',').Concat(f.Length > dash + 3 ? f[dash + 3].Split(',') : [])
+                .Where(o => o is not ("ro" or "rw")).Distinct();
+            list.Add((f[4], f[dash + 1], f[dash + 2], f[5].Split(',').Contains("ro"), string.Join(',', options)));
+        }
+        return list;
+    }
+
     private string MountsText()
     {
         var sb = new StringBuilder();
-        foreach (var m in mounts.All)
-            sb.Append($"{m.Source} {m.GuestPoint} {m.FsType} {(m.ReadOnly ? "ro" : "rw")},relatime 0 0\n");
+        foreach (var m in MountLines())
+            sb.Append($"{m.Source} {m.GuestPoint} {m.FsType} {(m.ReadOnly ? "ro" : "rw")},{m.Options} 0 0\n");
         return sb.ToString();
     }
 
     private string MountInfo()
     {
         var sb = new StringBuilder();
-        var all = mounts.All;
+        var all = MountLines();
         for (int i = 0; i < all.Count; i++)
         {
             var m = all[i];
-            int parent = m.GuestPoint == "/" ? 1 : 2 + IndexOfParent(all, m);
+            int parent = m.GuestPoint == "/" ? 1 : 2 + IndexOfParent(all, i);
             string opts = m.ReadOnly ? "ro" : "rw";
-            sb.Append($"{2 + i} {parent} 0:{100 + i} / {m.GuestPoint} {opts},relatime - {m.FsType} {m.Source} {opts}\n");
+            sb.Append($"{2 + i} {parent} 0:{100 + i} / {m.GuestPoint} {opts},{m.Options} - {m.FsType} {m.Source} {opts}\n");
         }
         return sb.ToString();
     }
 
-    private static int IndexOfParent(IReadOnlyList<Mount> all, Mount m)
+    /// <summary>The deepest mount above line <paramref name="at"/>; of two at one point, the later (it is on top).</summary>
+    private static int IndexOfParent(List<MountLine> all, int at)
     {
         int best = 0;
         for (int i = 0; i < all.Count; i++)
-            if (all[i] != m && (all[i].GuestPoint == "/" || m.GuestPoint.StartsWith(all[i].GuestPoint + "/", StringComparison.Ordinal))
+            if (i != at && (all[i].GuestPoint == "/" || all[at].GuestPoint.StartsWith(all[i].GuestPoint + "/", StringComparison.Ordinal))
                 && all[i].GuestPoint.Length >= all[best].GuestPoint.Length)
                 best = i;
         return best;

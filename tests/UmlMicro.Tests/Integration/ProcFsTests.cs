@@ -156,6 +156,25 @@ public sealed class ProcFsTests : IDisposable
     }
 
     [Fact]
+    public void A_bound_host_directory_brings_the_host_mounts_below_it_into_proc_mounts()
+    {
+        // /sys is bound read-only from the host, as a container's is: the filesystems mounted below it (cgroup2,
+        // tracefs, ...) are reachable through it, so /proc/mounts lists them, read-only, with their own types and
+        // options (LTP's cgroup library reads a v1 mount's controllers there).
+        static string[] Below(string mounts) => [.. RunResult.Lines(mounts)
+            .Select(l => l.Split(' ')).Where(f => f.Length > 3 && f[1].StartsWith("/sys/", StringComparison.Ordinal))
+            .Select(f => $"{f[1]} {f[2]} {string.Join(',', f[3].Split(',').Where(o => o is not ("ro" or "rw")))}")];
+        var native = Below(File.ReadAllText("/proc/self/mounts"));
+        var r = GuestRunner.Run(_dir.Path, "/bin/sh", "-c", "cat /proc/mounts; echo --; cut -d' ' -f5,6 /proc/self/mountinfo");
+        Expect.ExitCode(0, r);
+        var parts = r.Stdout.Split("--\n");
+        Assert.Equal(native, Below(parts[0]));
+        Assert.All(RunResult.Lines(parts[0]).Where(l => l.Split(' ')[1].StartsWith("/sys/", StringComparison.Ordinal)),
+            l => Assert.StartsWith("ro,", l.Split(' ')[3]));
+        Assert.Equal(RunResult.Lines(parts[0]).Select(l => l.Split(' ')[1]), RunResult.Lines(parts[1]).Select(l => l.Split(' ')[0]));
+    }
+
+    [Fact]
     public void Proc_fd_of_a_directory_names_the_guest_directory_and_can_be_walked()
     {
         var r = GuestRunner.Run(_dir.Path, "/bin/sh", "-c",
