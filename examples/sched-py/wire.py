@@ -222,7 +222,7 @@ class Server:
             if has_id:
                 self.answer_error(id_, e)
             else:
-                self.log(f"{method} (a notification, not answered): error {e.code}: {e.message}")
+                self.log(f"refused a message: {method} (a notification, so not answered): error {e.code}: {e.message}")
             return
         if has_id:
             self.send({"jsonrpc": "2.0", "id": id_, "result": result})
