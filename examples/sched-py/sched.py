@@ -7,17 +7,18 @@ docs/contract/sched.md: the guest's pid namespace, process tree, groups and sess
 Every change comes from a message, so a restarted copy sent the same messages grants the same numbers (replay);
 `checkpoint` gives the whole state as JSON and `restore` takes it back.
 """
+import itertools
 import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from policies import POLICIES                                            # noqa: E402
-from wire import REQUIRED, Method, RpcError, Server, refuse              # noqa: E402
+from wire import REQUIRED, Method, Server, refuse                         # noqa: E402
 
 NAME, VERSION = "sched", 6
 PID_MAX = 4194304            # numbers are 1 .. PID_MAX - 1
-PID_WRAP = 300               # cyclic allocation wraps back to here (Linux's RESERVED_PIDS)
+PID_WRAP = 300               # cyclic allocation wraps back to here once past it (Linux's RESERVED_PIDS)
 ESRCH = 3
 CHECKPOINT_FORMAT = "sched-py checkpoint 1"
 
@@ -40,7 +41,7 @@ class Process:
         self.pid, self.host_pid, self.ppid, self.pgid, self.sid = pid, host_pid, ppid, pgid, sid
         self.threads = {}            # vtid -> host tid; empty: a zombie
         self.children = set()
-        self.status = 0              # the wait status of its last thread, once a zombie
+        self.status = 0              # the wait status of its leader's exit
         self.subreaper = False
 
     def live(self):
@@ -87,18 +88,18 @@ class Sched:
         return 1 <= n < PID_MAX and n not in self.holds
 
     def next_free(self, wanted=0):
-        """The number a new task gets (wanted when free), now counted as the last handed out; None when full."""
+        """The number a new task gets (wanted when free), now counted as the last handed out; None when full.
+        As Linux's alloc_pid: the first free one from last + 1 up, then from 300 (from 1 while last + 1 <= 300)."""
         if wanted and self.free(wanted):
             self.last = wanted
             return wanted
-        n = self.last
-        for _ in range(PID_MAX):
-            n = n + 1 if n + 1 < PID_MAX else PID_WRAP
+        if len(self.holds) >= PID_MAX - 1:
+            return None
+        low = PID_WRAP if self.last + 1 > PID_WRAP else 1
+        for n in itertools.chain(range(self.last + 1, PID_MAX), range(low, self.last + 1)):
             if n not in self.holds:
                 self.last = n
                 return n
-            if n == self.last:
-                break
         return None
 
     # --- lookups ----------------------------------------------------------------------------------------------------
@@ -186,10 +187,8 @@ class Sched:
         return None
 
     def start_init(self, host_pid):
-        if 1 in self.procs or self.thread_pid:
-            raise refuse("init was already started")
-        if not self.free(1):
-            raise refuse("pid 1 is taken")
+        if self.last != 0:
+            raise refuse("init was already started (or numbers were handed out before it)")
         self.last = 1
         p = self.add_process(1, host_pid, 0, 1, 1)
         self.add_thread(p, 1, host_pid)
@@ -199,15 +198,14 @@ class Sched:
         creator = self.live_thread(c["CreatorVtid"])
         if c["Kind"] == "Process":
             self.parent_for(c, creator)                 # refused before a number is taken
-        saved = self.last
+        if c["Pid"] in self.reserved:                   # set aside, and the host gave it: it passes to the task
+            self.reserved.discard(c["Pid"])
+            self.drop(c["Pid"])
+            return self.create(c, c["Pid"])
         n = self.next_free(c["Pid"])
         if n is None:
             raise refuse("every pid is taken (the guest's fork would fail with EAGAIN)")
-        try:
-            return self.create(c, n)
-        except RpcError:
-            self.last = saved
-            raise
+        return self.create(c, n)
 
     def reserve_pids(self, count):
         if not 1 <= count <= 1024:
@@ -256,8 +254,9 @@ class Sched:
         tid = exit["Vtid"]
         p = self.live_thread(tid)
         self.remove_thread(p, tid)
+        if tid == p.pid:
+            p.status = exit["Status"]                   # the leader's: what wait reports for the process
         if not p.live():                                # its last thread: a zombie, its children orphans
-            p.status = exit["Status"]
             reaper = self.reaper_for(p)
             for child in sorted(p.children):
                 self.procs[child].ppid = reaper
@@ -305,6 +304,9 @@ class Sched:
                 for _, p in sorted(self.procs.items())]
 
     def vcpu_tick(self, tick):
+        vtids = [t["Vtid"] for t in tick["Threads"]]
+        if len(set(vtids)) != len(vtids):
+            raise refuse("a tick lists each thread once")
         return self.policy.decide(tick)
 
     def child_subreaper(self, vpid, on):
@@ -352,6 +354,7 @@ def main():
     server = None
 
     def told(run):
+        """A state change (a replay message) or a restore: from now on restore is refused."""
         def wrapped(*args):
             result = run(*args)
             state.told = True
@@ -364,7 +367,7 @@ def main():
     methods = {
         "hello": Method([], state.hello),
         "shutdown": Method([], shutdown),
-        "checkpoint": Method([], told(state.checkpoint)),
+        "checkpoint": Method([], state.checkpoint),
         "restore": Method([("checkpoint", STR)], told(state.restore)),
         "sched/configure": Method([("config", SCHED_CONFIG)], told(state.configure)),
         "sched/start_init": Method([("hostPid", INT)], told(state.start_init)),
@@ -375,11 +378,11 @@ def main():
         "sched/exec": Method([("vpid", INT)], told(state.exec)),
         "sched/task_exited": Method([("exit", TASK_EXIT)], told(state.task_exited)),
         "sched/reaped": Method([("vpid", INT)], told(state.reaped)),
-        "sched/parent": Method([("vpid", INT)], told(state.parent)),
+        "sched/parent": Method([("vpid", INT)], state.parent),
         "sched/group_changed": Method([("change", GROUP_CHANGE)], told(state.group_changed)),
-        "sched/cpus": Method([], told(state.cpus_)),
-        "sched/processes": Method([], told(state.processes)),
-        "sched/vcpu_tick": Method([("tick", VCPU_TICK)], told(state.vcpu_tick)),
+        "sched/cpus": Method([], state.cpus_),
+        "sched/processes": Method([], state.processes),
+        "sched/vcpu_tick": Method([("tick", VCPU_TICK)], state.vcpu_tick),
         "sched/child_subreaper": Method([("vpid", INT), ("on", BOOL)], told(state.child_subreaper)),
     }
     server = Server(NAME, methods, "sched-py")

@@ -304,6 +304,37 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
         Assert.Equal(new TaskGrant(1, 1), await successor.StartInitAsync(HostInit));
     }
 
+    [Fact]
+    public async Task A_number_set_aside_that_the_host_gave_a_task_passes_to_it_in_task_created()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        Assert.Equal([2, 3, 4], await Proxy.ReservePidsAsync(3));
+
+        // The host's pid namespace gave the new task 3, which is set aside: it is granted (the number passes to the task).
+        Assert.Equal(new TaskGrant(3, 3), await Proxy.TaskCreatedAsync(new TaskCreation(1, HostInit + 3, CloneKind.Process, CloneParent: false, Pid: 3)));
+        // A number the host gave that is taken otherwise (a live task's) is not: the next free one is.
+        Assert.Equal(new TaskGrant(5, 5), await Proxy.TaskCreatedAsync(new TaskCreation(1, HostInit + 5, CloneKind.Process, CloneParent: false, Pid: 1)));
+        await Proxy.ReleasePidsAsync([2, 4]);
+        Assert.Equal([1, 3, 5], (await Proxy.ProcessesAsync()).Select(p => p.Vpid));
+    }
+
+    [Fact]
+    public async Task A_second_init_is_refused_even_after_the_first_was_reaped()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        await Proxy.TaskExitedAsync(new TaskExit(1, 0));
+        await Proxy.ReapedAsync(1);
+
+        await Refused(() => Proxy.StartInitAsync(HostInit + 1));
+    }
+
+    [Fact]
+    public async Task A_tick_that_lists_a_thread_twice_is_refused()
+    {
+        var error = await Assert.ThrowsAsync<RemoteInvocationException>(() => Proxy.VcpuTickAsync(new VcpuTick(1, [Runs(1, sliceMs: 20), Waits(1, waitMs: 5)])));
+        Assert.Equal(-32000, error.ErrorCode);
+    }
+
     // The run policies (docs/contract/sched.md, "Run policies"). A tick's facts: RunNs is cumulative, SliceNs how
     // long a running thread has run without a break, WaitNs how long a waiting one has waited. Quantum: 10 ms.
     private const long Ms = 1_000_000;
