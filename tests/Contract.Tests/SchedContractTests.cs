@@ -401,19 +401,22 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
     {
         await Proxy.ConfigureAsync(new SchedConfig(1, "fair-share", QuantumNs: 10 * Ms));
 
-        // The first tick that sees a thread is where its account starts: nobody is behind yet.
-        var first = await Proxy.VcpuTickAsync(new VcpuTick(1, [Runs(1, sliceMs: 1, nice: 0, runMs: 100), Waits(2, waitMs: 1, nice: 0, runMs: 100), Waits(3, waitMs: 1, nice: 5, runMs: 100)]));
+        // The first tick that sees a thread is where its account starts: nobody is behind yet, so the waiters go
+        // longest-waiting first and nobody is preempted.
+        var first = await Proxy.VcpuTickAsync(new VcpuTick(1, [Runs(1, sliceMs: 1, nice: 0, runMs: 100), Waits(2, waitMs: 1, nice: 0, runMs: 100), Waits(3, waitMs: 5, nice: 5, runMs: 100)]));
         Assert.Empty(first.Preempt);
+        Assert.Equal([3, 2], first.Next);
 
-        // Since then 2 (nice 0) and 3 (nice 5) each ran 10 ms and 1 ran 20: in virtual time 3 is about 31 ms ahead
-        // (10 ms x 1024 / 335), 1 is 20 ms ahead and 2 is 10 ms, so 2 runs next, then 3, and 1 (half a quantum
-        // ahead of 2 and past half a quantum of running) gives its vCPU up.
-        var second = await Proxy.VcpuTickAsync(new VcpuTick(1, [Runs(1, sliceMs: 20, nice: 0, runMs: 120), Waits(2, waitMs: 20, nice: 0, runMs: 110), Waits(3, waitMs: 30, nice: 5, runMs: 110)]));
+        // Since then 1 ran 8 ms, 2 (nice 0) 2 ms and 3 (nice 5) 1 ms: in virtual time 3's 1 ms counts about 3 ms
+        // (1024 / 335), more than 2's 2 ms, so 2 runs next although 3 ran less and waited first; and 1, which has run
+        // past half a quantum and is 6 ms of virtual time ahead of 2 (over half a quantum), gives its vCPU up before
+        // its quantum is used (round-robin would keep it).
+        var second = await Proxy.VcpuTickAsync(new VcpuTick(1, [Runs(1, sliceMs: 9, nice: 0, runMs: 108), Waits(2, waitMs: 10, nice: 0, runMs: 102), Waits(3, waitMs: 14, nice: 5, runMs: 101)]));
         Assert.Equal([1], second.Preempt);
         Assert.Equal([2, 3], second.Next);
 
-        // 1 has run less than half a quantum: it keeps its vCPU this tick, whoever is behind.
-        var third = await Proxy.VcpuTickAsync(new VcpuTick(1, [Runs(1, sliceMs: 2, nice: 0, runMs: 122), Waits(2, waitMs: 22, nice: 0, runMs: 110), Waits(3, waitMs: 32, nice: 5, runMs: 110)]));
+        // A thread that has run less than half a quantum keeps its vCPU this tick, whoever is behind.
+        var third = await Proxy.VcpuTickAsync(new VcpuTick(1, [Runs(1, sliceMs: 2, nice: 0, runMs: 110), Waits(2, waitMs: 12, nice: 0, runMs: 102), Waits(3, waitMs: 16, nice: 5, runMs: 101)]));
         Assert.Empty(third.Preempt);
         Assert.Equal([2, 3], third.Next);
     }
