@@ -70,7 +70,7 @@ class Sched:
         self.thread_pid = {}         # live vtid -> its process's pid
         self.reserved = set()        # numbers set aside by sched/reserve_pids
         self.holds = {}              # number -> how many things name it (a thread, a process, a group or session member, a reservation)
-        self.told = False            # anything but hello received: restore is refused
+        self.told = False            # a state change was applied: restore is refused from now on
 
     # --- numbers --------------------------------------------------------------------------------------------------
 
@@ -177,7 +177,7 @@ class Sched:
         if config["Cpus"] < 1:
             raise refuse(f"Cpus {config['Cpus']}: at least 1")
         if config["Policy"] not in POLICIES:
-            raise refuse(f"unknown run policy {config['Policy']!r} (known: {', '.join(POLICIES)})")
+            raise refuse(f"unknown policy {config['Policy']!r} ({', '.join(POLICIES)})")
         if config["QuantumNs"] < 1:
             raise refuse(f"QuantumNs {config['QuantumNs']}: at least 1")
         self.cpus = config["Cpus"]
@@ -390,7 +390,7 @@ def main():
         server.serve(sys.stdin.buffer)
     except (BrokenPipeError, KeyboardInterrupt):
         pass
-    sys.exit(0)
+    os._exit(0)             # status 0 whatever happened; every answer was flushed when it was written
 
 
 if __name__ == "__main__":
