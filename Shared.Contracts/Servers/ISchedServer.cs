@@ -18,8 +18,9 @@ public enum CloneKind
 
 /// <summary>
 /// The guest's virtual CPUs and how they are shared (contract version 6): <paramref name="Policy"/> names the run
-/// policy this server applies at each sched/vcpu_tick (the built-in server knows round-robin, fifo and fair-share and
-/// refuses another name with an error), <paramref name="QuantumNs"/> its time slice in nanoseconds.
+/// policy this server applies at each sched/vcpu_tick (round-robin, fifo and fair-share, defined in sched.md's "Run
+/// policies"; a name the server does not know is refused with -32000), <paramref name="QuantumNs"/> its time slice at
+/// nice 0 in nanoseconds (at least 1).
 /// </summary>
 public sealed record SchedConfig(int Cpus, string Policy = "round-robin", long QuantumNs = 10_000_000);
 

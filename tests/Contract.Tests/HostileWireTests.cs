@@ -170,7 +170,7 @@ public sealed class HostileWireTests : IDisposable
         var deadline = DateTime.UtcNow + Patience;
         while (!process.Log.Contains("refused", StringComparison.Ordinal) && DateTime.UtcNow < deadline)
             await Task.Delay(20);
-        Assert.Contains("refused a message", process.Log); // never silent: the supervisor that sent it has a bug
+        Assert.Contains("refused", process.Log); // never silent: the supervisor that sent it has a bug (docs/contract/README.md, "Errors")
     }
 
     private ServerProcess Start(string server)

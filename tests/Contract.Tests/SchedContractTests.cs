@@ -304,6 +304,123 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
         Assert.Equal(new TaskGrant(1, 1), await successor.StartInitAsync(HostInit));
     }
 
+    [Fact]
+    public async Task A_number_set_aside_that_the_host_gave_a_task_passes_to_it_in_task_created()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        Assert.Equal([2, 3, 4], await Proxy.ReservePidsAsync(3));
+
+        // The host's pid namespace gave the new task 3, which is set aside: it is granted (the number passes to the task).
+        Assert.Equal(new TaskGrant(3, 3), await Proxy.TaskCreatedAsync(new TaskCreation(1, HostInit + 3, CloneKind.Process, CloneParent: false, Pid: 3)));
+        // A number the host gave that is taken otherwise (a live task's) is not: the next free one is.
+        Assert.Equal(new TaskGrant(5, 5), await Proxy.TaskCreatedAsync(new TaskCreation(1, HostInit + 5, CloneKind.Process, CloneParent: false, Pid: 1)));
+        await Proxy.ReleasePidsAsync([2, 4]);
+        Assert.Equal([1, 3, 5], (await Proxy.ProcessesAsync()).Select(p => p.Vpid));
+    }
+
+    [Fact]
+    public async Task A_second_init_is_refused_even_after_the_first_was_reaped()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        await Proxy.TaskExitedAsync(new TaskExit(1, 0));
+        await Proxy.ReapedAsync(1);
+
+        await Refused(() => Proxy.StartInitAsync(HostInit + 1));
+    }
+
+    [Fact]
+    public async Task A_tick_that_lists_a_thread_twice_is_refused()
+    {
+        var error = await Assert.ThrowsAsync<RemoteInvocationException>(() => Proxy.VcpuTickAsync(new VcpuTick(1, [Runs(1, sliceMs: 20), Waits(1, waitMs: 5)])));
+        Assert.Equal(-32000, error.ErrorCode);
+    }
+
+    // The run policies (docs/contract/sched.md, "Run policies"). A tick's facts: RunNs is cumulative, SliceNs how
+    // long a running thread has run without a break, WaitNs how long a waiting one has waited. Quantum: 10 ms.
+    private const long Ms = 1_000_000;
+
+    private static VcpuThread Runs(int vtid, long sliceMs, int nice = 0, long runMs = 0) =>
+        new(vtid, nice, VcpuStanding.Running, runMs * Ms, sliceMs * Ms, 0);
+
+    private static VcpuThread Waits(int vtid, long waitMs, VcpuStanding why = VcpuStanding.New, int nice = 0, long runMs = 0) =>
+        new(vtid, nice, why, runMs * Ms, 0, waitMs * Ms);
+
+    [Fact]
+    public async Task An_unknown_run_policy_or_a_quantum_below_1_ns_is_refused_and_changes_nothing()
+    {
+        await Proxy.ConfigureAsync(new SchedConfig(2, "fifo"));
+
+        var unknown = await Assert.ThrowsAsync<RemoteInvocationException>(() => Proxy.ConfigureAsync(new SchedConfig(3, "lottery")));
+        Assert.Equal(-32000, unknown.ErrorCode);
+        var zero = await Assert.ThrowsAsync<RemoteInvocationException>(() => Proxy.ConfigureAsync(new SchedConfig(3, "fifo", QuantumNs: 0)));
+        Assert.Equal(-32000, zero.ErrorCode);
+
+        Assert.Equal(2, await Proxy.CpusAsync());
+        // Still fifo: a thread far past any quantum is not preempted.
+        var decision = await Proxy.VcpuTickAsync(new VcpuTick(1, [Runs(1, sliceMs: 500), Waits(2, waitMs: 500)]));
+        Assert.Empty(decision.Preempt);
+    }
+
+    [Fact]
+    public async Task Round_robin_preempts_a_thread_past_its_quantum_scaled_by_nice_and_queues_waiters_in_arrival_order()
+    {
+        await Proxy.ConfigureAsync(new SchedConfig(2, "round-robin", QuantumNs: 10 * Ms));
+
+        // 1 has used its quantum, 2 has not: one waiting thread, so at most one preemption. Waiters that arrive at
+        // the same tick queue longest-waiting first.
+        var first = await Proxy.VcpuTickAsync(new VcpuTick(2, [Runs(1, sliceMs: 12), Runs(2, sliceMs: 4), Waits(3, waitMs: 1), Waits(4, waitMs: 3)]));
+        Assert.Equal([1], first.Preempt);
+        Assert.Equal([4, 3], first.Next);
+
+        // A nice 5 thread's quantum is about a third of nice 0's (load weight 335 / 1024): 4 ms is past it. A waiter
+        // that arrives later queues behind those already waiting, however long it has waited.
+        var second = await Proxy.VcpuTickAsync(new VcpuTick(2, [Runs(1, sliceMs: 4, nice: 5), Runs(2, sliceMs: 4), Waits(3, waitMs: 6), Waits(4, waitMs: 8), Waits(5, waitMs: 50)]));
+        Assert.Equal([1], second.Preempt);
+        Assert.Equal([4, 3, 5], second.Next);
+
+        // Nobody waits: nobody is preempted.
+        Assert.Empty((await Proxy.VcpuTickAsync(new VcpuTick(2, [Runs(1, sliceMs: 100), Runs(2, sliceMs: 100)]))).Preempt);
+    }
+
+    [Fact]
+    public async Task Fifo_never_preempts_and_an_overcommitted_thread_goes_first()
+    {
+        await Proxy.ConfigureAsync(new SchedConfig(1, "fifo", QuantumNs: 10 * Ms));
+
+        var first = await Proxy.VcpuTickAsync(new VcpuTick(1, [Runs(1, sliceMs: 1000), Waits(2, waitMs: 900), Waits(3, waitMs: 50)]));
+        Assert.Empty(first.Preempt);
+        Assert.Equal([2, 3], first.Next);
+
+        var second = await Proxy.VcpuTickAsync(new VcpuTick(1, [Runs(1, sliceMs: 1005), Waits(2, waitMs: 905), Waits(3, waitMs: 55), Waits(4, waitMs: 1, VcpuStanding.Overcommitted)]));
+        Assert.Empty(second.Preempt);
+        Assert.Equal([4, 2, 3], second.Next);
+    }
+
+    [Fact]
+    public async Task Fair_share_runs_the_thread_furthest_behind_in_cpu_time_weighted_by_nice()
+    {
+        await Proxy.ConfigureAsync(new SchedConfig(1, "fair-share", QuantumNs: 10 * Ms));
+
+        // The first tick that sees a thread is where its account starts: nobody is behind yet, so the waiters go
+        // longest-waiting first and nobody is preempted.
+        var first = await Proxy.VcpuTickAsync(new VcpuTick(1, [Runs(1, sliceMs: 1, nice: 0, runMs: 100), Waits(2, waitMs: 1, nice: 0, runMs: 100), Waits(3, waitMs: 5, nice: 5, runMs: 100)]));
+        Assert.Empty(first.Preempt);
+        Assert.Equal([3, 2], first.Next);
+
+        // Since then 1 ran 8 ms, 2 (nice 0) 2 ms and 3 (nice 5) 1 ms: in virtual time 3's 1 ms counts about 3 ms
+        // (1024 / 335), more than 2's 2 ms, so 2 runs next although 3 ran less and waited first; and 1, which has run
+        // past half a quantum and is 6 ms of virtual time ahead of 2 (over half a quantum), gives its vCPU up before
+        // its quantum is used (round-robin would keep it).
+        var second = await Proxy.VcpuTickAsync(new VcpuTick(1, [Runs(1, sliceMs: 9, nice: 0, runMs: 108), Waits(2, waitMs: 10, nice: 0, runMs: 102), Waits(3, waitMs: 14, nice: 5, runMs: 101)]));
+        Assert.Equal([1], second.Preempt);
+        Assert.Equal([2, 3], second.Next);
+
+        // A thread that has run less than half a quantum keeps its vCPU this tick, whoever is behind.
+        var third = await Proxy.VcpuTickAsync(new VcpuTick(1, [Runs(1, sliceMs: 2, nice: 0, runMs: 110), Waits(2, waitMs: 12, nice: 0, runMs: 102), Waits(3, waitMs: 16, nice: 5, runMs: 101)]));
+        Assert.Empty(third.Preempt);
+        Assert.Equal([2, 3], third.Next);
+    }
+
     private Task<TaskGrant> Fork(int creator) =>
         Proxy.TaskCreatedAsync(new TaskCreation(creator, HostInit + 100 + creator, CloneKind.Process, CloneParent: false));
 

@@ -40,6 +40,11 @@ public static class GuestRunner
         };
         // The suite runs in every trap mode: UMLMICRO_Kernel__Mode=sysemu dotnet test ... (the supervisor reads it).
         if (Environment.GetEnvironmentVariable("UMLMICRO_Kernel__Mode") is { Length: > 0 } mode) env["UMLMICRO_Kernel__Mode"] = mode;
+        // And against another server: UMLMICRO_Servers__Sched__Command='python3 /abs/examples/sched-py/sched.py' dotnet test ...
+        // (tests/run.sh runs a few classes so against the example Sched server; a test that sets its own still wins).
+        foreach (var server in new[] { "Vfs", "Mm", "Sched" })
+            if (Environment.GetEnvironmentVariable($"UMLMICRO_Servers__{server}__Command") is { Length: > 0 } command)
+                env[$"UMLMICRO_Servers__{server}__Command"] = command;
         // The supervisor is an apphost: it must find the runtime this test runs on even when that is not in a
         // default location. DOTNET_ROOT is harmless for a guest (and native runs get it too).
         var runtimeDir = Path.GetDirectoryName(typeof(object).Assembly.Location);
