@@ -141,6 +141,22 @@ internal static unsafe partial class Interop
     [LibraryImport(Libc, EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int stat_(string path, StatBuf* buf);
 
+    [LibraryImport(Libc, EntryPoint = "readlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint readlink_(string path, byte* buf, nint size);
+
+    /// <summary>
+    /// The text of the link <paramref name="path"/> (an ASCII path: a link of the host's /proc), its bytes decoded as
+    /// every path is (<see cref="UmlMicro.Contracts.Linux.PathBytes"/>); null when it is gone or no link. .NET's
+    /// LinkTarget would decode them as UTF-8 and lose every byte that is not.
+    /// </summary>
+    internal static string? ReadLink(string path)
+    {
+        const int Size = 4096 + 64; // PATH_MAX, and " (deleted)"
+        var buf = stackalloc byte[Size];
+        nint n = readlink_(path, buf, Size);
+        return n < 0 ? null : UmlMicro.Contracts.Linux.PathBytes.Decode(new ReadOnlySpan<byte>(buf, (int)n));
+    }
+
     /// <summary>Whether <paramref name="path"/> (links followed) is a character device.</summary>
     internal static bool IsCharDevice(string path)
     {

@@ -215,33 +215,24 @@ internal sealed class OverlayMount : Mount
         if (rc != 0) return rc;
         string low = node.HostPath!, up = Join(_upper, rel);
         var st = HostFs.Lstat(low);
-        try
+        // Natively, by the names' own bytes (PathBytes): .NET's file calls would encode an undecodable byte's
+        // stand-in as UTF-8.
+        switch (node.Type)
         {
-            switch (node.Type)
-            {
-                case NodeType.File when truncate:
-                    File.WriteAllBytes(up, []);
-                    break;
-                case NodeType.File:
-                    File.Copy(low, up, overwrite: false);
-                    break;
-                case NodeType.Directory:
-                    return EnsureUpperDir(rel);
-                case NodeType.Symlink:
-                    rc = HostFs.Symlink(node.LinkText ?? "", up);
-                    break;
-                default:
-                    rc = HostFs.Mknod(up, st.Mode, 0);
-                    break;
-            }
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return Errno.EACCES;
-        }
-        catch (IOException)
-        {
-            return Errno.EIO;
+            case NodeType.File when truncate:
+                rc = HostFs.CreateEmpty(up);
+                break;
+            case NodeType.File:
+                rc = HostFs.CopyFile(low, up);
+                break;
+            case NodeType.Directory:
+                return EnsureUpperDir(rel);
+            case NodeType.Symlink:
+                rc = HostFs.Symlink(node.LinkText ?? "", up);
+                break;
+            default:
+                rc = HostFs.Mknod(up, st.Mode, 0);
+                break;
         }
         if (rc != 0) return rc;
         CopyAttributes(up, st);
