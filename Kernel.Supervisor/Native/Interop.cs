@@ -145,6 +145,41 @@ internal static unsafe partial class Interop
     private static partial nint readlink_(string path, byte* buf, nint size);
 
     /// <summary>
+    /// The command line's arguments with their own bytes (PathBytes) where .NET's <paramref name="args"/> decoded one as
+    /// UTF-8 and lost bytes that are not: a guest program's path or argument made of such bytes reaches it unchanged.
+    /// The raw arguments are the last ones of /proc/self/cmdline (before them: the host and the dll, when not an apphost).
+    /// </summary>
+    internal static string[] RawArgs(string[] args)
+    {
+        byte[] cmdline;
+        try
+        {
+            cmdline = File.ReadAllBytes("/proc/self/cmdline");
+        }
+        catch (IOException)
+        {
+            return args;
+        }
+        var raw = new List<byte[]>();
+        for (int start = 0; start < cmdline.Length;)
+        {
+            int end = Array.IndexOf(cmdline, (byte)0, start);
+            if (end < 0) end = cmdline.Length;
+            raw.Add(cmdline[start..end]);
+            start = end + 1;
+        }
+        if (raw.Count < args.Length) return args;
+        var result = (string[])args.Clone();
+        int offset = raw.Count - args.Length;
+        for (int i = 0; i < args.Length; i++)
+        {
+            var bytes = raw[offset + i];
+            if (System.Text.Encoding.UTF8.GetString(bytes) == args[i]) result[i] = UmlMicro.Contracts.Linux.PathBytes.Decode(bytes);
+        }
+        return result;
+    }
+
+    /// <summary>
     /// The text of the link <paramref name="path"/> (an ASCII path: a link of the host's /proc), its bytes decoded as
     /// every path is (<see cref="UmlMicro.Contracts.Linux.PathBytes"/>); null when it is gone or no link. .NET's
     /// LinkTarget would decode them as UTF-8 and lose every byte that is not.
@@ -258,7 +293,14 @@ internal static unsafe partial class Interop
 
     private static int Spawn(IReadOnlyList<string> argv, IReadOnlyList<string> env, nint fileActions, bool search, out int pid, nint attributes = 0)
     {
-        var blocks = argv.Concat(env).Select(a => Marshal.StringToCoTaskMemUTF8(a)).ToArray();
+        // The strings' own bytes (PathBytes): an argument or a variable that is not UTF-8 reaches the program as it was.
+        var blocks = argv.Concat(env).Select(a =>
+        {
+            var bytes = UmlMicro.Contracts.Linux.PathBytes.EncodeZ(a);
+            nint block = Marshal.AllocCoTaskMem(bytes.Length);
+            Marshal.Copy(bytes, 0, block, bytes.Length);
+            return block;
+        }).ToArray();
         try
         {
             var ptrs = stackalloc byte*[blocks.Length + 2];
