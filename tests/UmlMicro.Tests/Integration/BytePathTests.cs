@@ -69,6 +69,8 @@ public sealed class BytePathTests(FixturePrograms fixtures) : IClassFixture<Fixt
         var guest = GuestRunner.Run(lower, ["--mode", mode, "--isolate", "--keep-changes", kept], fixtures["bytepaths"], "run", lower);
 
         Expect.SameAsNative(native, guest);
+        // The state directory went with the guest, names of any bytes and all.
+        Assert.DoesNotContain("could not remove", guest.Stderr, StringComparison.Ordinal);
         // The read-only layer is as it was; the copy-on-write layer holds the guest's names, byte for byte.
         Assert.Equal(before, HostNames(lower));
         var upper = HostNames(kept + lower);
@@ -93,6 +95,7 @@ public sealed class BytePathTests(FixturePrograms fixtures) : IClassFixture<Fixt
         var guest = GuestRunner.Run(cwd, ["--mode", mode, "--isolate", "--bind", $"{bound}:/mnt/bytes"], fixtures["bytepaths"], "run", "/mnt/bytes");
 
         Expect.SameAsNative(native, guest);
+        Assert.DoesNotContain("could not remove", guest.Stderr, StringComparison.Ordinal);
         Assert.Equal(nativeNames, HostNames(bound));
     }
 
