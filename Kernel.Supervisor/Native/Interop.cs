@@ -141,8 +141,29 @@ internal static unsafe partial class Interop
     [LibraryImport(Libc, EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int stat_(string path, StatBuf* buf);
 
-    [LibraryImport(Libc, EntryPoint = "readlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport(Libc, EntryPoint = "readlink", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
     private static partial nint readlink_(string path, byte* buf, nint size);
+
+    [LibraryImport(Libc, EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
+    private static partial int statBytes_(string path, StatBuf* buf);
+
+    [LibraryImport(Libc, EntryPoint = "lstat", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
+    private static partial int lstatBytes_(string path, StatBuf* buf);
+
+    /// <summary>Whether anything is at <paramref name="path"/> (a link not followed), by the path's own bytes.</summary>
+    internal static bool Exists(string path)
+    {
+        StatBuf st;
+        return lstatBytes_(path, &st) == 0;
+    }
+
+    /// <summary>Whether <paramref name="path"/> (links followed) is a file that is no directory and that someone may
+    /// execute, by the path's own bytes.</summary>
+    internal static bool IsExecutableFile(string path)
+    {
+        StatBuf st;
+        return statBytes_(path, &st) == 0 && (st.Mode & 0xf000) != 0x4000 && (st.Mode & 0x49) != 0; // not S_IFDIR; any x bit
+    }
 
     /// <summary>
     /// The command line's arguments with their own bytes (PathBytes) where .NET's <paramref name="args"/> decoded one as
@@ -174,13 +195,30 @@ internal static unsafe partial class Interop
         for (int i = 0; i < args.Length; i++)
         {
             var bytes = raw[offset + i];
-            if (System.Text.Encoding.UTF8.GetString(bytes) == args[i]) result[i] = UmlMicro.Contracts.Linux.PathBytes.Decode(bytes);
+            // The same argument: equal as .NET decodes it, or (its host decodes invalid UTF-8 with its own count of
+            // U+FFFD) equal in every ASCII character.
+            if (System.Text.Encoding.UTF8.GetString(bytes) == args[i] || SameAscii(bytes, args[i]))
+                result[i] = UmlMicro.Contracts.Linux.PathBytes.Decode(bytes);
         }
         return result;
     }
 
+    private static bool SameAscii(byte[] bytes, string decoded)
+    {
+        int j = 0;
+        foreach (byte b in bytes)
+        {
+            if (b >= 0x80) continue;
+            while (j < decoded.Length && decoded[j] >= 0x80) j++;
+            if (j == decoded.Length || decoded[j] != b) return false;
+            j++;
+        }
+        while (j < decoded.Length && decoded[j] >= 0x80) j++;
+        return j == decoded.Length;
+    }
+
     /// <summary>
-    /// The text of the link <paramref name="path"/> (an ASCII path: a link of the host's /proc), its bytes decoded as
+    /// The text of the link <paramref name="path"/> (by the path's own bytes), its bytes decoded as
     /// every path is (<see cref="UmlMicro.Contracts.Linux.PathBytes"/>); null when it is gone or no link. .NET's
     /// LinkTarget would decode them as UTF-8 and lose every byte that is not.
     /// </summary>

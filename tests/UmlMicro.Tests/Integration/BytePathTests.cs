@@ -113,4 +113,24 @@ public sealed class BytePathTests(FixturePrograms fixtures) : IClassFixture<Fixt
         Expect.SameAsNative(native, guest);
         Assert.Equal(nativeNames, HostNames(dir));
     }
+
+    [Fact]
+    public void A_program_arguments_and_variables_of_any_bytes_reach_guest_pid_1_as_they_were()
+    {
+        // A shell hands umlmicro the bytes: a .NET test can only pass arguments as UTF-8. The program is named by a
+        // symlink of such a name (looked up before the guest starts), and prints its argv, a variable and its comm.
+        const string script = """
+            ln -s "$0" "$(printf 'r\351')" || exit 1
+            export BYTEPATHS_ENV="$(printf 'e\351\377')"
+            exec "$@" "./$(printf 'r\351')" comm "$(printf 'a\355\240\200\377')" "$(printf 'x\357\237\251')"
+            """;
+        string nativeDir = NewDir(), guestDir = NewDir();
+        var native = GuestRunner.Native(nativeDir, "/bin/sh", "-c", script, fixtures["bytepaths"]);
+        var guest = GuestRunner.Native(guestDir, "/bin/sh", "-c", script, fixtures["bytepaths"], GuestRunner.Supervisor, "run", "--");
+
+        Expect.ExitCode(0, native);
+        Assert.Contains(@"argv: ./r\xe9 comm a\xed\xa0\x80\xff x\xef\x9f\xa9", native.Stdout);
+        Assert.Contains(@"env: e\xe9\xff", native.Stdout);
+        Expect.SameAsNative(native, guest);
+    }
 }
