@@ -13,7 +13,7 @@ using UmlMicro.Supervisor.Tracing;
 
 try
 {
-    return new CommandLine(Supervisor.Run).Invoke(args);
+    return new CommandLine(Supervisor.Run).Invoke(Interop.RawArgs(args));
 }
 catch (ServerCrashLoop e)
 {

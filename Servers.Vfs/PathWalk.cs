@@ -1,4 +1,3 @@
-using System.Text;
 using UmlMicro.Contracts.Linux;
 
 namespace UmlMicro.Servers.Vfs;
@@ -31,11 +30,11 @@ internal static class PathWalk
     {
         if (path.Length == 0)
             return Errno.ENOENT;
-        if (Encoding.UTF8.GetByteCount(path) >= LinuxFlags.PATH_MAX)
+        if (PathBytes.ByteCount(path) >= LinuxFlags.PATH_MAX)
             return Errno.ENAMETOOLONG;
         foreach (var component in path.AsSpan().Split('/'))
         {
-            if (Encoding.UTF8.GetByteCount(path.AsSpan(component)) > NameMax)
+            if (PathBytes.ByteCount(path.AsSpan(component)) > NameMax)
                 return Errno.ENAMETOOLONG;
         }
         return 0;

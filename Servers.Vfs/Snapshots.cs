@@ -42,7 +42,7 @@ internal sealed class Snapshots
             {
                 case NodeType.Directory: HostFs.Mkdir(p, 0x1ED); break;
                 case NodeType.Symlink: HostFs.Symlink(e.LinkText ?? "", p); break;
-                default: File.WriteAllBytes(p, []); break;
+                default: HostFs.CreateEmpty(p); break;
             }
         }
         if (mount.AttributesOf(rel, node) is { } attrs && HostFs.Lstat(attrs) is { Type: NodeType.Directory } st)

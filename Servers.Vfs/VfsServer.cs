@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text;
 using UmlMicro.Contracts.Linux;
 using UmlMicro.Contracts.Servers;
 using UmlMicro.Servers.Vfs.Layers;
@@ -325,7 +324,7 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
                 break;
         }
         if (errno != 0) return Fail(errno);
-        if (Encoding.UTF8.GetByteCount(host) >= LinuxFlags.PATH_MAX) return Fail(Errno.ENAMETOOLONG);
+        if (PathBytes.ByteCount(host) >= LinuxFlags.PATH_MAX) return Fail(Errno.ENAMETOOLONG);
         return Answer(path, baseHost, host, w.GuestPath) with { CommitOnSuccess = commit, MakesName = makes };
     }
 
@@ -698,18 +697,9 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
     private static (string, string?)? Shebang(string host)
     {
         Span<byte> head = stackalloc byte[256];
-        int n;
-        try
-        {
-            using var f = File.OpenRead(host);
-            n = f.Read(head);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
+        int n = HostFs.ReadHead(host, head);
         if (n < 2 || head[0] != '#' || head[1] != '!') return null;
-        string line = Encoding.UTF8.GetString(head[2..n]).Split('\n')[0].Trim(' ', '\t', '\r');
+        string line = PathBytes.Decode(head[2..n]).Split('\n')[0].Trim(' ', '\t', '\r');
         int space = line.IndexOfAny([' ', '\t']);
         if (line.Length == 0) return null;
         return space < 0 ? (line, null) : (line[..space], line[(space + 1)..].Trim(' ', '\t') is { Length: > 0 } a ? a : null);
@@ -758,8 +748,8 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
             if (guest is not null)
             {
                 // A server killed between writing the guest path and making the link left no directory.
-                if (Directory.Exists(host))
-                    foreach (var link in Directory.EnumerateFileSystemEntries(host)) execLinks[link] = guest;
+                if (HostFs.List(host) is { } names)
+                    foreach (var name in names) execLinks[Mount.Join(host, name)] = guest;
             }
             else if (HostFs.ReadLink(host) is { } text)
             {

@@ -84,22 +84,23 @@ internal sealed record GuestStart(string Program, IReadOnlyList<string> Argv, IR
                 continue;
             }
             string next = at == "/" ? "/" + name : at + "/" + name;
-            var info = new FileInfo(GuestNamespace.HostPath(mounts, next));
-            if (info.LinkTarget is { } target)
+            // Natively, by the names' own bytes (PathBytes): .NET's file calls would encode a byte that is not UTF-8
+            // as three.
+            string host = GuestNamespace.HostPath(mounts, next);
+            if (Native.Interop.ReadLink(host) is { } target)
             {
                 if (++links > MaxLinks) return null;
                 foreach (var part in target.Split('/').Reverse()) pending.Push(part);
                 if (target.StartsWith('/')) at = "/";
                 continue;
             }
-            if (!info.Exists && !Directory.Exists(info.FullName)) return null;
+            if (!Native.Interop.Exists(host)) return null;
             at = next;
         }
         return GuestNamespace.HostPath(mounts, at);
     }
 
-    private static bool IsExecutableFile(string p) =>
-        File.Exists(p) && (File.GetUnixFileMode(p) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0;
+    private static bool IsExecutableFile(string p) => Native.Interop.IsExecutableFile(p);
 
     /// <summary><paramref name="env"/> with each NAME=VALUE of <paramref name="settings"/> replacing or adding NAME.</summary>
     internal static List<string> WithSettings(IEnumerable<string> env, IEnumerable<string> settings)

@@ -74,7 +74,7 @@ internal static unsafe class GuestMemory
     }
 
     public static string? ReadString(int tid, ulong addr, int max) =>
-        ReadCString(tid, addr, max) is { } b ? Encoding.UTF8.GetString(b) : null;
+        ReadCString(tid, addr, max) is { } b ? UmlMicro.Contracts.Linux.PathBytes.Decode(b) : null;
 }
 
 /// <summary>The guest named memory it cannot access.</summary>

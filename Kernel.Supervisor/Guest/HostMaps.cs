@@ -17,7 +17,8 @@ internal static class HostMaps
         string text;
         try
         {
-            text = File.ReadAllText($"/proc/{hostPid}/maps");
+            // Names are host paths, bytes: decoded as every path is (PathBytes), not as UTF-8.
+            text = UmlMicro.Contracts.Linux.PathBytes.Decode(File.ReadAllBytes($"/proc/{hostPid}/maps"));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -141,6 +141,95 @@ internal static unsafe partial class Interop
     [LibraryImport(Libc, EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int stat_(string path, StatBuf* buf);
 
+    [LibraryImport(Libc, EntryPoint = "readlink", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
+    private static partial nint readlink_(string path, byte* buf, nint size);
+
+    [LibraryImport(Libc, EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
+    private static partial int statBytes_(string path, StatBuf* buf);
+
+    [LibraryImport(Libc, EntryPoint = "lstat", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
+    private static partial int lstatBytes_(string path, StatBuf* buf);
+
+    /// <summary>Whether anything is at <paramref name="path"/> (a link not followed), by the path's own bytes.</summary>
+    internal static bool Exists(string path)
+    {
+        StatBuf st;
+        return lstatBytes_(path, &st) == 0;
+    }
+
+    /// <summary>Whether <paramref name="path"/> (links followed) is a file that is no directory and that someone may
+    /// execute, by the path's own bytes.</summary>
+    internal static bool IsExecutableFile(string path)
+    {
+        StatBuf st;
+        return statBytes_(path, &st) == 0 && (st.Mode & 0xf000) != 0x4000 && (st.Mode & 0x49) != 0; // not S_IFDIR; any x bit
+    }
+
+    /// <summary>
+    /// The command line's arguments with their own bytes (PathBytes) where .NET's <paramref name="args"/> decoded one as
+    /// UTF-8 and lost bytes that are not: a guest program's path or argument made of such bytes reaches it unchanged.
+    /// The raw arguments are the last ones of /proc/self/cmdline (before them: the host and the dll, when not an apphost).
+    /// </summary>
+    internal static string[] RawArgs(string[] args)
+    {
+        byte[] cmdline;
+        try
+        {
+            cmdline = File.ReadAllBytes("/proc/self/cmdline");
+        }
+        catch (IOException)
+        {
+            return args;
+        }
+        var raw = new List<byte[]>();
+        for (int start = 0; start < cmdline.Length;)
+        {
+            int end = Array.IndexOf(cmdline, (byte)0, start);
+            if (end < 0) end = cmdline.Length;
+            raw.Add(cmdline[start..end]);
+            start = end + 1;
+        }
+        if (raw.Count < args.Length) return args;
+        var result = (string[])args.Clone();
+        int offset = raw.Count - args.Length;
+        for (int i = 0; i < args.Length; i++)
+        {
+            var bytes = raw[offset + i];
+            // The same argument: equal as .NET decodes it, or (its host decodes invalid UTF-8 with its own count of
+            // U+FFFD) equal in every ASCII character.
+            if (System.Text.Encoding.UTF8.GetString(bytes) == args[i] || SameAscii(bytes, args[i]))
+                result[i] = UmlMicro.Contracts.Linux.PathBytes.Decode(bytes);
+        }
+        return result;
+    }
+
+    private static bool SameAscii(byte[] bytes, string decoded)
+    {
+        int j = 0;
+        foreach (byte b in bytes)
+        {
+            if (b >= 0x80) continue;
+            while (j < decoded.Length && decoded[j] >= 0x80) j++;
+            if (j == decoded.Length || decoded[j] != b) return false;
+            j++;
+        }
+        while (j < decoded.Length && decoded[j] >= 0x80) j++;
+        return j == decoded.Length;
+    }
+
+    /// <summary>
+    /// The text of the link <paramref name="path"/> (by the path's own bytes), its bytes decoded as
+    /// every path is (<see cref="UmlMicro.Contracts.Linux.PathBytes"/>); null when it is gone or no link. .NET's
+    /// LinkTarget would decode them as UTF-8 and lose every byte that is not.
+    /// </summary>
+    internal static string? ReadLink(string path)
+    {
+        const int Size = 4096 + 64; // PATH_MAX, and " (deleted)"
+        var buf = stackalloc byte[Size];
+        nint n = readlink_(path, buf, Size);
+        return n < 0 ? null : UmlMicro.Contracts.Linux.PathBytes.Decode(new ReadOnlySpan<byte>(buf, (int)n));
+    }
+
     /// <summary>Whether <paramref name="path"/> (links followed) is a character device.</summary>
     internal static bool IsCharDevice(string path)
     {
@@ -242,7 +331,14 @@ internal static unsafe partial class Interop
 
     private static int Spawn(IReadOnlyList<string> argv, IReadOnlyList<string> env, nint fileActions, bool search, out int pid, nint attributes = 0)
     {
-        var blocks = argv.Concat(env).Select(a => Marshal.StringToCoTaskMemUTF8(a)).ToArray();
+        // The strings' own bytes (PathBytes): an argument or a variable that is not UTF-8 reaches the program as it was.
+        var blocks = argv.Concat(env).Select(a =>
+        {
+            var bytes = UmlMicro.Contracts.Linux.PathBytes.EncodeZ(a);
+            nint block = Marshal.AllocCoTaskMem(bytes.Length);
+            Marshal.Copy(bytes, 0, block, bytes.Length);
+            return block;
+        }).ToArray();
         try
         {
             var ptrs = stackalloc byte*[blocks.Length + 2];

@@ -187,7 +187,7 @@ internal static class SysFile
         var r = Ask(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, new PathArg(guest), PathOp.Modify, FollowLast: false, SysCreds.Of(c)));
         if (r.Errno == Errno.EROFS) throw new SyscallError(Errno.EROFS);
         if (r.Errno != 0 || r.HostPath is not { } copy || copy == target) return null;
-        var bytes = Encoding.UTF8.GetBytes(copy + "\0");
+        var bytes = PathBytes.EncodeZ(copy);
         if (bytes.Length > SyscallCall.ScratchBytesFrom(3)) throw new SyscallError(Errno.ENAMETOOLONG);
         ulong slot = c.ScratchSlotAddress(3);
         GuestMemory.Write(c.Tid, slot, bytes);
@@ -380,18 +380,8 @@ internal static class SysFile
     /// <summary>What a guest fd holds, as the host's /proc says: a host path, or "pipe:[N]" and the like.</summary>
     internal static string? FdTarget(int hostTid, int fd) => fd < 0 ? null : ProcLink($"/proc/{hostTid}/fd/{fd}");
 
-    /// <summary>A link of the host's /proc, or null when the task (or its fd) is gone.</summary>
-    private static string? ProcLink(string path)
-    {
-        try
-        {
-            return new FileInfo(path).LinkTarget;
-        }
-        catch (IOException)
-        {
-            return null;
-        }
-    }
+    /// <summary>A link of the host's /proc, or null when the task (or its fd) is gone; its bytes decoded as every path is.</summary>
+    private static string? ProcLink(string path) => Interop.ReadLink(path);
 
     /// <summary>
     /// linkat. Its source may be a file the guest holds open rather than a name: an fd with AT_EMPTY_PATH, or the fd's
@@ -488,7 +478,7 @@ internal static class SysFile
         c.ServerUsed = Server.Vfs;
         var r = c.Kernel.Vfs.Call(v => v.GetCwdAsync(c.Task.Vpid));
         if (r.Errno != 0 || r.Path is null) throw new SyscallError(r.Errno != 0 ? r.Errno : Errno.ENOENT);
-        var bytes = Encoding.UTF8.GetBytes(r.Path + "\0");
+        var bytes = PathBytes.EncodeZ(r.Path);
         if ((ulong)bytes.Length > c.Arg(1)) throw new SyscallError(Errno.ERANGE); // Linux checks the size before the buffer
         if (c.Arg(0) == 0) throw new SyscallError(Errno.EFAULT);
         GuestMemory.Write(c.Tid, c.Arg(0), bytes);

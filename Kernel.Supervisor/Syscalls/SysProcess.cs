@@ -93,7 +93,8 @@ internal static class SysProcess
         c.SetArg(argvArg, table);
     }
 
-    private static byte[] Utf8Z(string s) => System.Text.Encoding.UTF8.GetBytes(s + "\0");
+    /// <summary>A string the guest gave or the VFS answered, as the bytes it stands for (PathBytes), NUL-terminated.</summary>
+    private static byte[] Utf8Z(string s) => UmlMicro.Contracts.Linux.PathBytes.EncodeZ(s);
 
     /// <summary>The host runs the call untouched; the table's result kind does the translation.</summary>
     private static void HostRuns(SyscallCall c) { }

@@ -45,7 +45,7 @@ internal static class SysSocket
         GuestMemory.Read(c.Tid, addr + SunPathOffset, raw);
         if (raw[0] == 0) return null; // abstract: no filesystem name
         int end = Array.IndexOf(raw, (byte)0);
-        return Encoding.UTF8.GetString(raw, 0, end < 0 ? raw.Length : end);
+        return PathBytes.Decode(raw.AsSpan(0, end < 0 ? raw.Length : end));
     }
 
     /// <summary>
@@ -90,7 +90,7 @@ internal static class SysSocket
         else if (r.Errno != 0) throw new SyscallError(r.Errno == Errno.EEXIST ? Errno.EADDRINUSE : r.Errno);
         else if (r.HostPath is null) return null;
         else host = r.HostPath;
-        var bytes = Encoding.UTF8.GetBytes(host);
+        var bytes = PathBytes.Encode(host);
         if (bytes.Length >= SunPathMax) throw new SyscallError(Errno.ENAMETOOLONG);
         var sockaddr = new byte[SunPathOffset + bytes.Length + 1];
         BitConverter.TryWriteBytes(sockaddr, AF_UNIX);
@@ -186,7 +186,7 @@ internal static class SysSocket
         int length = GuestMemory.Read<int>(c.Tid, c.Arg(2));
         if (PathOf(c, c.Arg(1), Math.Min(length, SunPathOffset + SunPathMax)) is not { } host || !host.StartsWith('/')) return;
         if (c.Kernel.Vfs.Call(v => v.GuestPathAsync(host)) is not { } guest || guest == host) return;
-        var bytes = Encoding.UTF8.GetBytes(guest + "\0");
+        var bytes = PathBytes.EncodeZ(guest);
         int capacity = GuestMemory.Read<int>(c.Tid, c.Arg(2)) - SunPathOffset;
         // Like Linux: the address is cut to the caller's buffer, the length says how long it really is.
         GuestMemory.Write(c.Tid, c.Arg(1) + SunPathOffset, bytes.AsSpan(0, Math.Max(0, Math.Min(bytes.Length, capacity))));

@@ -175,7 +175,7 @@ internal sealed class SyscallCall
     /// </summary>
     public void RewritePath(int i, string hostPath)
     {
-        var bytes = System.Text.Encoding.UTF8.GetBytes(hostPath + "\0");
+        var bytes = PathBytes.EncodeZ(hostPath);
         if (bytes.Length > ScratchSlot) throw new SyscallError(Errno.ENAMETOOLONG);
         ulong slot = ScratchSlotAddress(i);
         GuestMemory.Write(Tid, slot, bytes);
@@ -212,6 +212,6 @@ internal sealed class SyscallCall
     public string ReadPath(int i)
     {
         var bytes = GuestMemory.ReadCString(Tid, Arg(i), LinuxFlags.PATH_MAX) ?? throw new SyscallError(Errno.ENAMETOOLONG);
-        return System.Text.Encoding.UTF8.GetString(bytes);
+        return PathBytes.Decode(bytes);
     }
 }

@@ -278,7 +278,7 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
         var env = new List<string>();
         for (var p = Environ; *p != null; p++)
         {
-            var entry = Marshal.PtrToStringUTF8((nint)(*p))!;
+            var entry = UmlMicro.Contracts.Linux.PathBytes.Decode(MemoryMarshal.CreateReadOnlySpanFromNullTerminated((byte*)*p));
             if (!entry.StartsWith(SigIgnVariable + "=", StringComparison.Ordinal) && !entry.StartsWith(NoFileVariable + "=", StringComparison.Ordinal))
                 env.Add(entry);
         }

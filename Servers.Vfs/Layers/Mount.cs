@@ -147,15 +147,8 @@ internal abstract class Mount(string guestPoint, bool readOnly)
     /// <summary>A host directory's entries with their types, as the host lists them.</summary>
     protected static IEnumerable<DirEntry> HostList(string dir)
     {
-        IEnumerable<string> names;
-        try
-        {
-            names = Directory.EnumerateFileSystemEntries(dir).Select(Path.GetFileName).OfType<string>().ToList();
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            yield break;
-        }
+        // Read natively: .NET's listing decodes names as UTF-8 and loses the bytes that are not.
+        if (HostFs.List(dir) is not { } names) yield break;
         foreach (var name in names)
         {
             string host = Join(dir, name);

@@ -33,8 +33,7 @@ internal sealed class OverlayMount : Mount
             if (Under(lower, host) is { Length: > 0 } rel && _hidden.Add(rel))
                 Shadow(Parent(rel), +1);
         if (File.Exists(journal))
-            foreach (var line in File.ReadLines(journal))
-                Replay(line);
+            Replay(File.ReadAllText(journal));
     }
 
     public override string FsType => "overlay";
@@ -215,33 +214,24 @@ internal sealed class OverlayMount : Mount
         if (rc != 0) return rc;
         string low = node.HostPath!, up = Join(_upper, rel);
         var st = HostFs.Lstat(low);
-        try
+        // Natively, by the names' own bytes (PathBytes): .NET's file calls would encode an undecodable byte's
+        // stand-in as UTF-8.
+        switch (node.Type)
         {
-            switch (node.Type)
-            {
-                case NodeType.File when truncate:
-                    File.WriteAllBytes(up, []);
-                    break;
-                case NodeType.File:
-                    File.Copy(low, up, overwrite: false);
-                    break;
-                case NodeType.Directory:
-                    return EnsureUpperDir(rel);
-                case NodeType.Symlink:
-                    rc = HostFs.Symlink(node.LinkText ?? "", up);
-                    break;
-                default:
-                    rc = HostFs.Mknod(up, st.Mode, 0);
-                    break;
-            }
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return Errno.EACCES;
-        }
-        catch (IOException)
-        {
-            return Errno.EIO;
+            case NodeType.File when truncate:
+                rc = HostFs.CreateEmpty(up);
+                break;
+            case NodeType.File:
+                rc = HostFs.CopyFile(low, up);
+                break;
+            case NodeType.Directory:
+                return EnsureUpperDir(rel);
+            case NodeType.Symlink:
+                rc = HostFs.Symlink(node.LinkText ?? "", up);
+                break;
+            default:
+                rc = HostFs.Mknod(up, st.Mode, 0);
+                break;
         }
         if (rc != 0) return rc;
         CopyAttributes(up, st);
@@ -289,16 +279,41 @@ internal sealed class OverlayMount : Mount
         else _shadowedNames.Remove(dirRel);
     }
 
-    /// <summary>Applies and journals one change: W whiteout, U un-whiteout, O opaque, C not opaque.</summary>
+    /// <summary>
+    /// Applies and journals one change: W whiteout, U un-whiteout, O opaque, C not opaque, one a line ("W rel"). A name
+    /// may hold any byte but NUL, a newline too: such a rel is written with its length in chars instead, the op in
+    /// lower case ("w 3:a\nb"), which a journal of one rel a line never held.
+    /// </summary>
     private void Log(char op, string rel)
     {
         if (!Apply(op, rel)) return;
-        File.AppendAllText(_journal, $"{op} {rel}\n");
+        File.AppendAllText(_journal, rel.Contains('\n')
+            ? $"{char.ToLowerInvariant(op)} {rel.Length.ToString(System.Globalization.CultureInfo.InvariantCulture)}:{rel}\n"
+            : $"{op} {rel}\n");
     }
 
-    private void Replay(string line)
+    private void Replay(string journal)
     {
-        if (line.Length > 2) Apply(line[0], line[2..]);
+        int at = 0;
+        while (at < journal.Length)
+        {
+            int end = journal.IndexOf('\n', at);
+            if (end < 0) end = journal.Length;
+            if (end - at > 2 && char.IsLower(journal[at]) && journal[at + 1] == ' ')
+            {
+                // "w LENGTH:rel": the rel is LENGTH chars long, newlines and all.
+                int colon = journal.IndexOf(':', at + 2);
+                if (colon > 0 && int.TryParse(journal.AsSpan(at + 2, colon - at - 2), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int length)
+                    && colon + 1 + length <= journal.Length)
+                {
+                    Apply(char.ToUpperInvariant(journal[at]), journal.Substring(colon + 1, length));
+                    at = colon + 1 + length + 1;
+                    continue;
+                }
+            }
+            if (end - at > 2) Apply(journal[at], journal[(at + 2)..end]);
+            at = end + 1;
+        }
     }
 
     private bool Apply(char op, string rel)

@@ -183,7 +183,8 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
         if (node.HostPath is { } host) return host;
         string path = Path.Combine(materialDir, rel.Replace('/', '_'));
         string fresh = path + "." + (++_next).ToString(CultureInfo.InvariantCulture);
-        File.WriteAllText(fresh, Render(rel), new UTF8Encoding(false));
+        // The text holds guest paths (maps, mounts, cwd) and host bytes (cmdline, environ): written as the bytes they stand for.
+        File.WriteAllBytes(fresh, PathBytes.Encode(Render(rel)));
         HostFs.Chmod(fresh, 0x124);
         File.Move(fresh, path, overwrite: true);
         return path;
@@ -412,7 +413,7 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
     {
         try
         {
-            return File.ReadAllText(path);
+            return PathBytes.Decode(File.ReadAllBytes(path));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

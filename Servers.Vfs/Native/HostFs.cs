@@ -1,5 +1,5 @@
 using System.Runtime.InteropServices;
-using System.Text;
+using UmlMicro.Contracts.Linux;
 
 namespace UmlMicro.Servers.Vfs.Native;
 
@@ -46,49 +46,77 @@ internal static unsafe partial class HostFs
         public long Sec, Nsec;
     }
 
-    [LibraryImport(Libc, EntryPoint = "lstat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport(Libc, EntryPoint = "lstat", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
     private static partial int lstat_(string path, StatBuf* buf);
 
-    [LibraryImport(Libc, EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport(Libc, EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
     private static partial int stat_(string path, StatBuf* buf);
 
-    [LibraryImport(Libc, EntryPoint = "readlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport(Libc, EntryPoint = "readlink", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
     private static partial nint readlink_(string path, byte* buf, nint size);
 
-    [LibraryImport(Libc, EntryPoint = "unlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport(Libc, EntryPoint = "unlink", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
     private static partial int unlink_(string path);
 
-    [LibraryImport(Libc, EntryPoint = "rmdir", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport(Libc, EntryPoint = "rmdir", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
     private static partial int rmdir_(string path);
 
-    [LibraryImport(Libc, EntryPoint = "mkdir", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport(Libc, EntryPoint = "mkdir", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
     private static partial int mkdir_(string path, uint mode);
 
-    [LibraryImport(Libc, EntryPoint = "renameat2", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport(Libc, EntryPoint = "renameat2", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
     private static partial int renameat2_(int olddirfd, string oldpath, int newdirfd, string newpath, uint flags);
 
-    [LibraryImport(Libc, EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport(Libc, EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
     private static partial int link_(string oldpath, string newpath);
 
-    [LibraryImport(Libc, EntryPoint = "symlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport(Libc, EntryPoint = "symlink", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
     private static partial int symlink_(string target, string linkpath);
 
-    [LibraryImport(Libc, EntryPoint = "chmod", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport(Libc, EntryPoint = "chmod", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
     private static partial int chmod_(string path, uint mode);
 
-    [LibraryImport(Libc, EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport(Libc, EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
     private static partial int lchown_(string path, uint uid, uint gid);
 
-    [LibraryImport(Libc, EntryPoint = "access", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport(Libc, EntryPoint = "access", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
     private static partial int access_(string path, int mode);
 
-    [LibraryImport(Libc, EntryPoint = "utimensat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport(Libc, EntryPoint = "utimensat", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
     private static partial int utimensat_(int dirfd, string path, TimeSpec* times, int flags);
 
-    [LibraryImport(Libc, EntryPoint = "mknod", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport(Libc, EntryPoint = "mknod", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
     private static partial int mknod_(string path, uint mode, ulong dev);
 
+    [LibraryImport(Libc, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
+    private static partial int open_(string path, int flags, uint mode);
+
+    [LibraryImport(Libc, EntryPoint = "opendir", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
+    private static partial nint opendir_(string path);
+
+    [LibraryImport(Libc, EntryPoint = "readdir", SetLastError = true)]
+    private static partial byte* readdir_(nint dir);
+
+    [LibraryImport(Libc, EntryPoint = "closedir")]
+    private static partial int closedir_(nint dir);
+
+    [LibraryImport(Libc, EntryPoint = "close")]
+    private static partial int close_(int fd);
+
+    [LibraryImport(Libc, EntryPoint = "read", SetLastError = true)]
+    private static partial nint read_(int fd, byte* buf, nint count);
+
+    [LibraryImport(Libc, EntryPoint = "write", SetLastError = true)]
+    private static partial nint write_(int fd, byte* buf, nint count);
+
+    [LibraryImport(Libc, EntryPoint = "copy_file_range", SetLastError = true)]
+    private static partial nint copy_file_range_(int fdIn, long* offIn, int fdOut, long* offOut, nint len, uint flags);
+
     private const int AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100;
+    private const int O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0x40, O_EXCL = 0x80, O_TRUNC = 0x200, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000;
+    private const int EINTR = 4;
+    // struct dirent (glibc, x86-64): d_ino, d_off, d_reclen, d_type, then d_name.
+    private const int DirentName = 19;
 
     private static int Result(int rc) => rc == 0 ? 0 : Marshal.GetLastPInvokeError();
 
@@ -124,7 +152,7 @@ internal static unsafe partial class HostFs
     {
         var buf = stackalloc byte[4096];
         nint n = readlink_(path, buf, 4096);
-        return n < 0 ? null : Encoding.UTF8.GetString(buf, (int)n);
+        return n < 0 ? null : PathBytes.Decode(new ReadOnlySpan<byte>(buf, (int)n));
     }
 
     public static int Unlink(string path) => Result(unlink_(path));
@@ -145,5 +173,115 @@ internal static unsafe partial class HostFs
         times[0] = new TimeSpec { Sec = like.AtimeSec, Nsec = like.AtimeNsec };
         times[1] = new TimeSpec { Sec = like.MtimeSec, Nsec = like.MtimeNsec };
         utimensat_(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW);
+    }
+
+    /// <summary>The names in host directory <paramref name="dir"/> (without "." and ".."), each as its bytes decode
+    /// (<see cref="PathBytes"/>); null when it cannot be read.</summary>
+    public static List<string>? List(string dir)
+    {
+        nint d = opendir_(dir);
+        if (d == 0) return null;
+        var names = new List<string>();
+        try
+        {
+            for (byte* e = readdir_(d); e != null; e = readdir_(d))
+            {
+                var name = MemoryMarshal.CreateReadOnlySpanFromNullTerminated(e + DirentName);
+                if (name is [(byte)'.'] or [(byte)'.', (byte)'.']) continue;
+                names.Add(PathBytes.Decode(name));
+            }
+        }
+        finally
+        {
+            closedir_(d);
+        }
+        return names;
+    }
+
+    /// <summary>Makes <paramref name="path"/> an empty regular file (emptying one that is there), mode 0666 less the umask.</summary>
+    public static int CreateEmpty(string path)
+    {
+        int fd = open_(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0x1B6);
+        if (fd < 0) return Marshal.GetLastPInvokeError();
+        close_(fd);
+        return 0;
+    }
+
+    /// <summary>Copies the regular file <paramref name="from"/> to <paramref name="to"/>, which must not exist; 0 or the errno.</summary>
+    public static int CopyFile(string from, string to)
+    {
+        int src = open_(from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+        if (src < 0) return Marshal.GetLastPInvokeError();
+        int dst = -1;
+        try
+        {
+            dst = open_(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0x180);
+            if (dst < 0) return Marshal.GetLastPInvokeError();
+            bool copied = false;
+            while (true)
+            {
+                nint n = copy_file_range_(src, null, dst, null, 1 << 30, 0);
+                if (n > 0)
+                {
+                    copied = true;
+                    continue;
+                }
+                if (n == 0) return 0;
+                int err = Marshal.GetLastPInvokeError();
+                if (err == EINTR) continue;
+                if (copied) return err;
+                break; // not between these filesystems: read and write
+            }
+            var buf = new byte[128 * 1024];
+            fixed (byte* p = buf)
+            {
+                while (true)
+                {
+                    nint n = read_(src, p, buf.Length);
+                    if (n < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
+                    if (n < 0) return Marshal.GetLastPInvokeError();
+                    if (n == 0) return 0;
+                    for (nint done = 0; done < n;)
+                    {
+                        nint w = write_(dst, p + done, n - done);
+                        if (w < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
+                        if (w < 0) return Marshal.GetLastPInvokeError();
+                        done += w;
+                    }
+                }
+            }
+        }
+        finally
+        {
+            close_(src);
+            if (dst >= 0) close_(dst);
+        }
+    }
+
+    /// <summary>The first bytes of the file <paramref name="path"/> (at most the span's length); -1 when it cannot be read.</summary>
+    public static int ReadHead(string path, Span<byte> into)
+    {
+        int fd = open_(path, O_RDONLY | O_CLOEXEC, 0);
+        if (fd < 0) return -1;
+        try
+        {
+            int got = 0;
+            fixed (byte* p = into)
+            {
+                while (got < into.Length)
+                {
+                    nint n = read_(fd, p + got, into.Length - got);
+                    if (n < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
+                    if (n < 0) return -1;
+                    if (n == 0) break;
+                    got += (int)n;
+                }
+            }
+            return got;
+        }
+        finally
+        {
+            close_(fd);
+        }
     }
 }

@@ -72,14 +72,15 @@ public sealed record MmEvent(int Vpid, MmOp Op, ulong Addr, ulong Length, ulong 
 
 /// <summary>
 /// The object behind a mapping as /proc/PID/maps names it: <paramref name="Name"/> is the host's name (a host path,
-/// "/memfd:x (deleted)", "/dev/zero (deleted)", "/SYSV00000000 (deleted)"), the device and inode of the host's file.
+/// "/memfd:x (deleted)", "/dev/zero (deleted)", "/SYSV00000000 (deleted)"; bytes, carried as every path is: see the
+/// contract README, "Values"), the device and inode of the host's file.
 /// The VFS turns a host path into the guest's path when it shows the map.
 /// </summary>
 public sealed record MmBacking(string Name, int DevMajor, int DevMinor, ulong Inode);
 
 /// <summary>
 /// One mapping of an address space, as /proc/PID/maps shows it. <paramref name="Name"/> is a host path for a file
-/// mapping (the VFS shows the guest's), a bracketed name ([heap], [stack], [vdso], [vvar]) or null for anonymous
+/// mapping (bytes, carried as every path is; the VFS shows the guest's), a bracketed name ([heap], [stack], [vdso], [vvar]) or null for anonymous
 /// memory; the device and inode are the host file's (0 for anonymous memory, as Linux prints them).
 /// </summary>
 public sealed record Vma(ulong Start, ulong End, int Prot, bool Shared, long Offset, string? Name,

@@ -191,6 +191,13 @@ public sealed record CwdResult(int Errno, string? Path);
 /// <summary>
 /// The VFS server: owns the namespace (mounts, copy-on-write layers, procfs, devfs, path resolution) and each
 /// process's cwd. Data-plane calls on host-backed files never reach it.
+/// <para>
+/// Paths are bytes (contract version 9): every path in this contract, guest or host (a path, a dirfd's or a cwd's host
+/// path, a symlink's target, an interpreter), is a Linux path (any byte but NUL) carried as a string by one map:
+/// valid UTF-8 as itself, each byte that is not part of valid UTF-8 as U+F700 + the byte (U+F780..U+F7FF), and
+/// the UTF-8 of U+F780..U+F7FF itself byte by byte the same way (see the README, "Values"). A server hands the host
+/// the bytes a string stands for, and decodes the host's names (listings, link texts) the same way.
+/// </para>
 /// </summary>
 [JsonRpcContract, PolyType.GenerateShape(IncludeMethods = PolyType.MethodShapeFlags.PublicInstance)]
 public partial interface IVfsServer : IKernelServer

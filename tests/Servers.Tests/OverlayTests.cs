@@ -97,6 +97,37 @@ public sealed class OverlayTests : IDisposable
     }
 
     [Fact]
+    public async Task Whiteouts_of_names_of_any_bytes_are_replayed_too()
+    {
+        // A name holding a newline (the journal's separator), and one standing for bytes that are not UTF-8.
+        _vfs.KeptUpper = Path.Combine(_vfs.Base, "kept-upper");
+        _vfs.Lower("d/a\nb", "x");
+        _vfs.Lower("d/a", "y");
+        _vfs.Lower("d/b", "z");
+        string raw = "c" + PathBytes.Decode([0xE9, 0xFF]);
+        string rawHost = _vfs.LowerPath("d/" + raw);
+        Assert.Equal(0, UmlMicro.Servers.Vfs.Native.HostFs.CreateEmpty(rawHost)); // the bytes c\xe9\xff, not their UTF-8
+        try
+        {
+            Assert.Equal(0, (await _vfs.Stat("/d/" + raw)).Errno);
+            Assert.Equal(0, await _vfs.Change(NameOp.Unlink, "/d/a\nb"));
+            Assert.Equal(0, await _vfs.Change(NameOp.Unlink, "/d/" + raw));
+
+            await _vfs.Restart();
+
+            Assert.Equal(Errno.ENOENT, (await _vfs.Stat("/d/a\nb")).Errno);
+            Assert.Equal(Errno.ENOENT, (await _vfs.Stat("/d/" + raw)).Errno);
+            Assert.Equal(0, (await _vfs.Stat("/d/a")).Errno);
+            Assert.Equal(0, (await _vfs.Stat("/d/b")).Errno);
+            Assert.Equal(["a", "b"], await _vfs.List("/d"));
+        }
+        finally
+        {
+            UmlMicro.Servers.Vfs.Native.HostFs.Unlink(rawHost);
+        }
+    }
+
+    [Fact]
     public async Task Rmdir_of_a_merged_directory_with_entries_is_ENOTEMPTY()
     {
         _vfs.Lower("d/lower-file", "x");
