@@ -65,9 +65,9 @@ internal static class SysProcess
         var r = SysFile.Resolve(c, dirFdArg, pathArg, PathOp.Exec, follow);
         if (r?.Interpreter is not { } interpreter) return;
         int argvArg = pathArg + 1;
-        var strings = new List<byte[]> { Utf8Z(interpreter) };
-        if (r.InterpreterArg is { } arg) strings.Add(Utf8Z(arg));
-        strings.Add(Utf8Z(c.ReadPath(pathArg)));
+        var strings = new List<byte[]> { BytesZ(interpreter) };
+        if (r.InterpreterArg is { } arg) strings.Add(BytesZ(arg));
+        strings.Add(BytesZ(c.ReadPath(pathArg)));
         var rest = new List<ulong>();
         ulong argv = c.Arg(argvArg);
         for (int i = 1; argv != 0; i++)
@@ -94,7 +94,7 @@ internal static class SysProcess
     }
 
     /// <summary>A string the guest gave or the VFS answered, as the bytes it stands for (PathBytes), NUL-terminated.</summary>
-    private static byte[] Utf8Z(string s) => UmlMicro.Contracts.Linux.PathBytes.EncodeZ(s);
+    private static byte[] BytesZ(string s) => UmlMicro.Contracts.Linux.PathBytes.EncodeZ(s);
 
     /// <summary>The host runs the call untouched; the table's result kind does the translation.</summary>
     private static void HostRuns(SyscallCall c) { }
