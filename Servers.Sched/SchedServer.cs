@@ -35,6 +35,9 @@ internal sealed partial class SchedServer : KernelServerBase, ISchedServer
     private readonly ProcessTable table;
     private int cpus = Environment.ProcessorCount;
     private IRunPolicy policy = new RoundRobinPolicy(TimeSpan.FromMilliseconds(10));
+    // What sched/configure chose, kept in a checkpoint: a restored server is not sent sched/configure again.
+    private string policyName = "round-robin";
+    private long quantumNs = 10_000_000;
 
     public SchedServer(PidNamespace pids) : base(Contract.SchedName, Contract.SchedVersion)
     {
@@ -43,7 +46,7 @@ internal sealed partial class SchedServer : KernelServerBase, ISchedServer
     }
 
     private sealed record Checkpoint(int Cpus, int LastPid, Dictionary<int, int> PidReferences, IReadOnlyList<ProcessState> Processes,
-        IReadOnlyList<int>? Reserved = null);
+        IReadOnlyList<int>? Reserved = null, string? Policy = null, long QuantumNs = 0);
 
     /// <summary>A checkpoint's JSON, generated at compile time (the server is a NativeAOT executable).</summary>
     [JsonSerializable(typeof(Checkpoint))]
@@ -54,13 +57,18 @@ internal sealed partial class SchedServer : KernelServerBase, ISchedServer
         lock (gate)
         {
             var (last, references) = pids.Save();
-            return Task.FromResult<string?>(JsonSerializer.Serialize(new Checkpoint(cpus, last, references, table.Save(), [.. table.Reserved]), CheckpointJson.Default.Checkpoint));
+            return Task.FromResult<string?>(JsonSerializer.Serialize(
+                new Checkpoint(cpus, last, references, table.Save(), [.. table.Reserved], policyName, quantumNs), CheckpointJson.Default.Checkpoint));
         }
     }
 
     public override Task RestoreAsync(string checkpoint)
     {
         var saved = ReadCheckpoint(checkpoint, CheckpointJson.Default.Checkpoint);
+        // A checkpoint from before the policy was kept in it has none: the default, as that server then had after a restore.
+        string savedPolicy = saved.Policy ?? "round-robin";
+        long savedQuantumNs = saved.QuantumNs > 0 ? saved.QuantumNs : 10_000_000;
+        var savedRunPolicy = CreatePolicy(savedPolicy, savedQuantumNs) ?? throw NotACheckpoint($"unknown policy '{savedPolicy}'");
         lock (gate)
         {
             if (pids.Started) throw ProtocolViolation.Of("a checkpoint is restored into a fresh server only");
@@ -74,6 +82,7 @@ internal sealed partial class SchedServer : KernelServerBase, ISchedServer
                 throw NotACheckpoint(e.Message);
             }
             cpus = saved.Cpus;
+            (policy, policyName, quantumNs) = (savedRunPolicy, savedPolicy, savedQuantumNs);
         }
         return Task.CompletedTask;
     }
@@ -84,12 +93,12 @@ internal sealed partial class SchedServer : KernelServerBase, ISchedServer
             throw ProtocolViolation.Of($"a guest needs at least one virtual CPU, not {config.Cpus}");
         if (config.QuantumNs < 1)
             throw ProtocolViolation.Of($"a quantum must be positive, not {config.QuantumNs} ns");
-        var chosen = RunPolicies.Create(config.Policy ?? "", TimeSpan.FromTicks(Math.Max(1, config.QuantumNs / 100)))
+        var chosen = CreatePolicy(config.Policy ?? "", config.QuantumNs)
             ?? throw ProtocolViolation.Of($"unknown policy '{config.Policy}' ({string.Join(", ", RunPolicies.Names)})");
         lock (gate)
         {
             cpus = config.Cpus;
-            policy = chosen;
+            (policy, policyName, quantumNs) = (chosen, config.Policy!, config.QuantumNs);
         }
         return Task.CompletedTask;
     }
@@ -198,4 +207,7 @@ internal sealed partial class SchedServer : KernelServerBase, ISchedServer
     }
 
     private static TaskGrant Grant(GuestThread thread) => new(thread.Process.Pid, thread.Tid);
+
+    private static IRunPolicy? CreatePolicy(string name, long quantumNs) =>
+        RunPolicies.Create(name, TimeSpan.FromTicks(Math.Max(1, quantumNs / 100)));
 }

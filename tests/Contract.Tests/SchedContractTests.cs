@@ -362,6 +362,23 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
     }
 
     [Fact]
+    public async Task A_checkpoint_keeps_the_run_policy_and_its_quantum()
+    {
+        // sched/configure came before the checkpoint, so a restored server is not sent it again.
+        await Proxy.ConfigureAsync(new SchedConfig(1, "fifo", QuantumNs: 10 * Ms));
+        await Proxy.StartInitAsync(HostInit);
+        var fifo = await Successor();
+        await fifo.RestoreAsync((await Proxy.CheckpointAsync())!);
+        Assert.Empty((await fifo.VcpuTickAsync(new VcpuTick(1, [Runs(1, sliceMs: 500), Waits(2, waitMs: 500)]))).Preempt);
+
+        await Proxy.ConfigureAsync(new SchedConfig(1, "round-robin", QuantumNs: 100 * Ms));
+        var slow = await Successor();
+        await slow.RestoreAsync((await Proxy.CheckpointAsync())!);
+        Assert.Empty((await slow.VcpuTickAsync(new VcpuTick(1, [Runs(1, sliceMs: 50), Waits(2, waitMs: 50)]))).Preempt);
+        Assert.Equal([1], (await slow.VcpuTickAsync(new VcpuTick(1, [Runs(1, sliceMs: 120), Waits(2, waitMs: 120)]))).Preempt);
+    }
+
+    [Fact]
     public async Task Round_robin_preempts_a_thread_past_its_quantum_scaled_by_nice_and_queues_waiters_in_arrival_order()
     {
         await Proxy.ConfigureAsync(new SchedConfig(2, "round-robin", QuantumNs: 10 * Ms));
