@@ -97,11 +97,16 @@ internal sealed class ProcessTable(PidNamespace pids)
         return taken;
     }
 
+    /// <summary>Every number must be set aside, once: a refusal changes nothing.</summary>
     public void Release(IEnumerable<int> numbers)
     {
-        foreach (int nr in numbers)
+        var list = numbers.ToList();
+        var seen = new HashSet<int>();
+        foreach (int nr in list)
+            if (!reserved.Contains(nr) || !seen.Add(nr)) throw ProtocolViolation.Of($"pid {nr} was not set aside");
+        foreach (int nr in list)
         {
-            if (!reserved.Remove(nr)) throw ProtocolViolation.Of($"pid {nr} was not set aside");
+            reserved.Remove(nr);
             pids.Put(nr);
         }
     }

@@ -319,6 +319,19 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
     }
 
     [Fact]
+    public async Task A_release_that_names_a_number_not_set_aside_is_refused_and_releases_none()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        Assert.Equal([2, 3], await Proxy.ReservePidsAsync(2));
+
+        await Refused(() => Proxy.ReleasePidsAsync([2, 99]));
+        await Refused(() => Proxy.ReleasePidsAsync([3, 3]));
+        // Nothing changed: both are still set aside, and can be released once.
+        await Proxy.ReleasePidsAsync([2, 3]);
+        await Refused(() => Proxy.ReleasePidsAsync([2]));
+    }
+
+    [Fact]
     public async Task A_second_init_is_refused_even_after_the_first_was_reaped()
     {
         await Proxy.StartInitAsync(HostInit);

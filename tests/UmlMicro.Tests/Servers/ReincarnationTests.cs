@@ -103,7 +103,7 @@ public sealed class ReincarnationTests : IDisposable
         HostProcesses.Signal(hung, HostProcesses.SIGSTOP);
 
         Assert.Equal(0, sched.Call(s => s.ParentAsync(1)));
-        Assert.True(HostProcesses.Eventually(() => !Alive(hung), TimeSpan.FromSeconds(5)), "the hung server was left running");
+        Assert.True(HostProcesses.Eventually(() => !Alive(hung), TimeSpan.FromSeconds(5)), "the hung server was left running: " + (File.Exists($"/proc/{hung}/stat") ? File.ReadAllText($"/proc/{hung}/stat") + File.ReadAllText($"/proc/{hung}/cmdline") : "gone"));
         var restart = Assert.Single(budget.Restarts);
         Assert.Contains("did not answer", restart.Why);
         Assert.Equal(1, restart.Retried);
