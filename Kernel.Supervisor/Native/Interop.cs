@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using UmlMicro.Contracts.Linux;
 
 namespace UmlMicro.Supervisor.Native;
 

@@ -1,15 +1,15 @@
+using System;
 using System.Runtime.InteropServices;
 using System.Runtime.InteropServices.Marshalling;
-using UmlMicro.Contracts.Linux;
 
-namespace UmlMicro.Servers.Vfs.Native;
+namespace UmlMicro.Contracts.Linux;
 
 /// <summary>
-/// Hands the host a path's own bytes (<see cref="PathBytes"/>): a name the guest made of bytes that are not UTF-8 is
+/// Hands the host (through P/Invoke, in the supervisor and the VFS) a path's own bytes (<see cref="PathBytes"/>): a name the guest made of bytes that are not UTF-8 is
 /// carried as U+F780..U+F7FF, which UTF-8 marshalling would turn into three bytes each.
 /// </summary>
 [CustomMarshaller(typeof(string), MarshalMode.Default, typeof(PathMarshaller))]
-internal static unsafe class PathMarshaller
+public static unsafe class PathMarshaller
 {
     public static byte* ConvertToUnmanaged(string? path)
     {
