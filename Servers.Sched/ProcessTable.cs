@@ -13,6 +13,9 @@ internal sealed class GuestThread(int tid, int hostTid, GuestProcess process)
     public int HostTid { get; } = hostTid;
 
     public GuestProcess Process { get; } = process;
+
+    /// <summary>Its scheduling attributes (<see cref="Priorities"/>): inherited at its creation, kept across execve.</summary>
+    public SchedAttr Attr { get; set; } = Priorities.Default;
 }
 
 /// <summary>A guest process (thread group): alive while it has threads, a zombie from its last thread's exit
@@ -52,7 +55,7 @@ internal sealed class GuestProcess(int pid, int hostPid, int parentPid, int pgid
 internal sealed record ProcessState(int Pid, int HostPid, int ParentPid, int Pgid, int Sid, int? ExitStatus,
     IReadOnlyList<ThreadState> Threads, IReadOnlyList<int> Children, bool ChildSubreaper = false);
 
-internal sealed record ThreadState(int Tid, int HostTid);
+internal sealed record ThreadState(int Tid, int HostTid, SchedAttr? Attr = null);
 
 internal sealed class ProcessTable(PidNamespace pids)
 {
@@ -120,9 +123,11 @@ internal sealed class ProcessTable(PidNamespace pids)
 
     public GuestThread Create(TaskCreation creation)
     {
-        var creator = LiveThread(creation.CreatorVtid).Process;
+        var creatorThread = LiveThread(creation.CreatorVtid);
+        var creator = creatorThread.Process;
+        var attr = Priorities.Inherit(creatorThread.Attr);
         if (creation.Kind == CloneKind.Thread)
-            return AddThread(creator, Alloc(creation.Pid), creation.HostTid);
+            return AddThread(creator, Alloc(creation.Pid), creation.HostTid, attr);
 
         int parentPid = creation.CloneParent ? creator.ParentPid : creator.Pid;
         if (parentPid == 0)
@@ -132,7 +137,7 @@ internal sealed class ProcessTable(PidNamespace pids)
         pids.Get(creator.Sid);
         var child = new GuestProcess(pid, creation.HostTid, parentPid, creator.Pgid, creator.Sid);
         processes[parentPid].Children.Add(pid);
-        return AddThread(child, pid, creation.HostTid);
+        return AddThread(child, pid, creation.HostTid, attr);
     }
 
     /// <summary>execve succeeded in <paramref name="pid"/>: as Linux's de_thread, every other thread is gone and the
@@ -140,6 +145,9 @@ internal sealed class ProcessTable(PidNamespace pids)
     public void Exec(int pid)
     {
         var process = LiveProcess(pid);
+        // sched/exec does not say which thread called execve: when the leader is gone, the survivor takes the
+        // attributes of the lowest-numbered thread, the leader's own otherwise.
+        var attr = process.Threads.Values.OrderBy(t => t.Tid != pid).ThenBy(t => t.Tid).First().Attr;
         foreach (var thread in process.Threads.Values.Where(t => t.Tid != pid).ToList())
         {
             process.Threads.Remove(thread.Tid);
@@ -149,7 +157,7 @@ internal sealed class ProcessTable(PidNamespace pids)
         if (!process.Threads.ContainsKey(pid))
         {
             // The leader had exited before a sibling exec'ed; its number was kept as the pid.
-            var leader = new GuestThread(pid, process.HostPid, process);
+            var leader = new GuestThread(pid, process.HostPid, process) { Attr = attr };
             process.Threads.Add(pid, leader);
             threads.Add(pid, leader);
             process.ExitStatus = null;
@@ -207,7 +215,7 @@ internal sealed class ProcessTable(PidNamespace pids)
 
     public IReadOnlyList<ProcessState> Save() => [.. processes.Values.OrderBy(p => p.Pid).Select(p => new ProcessState(
         p.Pid, p.HostPid, p.ParentPid, p.Pgid, p.Sid, p.ExitStatus,
-        [.. p.Threads.Values.OrderBy(t => t.Tid).Select(t => new ThreadState(t.Tid, t.HostTid))], [.. p.Children.Order()], p.ChildSubreaper))];
+        [.. p.Threads.Values.OrderBy(t => t.Tid).Select(t => new ThreadState(t.Tid, t.HostTid, t.Attr))], [.. p.Children.Order()], p.ChildSubreaper))];
 
     /// <summary>The table as a checkpoint saved it (the pid namespace is loaded beside it).</summary>
     public void Load(IEnumerable<ProcessState> saved, IEnumerable<int> reservedNumbers)
@@ -227,7 +235,8 @@ internal sealed class ProcessTable(PidNamespace pids)
             processes.Add(p.Pid, process);
             foreach (var t in p.Threads ?? [])
             {
-                var thread = new GuestThread(t.Tid, t.HostTid, process);
+                // A checkpoint from before the attributes were kept has none: every thread was at the default.
+                var thread = new GuestThread(t.Tid, t.HostTid, process) { Attr = t.Attr ?? Priorities.Default };
                 process.Threads.Add(t.Tid, thread);
                 threads.Add(t.Tid, thread);
             }
@@ -245,9 +254,9 @@ internal sealed class ProcessTable(PidNamespace pids)
         return nr;
     }
 
-    private GuestThread AddThread(GuestProcess process, int tid, int hostTid)
+    private GuestThread AddThread(GuestProcess process, int tid, int hostTid, SchedAttr? attr = null)
     {
-        var thread = new GuestThread(tid, hostTid, process);
+        var thread = new GuestThread(tid, hostTid, process) { Attr = attr ?? Priorities.Default };
         processes.TryAdd(process.Pid, process);
         process.Threads.Add(tid, thread);
         threads.Add(tid, thread);

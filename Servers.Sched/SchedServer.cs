@@ -33,6 +33,8 @@ internal sealed partial class SchedServer : KernelServerBase, ISchedServer
     private readonly Lock gate = new();
     private readonly PidNamespace pids;
     private readonly ProcessTable table;
+    private readonly Priorities priorities;
+    private readonly ClassRanking classes = new();
     private int cpus = Environment.ProcessorCount;
     private IRunPolicy policy = new RoundRobinPolicy(TimeSpan.FromMilliseconds(10));
     // What sched/configure chose, kept in a checkpoint: a restored server is not sent sched/configure again.
@@ -43,6 +45,7 @@ internal sealed partial class SchedServer : KernelServerBase, ISchedServer
     {
         this.pids = pids;
         table = new ProcessTable(pids);
+        priorities = new Priorities(table, () => cpus);
     }
 
     private sealed record Checkpoint(int Cpus, int LastPid, Dictionary<int, int> PidReferences, IReadOnlyList<ProcessState> Processes,
@@ -151,6 +154,7 @@ internal sealed partial class SchedServer : KernelServerBase, ISchedServer
         {
             table.Exit(exit.Vtid, exit.Status);
             policy.Forget(exit.Vtid);
+            classes.Forget(exit.Vtid);
         }
         return Task.CompletedTask;
     }
@@ -195,8 +199,35 @@ internal sealed partial class SchedServer : KernelServerBase, ISchedServer
     {
         if (tick.Threads.Any(t => t is null) || tick.Threads.DistinctBy(t => t.Vtid).Count() != tick.Threads.Count)
             throw ProtocolViolation.Of("a tick lists each thread once");
+        // The tick's nice values are the host's; the policy weighs by the ones Sched keeps.
         lock (gate)
-            return Task.FromResult(policy.Decide(tick));
+            return Task.FromResult(classes.Decide(tick with { Threads = [.. tick.Threads.Select(t => t with { Nice = AttrOf(t.Vtid).Nice })] }, AttrOf, policy));
+    }
+
+    private SchedAttr AttrOf(int vtid) => priorities.GetAttr(vtid) ?? Priorities.Default;
+
+    public Task<int> GetPriorityAsync(PriorityRequest request)
+    {
+        lock (gate)
+            return Task.FromResult(priorities.GetPriority(request ?? throw ProtocolViolation.Of("no request")));
+    }
+
+    public Task<PriorityAnswer> SetPriorityAsync(PriorityRequest request)
+    {
+        lock (gate)
+            return Task.FromResult(priorities.SetPriority(request ?? throw ProtocolViolation.Of("no request")));
+    }
+
+    public Task<int> SetAttrAsync(AttrRequest request)
+    {
+        lock (gate)
+            return Task.FromResult(priorities.SetAttr(request ?? throw ProtocolViolation.Of("no request")));
+    }
+
+    public Task<SchedAttr?> GetAttrAsync(int vtid)
+    {
+        lock (gate)
+            return Task.FromResult(priorities.GetAttr(vtid));
     }
 
     public Task ChildSubreaperAsync(int vpid, bool on)

@@ -89,6 +89,15 @@ internal static unsafe partial class Interop
         return mask;
     }
 
+    /// <summary>Sets host thread <paramref name="tid"/>'s nice value from the supervisor, as far as the host lets it
+    /// (lowering one needs CAP_SYS_NICE or RLIMIT_NICE; a refusal leaves the higher value, which harms nobody).</summary>
+    internal static void SetHostNice(int tid, int nice) => setpriority(PRIO_PROCESS, (uint)tid, nice);
+
+    private const int PRIO_PROCESS = 0;
+
+    [LibraryImport(Libc, SetLastError = true)]
+    private static partial int setpriority(int which, uint who, int prio);
+
     [LibraryImport(Libc, SetLastError = true)]
     private static partial int sched_setaffinity(int pid, nuint size, ulong* mask);
 

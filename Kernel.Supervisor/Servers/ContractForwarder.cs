@@ -199,8 +199,14 @@ internal sealed class SchedForwarder : ContractForwarder<ISchedServer>, ISchedSe
     private static readonly ContractMethod VcpuTick = ContractMethod.Ask<ISchedServer, VcpuDecision>(nameof(VcpuTickAsync), "sched/vcpu_tick", null, (s, a) => s.VcpuTickAsync((VcpuTick)a[0]!));
     private static readonly ContractMethod ChildSubreaper = ContractMethod.Tell<ISchedServer>(nameof(ChildSubreaperAsync), "sched/child_subreaper", Replay, (s, a) => s.ChildSubreaperAsync((int)a[0]!, (bool)a[1]!));
 
+    private static readonly ContractMethod GetPriority = ContractMethod.Ask<ISchedServer, int>(nameof(GetPriorityAsync), "sched/getpriority", null, (s, a) => s.GetPriorityAsync((PriorityRequest)a[0]!));
+    private static readonly ContractMethod SetPriority = ContractMethod.Ask<ISchedServer, PriorityAnswer>(nameof(SetPriorityAsync), "sched/setpriority", Replay, (s, a) => s.SetPriorityAsync((PriorityRequest)a[0]!));
+    private static readonly ContractMethod SetAttr = ContractMethod.Ask<ISchedServer, int>(nameof(SetAttrAsync), "sched/setattr", Replay, (s, a) => s.SetAttrAsync((AttrRequest)a[0]!));
+    private static readonly ContractMethod GetAttr = ContractMethod.Ask<ISchedServer, SchedAttr?>(nameof(GetAttrAsync), "sched/getattr", null, (s, a) => s.GetAttrAsync((int)a[0]!), orNull: true);
+
     internal static readonly ContractMethod[] Table =
-        [.. KernelMethods.Table, Configure, StartInit, TaskCreated, ReservePids, ReleasePids, TaskStarted, Exec, TaskExited, Reaped, Parent, GroupChanged, Cpus, Processes, VcpuTick, ChildSubreaper];
+        [.. KernelMethods.Table, Configure, StartInit, TaskCreated, ReservePids, ReleasePids, TaskStarted, Exec, TaskExited, Reaped, Parent, GroupChanged, Cpus, Processes, VcpuTick, ChildSubreaper,
+            GetPriority, SetPriority, SetAttr, GetAttr];
 
     public Task ConfigureAsync(SchedConfig config) => Forward(Configure, config);
     public Task<TaskGrant> StartInitAsync(int hostPid) => Forward<TaskGrant>(StartInit, hostPid);
@@ -217,4 +223,8 @@ internal sealed class SchedForwarder : ContractForwarder<ISchedServer>, ISchedSe
     public Task<IReadOnlyList<ProcessFacts>> ProcessesAsync() => Forward<IReadOnlyList<ProcessFacts>>(Processes);
     public Task<VcpuDecision> VcpuTickAsync(VcpuTick tick) => Forward<VcpuDecision>(VcpuTick, tick);
     public Task ChildSubreaperAsync(int vpid, bool on) => Forward(ChildSubreaper, vpid, on);
+    public Task<int> GetPriorityAsync(PriorityRequest request) => Forward<int>(GetPriority, request);
+    public Task<PriorityAnswer> SetPriorityAsync(PriorityRequest request) => Forward<PriorityAnswer>(SetPriority, request);
+    public Task<int> SetAttrAsync(AttrRequest request) => Forward<int>(SetAttr, request);
+    public Task<SchedAttr?> GetAttrAsync(int vtid) => Forward<SchedAttr?>(GetAttr, vtid);
 }

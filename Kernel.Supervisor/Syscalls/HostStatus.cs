@@ -91,6 +91,56 @@ internal static class HostStatus
         return new TaskCredentials(new Credentials(u[3], g[3], list, effective), new Credentials(u[0], g[0], list, u[0] == 0 ? permitted : 0));
     }
 
+    private const int CAP_SYS_NICE = 23;
+
+    /// <summary>
+    /// What Sched checks a scheduling call with about thread <paramref name="tid"/> (guest tid <paramref name="vtid"/>), or
+    /// null when it is gone: its real and effective uid, its process's soft RLIMIT_NICE and RLIMIT_RTPRIO (/proc/TID/limits),
+    /// and CAP_SYS_NICE as the guest holds it. The host's bounding set never has CAP_SYS_NICE (HostWall: on the host a
+    /// guest thread must not outrank the tracer), so the guest's is read off the rest: a task whose effective set holds
+    /// every capability its bounding set allows (root after execve, until it drops one or becomes another user) holds it.
+    /// </summary>
+    public static TaskCreds? SchedCreds(int tid, int vtid)
+    {
+        string? uids = null, eff = null, bnd = null;
+        long nice = 0, rtprio = 0;
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{tid}/status"))
+            {
+                if (line.StartsWith("Uid:", StringComparison.Ordinal)) uids = line[4..];
+                else if (line.StartsWith("CapEff:", StringComparison.Ordinal)) eff = line[7..].Trim();
+                else if (line.StartsWith("CapBnd:", StringComparison.Ordinal))
+                {
+                    bnd = line[7..].Trim();
+                    break; // after the others in the file
+                }
+            }
+            foreach (var line in File.ReadLines($"/proc/{tid}/limits"))
+            {
+                if (line.StartsWith("Max nice priority", StringComparison.Ordinal)) nice = SoftLimit(line);
+                else if (line.StartsWith("Max realtime priority", StringComparison.Ordinal)) rtprio = SoftLimit(line);
+            }
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        if (uids is null || eff is null || bnd is null) return null;
+        var u = uids.Split(['\t', ' '], StringSplitOptions.RemoveEmptyEntries);
+        ulong effective = Convert.ToUInt64(eff, 16), bounding = Convert.ToUInt64(bnd, 16);
+        bool sysNice = (effective & 1UL << CAP_SYS_NICE) != 0 || (bounding != 0 && (effective & bounding) == bounding);
+        return new TaskCreds(vtid, uint.Parse(u[0], System.Globalization.CultureInfo.InvariantCulture),
+            uint.Parse(u[1], System.Globalization.CultureInfo.InvariantCulture), sysNice, nice, rtprio);
+    }
+
+    /// <summary>A line of /proc/TID/limits ("Max nice priority   0   0", the limit's name padded to 26 columns): its soft limit, long.MaxValue for "unlimited".</summary>
+    private static long SoftLimit(string line)
+    {
+        var words = line[Math.Min(line.Length, 26)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return words.Length > 0 && long.TryParse(words[0], System.Globalization.CultureInfo.InvariantCulture, out long v) ? v : long.MaxValue;
+    }
+
     private static string? Field(int tid, string name)
     {
         try

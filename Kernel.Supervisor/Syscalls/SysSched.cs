@@ -1,4 +1,6 @@
 using UmlMicro.Contracts.Linux;
+using UmlMicro.Contracts.Servers;
+using static UmlMicro.Contracts.Linux.SchedAbi;
 using UmlMicro.Contracts.Syscalls;
 using UmlMicro.Supervisor.Guest;
 
@@ -6,33 +8,31 @@ namespace UmlMicro.Supervisor.Syscalls;
 
 /// <summary>
 /// Scheduling calls. The guest sees, and sets its affinity over, the virtual CPUs it was given; sched_yield
-/// gives its vCPU to a waiting thread. Nice values and scheduling classes pass to the host with their pids
-/// translated, so the host keeps them and answers with Linux's errnos (EACCES to lower a nice value without
-/// CAP_SYS_NICE, EINVAL for a bad policy); the vCPU policy reads a thread's nice value from the host at its
-/// ticks, so setpriority, nice() and sched_setattr all weigh in. The real-time classes (SCHED_FIFO, SCHED_RR,
-/// SCHED_DEADLINE) are EPERM, as for a process without CAP_SYS_NICE: a guest thread that took one on the host
-/// could starve the kernel's own tracer on its CPU, and the vCPUs are the guest's scheduler anyway.
+/// gives its vCPU to a waiting thread. Each thread's scheduling attributes (nice, policy, real-time priority, DEADLINE
+/// parameters, reset-on-fork) are Sched's: getpriority, setpriority, sched_{get,set}{param,scheduler,attr} and
+/// sched_rr_get_interval are answered from its record, and Sched decides every permission with Linux's rules, from the
+/// credentials the supervisor reads from the host (<see cref="HostStatus.SchedCreds"/>). The supervisor copies the
+/// structs in and out of the guest and checks what Linux checks before it looks a pid up.
+/// <para>
+/// The host gets what it can take without privilege: a nice value above 0 is also set on the host thread (it only
+/// yields the host's CPU to others), and 0 again when the guest lowers it to 0 or below, when the host lets umlmicro
+/// (else the host thread keeps the higher value, which harms nobody). A lower nice or a real-time class never reaches
+/// the host: a guest thread must not outrank the kernel's own tracer on its CPU, and the vCPUs' run policy in Sched
+/// ranks the guest's threads by what Sched keeps.
+/// </para>
 /// </summary>
 internal static class SysSched
 {
-    private const int PRIO_PROCESS = 0, PRIO_PGRP = 1, PRIO_USER = 2, IOPRIO_WHO_PROCESS = 1, IOPRIO_WHO_PGRP = 2, IOPRIO_WHO_USER = 3;
-    private const long SETPRIORITY = 141, IOPRIO_SET = 251, IOPRIO_GET = 252;
+    private const int IOPRIO_WHO_PROCESS = 1, IOPRIO_WHO_PGRP = 2, IOPRIO_WHO_USER = 3;
+    private const long IOPRIO_SET = 251, IOPRIO_GET = 252;
 
     public static void Register(Dictionary<string, EntryHandler> h)
     {
         h["sched_yield"] = Yield;
         h["sched_getaffinity"] = GetAffinity;
         h["sched_setaffinity"] = SetAffinity;
-        h["getpriority"] = c =>
-        {
-            if (c.IntArg(0) == PRIO_USER) GetPriorityOfUser(c);
-            else TranslateIf(c, whichArg: 0, PRIO_PROCESS, PRIO_PGRP);
-        };
-        h["setpriority"] = c =>
-        {
-            if (c.IntArg(0) == PRIO_USER) SetPriorityOfUser(c);
-            else TranslateIf(c, whichArg: 0, PRIO_PROCESS, PRIO_PGRP);
-        };
+        h["getpriority"] = GetPriority;
+        h["setpriority"] = SetPriority;
         h["ioprio_get"] = c =>
         {
             if (c.IntArg(0) == IOPRIO_WHO_USER) IoprioOfUser(c, set: false);
@@ -43,8 +43,27 @@ internal static class SysSched
             if (c.IntArg(0) == IOPRIO_WHO_USER) IoprioOfUser(c, set: true);
             else TranslateIf(c, whichArg: 0, IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP);
         };
-        h["sched_setscheduler"] = c => RefuseRealTime(c, c.IntArg(1));
-        h["sched_setattr"] = c => RefuseRealTime(c, c.Arg(1) == 0 ? 0 : (int)GuestMemory.Read<uint>(c.Tid, c.Arg(1) + 4)); // sched_attr.sched_policy
+        h["sched_setscheduler"] = c =>
+        {
+            if (c.IntArg(1) < 0) throw new SyscallError(Errno.EINVAL);
+            SetParam(c, c.IntArg(1), c.Arg(2));
+        };
+        h["sched_setparam"] = c => SetParam(c, SETPARAM_POLICY, c.Arg(1));
+        h["sched_setattr"] = SetAttr;
+        h["sched_getscheduler"] = c =>
+        {
+            var attr = AttrOf(c, c.IntArg(0));
+            c.Return(attr.Policy | ((attr.Flags & SCHED_FLAG_RESET_ON_FORK) != 0 ? SCHED_RESET_ON_FORK : 0));
+        };
+        h["sched_getparam"] = c =>
+        {
+            if (c.Arg(1) == 0 || c.IntArg(0) < 0) throw new SyscallError(Errno.EINVAL);
+            var attr = AttrOf(c, c.IntArg(0));
+            GuestMemory.Write(c.Tid, c.Arg(1), RealTime(attr.Policy) ? attr.Priority : 0);
+            c.Return(0);
+        };
+        h["sched_getattr"] = GetAttr;
+        h["sched_rr_get_interval"] = RrInterval;
         h["capget"] = CapHeader;
         h["capset"] = c =>
         {
@@ -53,25 +72,171 @@ internal static class SysSched
         };
     }
 
-    private const int SCHED_FIFO = 1, SCHED_RR = 2, SCHED_DEADLINE = 6, SCHED_RESET_ON_FORK = 0x40000000;
+    /// <summary>getpriority: 20 - nice, the highest among the threads named (Sched's answer, errors included).</summary>
+    private static void GetPriority(SyscallCall c)
+    {
+        int which = c.IntArg(0);
+        c.ServerUsed = Server.Sched;
+        // Only PRIO_USER matches threads by their owners; the others Sched finds in its own tree.
+        var request = new PriorityRequest(Creds(c, c.Task), which, c.IntArg(1), 0, which == PRIO_USER ? AllCreds(c) : []);
+        c.Return(c.Kernel.Sched.Call(s => s.GetPriorityAsync(request)));
+    }
+
+    /// <summary>setpriority: Sched sets and answers; each thread it changed gets its nice value on the host as far as the
+    /// host takes it (see the class comment).</summary>
+    private static void SetPriority(SyscallCall c)
+    {
+        int which = c.IntArg(0), who = c.IntArg(1);
+        IReadOnlyList<TaskCreds> owners = which switch
+        {
+            PRIO_PROCESS => TaskOf(c, who) is { } t ? [Creds(c, t)] : [],
+            PRIO_PGRP or PRIO_USER => AllCreds(c),
+            _ => [],
+        };
+        c.ServerUsed = Server.Sched;
+        var request = new PriorityRequest(Creds(c, c.Task), which, who, c.IntArg(2), owners);
+        var answer = c.Kernel.Sched.Call(s => s.SetPriorityAsync(request));
+        if (answer.Changed.Count > 0)
+        {
+            int nice = Math.Clamp(c.IntArg(2), MIN_NICE, MAX_NICE);
+            var changed = answer.Changed.ToHashSet();
+            foreach (var t in c.Kernel.Tasks.Snapshot())
+                if (t.Vtid != 0 && changed.Contains(t.Vtid)) Native.Interop.SetHostNice(t.HostTid, Math.Max(nice, 0));
+        }
+        c.Return(answer.Result);
+    }
+
+    /// <summary>sched_setscheduler and sched_setparam (policy -1): Linux checks the param pointer and the pid's sign, then
+    /// copies the param (EFAULT); the pid, the policy and the permission are Sched's.</summary>
+    private static void SetParam(SyscallCall c, int policy, ulong param)
+    {
+        if (param == 0 || c.IntArg(0) < 0) throw new SyscallError(Errno.EINVAL);
+        int priority = GuestMemory.Read<int>(c.Tid, param);
+        long flags = 0;
+        // The legacy reset-on-fork bit in the policy (_sched_setscheduler's fixup).
+        if (policy != SETPARAM_POLICY && (policy & SCHED_RESET_ON_FORK) != 0)
+        {
+            flags = SCHED_FLAG_RESET_ON_FORK;
+            policy &= ~SCHED_RESET_ON_FORK;
+        }
+        AskSet(c, c.IntArg(0), new SchedAttr(policy, flags, 0, priority), legacy: true);
+    }
 
     /// <summary>
-    /// A real-time class is EPERM, in Linux's order: a missing param or negative pid EINVAL, an unreadable param
-    /// EFAULT, an unknown pid ESRCH, a bad priority EINVAL, then the permission. Every other policy is the host's
-    /// to check.
+    /// sched_setattr: EINVAL for no struct, a negative pid or any flags; then the struct is copied in as
+    /// sched_copy_attr does it: a size of 0 means the first version's 48 bytes, one below that or above a page is
+    /// E2BIG (the size Linux knows is written back), as are nonzero bytes beyond the 56 it knows; utilisation clamps
+    /// need the second version (EINVAL). A negative policy is EINVAL; the rest is Sched's.
     /// </summary>
-    private static void RefuseRealTime(SyscallCall c, int policy)
+    private static void SetAttr(SyscallCall c)
     {
-        PidTranslation.TranslateArgs(c);
-        policy &= ~SCHED_RESET_ON_FORK;
-        if (policy is not (SCHED_FIFO or SCHED_RR or SCHED_DEADLINE)) return;
-        bool setscheduler = c.Info.Name == "sched_setscheduler";
-        if ((setscheduler && c.Arg(2) == 0) || c.IntArg(0) < 0) throw new SyscallError(Errno.EINVAL);
-        int priority = setscheduler ? GuestMemory.Read<int>(c.Tid, c.Arg(2)) : 0;
-        if (c.IntArg(0) > 0 && PidTranslation.ToHost(c, c.IntArg(0)) is null) throw new SyscallError(Errno.ESRCH);
-        if (setscheduler && policy is SCHED_FIFO or SCHED_RR && priority is < 1 or > 99) throw new SyscallError(Errno.EINVAL);
-        throw new SyscallError(Errno.EPERM);
+        ulong uattr = c.Arg(1);
+        if (uattr == 0 || c.IntArg(0) < 0 || c.IntArg(2) != 0) throw new SyscallError(Errno.EINVAL);
+        uint size = GuestMemory.Read<uint>(c.Tid, uattr + AttrSize);
+        if (size == 0) size = SCHED_ATTR_SIZE_VER0;
+        if (size < SCHED_ATTR_SIZE_VER0 || size > PageSize) TooBig(c, uattr);
+        var bytes = new byte[size];
+        GuestMemory.Read(c.Tid, uattr, bytes);
+        if (bytes.AsSpan(Math.Min((int)size, SCHED_ATTR_SIZE_VER1)).ContainsAnyExcept((byte)0)) TooBig(c, uattr);
+        var known = new byte[SCHED_ATTR_SIZE_VER1];
+        bytes.AsSpan(0, Math.Min((int)size, known.Length)).CopyTo(known);
+        var span = known.AsSpan();
+        long flags = BitConverter.ToInt64(span[AttrFlags..]);
+        if ((flags & SCHED_FLAG_UTIL_CLAMP) != 0 && size < SCHED_ATTR_SIZE_VER1) throw new SyscallError(Errno.EINVAL);
+        int policy = BitConverter.ToInt32(span[AttrPolicy..]);
+        if (policy < 0) throw new SyscallError(Errno.EINVAL);
+        AskSet(c, c.IntArg(0), new SchedAttr(policy, flags, BitConverter.ToInt32(span[AttrNice..]), BitConverter.ToInt32(span[AttrPriority..]),
+            BitConverter.ToInt64(span[AttrRuntime..]), BitConverter.ToInt64(span[AttrDeadline..]), BitConverter.ToInt64(span[AttrPeriod..])), legacy: false);
     }
+
+    private const int PageSize = 4096;
+
+    private static void TooBig(SyscallCall c, ulong uattr)
+    {
+        GuestMemory.Write(c.Tid, uattr + AttrSize, (uint)SCHED_ATTR_SIZE_VER1);
+        throw new SyscallError(Errno.E2BIG);
+    }
+
+    /// <summary>Sched sets the attributes and answers the syscall's result. Whatever it set stays off the host but a
+    /// nice value above 0 (the class comment).</summary>
+    private static void AskSet(SyscallCall c, int who, SchedAttr attr, bool legacy)
+    {
+        var target = TaskOf(c, who);
+        c.ServerUsed = Server.Sched;
+        var request = new AttrRequest(Creds(c, c.Task), who, attr, legacy, target is null ? [] : [Creds(c, target)]);
+        int result = c.Kernel.Sched.Call(s => s.SetAttrAsync(request));
+        if (result == 0 && target is not null && c.Kernel.Sched.Call(s => s.GetAttrAsync(target.Vtid)) is { } now)
+            Native.Interop.SetHostNice(target.HostTid, now.Policy is SCHED_NORMAL or SCHED_BATCH or SCHED_IDLE ? Math.Max(now.Nice, 0) : 0);
+        c.Return(result);
+    }
+
+    /// <summary>
+    /// sched_getattr: EINVAL for no struct, a negative pid, a size below the first version's or above a page, or any
+    /// flags; ESRCH for no thread; then Sched's record is written, cut to the size given, with the size written
+    /// set to the smaller of the two (sched_attr_copy_to_user).
+    /// </summary>
+    private static void GetAttr(SyscallCall c)
+    {
+        ulong uattr = c.Arg(1);
+        uint usize = (uint)c.Arg(2);
+        if (uattr == 0 || c.IntArg(0) < 0 || usize is < SCHED_ATTR_SIZE_VER0 or > PageSize || c.IntArg(3) != 0) throw new SyscallError(Errno.EINVAL);
+        var attr = AttrOf(c, c.IntArg(0));
+        var bytes = new byte[SCHED_ATTR_SIZE_VER1];
+        var span = bytes.AsSpan();
+        int size = (int)Math.Min(usize, (uint)SCHED_ATTR_SIZE_VER1);
+        BitConverter.TryWriteBytes(span[AttrSize..], (uint)size);
+        BitConverter.TryWriteBytes(span[AttrPolicy..], attr.Policy);
+        BitConverter.TryWriteBytes(span[AttrFlags..], attr.Flags & SCHED_FLAG_ALL);
+        BitConverter.TryWriteBytes(span[AttrNice..], attr.Nice);
+        BitConverter.TryWriteBytes(span[AttrPriority..], attr.Priority);
+        BitConverter.TryWriteBytes(span[AttrRuntime..], attr.RuntimeNs);
+        BitConverter.TryWriteBytes(span[AttrDeadline..], attr.DeadlineNs);
+        BitConverter.TryWriteBytes(span[AttrPeriod..], attr.PeriodNs);
+        GuestMemory.Write(c.Tid, uattr, span[..size]);
+        c.Return(0);
+    }
+
+    /// <summary>
+    /// sched_rr_get_interval: SCHED_RR's slice (RR_TIMESLICE, as the run policy rotates them), 0 for FIFO and DEADLINE,
+    /// which have none; a normal thread's is the host's, which runs it whenever the vCPUs are not contended.
+    /// </summary>
+    private static void RrInterval(SyscallCall c)
+    {
+        if (c.IntArg(0) < 0) throw new SyscallError(Errno.EINVAL);
+        var attr = AttrOf(c, c.IntArg(0));
+        if (attr.Policy is SCHED_RR or SCHED_FIFO or SCHED_DEADLINE)
+        {
+            long ns = attr.Policy == SCHED_RR ? RR_TIMESLICE_NS : 0;
+            Span<long> timespec = [ns / 1_000_000_000, ns % 1_000_000_000];
+            GuestMemory.Write(c.Tid, c.Arg(1), System.Runtime.InteropServices.MemoryMarshal.AsBytes(timespec));
+            c.Return(0);
+            return;
+        }
+        PidTranslation.TranslateArg(c, 0);
+    }
+
+    /// <summary>Thread <paramref name="who"/>'s attributes (the caller's for 0) as Sched keeps them: ESRCH for none, and
+    /// EINVAL for a negative pid, which Linux checks first.</summary>
+    private static SchedAttr AttrOf(SyscallCall c, int who)
+    {
+        if (who < 0) throw new SyscallError(Errno.EINVAL);
+        c.ServerUsed = Server.Sched;
+        int vtid = who == 0 ? c.Task.Vtid : who;
+        return c.Kernel.Sched.Call(s => s.GetAttrAsync(vtid)) ?? throw new SyscallError(Errno.ESRCH);
+    }
+
+    /// <summary>The guest thread <paramref name="who"/> names (0: the caller), or null.</summary>
+    private static GuestTask? TaskOf(SyscallCall c, int who) =>
+        who == 0 ? c.Task : who < 0 ? null : c.Kernel.Tasks.Snapshot().FirstOrDefault(t => t.Vtid == who);
+
+    /// <summary>A thread's credentials from the host. One that is gone meanwhile (its exit is the next event) owns nothing
+    /// the caller may touch: nobody's ids, no capability, no limit; the caller itself being gone, nothing sees the answer.</summary>
+    private static TaskCreds Creds(SyscallCall c, GuestTask t) =>
+        HostStatus.SchedCreds(t.HostTid, t.Vtid) ?? (t == c.Task ? throw new GuestFault(0) : new TaskCreds(t.Vtid, uint.MaxValue, uint.MaxValue, false, 0, 0));
+
+    /// <summary>The credentials of every guest thread, for a call that names a process group or a user.</summary>
+    private static IReadOnlyList<TaskCreds> AllCreds(SyscallCall c) =>
+        [.. c.Kernel.Tasks.Snapshot().Where(t => t.Vtid != 0).Select(t => Creds(c, t))];
 
     /// <summary>The second argument is a pid or pgid when <paramref name="whichArg"/> says so; otherwise a uid,
     /// or nothing at all when "which" is invalid (the host says EINVAL).</summary>
@@ -92,35 +257,6 @@ internal static class SysSched
     }
 
     private static uint CallerUid(SyscallCall c) => HostStatus.RealUid(c.Tid) ?? throw new GuestFault(0);
-
-    /// <summary>getpriority(PRIO_USER): the highest priority (20 - nice) among the user's guest threads, ESRCH for none.</summary>
-    private static void GetPriorityOfUser(SyscallCall c)
-    {
-        uint uid = c.IntArg(1) == 0 ? CallerUid(c) : (uint)c.IntArg(1);
-        long best = -Errno.ESRCH;
-        foreach (var t in ThreadsOfUser(c, uid))
-            if (Nice(t.HostTid) is { } nice) best = Math.Max(best, 20 - nice);
-        c.Return(best);
-    }
-
-    /// <summary>
-    /// setpriority(PRIO_USER) as Linux's loop does it: each of the user's guest threads is set by the host
-    /// (setpriority(PRIO_PROCESS, its tid), injected, so the host checks the caller's rights on each); the result is
-    /// ESRCH when none matched, the last EPERM/EACCES when one was refused, else 0.
-    /// </summary>
-    private static void SetPriorityOfUser(SyscallCall c)
-    {
-        uint uid = c.IntArg(1) == 0 ? CallerUid(c) : (uint)c.IntArg(1);
-        var injector = c.Injector ?? throw new InvalidOperationException("no tracer to inject setpriority");
-        long error = -Errno.ESRCH;
-        foreach (var t in ThreadsOfUser(c, uid).ToArray())
-        {
-            long r = injector.Inject(c.Task, SETPRIORITY, [PRIO_PROCESS, (ulong)t.NsTid, c.Arg(2)]);
-            if (r == 0 && error == -Errno.ESRCH) error = 0;
-            else if (r is -Errno.EPERM or -Errno.EACCES) error = r;
-        }
-        c.Return(error);
-    }
 
     /// <summary>
     /// ioprio_set/ioprio_get(IOPRIO_WHO_USER) over the user's guest threads, as Linux's loops: set stops at the first
@@ -146,21 +282,6 @@ internal static class SysSched
             }
         }
         c.Return(result);
-    }
-
-    /// <summary>A thread's nice value, field 19 of the host's /proc/TID/stat; null when it is gone.</summary>
-    private static int? Nice(int tid)
-    {
-        try
-        {
-            string stat = File.ReadAllText($"/proc/{tid}/stat");
-            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return int.Parse(fields[19 - 3]);
-        }
-        catch (IOException)
-        {
-            return null;
-        }
     }
 
     /// <summary>Always 0, as on Linux; when threads wait for a vCPU, the caller goes behind them.</summary>

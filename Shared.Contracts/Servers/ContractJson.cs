@@ -44,6 +44,10 @@ namespace UmlMicro.Contracts.Servers;
 [JsonSerializable(typeof(IReadOnlyList<int>))]
 [JsonSerializable(typeof(VcpuTick))]
 [JsonSerializable(typeof(VcpuDecision))]
+[JsonSerializable(typeof(PriorityRequest))]
+[JsonSerializable(typeof(PriorityAnswer))]
+[JsonSerializable(typeof(AttrRequest))]
+[JsonSerializable(typeof(SchedAttr))]
 // VFS
 [JsonSerializable(typeof(VfsConfig))]
 [JsonSerializable(typeof(PathRequest))]

@@ -38,9 +38,9 @@ public interface IKernelServer
 
 /// <summary>Names and versions of the contracts; bump a version when a method's meaning or its JSON changes
 /// (VFS 8, MM 7, Sched 5: enums travel as names; VFS 9: every path is bytes, carried as <see cref="Linux.PathBytes"/>
-/// says).</summary>
+/// says; Sched 7: Sched keeps each thread's scheduling attributes, sched/getpriority and friends).</summary>
 public static class Contract
 {
     public const string VfsName = "vfs", MmName = "mm", SchedName = "sched";
-    public const int VfsVersion = 9, MmVersion = 7, SchedVersion = 6;
+    public const int VfsVersion = 9, MmVersion = 7, SchedVersion = 7;
 }

@@ -75,6 +75,44 @@ public sealed record TaskExit(int Vtid, int Status);
 public sealed record GroupChange(int Vpid, int Vpgid, bool NewSession);
 
 /// <summary>
+/// What Sched checks a scheduling call with, about the calling thread or a thread it may change (contract version 7):
+/// its real and effective uid, whether it holds CAP_SYS_NICE in the guest, and its process's soft RLIMIT_NICE and
+/// RLIMIT_RTPRIO (long.MaxValue: unlimited). The supervisor reads them from the host.
+/// </summary>
+public sealed record TaskCreds(int Vtid, uint Uid, uint Euid, bool CapSysNice, long NiceLimit, long RtprioLimit);
+
+/// <summary>
+/// getpriority/setpriority as the guest called them (contract version 7): <paramref name="Which"/> and
+/// <paramref name="Who"/> as given (PRIO_PROCESS 0 names a thread, PRIO_PGRP 1 a process group, PRIO_USER 2 a real
+/// uid; 0 the caller's), <paramref name="Nice"/> the value to set (ignored by sched/getpriority).
+/// <paramref name="Owners"/>: the credentials of every guest thread the call may reach (for PRIO_PROCESS the one it
+/// names), which Sched matches users against and checks permissions with.
+/// </summary>
+public sealed record PriorityRequest(TaskCreds Caller, int Which, int Who, int Nice, IReadOnlyList<TaskCreds> Owners);
+
+/// <summary>What sched/setpriority did: <paramref name="Result"/> the syscall's (0 or -errno, as Linux's loop over
+/// the threads leaves it) and <paramref name="Changed"/> the threads whose nice value it set.</summary>
+public sealed record PriorityAnswer(int Result, IReadOnlyList<int> Changed);
+
+/// <summary>
+/// A thread's scheduling attributes, as Linux's struct sched_attr carries them (contract version 7):
+/// <paramref name="Policy"/> Linux's number (SCHED_NORMAL 0, FIFO 1, RR 2, BATCH 3, IDLE 5, DEADLINE 6; in a request
+/// -1 keeps the thread's own), <paramref name="Flags"/> sched_flags (SCHED_FLAG_RESET_ON_FORK 1; a DEADLINE thread's
+/// RECLAIM 2 and DL_OVERRUN 4), <paramref name="Nice"/> its nice value, <paramref name="Priority"/> its real-time
+/// priority (1..99 for FIFO and RR, else 0), the three DEADLINE parameters in nanoseconds (else 0).
+/// </summary>
+public sealed record SchedAttr(int Policy, long Flags, int Nice, int Priority, long RuntimeNs = 0, long DeadlineNs = 0, long PeriodNs = 0);
+
+/// <summary>
+/// sched_setattr, sched_setscheduler or sched_setparam as the guest called them (contract version 7):
+/// <paramref name="Who"/> the thread (0: the caller), <paramref name="Attr"/> what it asks for, as read from the guest
+/// (sched_setattr's flags KEEP_POLICY and KEEP_PARAMS are Sched's to apply); <paramref name="Legacy"/>: it came from
+/// sched_setscheduler or sched_setparam, which leave the nice value as it is. <paramref name="Owners"/>: the
+/// credentials of the thread it names.
+/// </summary>
+public sealed record AttrRequest(TaskCreds Caller, int Who, SchedAttr Attr, bool Legacy, IReadOnlyList<TaskCreds> Owners);
+
+/// <summary>
 /// The scheduler server: owns the virtual pid namespace (pid 1 is the first guest process), the
 /// process/thread tree, process groups and sessions, and the virtual CPUs. The supervisor keeps the
 /// grants it is given (a thread's own ids) and asks again only when something changes.
@@ -176,4 +214,31 @@ public partial interface ISchedServer : IKernelServer
     [Restore(RestoreKind.Replay)]
     [JsonRpcMethod("sched/child_subreaper")]
     Task ChildSubreaperAsync(int vpid, bool on);
+
+    /// <summary>
+    /// getpriority: the highest 20 - nice among the threads <see cref="PriorityRequest"/> names, or -ESRCH (-3) when it
+    /// names none, -EINVAL (-22) for a bad "which"; a result, not an error.
+    /// </summary>
+    [JsonRpcMethod("sched/getpriority")]
+    Task<int> GetPriorityAsync(PriorityRequest request);
+
+    /// <summary>
+    /// setpriority (and nice, which glibc makes of it): sets the nice value of each thread named, with Linux's
+    /// permission rules, and answers what the syscall returns (errors are results, not refusals).
+    /// </summary>
+    [Restore(RestoreKind.Replay)]
+    [JsonRpcMethod("sched/setpriority")]
+    Task<PriorityAnswer> SetPriorityAsync(PriorityRequest request);
+
+    /// <summary>
+    /// sched_setattr, sched_setscheduler, sched_setparam: sets a thread's scheduling attributes with Linux's checks and
+    /// permission rules; answers 0 or -errno (EINVAL, ESRCH, EPERM, EBUSY, EOPNOTSUPP), a result, not an error.
+    /// </summary>
+    [Restore(RestoreKind.Replay)]
+    [JsonRpcMethod("sched/setattr")]
+    Task<int> SetAttrAsync(AttrRequest request);
+
+    /// <summary>The scheduling attributes of thread <paramref name="vtid"/>, or null when no such thread lives.</summary>
+    [JsonRpcMethod("sched/getattr")]
+    Task<SchedAttr?> GetAttrAsync(int vtid);
 }

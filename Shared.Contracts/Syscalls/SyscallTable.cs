@@ -215,25 +215,26 @@ public static class SyscallTable
             S(435, "clone3", Ptr, Size).Rewrite(K.Sched).Returns(RetKind.Pid),
             S(438, "pidfd_getfd", Fd, Fd, Flags),
 
-            // --- scheduling and priorities (pids translated; the host keeps nice and policy, which the vCPU ticks report to
-            // Sched; sched_yield hands the vCPU to the thread Sched's policy put first)
+            // --- scheduling and priorities (Sched keeps each thread's nice, policy and parameters and decides who may set
+            // them; its run policy ranks the vCPU grants by them; sched_yield hands the vCPU to the thread Sched's policy put
+            // first; a normal thread's sched_rr_get_interval is the host's, which runs it)
             S(24, "sched_yield").Emulate(K.Sched),
-            S(140, "getpriority", Int, Pid).Rewrite(K.Kernel),
-            S(141, "setpriority", Int, Pid, Int).Rewrite(K.Kernel),
-            S(142, "sched_setparam", Pid, Ptr).Rewrite(K.Kernel),
-            S(143, "sched_getparam", Pid, Ptr).Rewrite(K.Kernel),
-            S(144, "sched_setscheduler", Pid, Int, Ptr).Rewrite(K.Kernel),
-            S(145, "sched_getscheduler", Pid).Rewrite(K.Kernel),
+            S(140, "getpriority", Int, Pid).Emulate(K.Sched),
+            S(141, "setpriority", Int, Pid, Int).Emulate(K.Sched),
+            S(142, "sched_setparam", Pid, Ptr).Emulate(K.Sched),
+            S(143, "sched_getparam", Pid, Ptr).Emulate(K.Sched),
+            S(144, "sched_setscheduler", Pid, Int, Ptr).Emulate(K.Sched),
+            S(145, "sched_getscheduler", Pid).Emulate(K.Sched),
             S(146, "sched_get_priority_max", Int),
             S(147, "sched_get_priority_min", Int),
-            S(148, "sched_rr_get_interval", Pid, Ptr).Rewrite(K.Kernel),
+            S(148, "sched_rr_get_interval", Pid, Ptr).Rewrite(K.Sched),
             S(203, "sched_setaffinity", Pid, Size, InBuf).Emulate(K.Kernel),
             S(204, "sched_getaffinity", Pid, Size, OutBuf).Emulate(K.Kernel),
             S(251, "ioprio_set", Int, Pid, Int).Rewrite(K.Kernel),
             S(252, "ioprio_get", Int, Pid).Rewrite(K.Kernel),
             S(309, "getcpu", Ptr, Ptr, Ptr),
-            S(314, "sched_setattr", Pid, Ptr, Flags).Rewrite(K.Kernel),
-            S(315, "sched_getattr", Pid, Ptr, Size, Flags).Rewrite(K.Kernel),
+            S(314, "sched_setattr", Pid, Ptr, Flags).Emulate(K.Sched),
+            S(315, "sched_getattr", Pid, Ptr, Size, Flags).Emulate(K.Sched),
 
             // --- signals
             S(13, "rt_sigaction", Signal, Ptr, Ptr, Size),
