@@ -13,10 +13,11 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from attrs import DEFAULT, Attributes, ClassRanking, inherit            # noqa: E402
 from policies import POLICIES                                            # noqa: E402
 from wire import REQUIRED, Method, Server, refuse                         # noqa: E402
 
-NAME, VERSION = "sched", 6
+NAME, VERSION = "sched", 7
 PID_MAX = 4194304            # numbers are 1 .. PID_MAX - 1
 PID_WRAP = 300               # cyclic allocation wraps back to here once past it (Linux's RESERVED_PIDS)
 ESRCH = 3
@@ -34,6 +35,14 @@ VCPU_THREAD = ("object", {"Vtid": (INT, REQUIRED), "Nice": (INT, REQUIRED),
                           "Standing": (("enum", ("Running", "New", "Preempted", "Yielded", "Overcommitted")), REQUIRED),
                           "RunNs": (LONG, REQUIRED), "SliceNs": (LONG, REQUIRED), "WaitNs": (LONG, REQUIRED)})
 VCPU_TICK = ("object", {"Cpus": (INT, REQUIRED), "Threads": (("list", VCPU_THREAD), REQUIRED)})
+TASK_CREDS = ("object", {"Vtid": (INT, REQUIRED), "Uid": ("uint32", REQUIRED), "Euid": ("uint32", REQUIRED),
+                         "CapSysNice": (BOOL, REQUIRED), "NiceLimit": (LONG, REQUIRED), "RtprioLimit": (LONG, REQUIRED)})
+PRIORITY_REQUEST = ("object", {"Caller": (TASK_CREDS, REQUIRED), "Which": (INT, REQUIRED), "Who": (INT, REQUIRED),
+                               "Nice": (INT, REQUIRED), "Owners": (("list", TASK_CREDS), REQUIRED)})
+SCHED_ATTR = ("object", {"Policy": (INT, REQUIRED), "Flags": (LONG, REQUIRED), "Nice": (INT, REQUIRED),
+                         "Priority": (INT, REQUIRED), "RuntimeNs": (LONG, 0), "DeadlineNs": (LONG, 0), "PeriodNs": (LONG, 0)})
+ATTR_REQUEST = ("object", {"Caller": (TASK_CREDS, REQUIRED), "Who": (INT, REQUIRED), "Attr": (SCHED_ATTR, REQUIRED),
+                           "Legacy": (BOOL, REQUIRED), "Owners": (("list", TASK_CREDS), REQUIRED)})
 
 
 class Process:
@@ -71,6 +80,9 @@ class Sched:
         self.reserved = set()        # numbers set aside by sched/reserve_pids
         self.holds = {}              # number -> how many things name it (a thread, a process, a group or session member, a reservation)
         self.told = False            # a state change was applied: restore is refused from now on
+        self.attrs = {}              # live vtid -> its scheduling attributes (attrs.py)
+        self.attributes = Attributes(self)
+        self.classes = ClassRanking()
 
     # --- numbers --------------------------------------------------------------------------------------------------
 
@@ -129,25 +141,29 @@ class Sched:
             self.procs[ppid].children.add(pid)
         return p
 
-    def add_thread(self, p, tid, host_tid):
+    def add_thread(self, p, tid, host_tid, attr=None):
         p.threads[tid] = host_tid
         self.thread_pid[tid] = p.pid
+        self.attrs[tid] = dict(attr or DEFAULT)
         self.hold(tid)
 
     def remove_thread(self, p, tid):
         del p.threads[tid]
         del self.thread_pid[tid]
+        del self.attrs[tid]
         self.drop(tid)
         self.policy.forget(tid)
+        self.classes.forget(tid)
 
     def create(self, c, number):
         """A task made by c (a checked TaskCreation) gets number (taken by the caller)."""
         creator = self.live_thread(c["CreatorVtid"])
+        attr = inherit(self.attrs[c["CreatorVtid"]])
         if c["Kind"] == "Thread":
-            self.add_thread(creator, number, c["HostTid"])
+            self.add_thread(creator, number, c["HostTid"], attr)
             return {"Vpid": creator.pid, "Vtid": number}
         p = self.add_process(number, c["HostTid"], self.parent_for(c, creator), creator.pgid, creator.sid)
-        self.add_thread(p, number, c["HostTid"])
+        self.add_thread(p, number, c["HostTid"], attr)
         return {"Vpid": number, "Vtid": number}
 
     def parent_for(self, c, creator):
@@ -242,12 +258,15 @@ class Sched:
 
     def exec(self, vpid):
         p = self.live_process(vpid)
+        # Which thread exec'd is not said: the leader keeps its own attributes; a leader that is back takes the
+        # lowest-numbered thread's.
+        attr = self.attrs[vpid if vpid in p.threads else min(p.threads)]
         for tid in [t for t in p.threads if t != vpid]:
             self.remove_thread(p, tid)
         if vpid in p.threads:
             p.threads[vpid] = p.host_pid
         else:
-            self.add_thread(p, vpid, p.host_pid)        # the leader had exited: it is back
+            self.add_thread(p, vpid, p.host_pid, attr)  # the leader had exited: it is back
         return None
 
     def task_exited(self, exit):
@@ -307,7 +326,10 @@ class Sched:
         vtids = [t["Vtid"] for t in tick["Threads"]]
         if len(set(vtids)) != len(vtids):
             raise refuse("a tick lists each thread once")
-        return self.policy.decide(tick)
+        # The tick's nice values are the host's; the policy weighs by the ones kept here.
+        attr_of = lambda vtid: self.attrs.get(vtid, DEFAULT)            # noqa: E731
+        tick = dict(tick, Threads=[dict(t, Nice=attr_of(t["Vtid"])["Nice"]) for t in tick["Threads"]])
+        return self.classes.decide(tick, attr_of, self.policy)
 
     def child_subreaper(self, vpid, on):
         self.live_process(vpid).subreaper = on
@@ -318,7 +340,8 @@ class Sched:
     def checkpoint(self):
         return json.dumps({"Format": CHECKPOINT_FORMAT, "Cpus": self.cpus, "Policy": self.policy_name,
                            "QuantumNs": self.quantum_ns, "Last": self.last, "Reserved": sorted(self.reserved),
-                           "Processes": [p.to_json() for _, p in sorted(self.procs.items())]},
+                           "Processes": [p.to_json() for _, p in sorted(self.procs.items())],
+                           "Attrs": sorted([tid, a] for tid, a in self.attrs.items())},
                           separators=(",", ":"))
 
     def restore(self, text):
@@ -342,10 +365,16 @@ class Sched:
                     fresh.hold(n)
                 for tid in p.threads:
                     fresh.thread_pid[tid] = p.pid
+                    fresh.attrs[tid] = dict(DEFAULT)
                     fresh.hold(tid)
+            for tid, a in j["Attrs"]:
+                if tid not in fresh.attrs:
+                    raise ValueError(f"attributes of no thread {tid}")
+                fresh.attrs[tid] = {f: int(a[f]) for f in DEFAULT}
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise refuse(f"restore: not a checkpoint of this server ({e})")
         self.__dict__.update(fresh.__dict__)
+        self.attributes = Attributes(self)  # fresh's rules looked at fresh
         return None
 
 
@@ -384,6 +413,10 @@ def main():
         "sched/processes": Method([], state.processes),
         "sched/vcpu_tick": Method([("tick", VCPU_TICK)], state.vcpu_tick),
         "sched/child_subreaper": Method([("vpid", INT), ("on", BOOL)], told(state.child_subreaper)),
+        "sched/getpriority": Method([("request", PRIORITY_REQUEST)], lambda r: state.attributes.getpriority(r)),
+        "sched/setpriority": Method([("request", PRIORITY_REQUEST)], told(lambda r: state.attributes.setpriority(r))),
+        "sched/setattr": Method([("request", ATTR_REQUEST)], told(lambda r: state.attributes.setattr(r))),
+        "sched/getattr": Method([("vtid", INT)], lambda v: state.attributes.getattr(v)),
     }
     server = Server(NAME, methods, "sched-py")
     try:

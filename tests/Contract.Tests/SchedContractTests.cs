@@ -395,6 +395,7 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
     public async Task Round_robin_preempts_a_thread_past_its_quantum_scaled_by_nice_and_queues_waiters_in_arrival_order()
     {
         await Proxy.ConfigureAsync(new SchedConfig(2, "round-robin", QuantumNs: 10 * Ms));
+        await Threads(5);
 
         // 1 has used its quantum, 2 has not: one waiting thread, so at most one preemption. Waiters that arrive at
         // the same tick queue longest-waiting first.
@@ -402,9 +403,11 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
         Assert.Equal([1], first.Preempt);
         Assert.Equal([4, 3], first.Next);
 
-        // A nice 5 thread's quantum is about a third of nice 0's (load weight 335 / 1024): 4 ms is past it. A waiter
-        // that arrives later queues behind those already waiting, however long it has waited.
-        var second = await Proxy.VcpuTickAsync(new VcpuTick(2, [Runs(1, sliceMs: 4, nice: 5), Runs(2, sliceMs: 4), Waits(3, waitMs: 6), Waits(4, waitMs: 8), Waits(5, waitMs: 50)]));
+        // A nice 5 thread's quantum is about a third of nice 0's (load weight 335 / 1024): 4 ms is past it. The nice
+        // value is the one Sched keeps, not the tick's (the host's). A waiter that arrives later queues behind those
+        // already waiting, however long it has waited.
+        await Renice(1, 5);
+        var second = await Proxy.VcpuTickAsync(new VcpuTick(2, [Runs(1, sliceMs: 4, nice: 0), Runs(2, sliceMs: 4), Waits(3, waitMs: 6), Waits(4, waitMs: 8), Waits(5, waitMs: 50)]));
         Assert.Equal([1], second.Preempt);
         Assert.Equal([4, 3, 5], second.Next);
 
@@ -430,6 +433,8 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
     public async Task Fair_share_runs_the_thread_furthest_behind_in_cpu_time_weighted_by_nice()
     {
         await Proxy.ConfigureAsync(new SchedConfig(1, "fair-share", QuantumNs: 10 * Ms));
+        await Threads(3);
+        await Renice(3, 5);
 
         // The first tick that sees a thread is where its account starts: nobody is behind yet, so the waiters go
         // longest-waiting first and nobody is preempted.
@@ -449,6 +454,20 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
         var third = await Proxy.VcpuTickAsync(new VcpuTick(1, [Runs(1, sliceMs: 2, nice: 0, runMs: 110), Waits(2, waitMs: 12, nice: 0, runMs: 102), Waits(3, waitMs: 16, nice: 5, runMs: 101)]));
         Assert.Empty(third.Preempt);
         Assert.Equal([2, 3], third.Next);
+    }
+
+    /// <summary>Init and its children up to pid <paramref name="last"/>, each a thread Sched keeps attributes for.</summary>
+    private async Task Threads(int last)
+    {
+        await Proxy.StartInitAsync(HostInit);
+        for (int pid = 2; pid <= last; pid++) await Fork(creator: 1);
+    }
+
+    /// <summary>Thread <paramref name="vtid"/>'s nice value, as a root guest's setpriority sets it.</summary>
+    private async Task Renice(int vtid, int nice)
+    {
+        var root = new TaskCreds(vtid, 0, 0, true, 0, 0);
+        Assert.Equal(0, (await Proxy.SetPriorityAsync(new PriorityRequest(root, 0, vtid, nice, [root]))).Result);
     }
 
     private Task<TaskGrant> Fork(int creator) =>
