@@ -173,7 +173,7 @@ internal static class SysSched
     /// <summary>
     /// sched_getattr: EINVAL for no struct, a negative pid, a size below the first version's or above a page, or any
     /// flags; ESRCH for no thread; then Sched's record is written, cut to the size given, with the size written
-    /// set to the smaller of the two (sched_attr_copy_to_user).
+    /// set to the smaller of the two (sched_attr_copy_to_user). No utilisation clamps are kept (0).
     /// </summary>
     private static void GetAttr(SyscallCall c)
     {
@@ -187,7 +187,8 @@ internal static class SysSched
         BitConverter.TryWriteBytes(span[AttrSize..], (uint)size);
         BitConverter.TryWriteBytes(span[AttrPolicy..], attr.Policy);
         BitConverter.TryWriteBytes(span[AttrFlags..], attr.Flags & SCHED_FLAG_ALL);
-        BitConverter.TryWriteBytes(span[AttrNice..], attr.Nice);
+        // get_params: only a normal thread's nice value is reported.
+        if (attr.Policy is not (SCHED_FIFO or SCHED_RR or SCHED_DEADLINE)) BitConverter.TryWriteBytes(span[AttrNice..], attr.Nice);
         BitConverter.TryWriteBytes(span[AttrPriority..], attr.Priority);
         BitConverter.TryWriteBytes(span[AttrRuntime..], attr.RuntimeNs);
         BitConverter.TryWriteBytes(span[AttrDeadline..], attr.DeadlineNs);

@@ -147,11 +147,16 @@ public class HandlerTests
     }
 
     [Fact]
-    public void Priorities_of_a_user_are_not_pids()
+    public void Sched_getscheduler_answers_from_scheds_record_and_never_reaches_the_host()
     {
-        const int PRIO_USER = 2, PRIO_PROCESS = 0;
-        Assert.False(Enter("getpriority", PRIO_USER, 12345).ArgsChanged);
-        Assert.Equal(5555ul, Enter("getpriority", PRIO_PROCESS, 7).Regs.Arg(1));
+        _sched.Setup(s => s.GetAttrAsync(7)).ReturnsAsync(new SchedAttr(SchedAbi.SCHED_RR, SchedAbi.SCHED_FLAG_RESET_ON_FORK, 0, 5));
+        _sched.Setup(s => s.GetAttrAsync(8)).ReturnsAsync((SchedAttr?)null);
+
+        Assert.Equal(SchedAbi.SCHED_RR | SchedAbi.SCHED_RESET_ON_FORK, Enter("sched_getscheduler", 7).Emulated);
+        Assert.Equal(-Errno.ESRCH, Enter("sched_getscheduler", 8).Emulated);
+        // Linux checks the pid's sign before it looks anything up: Sched is not asked (the mock is strict).
+        Assert.Equal(-Errno.EINVAL, Enter("sched_getscheduler", -1).Emulated);
+        Assert.Equal(-Errno.EINVAL, Enter("sched_setattr", 0, 0x1000, 1).Emulated);
     }
 
     [Fact]
