@@ -40,7 +40,8 @@ public enum VcpuStanding
 }
 
 /// <summary>
-/// One guest thread at a tick. <paramref name="Nice"/> is its nice value on the host; <paramref name="RunNs"/> the CPU
+/// One guest thread at a tick. <paramref name="Nice"/> is its nice value on the host (since contract version 7 the
+/// policies weigh by the one Sched keeps, which the host may lack: a lowered one never reaches it); <paramref name="RunNs"/> the CPU
 /// time it has used since it started, in nanoseconds, as the host counts it (cumulative: a tick asked again counts
 /// nothing twice); <paramref name="SliceNs"/> how long it has run without a break (0 while it waits);
 /// <paramref name="WaitNs"/> how long it has waited for a vCPU (0 while it runs).
