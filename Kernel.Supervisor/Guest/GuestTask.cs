@@ -67,6 +67,10 @@ internal sealed class GuestTask(int hostTid)
     /// </summary>
     public HostStatus.TaskCredentials? Creds { get; set; }
 
+    /// <summary>Sched keeps it at SCHED_DEADLINE without reset-on-fork: Linux's sched_fork refuses it a child or a
+    /// thread (EAGAIN). Noted from Sched's answer whenever its attributes are set.</summary>
+    public bool DeadlineNoFork { get; set; }
+
     /// <summary>Its standing with the virtual CPUs (see VcpuScheduler).</summary>
     public SchedEntity Vcpu => _vcpu ??= new SchedEntity(this);
     private SchedEntity? _vcpu;

@@ -166,6 +166,12 @@ internal static class SysProcess
         if (!invalid && (flags & NamespaceFlags) != 0) throw new SyscallError(Errno.EPERM);
         bool counted = !invalid && (flags & LinuxFlags.CLONE_THREAD) == 0 && c.Kernel.Processes.Max > 0;
         if (counted) c.Kernel.Processes.Reserve(c.Kernel, c.Task);
+        // sched_fork, after the process count and before the memory: a SCHED_DEADLINE task may not fork.
+        if (!invalid && c.Task.DeadlineNoFork)
+        {
+            if (counted) c.Kernel.Processes.Release(c.Task);
+            throw new SyscallError(Errno.EAGAIN);
+        }
         if (!invalid && (flags & LinuxFlags.CLONE_VM) == 0 && !SysMmap.ChargeFork(c))
         {
             if (counted) c.Kernel.Processes.Release(c.Task);

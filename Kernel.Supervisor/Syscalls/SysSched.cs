@@ -166,7 +166,10 @@ internal static class SysSched
         var request = new AttrRequest(Creds(c, c.Task), who, attr, legacy, target is null ? [] : [Creds(c, target)]);
         int result = c.Kernel.Sched.Call(s => s.SetAttrAsync(request));
         if (result == 0 && target is not null && c.Kernel.Sched.Call(s => s.GetAttrAsync(target.Vtid)) is { } now)
+        {
             Native.Interop.SetHostNice(target.HostTid, now.Policy is SCHED_NORMAL or SCHED_BATCH or SCHED_IDLE ? Math.Max(now.Nice, 0) : 0);
+            target.DeadlineNoFork = now.Policy == SCHED_DEADLINE && (now.Flags & SCHED_FLAG_RESET_ON_FORK) == 0;
+        }
         c.Return(result);
     }
 

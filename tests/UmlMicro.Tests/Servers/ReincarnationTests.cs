@@ -72,6 +72,28 @@ public sealed class ReincarnationTests : IDisposable
         Assert.Contains("lost its connection", restart.Why);
     }
 
+    /// <summary>sched/setpriority and sched/setattr are replayed (their answers compared): a successor keeps every thread's
+    /// scheduling attributes, and a set made while the server was dead reaches it too.</summary>
+    [Fact]
+    public void Scheduling_attributes_survive_a_restart()
+    {
+        var budget = new RestartBudget(10, TimeSpan.FromMinutes(1));
+        var sched = Sched(budget);
+        sched.Call(s => s.StartInitAsync(HostInit));
+        Fork(sched, 1);
+        var root = new TaskCreds(1, 0, 0, true, 0, 0);
+        Assert.Equal(0, sched.Call(s => s.SetPriorityAsync(new PriorityRequest(root, 0, 0, -7, [root]))).Result);
+        var fifo = new SchedAttr(1, 0, 0, 42);
+        Assert.Equal(0, sched.Call(s => s.SetAttrAsync(new AttrRequest(root, 2, fifo, false, [root with { Vtid = 2 }]))));
+
+        HostProcesses.Signal(ServerPid(sched), HostProcesses.SIGKILL);
+        Assert.Equal(0, sched.Call(s => s.SetPriorityAsync(new PriorityRequest(root, 0, 2, 4, [root with { Vtid = 2 }]))).Result);
+
+        Assert.Equal(-7, sched.Call(s => s.GetAttrAsync(1))!.Nice);
+        Assert.Equal(fifo with { Nice = 4 }, sched.Call(s => s.GetAttrAsync(2)));
+        Assert.Single(budget.Restarts);
+    }
+
     [Fact]
     public void Notifications_sent_while_the_server_was_dead_reach_its_successor()
     {
