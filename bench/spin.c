@@ -4,7 +4,9 @@
  *   spin ITERATIONS [THREADS [getpid]]   THREADS spinners (default 2), and with "getpid" one more thread
  *                                        calling getpid until the last spinner ends
  *   spin getpid COUNT                    COUNT getpid calls in one thread alone
- *   spin share MS NICE...                one spinner per NICE value, each at that nice, for MS milliseconds
+ *   spin share MS NICE...                one spinner per NICE value, each at that nice, for MS milliseconds;
+ *                                        a value fifoN or rrN makes that spinner SCHED_FIFO or SCHED_RR at
+ *                                        priority N instead (root, or RLIMIT_RTPRIO)
  *
  * Output, one line on stdout:
  *   wall_ms=... first_done_pct=... all_progressed=yes|no [getpid_ns=...]
@@ -15,7 +17,9 @@
  * share: shares=A,B,... each spinner's part of all the work done, in percent (on one CPU, Linux gives nice 0
  * and nice 5 about 75 and 25: their load weights are 1024 and 335).
  * Exit 2: bad usage. */
+#define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,10 +62,13 @@ static void *work(void *arg) {
 
 /* share: spins at its own nice until the deadline, counting its work. */
 static uint64_t deadline_ns;
-static int nices[MAX_THREADS];
+static int nices[MAX_THREADS], policies[MAX_THREADS];
 static void *share_work(void *arg) {
     int me = (int)(intptr_t)arg;
-    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nices[me]) != 0) perror("setpriority");
+    if (policies[me] != SCHED_OTHER) {
+        struct sched_param sp = {.sched_priority = nices[me]};
+        if (sched_setscheduler(0, policies[me], &sp) != 0) perror("sched_setscheduler");
+    } else if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nices[me]) != 0) perror("setpriority");
     uint64_t x = 88172645463325252u, i = 0;
     while (1) {
         x ^= x << 13; x ^= x >> 7; x ^= x << 17;
@@ -94,7 +101,11 @@ int main(int argc, char **argv) {
     if (argc >= 4 && strcmp(argv[1], "share") == 0) {
         threads = argc - 3;
         if (threads > MAX_THREADS) goto usage;
-        for (int i = 0; i < threads; i++) nices[i] = atoi(argv[3 + i]);
+        for (int i = 0; i < threads; i++) {
+            const char *v = argv[3 + i];
+            policies[i] = strncmp(v, "fifo", 4) == 0 ? SCHED_FIFO : strncmp(v, "rr", 2) == 0 ? SCHED_RR : SCHED_OTHER;
+            nices[i] = atoi(v + (policies[i] == SCHED_FIFO ? 4 : policies[i] == SCHED_RR ? 2 : 0));
+        }
         deadline_ns = now_ns() + strtoull(argv[2], NULL, 10) * 1000000u;
         pthread_t t[MAX_THREADS];
         for (int i = 0; i < threads; i++) pthread_create(&t[i], NULL, share_work, (void *)(intptr_t)i);
@@ -130,6 +141,6 @@ int main(int argc, char **argv) {
     printf("\n");
     return 0;
 usage:
-    fputs("usage: spin ITERATIONS [THREADS [getpid]] (ITERATIONS at least 1048576, THREADS 1 to 64) | spin getpid COUNT | spin share MS NICE...\n", stderr);
+    fputs("usage: spin ITERATIONS [THREADS [getpid]] (ITERATIONS at least 1048576, THREADS 1 to 64) | spin getpid COUNT | spin share MS NICE|fifoN|rrN...\n", stderr);
     return 2;
 }
