@@ -52,7 +52,7 @@ internal sealed class Priorities(ProcessTable table, Func<int> cpus)
     /// <summary>sched_setattr, sched_setscheduler, sched_setparam: __sched_setscheduler with its user checks.</summary>
     public int SetAttr(AttrRequest r)
     {
-        var caller = Live(r.Caller.Vtid);
+        var caller = Live((r.Caller ?? throw ProtocolViolation.Of("no caller")).Vtid);
         GuestThread? target = r.Who == 0 ? caller : table.TryGetThread(r.Who, out var named) ? named : null;
         if (target is null) return -Errno.ESRCH;
         var owner = Owners(r.Owners, [target])[target.Tid];
@@ -117,7 +117,7 @@ internal sealed class Priorities(ProcessTable table, Func<int> cpus)
     /// <summary>The threads "which" and "who" name, in tid order; null for a "which" Linux does not know.</summary>
     private IEnumerable<GuestThread>? Targets(PriorityRequest r)
     {
-        var caller = Live(r.Caller.Vtid);
+        var caller = Live((r.Caller ?? throw ProtocolViolation.Of("no caller")).Vtid);
         switch (r.Which)
         {
             case PRIO_PROCESS:

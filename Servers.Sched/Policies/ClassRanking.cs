@@ -30,16 +30,16 @@ internal sealed class ClassRanking
         long now = (long)(_clock.ElapsedTicks * (1e9 / Stopwatch.Frequency));
         var rank = new Dictionary<int, (int Class, long Key)>();
         foreach (var t in tick.Threads) rank[t.Vtid] = Rank(t, attrOf(t.Vtid), now);
-        if (rank.Values.All(r => r.Class == Normal)) return normal.Decide(tick);
+        if (rank.Values.All(r => r.Class == NormalClass)) return normal.Decide(tick);
 
-        var normals = tick.Threads.Where(t => rank[t.Vtid].Class == Normal).ToList();
+        var normals = tick.Threads.Where(t => rank[t.Vtid].Class == NormalClass).ToList();
         var decided = normal.Decide(tick with { Threads = normals });
         var waiting = tick.Threads.Where(t => t.Standing != VcpuStanding.Running).ToList();
-        var byRank = waiting.Where(t => rank[t.Vtid].Class != Normal)
+        var byRank = waiting.Where(t => rank[t.Vtid].Class != NormalClass)
             .OrderBy(t => rank[t.Vtid].Class).ThenBy(t => rank[t.Vtid].Key).ThenByDescending(t => t.WaitNs).ThenBy(t => t.Vtid).ToList();
-        var next = byRank.Where(t => rank[t.Vtid].Class < Normal).Select(t => t.Vtid)
+        var next = byRank.Where(t => rank[t.Vtid].Class < NormalClass).Select(t => t.Vtid)
             .Concat(decided.Next)
-            .Concat(byRank.Where(t => rank[t.Vtid].Class > Normal).Select(t => t.Vtid)).ToList();
+            .Concat(byRank.Where(t => rank[t.Vtid].Class > NormalClass).Select(t => t.Vtid)).ToList();
 
         // Each waiter in order takes the vCPU of the lowest-ranked runner left, while that one ranks below it.
         var runners = tick.Threads.Where(t => t.Standing == VcpuStanding.Running)
@@ -62,7 +62,7 @@ internal sealed class ClassRanking
 
     public void Forget(int vtid) => _periods.Remove(vtid);
 
-    private const int Deadline = 0, RealTime = 1, Normal = 2, Throttled = 3;
+    private const int DeadlineClass = 0, RealTimeClass = 1, NormalClass = 2, ThrottledClass = 3;
 
     private (int Class, long Key) Rank(VcpuThread t, SchedAttr a, long now)
     {
@@ -71,17 +71,17 @@ internal sealed class ClassRanking
             long period = a.PeriodNs == 0 ? a.DeadlineNs : a.PeriodNs;
             if (!_periods.TryGetValue(t.Vtid, out var p) || now - p.StartNs >= period) _periods[t.Vtid] = p = new Period(now, t.RunNs);
             long deadline = p.StartNs + a.DeadlineNs;
-            return (t.RunNs - p.RunNsAtStart < a.RuntimeNs ? Deadline : Throttled, deadline);
+            return (t.RunNs - p.RunNsAtStart < a.RuntimeNs ? DeadlineClass : ThrottledClass, deadline);
         }
         _periods.Remove(t.Vtid);
-        return RealTime(a.Policy) ? (RealTime, MAX_RT_PRIO - 1 - a.Priority) : (Normal, 0);
+        return RealTime(a.Policy) ? (RealTimeClass, MAX_RT_PRIO - 1 - a.Priority) : (NormalClass, 0);
     }
 
     /// <summary>A runner gives way to a waiter that ranks above it, and a SCHED_RR runner to its equal after its slice.</summary>
     private static bool GivesWay((int Class, long Key) runner, (int Class, long Key) waiter, VcpuThread running, SchedAttr a)
     {
         if (runner.Class != waiter.Class) return runner.Class > waiter.Class;
-        if (runner.Class == Normal) return false; // the run policy's to decide
+        if (runner.Class == NormalClass) return false; // the run policy's to decide
         if (runner.Key != waiter.Key) return runner.Key > waiter.Key;
         return a.Policy == SCHED_RR && running.SliceNs >= RR_TIMESLICE_NS;
     }
