@@ -5,6 +5,8 @@ policy ranks the classes (ClassRanking). An attribute set is a dict with the con
 """
 import time
 
+from wire import refuse
+
 EPERM, ESRCH, EACCES, EBUSY, EINVAL, EOPNOTSUPP = 1, 3, 13, 16, 22, 95
 NORMAL, FIFO, RR, BATCH, IDLE, DEADLINE = 0, 1, 2, 3, 5, 6
 SETPARAM_POLICY = -1
@@ -70,7 +72,6 @@ class Attributes:
         by = {o["Vtid"]: o for o in r["Owners"]}
         for t in tids:
             if t not in by:
-                from wire import refuse
                 raise refuse(f"no credentials for thread {t}")
         return by
 

@@ -367,7 +367,7 @@ class Sched:
                     fresh.thread_pid[tid] = p.pid
                     fresh.attrs[tid] = dict(DEFAULT)
                     fresh.hold(tid)
-            for tid, a in j["Attrs"]:
+            for tid, a in j.get("Attrs", []):           # a checkpoint from before they were kept: the defaults
                 if tid not in fresh.attrs:
                     raise ValueError(f"attributes of no thread {tid}")
                 fresh.attrs[tid] = {f: int(a[f]) for f in DEFAULT}
