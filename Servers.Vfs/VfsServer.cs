@@ -178,7 +178,7 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
             proc.Vpid = request.Vpid;
             proc.Vtid = request.Vtid;
             proc.Processes = request.Processes;
-            proc.Maps = request.Maps;
+            proc.Rendered = request.Rendered;
             changed = false;
             try
             {
@@ -191,13 +191,13 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
             {
                 return Task.FromResult(new PathResolution(0, null, null, NeedProcesses: true));
             }
-            catch (NeedMapsException need)
+            catch (NeedRenderException need)
             {
-                return Task.FromResult(new PathResolution(0, null, null, NeedMapsOf: need.Vpid));
+                return Task.FromResult(new PathResolution(0, null, null, Render: need.Render));
             }
             finally
             {
-                proc.Maps = null; // facts of one request: a later one must not see a stale map
+                proc.Rendered = null; // the text of one request: a later one must not see it
                 if (changed) namei.Forget(); // the walk kept what the change then changed
             }
         }

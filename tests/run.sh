@@ -51,7 +51,7 @@ py_sched="python3 $PWD/examples/sched-py/sched.py"
 run "conformance kit (examples/sched-py)" tests/server-kit.sh sched "$py_sched"
 run "integration tests (Sched: examples/sched-py)" env UMLMICRO_Servers__Sched__Command="$py_sched" \
   dotnet test tests/UmlMicro.Tests -c Release --no-build \
-  --filter "FullyQualifiedName~Integration.ProcessTests.|FullyQualifiedName~Integration.SignalTests.|FullyQualifiedName~Integration.PidNamespaceTests.|FullyQualifiedName~Integration.SchedulerTests."
+  --filter "FullyQualifiedName~Integration.ProcessTests.|FullyQualifiedName~Integration.SignalTests.|FullyQualifiedName~Integration.PidNamespaceTests.|FullyQualifiedName~Integration.SchedulerTests.|FullyQualifiedName~Integration.ProcFsTests."
 
 # What ./umlmicro runs is not that build but the published one (NativeAOT executables): the contract
 # tests run against those servers. Publishing leaves build/Release as ./umlmicro wants it.

@@ -309,8 +309,10 @@ internal static class SysFile
 
     /// <summary>
     /// The VFS's answer to a path request; a path through /proc/PID is asked again with the guest's processes from
-    /// Sched, and one that reads a process's maps again with MM's map of it (the VFS never reaches into another
-    /// server). An answer that makes a name is followed up at the call's exit (<see cref="AfterCreate"/>). Every path question goes through here: an answer that still needs facts must never reach the host.
+    /// Sched, and one whose text another server makes (stat from Sched, maps from MM) again with that text (the VFS
+    /// never reaches into another server). An answer that makes a name is followed up at the call's exit
+    /// (<see cref="AfterCreate"/>). Every path question goes through here: an answer that still needs facts must
+    /// never reach the host.
     /// </summary>
     public static PathResolution Ask(SyscallCall c, PathRequest request)
     {
@@ -320,8 +322,8 @@ internal static class SysFile
         if (names is not null && names.TryGet(question, out var leased)) return leased;
         c.ServerUsed = Server.Vfs;
         // A path into /proc will need the guest's processes: sent with the first question when they are at hand.
-        if (request.Arg.Path.StartsWith("/proc/", StringComparison.Ordinal) && c.Kernel.ProcessList.TryGet(out var known))
-            request = request with { Processes = ProcessList.WithJobStops(known, c.Kernel.Tasks) };
+        if (request.Arg.Path.StartsWith("/proc/", StringComparison.Ordinal) && c.Kernel.ProcessList.TryGetPids(out var known))
+            request = request with { Processes = known };
         var r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
         names?.Grant(question, r, asked);
         if (r.MakesName) AfterCreate(c, r.CommitOnSuccess ? r.GuestPath : null);
@@ -329,19 +331,29 @@ internal static class SysFile
         if (r.NeedProcesses)
         {
             if (request.Processes is not null) throw new InvalidOperationException("the VFS asked twice for the guest's processes");
-            request = request with { Processes = ProcessList.WithJobStops(c.Kernel.ProcessList.Ask(), c.Kernel.Tasks) };
+            request = request with { Processes = c.Kernel.ProcessList.AskPids() };
             r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
             if (r.NeedProcesses) throw new InvalidOperationException("the VFS asked twice for the guest's processes");
         }
-        if (r.NeedMapsOf != 0)
+        if (r.Render is { } render)
         {
-            int vpid = r.NeedMapsOf;
-            var areas = c.Kernel.Mm.Call(m => m.MapsAsync(vpid));
-            r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request with { Maps = new SpaceMaps(vpid, areas) }));
-            if (r.NeedProcesses || r.NeedMapsOf != 0) throw new InvalidOperationException("the VFS asked twice for the facts of a path");
+            var text = Render(c, render);
+            if (text.Errno != 0) return new PathResolution(Errno.ENOENT, null, null); // the task ended meanwhile
+            var ask = render.Request;
+            r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request with { Rendered = new ProcRendered(ask.Vpid, ask.Vtid, ask.File, text) }));
+            if (r.NeedProcesses || r.Render is not null) throw new InvalidOperationException("the VFS asked twice for the facts of a path");
         }
         return r;
     }
+
+    /// <summary>The text of a procfs file from the server that owns what it shows; a job-control stop, which only
+    /// the supervisor sees, is marked for Sched.</summary>
+    private static ProcText Render(SyscallCall c, ProcRender render) => render.Owner switch
+    {
+        ProcOwner.Sched => c.Kernel.Sched.Call(s => s.ProcTextAsync(render.Request with { Stopped = c.Kernel.Tasks.Find(render.HostTid)?.JobStopped == true })),
+        ProcOwner.Mm => c.Kernel.Mm.Call(m => m.ProcTextAsync(render.Request)),
+        _ => throw new InvalidOperationException($"no server makes {render.Owner}'s procfs text"),
+    };
 
     /// <summary>
     /// The path in argument <paramref name="pathArg"/> as the VFS needs it: the string, and for a relative path

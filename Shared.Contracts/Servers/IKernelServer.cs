@@ -38,9 +38,10 @@ public interface IKernelServer
 
 /// <summary>Names and versions of the contracts; bump a version when a method's meaning or its JSON changes
 /// (VFS 8, MM 7, Sched 5: enums travel as names; VFS 9: every path is bytes, carried as <see cref="Linux.PathBytes"/>
-/// says).</summary>
+/// says; Sched 6: sched/vcpu_tick; VFS 10, MM 8, Sched 7: each server makes its own procfs text, mm/proc_text and
+/// sched/proc_text).</summary>
 public static class Contract
 {
     public const string VfsName = "vfs", MmName = "mm", SchedName = "sched";
-    public const int VfsVersion = 9, MmVersion = 7, SchedVersion = 6;
+    public const int VfsVersion = 10, MmVersion = 8, SchedVersion = 7;
 }

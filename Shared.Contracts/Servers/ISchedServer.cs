@@ -7,6 +7,13 @@ using StreamJsonRpc;
 
 namespace UmlMicro.Contracts.Servers;
 
+/// <summary>One guest process as Sched keeps it (sched/processes): its pid, the host pid of its thread group, its
+/// parent, process group and session, and its threads in tid order (none for a zombie).</summary>
+public sealed record ProcessFacts(int Vpid, int HostPid, int Ppid, int Pgid, int Sid, IReadOnlyList<ThreadFacts> Threads);
+
+/// <summary>A thread of a guest process: its guest tid and its host tid.</summary>
+public sealed record ThreadFacts(int Vtid, int HostTid);
+
 /// <summary>What kind of task a fork/vfork/clone/clone3 made.</summary>
 public enum CloneKind
 {
@@ -157,6 +164,16 @@ public partial interface ISchedServer : IKernelServer
     /// <summary>Every guest process (zombies too) with its ids and threads, in pid order: what procfs shows.</summary>
     [JsonRpcMethod("sched/processes")]
     Task<IReadOnlyList<ProcessFacts>> ProcessesAsync();
+
+    /// <summary>
+    /// The text of /proc/PID/stat or /proc/PID/status (and task/TID's) as the guest sees it, made from the host's text of
+    /// the same task: every pid the guest's (its own, its parent's, group's, session's, the terminal's foreground
+    /// group, the NUMA group's task; a host task that is no guest task is 0, as Linux prints a pid its namespace
+    /// cannot see), no tracer, and a task the kernel's tracer holds shown as running unless it is
+    /// <see cref="ProcTextRequest.Stopped"/>. Errno ESRCH for a task Sched does not know (it just ended).
+    /// </summary>
+    [JsonRpcMethod("sched/proc_text")]
+    Task<ProcText> ProcTextAsync(ProcTextRequest request);
 
     /// <summary>
     /// The run policy's decision, asked once per tick while threads wait for a vCPU (every half quantum at most, never
