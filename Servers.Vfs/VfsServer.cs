@@ -118,7 +118,8 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
                         [state, memory, upper]),
                     "bind" => new HostMount(point, HostDir(spec.Source, $"source of {point}"), spec.ReadOnly, "hostfs"),
                     "tmpfs" => new HostMount(point, TmpfsRoot(Path.Combine(memory, $"tmpfs{++tmpfs}")), spec.ReadOnly, "tmpfs"),
-                    "proc" => new ProcFs(proc, table, GuestPathOf, cwds.GuestOf, Directory.CreateDirectory(Path.Combine(state, "proc")).FullName),
+                    // Generated text lives in memory (tmpfs): it is written at every open of such a file.
+                    "proc" => new ProcFs(proc, table, GuestPathOf, cwds.GuestOf, Directory.CreateDirectory(Path.Combine(memory, "proc")).FullName),
                     "dev" => new DevFs(point),
                     _ => throw ProtocolViolation.Of($"cannot mount a {spec.Kind} at {point}"),
                 });

@@ -177,9 +177,9 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
         string path = Path.Combine(materialDir, rel.Replace('/', '_'));
         string fresh = path + "." + (++_next).ToString(CultureInfo.InvariantCulture);
         // The text holds guest paths (maps, mounts, cwd) and host bytes (cmdline, environ): written as the bytes they stand for.
-        File.WriteAllBytes(fresh, PathBytes.Encode(Render(rel)));
-        HostFs.Chmod(fresh, 0x124);
-        File.Move(fresh, path, overwrite: true);
+        int errno = HostFs.WriteNew(fresh, PathBytes.Encode(Render(rel)), 0x124);
+        if (errno == 0) errno = HostFs.Rename(fresh, path, 0);
+        if (errno != 0) throw new IOException($"cannot write /proc/{rel}'s text to {fresh}: errno {errno}");
         return path;
     }
 
