@@ -38,9 +38,9 @@ public interface IKernelServer
 
 /// <summary>Names and versions of the contracts; bump a version when a method's meaning or its JSON changes
 /// (VFS 8, MM 7, Sched 5: enums travel as names; VFS 9: every path is bytes, carried as <see cref="Linux.PathBytes"/>
-/// says).</summary>
+/// says; VFS 10: the VFS carries out extended-attribute calls of the names it keeps, <see cref="PathRequest.Xattr"/>).</summary>
 public static class Contract
 {
     public const string VfsName = "vfs", MmName = "mm", SchedName = "sched";
-    public const int VfsVersion = 9, MmVersion = 7, SchedVersion = 6;
+    public const int VfsVersion = 10, MmVersion = 7, SchedVersion = 6;
 }
