@@ -39,7 +39,7 @@ public interface IKernelServer
 /// <summary>Names and versions of the contracts; bump a version when a method's meaning or its JSON changes
 /// (VFS 8, MM 7, Sched 5: enums travel as names; VFS 9: every path is bytes, carried as <see cref="Linux.PathBytes"/>
 /// says; Sched 6: sched/vcpu_tick; VFS 10, MM 8, Sched 7: each server makes its own procfs text, mm/proc_text and
-/// sched/proc_text).</summary>
+/// sched/proc_text; the VFS carries out the extended-attribute calls of the names it keeps, <see cref="PathRequest.Xattr"/>).</summary>
 public static class Contract
 {
     public const string VfsName = "vfs", MmName = "mm", SchedName = "sched";

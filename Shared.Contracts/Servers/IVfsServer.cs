@@ -129,6 +129,8 @@ public sealed record PathArg(string Path, string? DirHostPath = null);
 /// one said <see cref="PathResolution.Render"/>. <paramref name="Resolve"/> is openat2's resolve flags (RESOLVE_*): the
 /// walk keeps them as Linux's does (no symlinks, no magic links, no mount crossing; BENEATH and IN_ROOT scoped to the
 /// directory of <see cref="PathArg.DirHostPath"/>, or the cwd), since the host is handed a path already resolved.
+/// <paramref name="Xattr"/>: the VFS carries out this extended-attribute call on the object the path resolves to (see
+/// <see cref="XattrCall"/>) and answers <see cref="PathResolution.Xattr"/>; such an answer is never a lease.
 /// </summary>
 public sealed record PathRequest(
     int Vpid,
@@ -140,7 +142,47 @@ public sealed record PathRequest(
     int OpenFlags = 0,
     IReadOnlyList<ProcPid>? Processes = null,
     ProcRendered? Rendered = null,
-    int Resolve = 0);
+    int Resolve = 0,
+    XattrCall? Xattr = null);
+
+public enum XattrOp
+{
+    Get,
+    Set,
+    List,
+    Remove,
+}
+
+/// <summary>
+/// An extended-attribute call the VFS carries out itself (contract version 10), sent in a <see cref="PathRequest"/> whose
+/// op is Lookup (Get, List) or Modify (Set, Remove: an object of a read-only layer is copied up first). When
+/// <paramref name="Fd"/> is set it names the object instead of the request's path: the host's link to the calling
+/// thread's fd (/proc/TID/fd/N).
+/// <para>
+/// The names of the <see cref="IsKept"/> namespaces are the kernel's to keep: the host refuses a process outside its
+/// initial user namespace every trusted.* name and every security.* name but security.capability (which it keeps for a
+/// user namespace itself), while Linux lets a guest's root (CAP_SYS_ADMIN) set them. The VFS keeps them per inode, as a
+/// filesystem does, and answers with Linux's errnos (EEXIST, ENODATA, ERANGE, ENOSPC, EPERM). Any other name is the
+/// host's: the supervisor resolves the path as for any other call and the host carries the call out. List is always
+/// the VFS's: the host's names and the kept ones together.
+/// </para>
+/// <paramref name="Name"/> is bytes as paths are; <paramref name="Value"/> Set's value; <paramref name="Flags"/> Set's
+/// XATTR_CREATE or XATTR_REPLACE; <paramref name="Size"/> the size of the guest's buffer for Get and List (0 asks for
+/// the size). What Linux checks before it looks the path up (the flags, the name's length, the value's size, guest
+/// memory) is the caller's.
+/// </summary>
+public sealed record XattrCall(XattrOp Op, string Name = "", byte[]? Value = null, int Flags = 0, long Size = 0, string? Fd = null)
+{
+    public const string TrustedPrefix = "trusted.", SecurityPrefix = "security.", Capability = "security.capability";
+
+    /// <summary>A name of a namespace the kernel keeps itself.</summary>
+    public static bool IsKept(string name) =>
+        name.StartsWith(TrustedPrefix, StringComparison.Ordinal) || (name.StartsWith(SecurityPrefix, StringComparison.Ordinal) && name != Capability);
+}
+
+/// <summary>An <see cref="XattrCall"/> carried out: <paramref name="Result"/> is the syscall's (a length, or 0), <paramref name="Data"/>
+/// what goes into the guest's buffer (Get's value, List's names each ended by a NUL). A refusal is the answer's errno.</summary>
+public sealed record XattrResult(long Result, byte[]? Data = null);
 
 /// <summary>
 /// The VFS answer: <paramref name="Errno"/> 0 means go on; <paramref name="HostPath"/> is what the host must be
@@ -168,6 +210,7 @@ public sealed record PathRequest(
 /// the VFS answered <paramref name="MakesName"/>, the supervisor keeps such a lease only while no call answered so has
 /// ended since it asked. A VFS that wants to see every lookup answers 0 and never touches the file.
 /// </para>
+/// <paramref name="Xattr"/>: the outcome of the request's <see cref="PathRequest.Xattr"/> call when Errno is 0.
 /// </summary>
 public sealed record PathResolution(
     int Errno,
@@ -180,7 +223,8 @@ public sealed record PathResolution(
     ProcRender? Render = null,
     long Lease = 0,
     int LeaseMs = 0,
-    bool MakesName = false);
+    bool MakesName = false,
+    XattrResult? Xattr = null);
 
 /// <summary>A namespace change the VFS carries out itself (it must, to keep its layers and whiteouts in step).</summary>
 public enum NameOp
