@@ -331,10 +331,16 @@ internal sealed partial class MmServer() : KernelServerBase(Contract.MmName, Con
     public Task<IReadOnlyList<Vma>> MapsAsync(int vpid)
     {
         lock (gate)
-        {
-            IReadOnlyList<Vma> maps = spaces.TryGetValue(vpid, out var space) ? [.. space.Vmas.Areas.Select(a => a.ToVma())] : [];
-            return Task.FromResult(maps);
-        }
+            return Task.FromResult(Areas(vpid));
+    }
+
+    private IReadOnlyList<Vma> Areas(int vpid) => spaces.TryGetValue(vpid, out var space) ? [.. space.Vmas.Areas.Select(a => a.ToVma())] : [];
+
+    public Task<ProcText> ProcTextAsync(ProcTextRequest request)
+    {
+        if (request?.File is null || request.HostText is null) throw ProtocolViolation.Of("a procfs text request names its file and carries the host's text");
+        lock (gate)
+            return Task.FromResult(ProcMapsText.Render(request, Areas(request.Vpid)));
     }
 
     /// <summary>A space's committed memory went from <paramref name="before"/> to <paramref name="after"/>.</summary>

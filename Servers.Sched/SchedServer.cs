@@ -195,6 +195,13 @@ internal sealed partial class SchedServer : KernelServerBase, ISchedServer
                 .ToList());
     }
 
+    public Task<ProcText> ProcTextAsync(ProcTextRequest request)
+    {
+        if (request?.File is null || request.HostText is null) throw ProtocolViolation.Of("a procfs text request names its file and carries the host's text");
+        lock (gate)
+            return Task.FromResult(ProcStatText.Render(request, table));
+    }
+
     public Task<VcpuDecision> VcpuTickAsync(VcpuTick tick)
     {
         if (tick.Threads.Any(t => t is null) || tick.Threads.DistinctBy(t => t.Vtid).Count() != tick.Threads.Count)

@@ -50,6 +50,7 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
     private KernelFiles? kernelFiles;
     private MadeObjects madeLinks = null!;
     private ChangeJournal? changes;
+    private Xattrs xattrs = null!;
     private VfsConfig? configured;
     private string stateDir = "/nonexistent", memoryDir = "";
     private readonly Dictionary<string, string> execLinks = new(StringComparer.Ordinal);
@@ -118,7 +119,8 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
                         [state, memory, upper]),
                     "bind" => new HostMount(point, HostDir(spec.Source, $"source of {point}"), spec.ReadOnly, "hostfs"),
                     "tmpfs" => new HostMount(point, TmpfsRoot(Path.Combine(memory, $"tmpfs{++tmpfs}")), spec.ReadOnly, "tmpfs"),
-                    "proc" => new ProcFs(proc, table, GuestPathOf, cwds.GuestOf, Directory.CreateDirectory(Path.Combine(state, "proc")).FullName),
+                    // Generated text lives in memory (tmpfs): it is written at every open of such a file.
+                    "proc" => new ProcFs(proc, table, GuestPathOf, cwds.GuestOf, Directory.CreateDirectory(Path.Combine(memory, "proc")).FullName),
                     "dev" => new DevFs(point),
                     _ => throw ProtocolViolation.Of($"cannot mount a {spec.Kind} at {point}"),
                 });
@@ -136,6 +138,7 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
             madeLinks = RecallLinks(Path.Combine(state, "links"));
             changes?.Dispose();
             changes = new ChangeJournal(Path.Combine(state, "change"));
+            xattrs = new Xattrs(Path.Combine(state, "xattrs"));
             stateDir = state;
             memoryDir = memory;
             kernelFiles = new KernelFiles(Path.Combine(state, "kernel"), config.Release ?? "", config.Hostname ?? "", config.Cpus, config.MemoryLimit);
@@ -178,7 +181,7 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
             proc.Vpid = request.Vpid;
             proc.Vtid = request.Vtid;
             proc.Processes = request.Processes;
-            proc.Maps = request.Maps;
+            proc.Rendered = request.Rendered;
             changed = false;
             try
             {
@@ -191,13 +194,13 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
             {
                 return Task.FromResult(new PathResolution(0, null, null, NeedProcesses: true));
             }
-            catch (NeedMapsException need)
+            catch (NeedRenderException need)
             {
-                return Task.FromResult(new PathResolution(0, null, null, NeedMapsOf: need.Vpid));
+                return Task.FromResult(new PathResolution(0, null, null, Render: need.Render));
             }
             finally
             {
-                proc.Maps = null; // facts of one request: a later one must not see a stale map
+                proc.Rendered = null; // the text of one request: a later one must not see it
                 if (changed) namei.Forget(); // the walk kept what the change then changed
             }
         }
@@ -256,10 +259,12 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
     private PathResolution Resolve(PathRequest request, out bool leasable)
     {
         leasable = false;
+        if (request.Xattr is { Fd: { } fd } byFd) return FdXattr(request, byFd, fd);
         string path = request.Arg.Path;
         var creds = request.Creds;
         int errno = Walk(request.Vpid, request.Arg, request.FollowLast, creds, out var w, out string baseHost, request.Resolve);
         if (errno != 0) return Fail(errno);
+        if (request.Xattr is { } xattr) return Xattr(request, xattr, w);
         var node = w.Node;
         int flags = request.OpenFlags;
         bool write = request.Op == PathOp.Open && ((flags & LinuxFlags.O_ACCMODE) != 0 || (flags & LinuxFlags.O_TRUNC) != 0);
@@ -327,6 +332,64 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
         if (PathBytes.ByteCount(host) >= LinuxFlags.PATH_MAX) return Fail(Errno.ENAMETOOLONG);
         return Answer(path, baseHost, host, w.GuestPath) with { CommitOnSuccess = commit, MakesName = makes };
     }
+
+    /// <summary>
+    /// An extended-attribute call of the kept namespaces (see <see cref="Xattrs"/>) on the walked object: a change is
+    /// made on the copy-on-write layer's copy, made first (as overlayfs copies up before it sets an attribute), and a
+    /// read-only mount refuses it (EROFS, before any permission). What the kernel makes up (procfs) has no attributes,
+    /// as Linux's procfs has no handler for them: EOPNOTSUPP, and an empty list.
+    /// </summary>
+    private PathResolution Xattr(PathRequest request, XattrCall call, in Walked w)
+    {
+        var node = w.Node;
+        if (!node.Exists) return Fail(Errno.ENOENT);
+        // A host magic link (/proc/PID/fd/N of a pipe) is walked to, never through: followed, it is the fd's inode.
+        bool follow = node.Layer == Layer.Magic && request.FollowLast;
+        if (node.HostPath is not { } host || node.Layer == Layer.Synthetic || (node.Layer == Layer.Magic && !follow)
+            || kernelFiles!.Lookup(w.GuestPath, write: false, out _) is not null)
+            return call.Op == XattrOp.List ? new PathResolution(0, null, w.GuestPath, Xattr: new XattrResult(0)) : Fail(Errno.EOPNOTSUPP);
+        if (call.Op is XattrOp.Set or XattrOp.Remove)
+        {
+            if (w.Mount.ReadOnly) return Fail(Errno.EROFS);
+            if (Xattrs.Refuses(call, request.Creds) is var refused and not 0) return Fail(refused);
+            if (w.Mount.WriteChangesNames(node)) Revoking();
+            int errno = w.Mount.PrepareWrite(w.Rel, node, truncate: false, out host);
+            if (errno != 0) return Fail(errno);
+        }
+        int answer = xattrs.Call(call, request.Creds, host, follow, out var result);
+        return answer != 0 ? Fail(answer) : new PathResolution(0, null, w.GuestPath, Xattr: result);
+    }
+
+    /// <summary>
+    /// An extended-attribute call on the file a guest fd holds (<see cref="XattrCall.Fd"/>, the host's /proc/TID/fd/N): a
+    /// file of the guest's namespace is the one its name leads to now (on the copy-on-write root, the copy once one is
+    /// made, as an overlayfs file is its inode and not a layer's); anything else (a pipe, an unlinked file) is the fd's
+    /// own inode.
+    /// </summary>
+    private PathResolution FdXattr(PathRequest request, XattrCall call, string fd)
+    {
+        if (!IsFdLink(fd)) throw ProtocolViolation.Of($"an fd's link must be /proc/TID/fd/N, not '{fd}'");
+        if (HostFs.ReadLink(fd) is { } target && target.StartsWith('/') && GuestPathOf(target) is { } guest)
+        {
+            var w = namei.Walk("/", guest, followLast: false);
+            if (w.Errno == 0 && w.Node.Exists && (w.Node.HostPath == target || w.Node.Layer is Layer.Lower or Layer.Upper))
+                return Xattr(request with { FollowLast = false }, call, w);
+        }
+        int answer = xattrs.Call(call, request.Creds, fd, follow: true, out var result);
+        return answer != 0 ? Fail(answer) : new PathResolution(0, null, null, Xattr: result);
+    }
+
+    private static bool IsFdLink(string path)
+    {
+        var parts = path.Split('/');
+        return parts is ["", "proc", var tid, "fd", var n] && tid.Length > 0 && n.Length > 0 && tid.All(char.IsAsciiDigit) && n.All(char.IsAsciiDigit);
+    }
+
+    /// <summary>The identity of the inode whose last name removing <paramref name="node"/> takes, or null when it has
+    /// others (or is no host object): its kept attributes go with that name.</summary>
+    private static string? LastName(in Node node) =>
+        node.Layer is Layer.Host or Layer.Upper && node.HostPath is { } host && HostFs.Inode(host, follow: false, out var inode) == 0
+            && (node.Type == NodeType.Directory || inode.Nlink <= 1) ? inode.Key : null;
 
     /// <summary>may_create for a name the walk found missing: EROFS on a read-only mount (mnt_want_write comes first),
     /// then write and search permission on the directory it would be made in.</summary>
@@ -417,7 +480,10 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
         if (directory && v.Node.Type != NodeType.Directory) return Errno.ENOTDIR;
         if (!directory && v.Node.Type == NodeType.Directory) return Errno.EISDIR;
         if (v.Rel.Length == 0) return Errno.EBUSY; // a mount point
-        return v.Mount.Remove(v.Rel, v.Node, directory);
+        string? last = LastName(v.Node);
+        errno = v.Mount.Remove(v.Rel, v.Node, directory);
+        if (errno == 0 && last is not null) xattrs.Forget(last);
+        return errno;
     }
 
     private int MakeSymlink(NameChange c, Credentials creds)
@@ -512,7 +578,9 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
             if (exchange && newIsDir && permissions.Check(creds, to.Node, LinuxFlags.MAY_WRITE) is var none and not 0) return none;
         }
         if (w.Rel.Length == 0 || to.Rel.Length == 0) return Errno.EBUSY; // mount points
+        string? replaced = to.Node.Exists && !exchange ? LastName(to.Node) : null;
         int renamed = w.Mount.Rename(w.Rel, w.Node, to.Rel, to.Node, flags);
+        if (renamed == 0 && replaced is not null) xattrs.Forget(replaced);
         if (renamed == 0 && isDir)
         {
             // A cwd is a directory, not a name (Linux's fs_struct holds the dentry): processes in or under the

@@ -12,10 +12,12 @@ usage() {
   cat <<EOF
 usage: $me [--modes M[,M...]] [--report-only] [--results FILE]
 
-Runs every test of the LTP selection natively, then under '$root/umlmicro run --mode M --' for
-each mode, and writes the comparison to bench/LTP.md: per mode, how many of the tests that pass
-natively pass under umlmicro, and every exception with its reason from bench/ltp-exceptions.tsv
-("unexplained" when it has none).
+Runs every test of the LTP selection natively, natively again with the capabilities a guest's root
+holds (when run as root: the guest's bounding set, read from a guest, through setpriv), then under
+'$root/umlmicro run --mode M --' for each mode, and writes the comparison to bench/LTP.md: per
+mode, how many of the tests that pass natively (and natively with the guest's capabilities) pass
+under umlmicro, and every exception with its reason from bench/ltp-exceptions.tsv ("unexplained"
+when it has none).
 
 options:
   --modes M[,M...]   modes to run (default: seccomp,tt,sysemu)
@@ -57,6 +59,17 @@ if [ $run = 1 ]; then
   ./umlmicro run -- /bin/true   # build the kernel first, so that no test's time includes it
   echo "ltp: native" >&2
   "$runner/run.sh" native > /dev/null
+  if [ "$(id -u)" = 0 ]; then
+    # Root natively, less every capability a guest's root lacks (the second wall's set, as a guest sees it):
+    # which failures under umlmicro are Linux's own answer to a root with those capabilities.
+    bnd=$(./umlmicro run -- /bin/sh -c 'grep ^CapBnd: /proc/self/status' | awk '{print $2}')
+    caps=$(python3 -c 'import sys; m = int(sys.argv[1], 16); print(",".join(f"+cap_{i}" for i in range(64) if m >> i & 1))' "$bnd")
+    echo "ltp: native with the guest's capabilities ($bnd)" >&2
+    LABEL=native-guest-caps "$runner/run.sh" native setpriv --inh-caps=-all --bounding-set="-all,$caps" -- > /dev/null
+    echo "$bnd" > "$LTP_BASE/results/native-guest-caps/caps.txt"
+  else
+    rm -rf "$LTP_BASE/results/native-guest-caps"   # not root: no run with fewer capabilities to compare with
+  fi
   # what ran: the report names it (a tree with changes not committed is marked)
   commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
   [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ] && commit="$commit+changes"

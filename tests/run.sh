@@ -4,7 +4,8 @@
 # classes no trap mode touches: the command line, the config file, server start and stop, ModeTests,
 # which runs every mode itself, and those of servers' logic (below); then the contract tests against the servers ./umlmicro publishes, and a few
 # integration classes against its published supervisor; then the example Sched server in Python (examples/sched-py): the
-# conformance kit against it, and the integration classes that exercise Sched with it in place of the built-in one.
+# conformance kit against it, the integration classes that exercise Sched with it in place of the built-in one, and the
+# public conformance suite with it when ../shared has it.
 # Ends with one line "N passed, N failed" over all runs (the kit's counted from its summary); exit status 0 only when
 # nothing failed.
 set -uo pipefail
@@ -51,7 +52,16 @@ py_sched="python3 $PWD/examples/sched-py/sched.py"
 run "conformance kit (examples/sched-py)" tests/server-kit.sh sched "$py_sched"
 run "integration tests (Sched: examples/sched-py)" env UMLMICRO_Servers__Sched__Command="$py_sched" \
   dotnet test tests/UmlMicro.Tests -c Release --no-build \
-  --filter "FullyQualifiedName~Integration.ProcessTests.|FullyQualifiedName~Integration.SignalTests.|FullyQualifiedName~Integration.PidNamespaceTests.|FullyQualifiedName~Integration.SchedulerTests."
+  --filter "FullyQualifiedName~Integration.ProcessTests.|FullyQualifiedName~Integration.SignalTests.|FullyQualifiedName~Integration.PidNamespaceTests.|FullyQualifiedName~Integration.SchedulerTests.|FullyQualifiedName~Integration.ProcFsTests."
+# And the public conformance suite (../shared/conformance, beside the project, when the machine has it: it is not part of
+# this repository) with it, as a user would run it: real programs compared with a native run.
+conformance=../shared/conformance/run.sh
+if [ -x "$conformance" ]; then
+  run "conformance suite (Sched: examples/sched-py)" env UMLMICRO_Servers__Sched__Command="$py_sched" \
+    "$conformance" -e UMLMICRO_Servers__Sched__Command ./umlmicro run --
+else
+  echo "== conformance suite (Sched: examples/sched-py): not run, no $conformance on this machine"
+fi
 
 # What ./umlmicro runs is not that build but the published one (NativeAOT executables): the contract
 # tests run against those servers. Publishing leaves build/Release as ./umlmicro wants it.
@@ -64,8 +74,10 @@ run "integration tests (published kernel)" dotnet test tests/UmlMicro.Tests -c R
   --filter "FullyQualifiedName~Integration.CliTests.|FullyQualifiedName~Integration.ConfigFileTests.|FullyQualifiedName~Integration.ServerLifecycleTests.|FullyQualifiedName~Integration.ChaosTests.|FullyQualifiedName~Integration.FaultTests.|FullyQualifiedName~Integration.ServerMistakeTests."
 
 # dotnet test's summary lines read "Passed!  - Failed:     0, Passed:   157, Skipped: ..."; the kit's
-# "  wire (framing, malformed input, required fields):  39 passed,   0 failed" (and "  semantics ...").
+# "  wire (framing, malformed input, required fields):  39 passed,   0 failed" (and "  semantics ..."); the
+# conformance suite's last line "31 passed, 0 failed".
 awk '/(Passed|Failed)! +- +Failed:/ { gsub(",", ""); f += $4; p += $6 }
      /^  (wire|semantics) \(.*\): +[0-9]+ passed, +[0-9]+ failed$/ { s = $0; sub(/.*\): +/, "", s); split(s, n, /[^0-9]+/); p += n[1]; f += n[2] }
+     /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
 exit $status

@@ -10,36 +10,31 @@ namespace UmlMicro.Supervisor.Guest;
 /// </summary>
 internal sealed class ProcessList(ServerLink<ISchedServer> sched)
 {
-    private sealed record Kept(IReadOnlyList<ProcessFacts> Processes, long Changes);
+    private sealed record Kept(IReadOnlyList<ProcessFacts> Processes, IReadOnlyList<ProcPid> Pids, long Changes);
 
     private volatile Kept? _kept;
 
-    /// <summary>The list as Sched would give it now; false when only asking Sched can tell.</summary>
-    public bool TryGet(out IReadOnlyList<ProcessFacts> processes)
+    /// <summary>The pids procfs lists (the VFS's view of the list) as Sched would give them now; false when only
+    /// asking Sched can tell.</summary>
+    public bool TryGetPids(out IReadOnlyList<ProcPid> pids)
     {
         var kept = _kept;
-        processes = kept?.Processes ?? [];
+        pids = kept?.Pids ?? [];
         return kept is not null && kept.Changes == sched.Changes;
     }
 
-    /// <summary>
-    /// <paramref name="processes"/> with every thread the supervisor holds in a job-control stop marked
-    /// <see cref="ThreadFacts.Stopped"/>: Sched does not see job control, and the host shows any traced stop as 't'.
-    /// </summary>
-    public static IReadOnlyList<ProcessFacts> WithJobStops(IReadOnlyList<ProcessFacts> processes, TaskTable tasks)
-    {
-        if (tasks.JobStopped() is not { } stopped) return processes;
-        return processes.Select(p => p.Threads.Any(t => stopped.Contains(t.HostTid))
-            ? p with { Threads = p.Threads.Select(t => t with { Stopped = stopped.Contains(t.HostTid) }).ToList() }
-            : p).ToList();
-    }
-
     /// <summary>Asks Sched for the list, and keeps it.</summary>
-    public IReadOnlyList<ProcessFacts> Ask()
+    public IReadOnlyList<ProcessFacts> Ask() => AskKept().Processes;
+
+    /// <summary>Asks Sched for the list, and gives the pids procfs lists.</summary>
+    public IReadOnlyList<ProcPid> AskPids() => AskKept().Pids;
+
+    private Kept AskKept()
     {
         long changes = sched.Changes; // read first: a change sent meanwhile makes the answer one not to keep
         var processes = sched.Call(s => s.ProcessesAsync());
-        _kept = new Kept(processes, changes);
-        return processes;
+        var kept = new Kept(processes, [.. processes.Select(p => new ProcPid(p.Vpid, p.HostPid, [.. p.Threads.Select(t => new ProcTid(t.Vtid, t.HostTid))]))], changes);
+        _kept = kept;
+        return kept;
     }
 }

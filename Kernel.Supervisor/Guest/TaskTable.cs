@@ -40,16 +40,6 @@ internal sealed class TaskTable
         lock (_lock) return [.. _byHostTid.Values];
     }
 
-    /// <summary>Host tids of the tasks held in a job-control stop, or null when none is (no allocation then).</summary>
-    public HashSet<int>? JobStopped()
-    {
-        HashSet<int>? stopped = null;
-        lock (_lock)
-            foreach (var t in _byHostTid.Values)
-                if (t.JobStopped) (stopped ??= []).Add(t.HostTid);
-        return stopped;
-    }
-
     /// <summary>The thread-group leaders: one per live guest process.</summary>
     public GuestTask[] Processes()
     {

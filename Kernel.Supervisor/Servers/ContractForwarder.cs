@@ -161,13 +161,14 @@ internal sealed class MmForwarder : ContractForwarder<IMmServer>, IMmServer
     private static readonly ContractMethod SpaceExited = ContractMethod.Tell<IMmServer>(nameof(SpaceExitedAsync), "mm/space_exited", Replay, (s, a) => s.SpaceExitedAsync((int)a[0]!));
     private static readonly ContractMethod Record = ContractMethod.Tell<IMmServer>(nameof(RecordAsync), "mm/record", Replay, (s, a) => s.RecordAsync((MmEvent)a[0]!));
     private static readonly ContractMethod Maps = ContractMethod.Ask<IMmServer, IReadOnlyList<Vma>>(nameof(MapsAsync), "mm/maps", null, (s, a) => s.MapsAsync((int)a[0]!));
+    private static readonly ContractMethod MmProcText = ContractMethod.Ask<IMmServer, ProcText>(nameof(ProcTextAsync), "mm/proc_text", null, (s, a) => s.ProcTextAsync((ProcTextRequest)a[0]!));
     private static readonly ContractMethod Reserve = ContractMethod.Ask<IMmServer, CommitReply>(nameof(ReserveAsync), "mm/reserve", Replay, (s, a) => s.ReserveAsync((CommitRequest)a[0]!));
     private static readonly ContractMethod Window = ContractMethod.Ask<IMmServer, PlacementWindow>(nameof(WindowAsync), "mm/window", Replay, (s, a) => s.WindowAsync((WindowRequest)a[0]!));
     private static readonly ContractMethod Brk = ContractMethod.Ask<IMmServer, BrkPlan>(nameof(BrkAsync), "mm/brk", null, (s, a) => s.BrkAsync((BrkRequest)a[0]!));
     private static readonly ContractMethod Usage = ContractMethod.Ask<IMmServer, MmUsage>(nameof(UsageAsync), "mm/usage", null, (s, _) => s.UsageAsync());
 
     internal static readonly ContractMethod[] Table =
-        [.. KernelMethods.Table, Configure, SpaceCreated, SpaceExec, SpaceExited, Record, Maps, Reserve, Window, Brk, Usage];
+        [.. KernelMethods.Table, Configure, SpaceCreated, SpaceExec, SpaceExited, Record, Maps, MmProcText, Reserve, Window, Brk, Usage];
 
     public Task ConfigureAsync(MmConfig config) => Forward(Configure, config);
     public Task SpaceCreatedAsync(int parentVpid, int childVpid, bool shared) => Forward(SpaceCreated, parentVpid, childVpid, shared);
@@ -175,6 +176,7 @@ internal sealed class MmForwarder : ContractForwarder<IMmServer>, IMmServer
     public Task SpaceExitedAsync(int vpid) => Forward(SpaceExited, vpid);
     public Task RecordAsync(MmEvent e) => Forward(Record, e);
     public Task<IReadOnlyList<Vma>> MapsAsync(int vpid) => Forward<IReadOnlyList<Vma>>(Maps, vpid);
+    public Task<ProcText> ProcTextAsync(ProcTextRequest request) => Forward<ProcText>(MmProcText, request);
     public Task<CommitReply> ReserveAsync(CommitRequest request) => Forward<CommitReply>(Reserve, request);
     public Task<PlacementWindow> WindowAsync(WindowRequest request) => Forward<PlacementWindow>(Window, request);
     public Task<BrkPlan> BrkAsync(BrkRequest request) => Forward<BrkPlan>(Brk, request);
@@ -196,6 +198,7 @@ internal sealed class SchedForwarder : ContractForwarder<ISchedServer>, ISchedSe
     private static readonly ContractMethod GroupChanged = ContractMethod.Tell<ISchedServer>(nameof(GroupChangedAsync), "sched/group_changed", Replay, (s, a) => s.GroupChangedAsync((GroupChange)a[0]!));
     private static readonly ContractMethod Cpus = ContractMethod.Ask<ISchedServer, int>(nameof(CpusAsync), "sched/cpus", null, (s, _) => s.CpusAsync());
     private static readonly ContractMethod Processes = ContractMethod.Ask<ISchedServer, IReadOnlyList<ProcessFacts>>(nameof(ProcessesAsync), "sched/processes", null, (s, _) => s.ProcessesAsync());
+    private static readonly ContractMethod SchedProcText = ContractMethod.Ask<ISchedServer, ProcText>(nameof(ProcTextAsync), "sched/proc_text", null, (s, a) => s.ProcTextAsync((ProcTextRequest)a[0]!));
     private static readonly ContractMethod VcpuTick = ContractMethod.Ask<ISchedServer, VcpuDecision>(nameof(VcpuTickAsync), "sched/vcpu_tick", null, (s, a) => s.VcpuTickAsync((VcpuTick)a[0]!));
     private static readonly ContractMethod ChildSubreaper = ContractMethod.Tell<ISchedServer>(nameof(ChildSubreaperAsync), "sched/child_subreaper", Replay, (s, a) => s.ChildSubreaperAsync((int)a[0]!, (bool)a[1]!));
 
@@ -205,7 +208,7 @@ internal sealed class SchedForwarder : ContractForwarder<ISchedServer>, ISchedSe
     private static readonly ContractMethod GetAttr = ContractMethod.Ask<ISchedServer, SchedAttr?>(nameof(GetAttrAsync), "sched/getattr", null, (s, a) => s.GetAttrAsync((int)a[0]!), orNull: true);
 
     internal static readonly ContractMethod[] Table =
-        [.. KernelMethods.Table, Configure, StartInit, TaskCreated, ReservePids, ReleasePids, TaskStarted, Exec, TaskExited, Reaped, Parent, GroupChanged, Cpus, Processes, VcpuTick, ChildSubreaper,
+        [.. KernelMethods.Table, Configure, StartInit, TaskCreated, ReservePids, ReleasePids, TaskStarted, Exec, TaskExited, Reaped, Parent, GroupChanged, Cpus, Processes, SchedProcText, VcpuTick, ChildSubreaper,
             GetPriority, SetPriority, SetAttr, GetAttr];
 
     public Task ConfigureAsync(SchedConfig config) => Forward(Configure, config);
@@ -221,6 +224,7 @@ internal sealed class SchedForwarder : ContractForwarder<ISchedServer>, ISchedSe
     public Task GroupChangedAsync(GroupChange change) => Forward(GroupChanged, change);
     public Task<int> CpusAsync() => Forward<int>(Cpus);
     public Task<IReadOnlyList<ProcessFacts>> ProcessesAsync() => Forward<IReadOnlyList<ProcessFacts>>(Processes);
+    public Task<ProcText> ProcTextAsync(ProcTextRequest request) => Forward<ProcText>(SchedProcText, request);
     public Task<VcpuDecision> VcpuTickAsync(VcpuTick tick) => Forward<VcpuDecision>(VcpuTick, tick);
     public Task ChildSubreaperAsync(int vpid, bool on) => Forward(ChildSubreaper, vpid, on);
     public Task<int> GetPriorityAsync(PriorityRequest request) => Forward<int>(GetPriority, request);

@@ -1,3 +1,4 @@
+using UmlMicro.Contracts.Linux;
 using UmlMicro.Contracts.Servers;
 
 namespace UmlMicro.Supervisor.Syscalls;
@@ -57,12 +58,26 @@ internal static class HostStatus
     internal sealed record TaskCredentials(Credentials Fs, Credentials Access);
 
     /// <summary>
-    /// The task's credentials as the host holds them, or null when it is gone. The ids read here are the ones the guest's
+    /// The capabilities the kernel's servers grant over what they keep themselves, and the host never sees: the VFS's
+    /// trusted.* and security.* attributes (CAP_SYS_ADMIN), Sched's nice values and scheduling classes (CAP_SYS_NICE).
+    /// The second wall withholds both from every guest thread on the host (a guest thread must not mount, nor outrank
+    /// the tracer); toward the kernel's own objects a guest's root holds them as Linux's root does.
+    /// </summary>
+    public const ulong KernelKeptCapabilities = 1UL << LinuxFlags.CAP_SYS_ADMIN | 1UL << LinuxFlags.CAP_SYS_NICE;
+
+    /// <summary>A capability set as the kernel's servers count it: with <see cref="KernelKeptCapabilities"/> when the task
+    /// holds every capability its bounding set allows (root after execve, until it drops one or becomes another user).</summary>
+    public static ulong Guest(ulong caps, ulong bounding) =>
+        bounding != 0 && (caps & bounding) == bounding ? caps | KernelKeptCapabilities : caps;
+
+    /// <summary>
+    /// The task's credentials as the kernel counts them (the host's, with <see cref="Guest"/>'s capabilities), or null
+    /// when it is gone. The ids read here are the ones the guest's
     /// user namespace maps to the host's (every id to itself for a run by root; the user's own otherwise).
     /// </summary>
     public static TaskCredentials? Credentials(int tid)
     {
-        string? uids = null, gids = null, groups = null, prm = null, eff = null;
+        string? uids = null, gids = null, groups = null, prm = null, eff = null, bnd = null;
         try
         {
             foreach (var line in File.ReadLines($"/proc/{tid}/status"))
@@ -71,9 +86,10 @@ internal static class HostStatus
                 else if (line.StartsWith("Gid:", StringComparison.Ordinal)) gids = line[4..];
                 else if (line.StartsWith("Groups:", StringComparison.Ordinal)) groups = line[7..];
                 else if (line.StartsWith("CapPrm:", StringComparison.Ordinal)) prm = line[7..];
-                else if (line.StartsWith("CapEff:", StringComparison.Ordinal))
+                else if (line.StartsWith("CapEff:", StringComparison.Ordinal)) eff = line[7..];
+                else if (line.StartsWith("CapBnd:", StringComparison.Ordinal))
                 {
-                    eff = line[7..];
+                    bnd = line[7..];
                     break; // after the others in the file
                 }
             }
@@ -82,23 +98,20 @@ internal static class HostStatus
         {
             return null;
         }
-        if (uids is null || gids is null || groups is null || prm is null || eff is null) return null;
+        if (uids is null || gids is null || groups is null || prm is null || eff is null || bnd is null) return null;
         static uint[] Ids(string ids) => ids.Split(['\t', ' '], StringSplitOptions.RemoveEmptyEntries)
             .Select(g => uint.Parse(g, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         uint[] u = Ids(uids), g = Ids(gids), list = Ids(groups);
-        ulong permitted = Convert.ToUInt64(prm.Trim(), 16), effective = Convert.ToUInt64(eff.Trim(), 16);
+        ulong bounding = Convert.ToUInt64(bnd.Trim(), 16);
+        ulong permitted = Guest(Convert.ToUInt64(prm.Trim(), 16), bounding), effective = Guest(Convert.ToUInt64(eff.Trim(), 16), bounding);
         // Uid: and Gid: are real, effective, saved, fs.
         return new TaskCredentials(new Credentials(u[3], g[3], list, effective), new Credentials(u[0], g[0], list, u[0] == 0 ? permitted : 0));
     }
 
-    private const int CAP_SYS_NICE = 23;
-
     /// <summary>
     /// What Sched checks a scheduling call with about thread <paramref name="tid"/> (guest tid <paramref name="vtid"/>), or
     /// null when it is gone: its real and effective uid, its process's soft RLIMIT_NICE and RLIMIT_RTPRIO (/proc/TID/limits),
-    /// and CAP_SYS_NICE as the guest holds it. The host's bounding set never has CAP_SYS_NICE (HostWall: on the host a
-    /// guest thread must not outrank the tracer), so the guest's is read off the rest: a task whose effective set holds
-    /// every capability its bounding set allows (root after execve, until it drops one or becomes another user) holds it.
+    /// and CAP_SYS_NICE as the kernel counts it (<see cref="Guest"/>: the host never grants it).
     /// </summary>
     public static TaskCreds? SchedCreds(int tid, int vtid)
     {
@@ -129,7 +142,7 @@ internal static class HostStatus
         if (uids is null || eff is null || bnd is null) return null;
         var u = uids.Split(['\t', ' '], StringSplitOptions.RemoveEmptyEntries);
         ulong effective = Convert.ToUInt64(eff, 16), bounding = Convert.ToUInt64(bnd, 16);
-        bool sysNice = (effective & 1UL << CAP_SYS_NICE) != 0 || (bounding != 0 && (effective & bounding) == bounding);
+        bool sysNice = (Guest(effective, bounding) & 1UL << LinuxFlags.CAP_SYS_NICE) != 0;
         return new TaskCreds(vtid, uint.Parse(u[0], System.Globalization.CultureInfo.InvariantCulture),
             uint.Parse(u[1], System.Globalization.CultureInfo.InvariantCulture), sysNice, nice, rtprio);
     }

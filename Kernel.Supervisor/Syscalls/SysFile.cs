@@ -4,6 +4,7 @@ using UmlMicro.Contracts.Servers;
 using UmlMicro.Contracts.Syscalls;
 using UmlMicro.Supervisor.Guest;
 using UmlMicro.Supervisor.Native;
+using UmlMicro.Supervisor.Servers;
 
 namespace UmlMicro.Supervisor.Syscalls;
 
@@ -90,18 +91,33 @@ internal static class SysFile
         };
         h["fchmod"] = c => FdModify(c, 0, FCHMODAT, [AtFdCwd, ScratchPath, c.Arg(1)]);
         h["fchown"] = c => FdModify(c, 0, FCHOWNAT, [AtFdCwd, ScratchPath, c.Arg(1), c.Arg(2), LinuxFlags.AT_SYMLINK_NOFOLLOW]);
-        h["fsetxattr"] = c => FdModify(c, 0, LSETXATTR, [ScratchPath, c.Arg(1), c.Arg(2), c.Arg(3), c.Arg(4)]);
-        h["fremovexattr"] = c => FdModify(c, 0, LREMOVEXATTR, [ScratchPath, c.Arg(1)]);
-        h["setxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: true);
-        h["lsetxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: false);
-        h["removexattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: true);
-        h["lremovexattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Modify, follow: false);
+        // Extended attributes: a name of the namespaces the kernel keeps (XattrCall.IsKept) is the VFS's, any other the
+        // host's, on the host path the VFS resolves; a list is the VFS's, which merges the host's names and the kept ones.
+        h["fsetxattr"] = c =>
+        {
+            if (KeptSet(c) is { } call) FdXattr(c, call);
+            else FdModify(c, 0, LSETXATTR, [ScratchPath, c.Arg(1), c.Arg(2), c.Arg(3), c.Arg(4)]);
+        };
+        h["fremovexattr"] = c =>
+        {
+            if (KeptName(c) is { } name) FdXattr(c, new XattrCall(XattrOp.Remove, name));
+            else FdModify(c, 0, LREMOVEXATTR, [ScratchPath, c.Arg(1)]);
+        };
+        h["setxattr"] = c => SetXattr(c, follow: true);
+        h["lsetxattr"] = c => SetXattr(c, follow: false);
+        h["removexattr"] = c => RemoveXattr(c, follow: true);
+        h["lremovexattr"] = c => RemoveXattr(c, follow: false);
+        h["getxattr"] = c => GetXattr(c, follow: true);
+        h["lgetxattr"] = c => GetXattr(c, follow: false);
+        h["fgetxattr"] = c =>
+        {
+            if (KeptName(c) is { } name) FdXattr(c, new XattrCall(XattrOp.Get, name, Size: BufferSize(c, 3, LinuxFlags.XATTR_SIZE_MAX)), 2);
+        };
+        h["listxattr"] = c => PathXattr(c, follow: true, new XattrCall(XattrOp.List, Size: BufferSize(c, 2, LinuxFlags.XATTR_LIST_MAX)), 1);
+        h["llistxattr"] = c => PathXattr(c, follow: false, new XattrCall(XattrOp.List, Size: BufferSize(c, 2, LinuxFlags.XATTR_LIST_MAX)), 1);
+        h["flistxattr"] = c => FdXattr(c, new XattrCall(XattrOp.List, Size: BufferSize(c, 2, LinuxFlags.XATTR_LIST_MAX)), 1);
 
         // Lookups that read about an object without opening it.
-        h["getxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Lookup, follow: true);
-        h["lgetxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Lookup, follow: false);
-        h["listxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Lookup, follow: true);
-        h["llistxattr"] = c => Resolve(c, NoDirFd, 0, PathOp.Lookup, follow: false);
         h["statfs"] = c => Resolve(c, NoDirFd, 0, PathOp.Lookup, follow: true);
         h["name_to_handle_at"] = c => Resolve(c, 0, 1, PathOp.Lookup, follow: (c.IntArg(4) & LinuxFlags.AT_SYMLINK_FOLLOW) != 0);
         h["inotify_add_watch"] = c => Resolve(c, 0, 1, PathOp.Lookup, FollowUnless(c.IntArg(2), IN_DONT_FOLLOW), dirFdIsPlainFd: true);
@@ -210,6 +226,88 @@ internal static class SysFile
         return false;
     }
 
+    private static void SetXattr(SyscallCall c, bool follow)
+    {
+        if (KeptSet(c) is { } call) PathXattr(c, follow, call);
+        else Resolve(c, NoDirFd, 0, PathOp.Modify, follow);
+    }
+
+    private static void RemoveXattr(SyscallCall c, bool follow)
+    {
+        if (KeptName(c) is { } name) PathXattr(c, follow, new XattrCall(XattrOp.Remove, name));
+        else Resolve(c, NoDirFd, 0, PathOp.Modify, follow);
+    }
+
+    private static void GetXattr(SyscallCall c, bool follow)
+    {
+        if (KeptName(c) is { } name) PathXattr(c, follow, new XattrCall(XattrOp.Get, name, Size: BufferSize(c, 3, LinuxFlags.XATTR_SIZE_MAX)), 2);
+        else Resolve(c, NoDirFd, 0, PathOp.Lookup, follow);
+    }
+
+    /// <summary>The attribute name in argument 1 when it is one the kernel keeps; null for any other, and for one the host
+    /// refuses as it is (EFAULT; ERANGE when it is empty or longer than XATTR_NAME_MAX), as Linux does before the lookup.</summary>
+    private static string? KeptName(SyscallCall c)
+    {
+        byte[]? name;
+        try
+        {
+            name = GuestMemory.ReadCString(c.Tid, c.Arg(1), LinuxFlags.XATTR_NAME_MAX + 1);
+        }
+        catch (GuestFault)
+        {
+            return null;
+        }
+        return name is { Length: > 0 } && PathBytes.Decode(name) is var decoded && XattrCall.IsKept(decoded) ? decoded : null;
+    }
+
+    /// <summary>setxattr's checks before its lookup, in setxattr_copy's order (the flags, the name, the size, the value) and
+    /// with its errnos, for a name the kernel keeps: the call for the VFS, or null for the host's to make.</summary>
+    private static XattrCall? KeptSet(SyscallCall c)
+    {
+        int flags = c.IntArg(4);
+        if ((flags & ~(LinuxFlags.XATTR_CREATE | LinuxFlags.XATTR_REPLACE)) != 0 || KeptName(c) is not { } name) return null;
+        ulong size = c.Arg(3);
+        if (size > LinuxFlags.XATTR_SIZE_MAX) throw new SyscallError(Errno.E2BIG);
+        var value = new byte[size];
+        if (size > 0) GuestMemory.Read(c.Tid, c.Arg(2), value);
+        return new XattrCall(XattrOp.Set, name, value, flags);
+    }
+
+    /// <summary>The size of the guest's buffer in argument <paramref name="i"/>: Linux never hands out more than
+    /// <paramref name="most"/>, and reads a larger size as that.</summary>
+    private static long BufferSize(SyscallCall c, int i, int most) => (long)Math.Min(c.Arg(i), (ulong)most);
+
+    /// <summary>An attribute call the VFS carries out on the object the path in argument 0 resolves to (a change on the
+    /// copy-on-write layer's copy).</summary>
+    private static void PathXattr(SyscallCall c, bool follow, XattrCall call, int bufferArg = -1)
+    {
+        if (Arg(c, NoDirFd, 0) is not { } arg) throw new SyscallError(Errno.ENOENT);
+        var op = call.Op is XattrOp.Set or XattrOp.Remove ? PathOp.Modify : PathOp.Lookup;
+        Xattr(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, arg, op, follow, SysCreds.Of(c), Xattr: call), bufferArg);
+    }
+
+    /// <summary>An attribute call the VFS carries out on the file fd argument 0 holds, which it reaches by the host's
+    /// link to it. An O_PATH fd is refused, as the f*xattr calls refuse one (EBADF).</summary>
+    private static void FdXattr(SyscallCall c, XattrCall call, int bufferArg = -1)
+    {
+        int fd = c.IntArg(0);
+        if (FdTarget(c.Tid, fd) is null || IsPathFd(c.Tid, fd)) throw new SyscallError(Errno.EBADF);
+        var op = call.Op is XattrOp.Set or XattrOp.Remove ? PathOp.Modify : PathOp.Lookup;
+        Xattr(c, new PathRequest(c.Task.Vpid, c.Task.Vtid, new PathArg(""), op, FollowLast: true, SysCreds.Of(c),
+            Xattr: call with { Fd = $"/proc/{c.Tid}/fd/{fd}" }), bufferArg);
+    }
+
+    /// <summary>The VFS's outcome is the call's: its result, and what it read into the guest's buffer.</summary>
+    private static void Xattr(SyscallCall c, PathRequest request, int bufferArg)
+    {
+        var r = Ask(c, request);
+        if (r.Errno != 0) throw new SyscallError(r.Errno);
+        if (r.Xattr is not { } done || done.Data?.Length > request.Xattr!.Size || done.Data?.Length > done.Result)
+            throw new ServerMistake(Contract.VfsName, "vfs/resolve", "answered an attribute call with no outcome, or with more than the guest's buffer holds");
+        if (done.Data is { Length: > 0 } data) GuestMemory.Write(c.Tid, c.Arg(bufferArg), data);
+        c.Return(done.Result);
+    }
+
     private static bool FollowUnless(int flags, int noFollowBit) => (flags & noFollowBit) == 0;
 
     /// <summary>readlink's size is an int, refused before the path is looked at.</summary>
@@ -309,19 +407,21 @@ internal static class SysFile
 
     /// <summary>
     /// The VFS's answer to a path request; a path through /proc/PID is asked again with the guest's processes from
-    /// Sched, and one that reads a process's maps again with MM's map of it (the VFS never reaches into another
-    /// server). An answer that makes a name is followed up at the call's exit (<see cref="AfterCreate"/>). Every path question goes through here: an answer that still needs facts must never reach the host.
+    /// Sched, and one whose text another server makes (stat from Sched, maps from MM) again with that text (the VFS
+    /// never reaches into another server). An answer that makes a name is followed up at the call's exit
+    /// (<see cref="AfterCreate"/>). Every path question goes through here: an answer that still needs facts must
+    /// never reach the host.
     /// </summary>
     public static PathResolution Ask(SyscallCall c, PathRequest request)
     {
-        var names = c.Kernel.Names;
+        var names = request.Xattr is null ? c.Kernel.Names : null; // an attribute call is carried out, never leased
         var question = names?.Of(request) ?? default;
         var asked = names?.Asked ?? default;
         if (names is not null && names.TryGet(question, out var leased)) return leased;
         c.ServerUsed = Server.Vfs;
         // A path into /proc will need the guest's processes: sent with the first question when they are at hand.
-        if (request.Arg.Path.StartsWith("/proc/", StringComparison.Ordinal) && c.Kernel.ProcessList.TryGet(out var known))
-            request = request with { Processes = ProcessList.WithJobStops(known, c.Kernel.Tasks) };
+        if (request.Arg.Path.StartsWith("/proc/", StringComparison.Ordinal) && c.Kernel.ProcessList.TryGetPids(out var known))
+            request = request with { Processes = known };
         var r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
         names?.Grant(question, r, asked);
         if (r.MakesName) AfterCreate(c, r.CommitOnSuccess ? r.GuestPath : null);
@@ -329,19 +429,29 @@ internal static class SysFile
         if (r.NeedProcesses)
         {
             if (request.Processes is not null) throw new InvalidOperationException("the VFS asked twice for the guest's processes");
-            request = request with { Processes = ProcessList.WithJobStops(c.Kernel.ProcessList.Ask(), c.Kernel.Tasks) };
+            request = request with { Processes = c.Kernel.ProcessList.AskPids() };
             r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
             if (r.NeedProcesses) throw new InvalidOperationException("the VFS asked twice for the guest's processes");
         }
-        if (r.NeedMapsOf != 0)
+        if (r.Render is { } render)
         {
-            int vpid = r.NeedMapsOf;
-            var areas = c.Kernel.Mm.Call(m => m.MapsAsync(vpid));
-            r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request with { Maps = new SpaceMaps(vpid, areas) }));
-            if (r.NeedProcesses || r.NeedMapsOf != 0) throw new InvalidOperationException("the VFS asked twice for the facts of a path");
+            var text = Render(c, render);
+            if (text.Errno != 0) return new PathResolution(Errno.ENOENT, null, null); // the task ended meanwhile
+            var ask = render.Request;
+            r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request with { Rendered = new ProcRendered(ask.Vpid, ask.Vtid, ask.File, text) }));
+            if (r.NeedProcesses || r.Render is not null) throw new InvalidOperationException("the VFS asked twice for the facts of a path");
         }
         return r;
     }
+
+    /// <summary>The text of a procfs file from the server that owns what it shows; a job-control stop, which only
+    /// the supervisor sees, is marked for Sched.</summary>
+    private static ProcText Render(SyscallCall c, ProcRender render) => render.Owner switch
+    {
+        ProcOwner.Sched => c.Kernel.Sched.Call(s => s.ProcTextAsync(render.Request with { Stopped = c.Kernel.Tasks.Find(render.HostTid)?.JobStopped == true })),
+        ProcOwner.Mm => c.Kernel.Mm.Call(m => m.ProcTextAsync(render.Request)),
+        _ => throw new InvalidOperationException($"no server makes {render.Owner}'s procfs text"),
+    };
 
     /// <summary>
     /// The path in argument <paramref name="pathArg"/> as the VFS needs it: the string, and for a relative path

@@ -10,34 +10,37 @@ namespace UmlMicro.Servers.Vfs.Layers;
 /// <summary>The path ran into /proc/PID and the request did not carry the guest's processes: ask again with them.</summary>
 internal sealed class NeedProcessesException : Exception;
 
-/// <summary>A file made from the mappings of guest process <see cref="Vpid"/> is read, and the request did not carry
-/// them: ask again with the MM server's map of that process.</summary>
-internal sealed class NeedMapsException(int vpid) : Exception
+/// <summary>The path is a file whose text another server makes (<see cref="Render"/>), and the request did not carry
+/// it: ask that server, then ask again with its text.</summary>
+internal sealed class NeedRenderException(ProcRender render) : Exception
 {
-    public int Vpid { get; } = vpid;
+    public ProcRender Render { get; } = render;
 }
 
-/// <summary>Who is asking, and the guest's processes when the supervisor sent them (from Sched).</summary>
+/// <summary>Who is asking, and the guest's processes and a rendered text when the supervisor sent them.</summary>
 internal sealed class ProcContext
 {
     public int Vpid { get; set; }
     public int Vtid { get; set; }
-    public IReadOnlyList<ProcessFacts>? Processes { get; set; }
+    public IReadOnlyList<ProcPid>? Processes { get; set; }
 
-    public IReadOnlyList<ProcessFacts> Need() => Processes ?? throw new NeedProcessesException();
+    public IReadOnlyList<ProcPid> Need() => Processes ?? throw new NeedProcessesException();
 
-    /// <summary>The MM server's map of one process, when the supervisor sent it.</summary>
-    public SpaceMaps? Maps { get; set; }
+    /// <summary>The text another server made for a file of this request, when the supervisor sent it.</summary>
+    public ProcRendered? Rendered { get; set; }
 
-    public IReadOnlyList<Vma> NeedMaps(int vpid) => Maps is { } m && m.Vpid == vpid ? m.Areas : throw new NeedMapsException(vpid);
+    /// <summary>The text <paramref name="owner"/> made of <paramref name="file"/> of the task, once it is here.</summary>
+    public ProcText NeedText(ProcOwner owner, int vpid, int vtid, int hostTid, string file, Func<string> hostText) =>
+        Rendered is { } r && r.Vpid == vpid && r.Vtid == vtid && r.File == file ? r.Text
+            : throw new NeedRenderException(new ProcRender(owner, hostTid, new ProcTextRequest(vpid, vtid, file, hostText())));
 }
 
 /// <summary>
-/// procfs as the guest must see it: only guest pids, and every pid in it virtual. Per-process files whose text
-/// names pids or host paths (status, stat, mounts, mountinfo, the exe/cwd/root/fd links) are generated from
-/// the host's own file and the facts Sched gave, as are sched, timers, fdinfo/N and children (ProcPidText); maps
-/// and smaps_rollup from the MM server's map of the process; the rest (cmdline, environ, comm, limits, ...) is the
-/// host's file of the same host task, passed through. Files outside /proc/PID are the host's, read-only, except
+/// procfs as the guest must see it: only guest pids, and every pid in it virtual. Each server makes the text of what
+/// it owns: stat and status come from Sched, maps and smaps_rollup from MM (with host paths this layer names as the
+/// guest's); this layer makes those that name guest paths (mounts, mountinfo, the exe/cwd/root/fd links) and
+/// translates the pids of sched, timers, fdinfo/N and children with the guest's pid list (ProcPidText); the rest
+/// (cmdline, environ, comm, limits, ...) is the host's file of the same host task, passed through. Files outside /proc/PID are the host's, read-only, except
 /// loadavg and locks, made the guest's here, and the kernel's identity files the VFS serves itself (see KernelFiles).
 /// </summary>
 internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string, string?> guestPathOf, Func<int, string?> cwdOf, string materialDir)
@@ -48,21 +51,11 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
     public override string FsType => "proc";
 
     /// <summary>A guest task as procfs shows it: a process (Thread null: its leader speaks for it) or one thread.</summary>
-    private readonly record struct TaskView(ProcessFacts Process, ThreadFacts? Thread)
+    private readonly record struct TaskView(ProcPid Process, ProcTid? Thread)
     {
         public int HostTid => Thread?.HostTid ?? Process.HostPid;
         public int Vtid => Thread?.Vtid ?? Process.Vpid;
         public string HostDir => Thread is null ? $"/proc/{Process.HostPid}" : $"/proc/{Process.HostPid}/task/{Thread.HostTid}";
-
-        /// <summary>In a job-control stop: the thread, or a process's leader.</summary>
-        public bool Stopped
-        {
-            get
-            {
-                int leader = Process.HostPid;
-                return (Thread ?? Process.Threads.FirstOrDefault(t => t.HostTid == leader))?.Stopped == true;
-            }
-        }
     }
 
     public override Node Lookup(string rel)
@@ -184,9 +177,9 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
         string path = Path.Combine(materialDir, rel.Replace('/', '_'));
         string fresh = path + "." + (++_next).ToString(CultureInfo.InvariantCulture);
         // The text holds guest paths (maps, mounts, cwd) and host bytes (cmdline, environ): written as the bytes they stand for.
-        File.WriteAllBytes(fresh, PathBytes.Encode(Render(rel)));
-        HostFs.Chmod(fresh, 0x124);
-        File.Move(fresh, path, overwrite: true);
+        int errno = HostFs.WriteNew(fresh, PathBytes.Encode(Render(rel)), 0x124);
+        if (errno == 0) errno = HostFs.Rename(fresh, path, 0);
+        if (errno != 0) throw new IOException($"cannot write /proc/{rel}'s text to {fresh}: errno {errno}");
         return path;
     }
 
@@ -223,14 +216,18 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
             at = 3;
         }
         string file = string.Join('/', parts[at..]);
-        if (file == "maps") return MapsText.Maps(context.NeedMaps(task.Process.Vpid), guestPathOf);
-        if (file == "smaps_rollup")
-            return MapsText.Rollup(context.NeedMaps(task.Process.Vpid), ReadHost($"/proc/{task.Process.HostPid}/smaps_rollup"));
+        switch (file)
+        {
+            case "stat" or "status":
+                return context.NeedText(ProcOwner.Sched, task.Process.Vpid, task.Vtid, task.HostTid, file, () => ReadHost($"{task.HostDir}/{file}")).Text;
+            case "maps":
+                return GuestNames(context.NeedText(ProcOwner.Mm, task.Process.Vpid, task.Vtid, task.HostTid, file, () => ""));
+            case "smaps_rollup":
+                return context.NeedText(ProcOwner.Mm, task.Process.Vpid, task.Vtid, task.HostTid, file, () => ReadHost($"/proc/{task.Process.HostPid}/smaps_rollup")).Text;
+        }
         string hostText = file is "mounts" or "mountinfo" ? "" : ReadHost($"{task.HostDir}/{file}");
         return file switch
         {
-            "status" => Status(hostText, task),
-            "stat" => Stat(hostText, task),
             "mounts" => MountsText(),
             "mountinfo" => MountInfo(),
             "sched" => ProcPidText.Sched(hostText, task.Vtid, new GuestPids(context.Need())),
@@ -254,46 +251,44 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
         }
     }
 
-    private string Status(string host, TaskView task)
+    /// <summary>
+    /// Another server's text with the host path of each mapped file it lists shown as the guest's path of that file (a
+    /// file with no guest path, such as a memfd, keeps the host's name, which names nothing of the host's tree), and
+    /// " (deleted)" after it when the host path no longer leads to the mapped inode, as Linux says of an unlinked file.
+    /// </summary>
+    private string GuestNames(ProcText text)
     {
-        var sb = new StringBuilder();
-        foreach (var line in host.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        if (text.Files is not { Count: > 0 } files) return text.Text;
+        var lines = text.Text.Split('\n');
+        foreach (var f in files)
         {
-            string key = line[..(line.IndexOf(':') + 1)];
-            string? value = key switch
-            {
-                "Tgid:" or "NStgid:" => Num(task.Process.Vpid),
-                "Pid:" or "NSpid:" => Num(task.Vtid),
-                "PPid:" => Num(task.Process.Ppid),
-                "TracerPid:" => "0",
-                // Stopped by the kernel's own tracer: to the guest it runs, unless job control stopped it.
-                "State:" when line.Contains("tracing stop", StringComparison.Ordinal) => task.Stopped ? "T (stopped)" : "R (running)",
-                "NSpgid:" => Num(task.Process.Pgid),
-                "NSsid:" => Num(task.Process.Sid),
-                // The tid of the task that made the NUMA group (0: none); Linux does not translate it.
-                "Ngid:" => Num(ProcPidText.TaskOrZero(line[key.Length..].Trim(), new GuestPids(context.Need()))),
-                _ => null,
-            };
-            sb.Append(value is null ? line : $"{key}\t{value}").Append('\n');
+            if (f.Line < 0 || f.Line >= lines.Length || NameAt(lines[f.Line]) is not int at) continue;
+            string line = lines[f.Line];
+            lines[f.Line] = line[..at] + Shown(line[at..], f);
         }
-        return sb.ToString();
+        return string.Join('\n', lines);
     }
 
-    /// <summary>/proc/PID/stat with pid, ppid, pgrp, session and the terminal's foreground group made virtual.</summary>
-    private string Stat(string host, TaskView task)
+    /// <summary>Where a maps line's sixth field (its name) starts, after five fields and the padding.</summary>
+    private static int? NameAt(string line)
     {
-        int close = host.LastIndexOf(')');
-        if (close < 0) return host;
-        var fields = host[(close + 2)..].TrimEnd('\n').Split(' ');
-        // After "pid (comm) ": state ppid pgrp session tty_nr tpgid ...
-        if (fields[0] == "t") fields[0] = task.Stopped ? "T" : "R"; // as in status
-        fields[1] = Num(task.Process.Ppid);
-        fields[2] = Num(task.Process.Pgid);
-        fields[3] = Num(task.Process.Sid);
-        if (int.TryParse(fields[5], out int tpgid) && tpgid > 0)
-            fields[5] = Num(context.Need().FirstOrDefault(p => p.HostPid == tpgid)?.Vpid ?? -1);
-        string comm = host[host.IndexOf('(')..(close + 1)];
-        return $"{Num(task.Vtid)} {comm} {string.Join(' ', fields)}\n";
+        int i = 0;
+        for (int field = 0; field < 5; field++)
+        {
+            while (i < line.Length && line[i] == ' ') i++;
+            while (i < line.Length && line[i] != ' ') i++;
+        }
+        while (i < line.Length && line[i] == ' ') i++;
+        return i < line.Length ? i : null;
+    }
+
+    private string Shown(string name, MappedFile f)
+    {
+        if (!name.StartsWith('/')) return name;
+        bool deleted = name.EndsWith(Deleted, StringComparison.Ordinal);
+        string host = deleted ? name[..^Deleted.Length] : name;
+        deleted = deleted || !HostFs.IsFile(host, f.DevMajor, f.DevMinor, f.Inode);
+        return (guestPathOf(host) ?? host) + (deleted ? Deleted : "");
     }
 
     /// <summary>The host's load averages (the guest's threads run on the host's CPUs), with the guest's own

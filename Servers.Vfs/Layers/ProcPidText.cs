@@ -12,7 +12,7 @@ internal sealed class GuestPids
     private readonly Dictionary<int, int> _processes = [];
     private readonly Dictionary<int, int> _tasks = [];
 
-    public GuestPids(IReadOnlyList<ProcessFacts> processes)
+    public GuestPids(IReadOnlyList<ProcPid> processes)
     {
         foreach (var p in processes)
         {

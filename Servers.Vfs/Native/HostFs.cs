@@ -17,6 +17,15 @@ internal enum NodeType
 /// <summary>The parts of a host stat the VFS decides with.</summary>
 internal readonly record struct HostStat(NodeType Type, uint Mode, uint Uid, uint Gid, long Size, long MtimeSec, long MtimeNsec, long AtimeSec, long AtimeNsec);
 
+/// <summary>Which inode a host path names: device, inode number and birth time (0 where the filesystem keeps none), so
+/// that a number the filesystem gives again to a new file is another identity. With what the xattr checks need.</summary>
+internal readonly record struct InodeStat(uint DevMajor, uint DevMinor, ulong Ino, long BirthSec, uint BirthNsec, uint Nlink, uint Mode,
+    bool Immutable, bool AppendOnly)
+{
+    /// <summary>The identity as a file name: hex digits, '.' and '-' only.</summary>
+    public string Key => $"{DevMajor:x}.{DevMinor:x}-{Ino:x}-{BirthSec:x}.{BirthNsec:x}";
+}
+
 /// <summary>
 /// Every native call of the VFS server, in one place. The VFS carries out namespace changes for the guest
 /// (unlink, rename, link, symlink, whiteouts, copy-up), so it needs the host's own errno for each, which .NET's
@@ -109,10 +118,31 @@ internal static unsafe partial class HostFs
     [LibraryImport(Libc, EntryPoint = "write", SetLastError = true)]
     private static partial nint write_(int fd, byte* buf, nint count);
 
+    [LibraryImport(Libc, EntryPoint = "fchmod", SetLastError = true)]
+    private static partial int fchmod_(int fd, uint mode);
+
     [LibraryImport(Libc, EntryPoint = "copy_file_range", SetLastError = true)]
     private static partial nint copy_file_range_(int fdIn, long* offIn, int fdOut, long* offOut, nint len, uint flags);
 
+    [LibraryImport(Libc, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
+    private static partial int statx_(int dirfd, string path, int flags, uint mask, byte* buf);
+
+    [LibraryImport(Libc, EntryPoint = "getxattr", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
+    private static partial nint getxattr_(string path, string name, byte* value, nuint size);
+
+    [LibraryImport(Libc, EntryPoint = "lgetxattr", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
+    private static partial nint lgetxattr_(string path, string name, byte* value, nuint size);
+
+    [LibraryImport(Libc, EntryPoint = "listxattr", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
+    private static partial nint listxattr_(string path, byte* list, nuint size);
+
+    [LibraryImport(Libc, EntryPoint = "llistxattr", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
+    private static partial nint llistxattr_(string path, byte* list, nuint size);
+
     private const int AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100;
+    private const uint STATX_BASIC_STATS = 0x7ff, STATX_BTIME = 0x800;
+    private const ulong STATX_ATTR_IMMUTABLE = 0x10, STATX_ATTR_APPEND = 0x20;
+    private const int ERANGE = 34;
     private const int O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0x40, O_EXCL = 0x80, O_TRUNC = 0x200, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000;
     private const int EINTR = 4;
     // struct dirent (glibc, x86-64): d_ino, d_off, d_reclen, d_type, then d_name.
@@ -135,6 +165,69 @@ internal static unsafe partial class HostFs
     }
 
     public static NodeType TypeOf(string path) => Lstat(path).Type;
+
+    /// <summary>The inode <paramref name="path"/> names (its last symlink followed when <paramref name="follow"/>); the
+    /// errno when there is none.</summary>
+    public static int Inode(string path, bool follow, out InodeStat inode)
+    {
+        // struct statx: mask at 0, attributes at 8, nlink at 16, mode at 28, ino at 32, btime at 80, dev at 136.
+        var buf = stackalloc byte[256];
+        inode = default;
+        if (statx_(AT_FDCWD, path, follow ? 0 : AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME, buf) != 0)
+            return Marshal.GetLastPInvokeError();
+        uint mask = *(uint*)buf;
+        ulong attributes = *(ulong*)(buf + 8);
+        bool born = (mask & STATX_BTIME) != 0;
+        inode = new InodeStat(*(uint*)(buf + 136), *(uint*)(buf + 140), *(ulong*)(buf + 32), born ? *(long*)(buf + 80) : 0,
+            born ? *(uint*)(buf + 88) : 0, *(uint*)(buf + 16), *(ushort*)(buf + 28),
+            (attributes & STATX_ATTR_IMMUTABLE) != 0, (attributes & STATX_ATTR_APPEND) != 0);
+        return 0;
+    }
+
+    /// <summary>The host's value of the extended attribute <paramref name="name"/>, or its errno (ENODATA: none;
+    /// EOPNOTSUPP: the filesystem keeps no attributes of that kind).</summary>
+    public static int GetXattr(string path, bool follow, string name, out byte[] value)
+    {
+        value = [];
+        for (int size = 256; ; size = XattrBuffer(size))
+        {
+            var buf = new byte[size];
+            nint n;
+            fixed (byte* p = buf)
+                n = follow ? getxattr_(path, name, p, (nuint)size) : lgetxattr_(path, name, p, (nuint)size);
+            if (n >= 0)
+            {
+                value = buf[..(int)n];
+                return 0;
+            }
+            int err = Marshal.GetLastPInvokeError();
+            if (err != ERANGE || size >= LinuxFlags.XATTR_SIZE_MAX) return err;
+        }
+    }
+
+    /// <summary>The names of the host's extended attributes of <paramref name="path"/> that its caller may see, or the errno.</summary>
+    public static int ListXattr(string path, bool follow, out List<string> names)
+    {
+        names = [];
+        for (int size = 1024; ; size = XattrBuffer(size))
+        {
+            var buf = new byte[size];
+            nint n;
+            fixed (byte* p = buf)
+                n = follow ? listxattr_(path, p, (nuint)size) : llistxattr_(path, p, (nuint)size);
+            if (n >= 0)
+            {
+                foreach (var name in buf.AsSpan(0, (int)n).Split((byte)0))
+                    if (name.End.Value > name.Start.Value) names.Add(PathBytes.Decode(buf.AsSpan(name)));
+                return 0;
+            }
+            int err = Marshal.GetLastPInvokeError();
+            if (err != ERANGE || size >= LinuxFlags.XATTR_LIST_MAX) return err;
+        }
+    }
+
+    /// <summary>The next size to try when a value or list did not fit: 64 KiB is the most Linux hands out.</summary>
+    private static int XattrBuffer(int size) => Math.Min(size * 8, LinuxFlags.XATTR_SIZE_MAX);
 
     /// <summary>Whether <paramref name="path"/> still leads to the file with that device (as /proc/PID/maps splits it)
     /// and inode: false once the file was unlinked or replaced.</summary>
@@ -205,6 +298,32 @@ internal static unsafe partial class HostFs
         if (fd < 0) return Marshal.GetLastPInvokeError();
         close_(fd);
         return 0;
+    }
+
+    /// <summary>Makes <paramref name="path"/>, which must not exist, a regular file of mode <paramref name="mode"/> (whatever
+    /// the umask) holding <paramref name="bytes"/>; 0 or the errno. Four calls, no managed stream: procfs writes one
+    /// per open of a generated file.</summary>
+    public static int WriteNew(string path, ReadOnlySpan<byte> bytes, uint mode)
+    {
+        int fd = open_(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        if (fd < 0) return Marshal.GetLastPInvokeError();
+        try
+        {
+            if (fchmod_(fd, mode) < 0) return Marshal.GetLastPInvokeError();
+            fixed (byte* p = bytes)
+                for (nint done = 0; done < bytes.Length;)
+                {
+                    nint w = write_(fd, p + done, bytes.Length - done);
+                    if (w < 0 && Marshal.GetLastPInvokeError() == EINTR) continue;
+                    if (w < 0) return Marshal.GetLastPInvokeError();
+                    done += w;
+                }
+            return 0;
+        }
+        finally
+        {
+            close_(fd);
+        }
     }
 
     /// <summary>Copies the regular file <paramref name="from"/> to <paramref name="to"/>, which must not exist; 0 or the errno.</summary>

@@ -12,7 +12,7 @@ public static class Errno
         EBADF = 9, ECHILD = 10, EAGAIN = 11, ENOMEM = 12, EACCES = 13, EFAULT = 14, EBUSY = 16, EEXIST = 17,
         EXDEV = 18, ENODEV = 19, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, ENFILE = 23, EMFILE = 24, ENOTTY = 25,
         EFBIG = 27, ENOSPC = 28, ESPIPE = 29, EROFS = 30, EMLINK = 31, EPIPE = 32, ERANGE = 34,
-        ENAMETOOLONG = 36, ENOSYS = 38, ENOTEMPTY = 39, ELOOP = 40, EOPNOTSUPP = 95, EADDRINUSE = 98;
+        ENAMETOOLONG = 36, ENOSYS = 38, ENOTEMPTY = 39, ELOOP = 40, ENODATA = 61, EOPNOTSUPP = 95, EADDRINUSE = 98;
 }
 
 /// <summary>Signal numbers (x86-64).</summary>
@@ -46,8 +46,11 @@ public static class LinuxFlags
         S_ISUID = 0x800, S_ISGID = 0x400, S_ISVTX = 0x200;
     /// <summary>What inode_permission is asked for (the values of access's X_OK, W_OK, R_OK).</summary>
     public const int MAY_EXEC = 1, MAY_WRITE = 2, MAY_READ = 4;
-    /// <summary>The capabilities the permission checks of a filesystem consult.</summary>
-    public const int CAP_CHOWN = 0, CAP_DAC_OVERRIDE = 1, CAP_DAC_READ_SEARCH = 2, CAP_FOWNER = 3, CAP_FSETID = 4, CAP_MKNOD = 27;
+    /// <summary>The capabilities the permission checks of a filesystem and a scheduler consult.</summary>
+    public const int CAP_CHOWN = 0, CAP_DAC_OVERRIDE = 1, CAP_DAC_READ_SEARCH = 2, CAP_FOWNER = 3, CAP_FSETID = 4, CAP_SYS_ADMIN = 21,
+        CAP_SYS_NICE = 23, CAP_MKNOD = 27;
+    /// <summary>setxattr's flags, and the limits of an extended attribute's name, value and list (linux/xattr.h, limits.h).</summary>
+    public const int XATTR_CREATE = 1, XATTR_REPLACE = 2, XATTR_NAME_MAX = 255, XATTR_SIZE_MAX = 65536, XATTR_LIST_MAX = 65536;
     /// <summary>prctl's option that changes who reaps orphans.</summary>
     public const int PR_SET_CHILD_SUBREAPER = 36;
     public const int SECCOMP_SET_MODE_FILTER = 1;

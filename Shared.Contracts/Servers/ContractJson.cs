@@ -34,6 +34,8 @@ namespace UmlMicro.Contracts.Servers;
 [JsonSerializable(typeof(BrkPlan))]
 [JsonSerializable(typeof(SpaceGrant))]
 [JsonSerializable(typeof(MmUsage))]
+[JsonSerializable(typeof(ProcTextRequest))]
+[JsonSerializable(typeof(ProcText))]
 // Sched
 [JsonSerializable(typeof(SchedConfig))]
 [JsonSerializable(typeof(TaskGrant))]

@@ -175,6 +175,15 @@ public partial interface IMmServer : IKernelServer
     Task<IReadOnlyList<Vma>> MapsAsync(int vpid);
 
     /// <summary>
+    /// The text of /proc/PID/maps or /proc/PID/smaps_rollup, in Linux's format, made from the process's space: each
+    /// mapped file's line listed in <see cref="ProcText.Files"/> with the host path the VFS turns into the guest's;
+    /// smaps_rollup's counters are the host's (<see cref="ProcTextRequest.HostText"/>), which only the host can count.
+    /// A process without a space (a zombie) has empty files; Errno ENOENT for another file name.
+    /// </summary>
+    [JsonRpcMethod("mm/proc_text")]
+    Task<ProcText> ProcTextAsync(ProcTextRequest request);
+
+    /// <summary>
     /// May the call commit what it asks for? Asked at the call's entry when the supervisor's budget is too small;
     /// a grant counts as committed until the supervisor reports the calls it paid for (<see cref="MmEvent.Charged"/>).
     /// </summary>

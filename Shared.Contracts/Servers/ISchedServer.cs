@@ -7,6 +7,13 @@ using StreamJsonRpc;
 
 namespace UmlMicro.Contracts.Servers;
 
+/// <summary>One guest process as Sched keeps it (sched/processes): its pid, the host pid of its thread group, its
+/// parent, process group and session, and its threads in tid order (none for a zombie).</summary>
+public sealed record ProcessFacts(int Vpid, int HostPid, int Ppid, int Pgid, int Sid, IReadOnlyList<ThreadFacts> Threads);
+
+/// <summary>A thread of a guest process: its guest tid and its host tid.</summary>
+public sealed record ThreadFacts(int Vtid, int HostTid);
+
 /// <summary>What kind of task a fork/vfork/clone/clone3 made.</summary>
 public enum CloneKind
 {
@@ -40,7 +47,7 @@ public enum VcpuStanding
 }
 
 /// <summary>
-/// One guest thread at a tick. <paramref name="Nice"/> is its nice value on the host (since contract version 7 the
+/// One guest thread at a tick. <paramref name="Nice"/> is its nice value on the host (since contract version 8 the
 /// policies weigh by the one Sched keeps, which the host may lack: a lowered one never reaches it); <paramref name="RunNs"/> the CPU
 /// time it has used since it started, in nanoseconds, as the host counts it (cumulative: a tick asked again counts
 /// nothing twice); <paramref name="SliceNs"/> how long it has run without a break (0 while it waits);
@@ -76,14 +83,14 @@ public sealed record TaskExit(int Vtid, int Status);
 public sealed record GroupChange(int Vpid, int Vpgid, bool NewSession);
 
 /// <summary>
-/// What Sched checks a scheduling call with, about the calling thread or a thread it may change (contract version 7):
+/// What Sched checks a scheduling call with, about the calling thread or a thread it may change (contract version 8):
 /// its real and effective uid, whether it holds CAP_SYS_NICE in the guest, and its process's soft RLIMIT_NICE and
 /// RLIMIT_RTPRIO (long.MaxValue: unlimited). The supervisor reads them from the host.
 /// </summary>
 public sealed record TaskCreds(int Vtid, uint Uid, uint Euid, bool CapSysNice, long NiceLimit, long RtprioLimit);
 
 /// <summary>
-/// getpriority/setpriority as the guest called them (contract version 7): <paramref name="Which"/> and
+/// getpriority/setpriority as the guest called them (contract version 8): <paramref name="Which"/> and
 /// <paramref name="Who"/> as given (PRIO_PROCESS 0 names a thread, PRIO_PGRP 1 a process group, PRIO_USER 2 a real
 /// uid; 0 the caller's), <paramref name="Nice"/> the value to set (ignored by sched/getpriority).
 /// <paramref name="Owners"/>: the credentials of every guest thread the call may reach (for PRIO_PROCESS the one it
@@ -96,7 +103,7 @@ public sealed record PriorityRequest(TaskCreds Caller, int Which, int Who, int N
 public sealed record PriorityAnswer(int Result, IReadOnlyList<int> Changed);
 
 /// <summary>
-/// A thread's scheduling attributes, as Linux's struct sched_attr carries them (contract version 7):
+/// A thread's scheduling attributes, as Linux's struct sched_attr carries them (contract version 8):
 /// <paramref name="Policy"/> Linux's number (SCHED_NORMAL 0, FIFO 1, RR 2, BATCH 3, IDLE 5, DEADLINE 6; in a request
 /// -1 keeps the thread's own), <paramref name="Flags"/> sched_flags (SCHED_FLAG_RESET_ON_FORK 1; a DEADLINE thread's
 /// RECLAIM 2 and DL_OVERRUN 4), <paramref name="Nice"/> its nice value, <paramref name="Priority"/> its real-time
@@ -105,7 +112,7 @@ public sealed record PriorityAnswer(int Result, IReadOnlyList<int> Changed);
 public sealed record SchedAttr(int Policy, long Flags, int Nice, int Priority, long RuntimeNs = 0, long DeadlineNs = 0, long PeriodNs = 0);
 
 /// <summary>
-/// sched_setattr, sched_setscheduler or sched_setparam as the guest called them (contract version 7):
+/// sched_setattr, sched_setscheduler or sched_setparam as the guest called them (contract version 8):
 /// <paramref name="Who"/> the thread (0: the caller), <paramref name="Attr"/> what it asks for, as read from the guest
 /// (sched_setattr's flags KEEP_POLICY and KEEP_PARAMS are Sched's to apply); <paramref name="Legacy"/>: it came from
 /// sched_setscheduler or sched_setparam, which leave the nice value as it is. <paramref name="Owners"/>: the
@@ -196,6 +203,16 @@ public partial interface ISchedServer : IKernelServer
     /// <summary>Every guest process (zombies too) with its ids and threads, in pid order: what procfs shows.</summary>
     [JsonRpcMethod("sched/processes")]
     Task<IReadOnlyList<ProcessFacts>> ProcessesAsync();
+
+    /// <summary>
+    /// The text of /proc/PID/stat or /proc/PID/status (and task/TID's) as the guest sees it, made from the host's text of
+    /// the same task: every pid the guest's (its own, its parent's, group's, session's, the terminal's foreground
+    /// group, the NUMA group's task; a host task that is no guest task is 0, as Linux prints a pid its namespace
+    /// cannot see), no tracer, and a task the kernel's tracer holds shown as running unless it is
+    /// <see cref="ProcTextRequest.Stopped"/>. Errno ESRCH for a task Sched does not know (it just ended).
+    /// </summary>
+    [JsonRpcMethod("sched/proc_text")]
+    Task<ProcText> ProcTextAsync(ProcTextRequest request);
 
     /// <summary>
     /// The run policy's decision, asked once per tick while threads wait for a vCPU (every half quantum at most, never

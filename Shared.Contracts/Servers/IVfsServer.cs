@@ -91,12 +91,30 @@ public sealed record Credentials(uint Uid, uint Gid, IReadOnlyList<uint> Groups,
     public bool InGroup(uint gid) => gid == Gid || Groups.Contains(gid);
 }
 
-/// <summary>What procfs needs to know about one guest process; the supervisor gets it from Sched when the VFS asks.</summary>
-public sealed record ProcessFacts(int Vpid, int HostPid, int Ppid, int Pgid, int Sid, IReadOnlyList<ThreadFacts> Threads);
+/// <summary>A guest process as procfs lists it: its guest pid, the host pid whose host /proc directory holds its
+/// files, and its threads (none for a zombie). The supervisor makes the list from Sched's (sched/processes).</summary>
+public sealed record ProcPid(int Vpid, int HostPid, IReadOnlyList<ProcTid> Threads);
 
-/// <summary>A thread of a guest process. <paramref name="Stopped"/>: in a job-control stop (SIGSTOP, SIGTSTP, ...), which only
-/// the supervisor knows (to the host every traced stop is 't'); procfs shows it as 'T'.</summary>
-public sealed record ThreadFacts(int Vtid, int HostTid, bool Stopped = false);
+/// <summary>A thread of a guest process: its guest tid and its host tid.</summary>
+public sealed record ProcTid(int Vtid, int HostTid);
+
+/// <summary>The servers other than the VFS that make procfs text (<see cref="ProcTextRequest"/>).</summary>
+public enum ProcOwner
+{
+    /// <summary>sched/proc_text: a task's stat and status (ids, state, scheduling).</summary>
+    Sched,
+    /// <summary>mm/proc_text: a process's maps and smaps_rollup (its address space).</summary>
+    Mm,
+}
+
+/// <summary>A procfs file the VFS cannot make alone: ask <paramref name="Owner"/> for the text of
+/// <paramref name="Request"/> (setting its Stopped mark for host task <paramref name="HostTid"/>), then ask the VFS
+/// again with the answer (<see cref="PathRequest.Rendered"/>).</summary>
+public sealed record ProcRender(ProcOwner Owner, int HostTid, ProcTextRequest Request);
+
+/// <summary>The text <see cref="ProcRender.Owner"/> made for file <paramref name="File"/> of task
+/// <paramref name="Vtid"/> of process <paramref name="Vpid"/>.</summary>
+public sealed record ProcRendered(int Vpid, int Vtid, string File, ProcText Text);
 
 /// <summary>
 /// A path a guest names: <paramref name="Path"/> relative to the directory whose host path is
@@ -107,10 +125,12 @@ public sealed record PathArg(string Path, string? DirHostPath = null);
 /// <summary>
 /// Guest thread <paramref name="Vtid"/> of process <paramref name="Vpid"/>, with credentials <paramref name="Creds"/>,
 /// names a path for <paramref name="Op"/>. <paramref name="OpenFlags"/> are open's flags (or mknod's mode for Create). <paramref name="Processes"/> is
-/// filled in when an earlier answer said <see cref="PathResolution.NeedProcesses"/>, <paramref name="Maps"/> when
-/// one said <see cref="PathResolution.NeedMapsOf"/>. <paramref name="Resolve"/> is openat2's resolve flags (RESOLVE_*): the
+/// filled in when an earlier answer said <see cref="PathResolution.NeedProcesses"/>, <paramref name="Rendered"/> when
+/// one said <see cref="PathResolution.Render"/>. <paramref name="Resolve"/> is openat2's resolve flags (RESOLVE_*): the
 /// walk keeps them as Linux's does (no symlinks, no magic links, no mount crossing; BENEATH and IN_ROOT scoped to the
 /// directory of <see cref="PathArg.DirHostPath"/>, or the cwd), since the host is handed a path already resolved.
+/// <paramref name="Xattr"/>: the VFS carries out this extended-attribute call on the object the path resolves to (see
+/// <see cref="XattrCall"/>) and answers <see cref="PathResolution.Xattr"/>; such an answer is never a lease.
 /// </summary>
 public sealed record PathRequest(
     int Vpid,
@@ -120,20 +140,56 @@ public sealed record PathRequest(
     bool FollowLast,
     Credentials Creds,
     int OpenFlags = 0,
-    IReadOnlyList<ProcessFacts>? Processes = null,
-    SpaceMaps? Maps = null,
-    int Resolve = 0);
+    IReadOnlyList<ProcPid>? Processes = null,
+    ProcRendered? Rendered = null,
+    int Resolve = 0,
+    XattrCall? Xattr = null);
 
-/// <summary>The mappings of guest process <paramref name="Vpid"/> as the MM server keeps them (mm/maps).</summary>
-public sealed record SpaceMaps(int Vpid, IReadOnlyList<Vma> Areas);
+public enum XattrOp
+{
+    Get,
+    Set,
+    List,
+    Remove,
+}
+
+/// <summary>
+/// An extended-attribute call the VFS carries out itself (contract version 10), sent in a <see cref="PathRequest"/> whose
+/// op is Lookup (Get, List) or Modify (Set, Remove: an object of a read-only layer is copied up first). When
+/// <paramref name="Fd"/> is set it names the object instead of the request's path: the host's link to the calling
+/// thread's fd (/proc/TID/fd/N).
+/// <para>
+/// The names of the <see cref="IsKept"/> namespaces are the kernel's to keep: the host refuses a process outside its
+/// initial user namespace every trusted.* name and every security.* name but security.capability (which it keeps for a
+/// user namespace itself), while Linux lets a guest's root (CAP_SYS_ADMIN) set them. The VFS keeps them per inode, as a
+/// filesystem does, and answers with Linux's errnos (EEXIST, ENODATA, ERANGE, ENOSPC, EPERM). Any other name is the
+/// host's: the supervisor resolves the path as for any other call and the host carries the call out. List is always
+/// the VFS's: the host's names and the kept ones together.
+/// </para>
+/// <paramref name="Name"/> is bytes as paths are; <paramref name="Value"/> Set's value; <paramref name="Flags"/> Set's
+/// XATTR_CREATE or XATTR_REPLACE; <paramref name="Size"/> the size of the guest's buffer for Get and List (0 asks for
+/// the size). What Linux checks before it looks the path up (the flags, the name's length, the value's size, guest
+/// memory) is the caller's.
+/// </summary>
+public sealed record XattrCall(XattrOp Op, string Name = "", byte[]? Value = null, int Flags = 0, long Size = 0, string? Fd = null)
+{
+    public const string TrustedPrefix = "trusted.", SecurityPrefix = "security.", Capability = "security.capability";
+
+    /// <summary>A name of a namespace the kernel keeps itself.</summary>
+    public static bool IsKept(string name) =>
+        name.StartsWith(TrustedPrefix, StringComparison.Ordinal) || (name.StartsWith(SecurityPrefix, StringComparison.Ordinal) && name != Capability);
+}
+
+/// <summary>An <see cref="XattrCall"/> carried out: <paramref name="Result"/> is the syscall's (a length, or 0), <paramref name="Data"/>
+/// what goes into the guest's buffer (Get's value, List's names each ended by a NUL). A refusal is the answer's errno.</summary>
+public sealed record XattrResult(long Result, byte[]? Data = null);
 
 /// <summary>
 /// The VFS answer: <paramref name="Errno"/> 0 means go on; <paramref name="HostPath"/> is what the host must be
 /// given instead of the guest's string, or null when the guest's own string already names the right file.
 /// <paramref name="GuestPath"/> is the absolute guest path that was resolved. <paramref name="NeedProcesses"/>:
-/// the path runs through /proc, ask again with the guest's processes. <paramref name="NeedMapsOf"/>: not 0, the path
-/// is a file made from the mappings of that guest process (/proc/PID/maps, smaps_rollup), ask again with them from
-/// MM. <paramref name="CommitOnSuccess"/>: the
+/// the path runs through /proc, ask again with the guest's processes. <paramref name="Render"/>: the path is a procfs
+/// file whose text another server makes (/proc/PID/stat from Sched, maps from MM): ask it, then ask again with its text. <paramref name="CommitOnSuccess"/>: the
 /// host is to create an entry; when it succeeds, tell the VFS with vfs/created so that it stops hiding the name.
 /// <paramref name="Interpreter"/>: the path named a "#!" script that the host can only reach by a host path, which
 /// Linux would pass to the interpreter; the kernel must start the interpreter itself (HostPath is then the
@@ -154,6 +210,7 @@ public sealed record SpaceMaps(int Vpid, IReadOnlyList<Vma> Areas);
 /// the VFS answered <paramref name="MakesName"/>, the supervisor keeps such a lease only while no call answered so has
 /// ended since it asked. A VFS that wants to see every lookup answers 0 and never touches the file.
 /// </para>
+/// <paramref name="Xattr"/>: the outcome of the request's <see cref="PathRequest.Xattr"/> call when Errno is 0.
 /// </summary>
 public sealed record PathResolution(
     int Errno,
@@ -163,10 +220,11 @@ public sealed record PathResolution(
     bool CommitOnSuccess = false,
     string? Interpreter = null,
     string? InterpreterArg = null,
-    int NeedMapsOf = 0,
+    ProcRender? Render = null,
     long Lease = 0,
     int LeaseMs = 0,
-    bool MakesName = false);
+    bool MakesName = false,
+    XattrResult? Xattr = null);
 
 /// <summary>A namespace change the VFS carries out itself (it must, to keep its layers and whiteouts in step).</summary>
 public enum NameOp

@@ -17,10 +17,10 @@ from attrs import DEFAULT, Attributes, ClassRanking, inherit            # noqa: 
 from policies import POLICIES                                            # noqa: E402
 from wire import REQUIRED, Method, Server, refuse                         # noqa: E402
 
-NAME, VERSION = "sched", 7
+NAME, VERSION = "sched", 8
 PID_MAX = 4194304            # numbers are 1 .. PID_MAX - 1
 PID_WRAP = 300               # cyclic allocation wraps back to here once past it (Linux's RESERVED_PIDS)
-ESRCH = 3
+ENOENT, ESRCH = 2, 3
 CHECKPOINT_FORMAT = "sched-py checkpoint 1"
 
 # The contract's types (docs/contract/sched.md, "Types").
@@ -43,6 +43,8 @@ SCHED_ATTR = ("object", {"Policy": (INT, REQUIRED), "Flags": (LONG, REQUIRED), "
                          "Priority": (INT, REQUIRED), "RuntimeNs": (LONG, 0), "DeadlineNs": (LONG, 0), "PeriodNs": (LONG, 0)})
 ATTR_REQUEST = ("object", {"Caller": (TASK_CREDS, REQUIRED), "Who": (INT, REQUIRED), "Attr": (SCHED_ATTR, REQUIRED),
                            "Legacy": (BOOL, REQUIRED), "Owners": (("list", TASK_CREDS), REQUIRED)})
+PROC_TEXT_REQUEST = ("object", {"Vpid": (INT, REQUIRED), "Vtid": (INT, REQUIRED), "File": (STR, REQUIRED),
+                                "HostText": (STR, REQUIRED), "Stopped": (BOOL, False)})
 
 
 class Process:
@@ -319,8 +321,60 @@ class Sched:
 
     def processes(self):
         return [{"Vpid": p.pid, "HostPid": p.host_pid, "Ppid": p.ppid, "Pgid": p.pgid, "Sid": p.sid,
-                 "Threads": [{"Vtid": tid, "HostTid": host, "Stopped": False} for tid, host in sorted(p.threads.items())]}
+                 "Threads": [{"Vtid": tid, "HostTid": host} for tid, host in sorted(p.threads.items())]}
                 for _, p in sorted(self.procs.items())]
+
+    # --- procfs text (docs/contract/sched.md, "procfs") -----------------------------------------------------------
+
+    def proc_text(self, request):
+        p = self.procs.get(request["Vpid"])
+        vtid = request["Vtid"]
+        if p is None or (vtid != p.pid and vtid not in p.threads):
+            return {"Text": "", "Errno": ESRCH}
+        host, stopped = request["HostText"], request["Stopped"]
+        if request["File"] == "stat":
+            return {"Text": self.stat_text(host, p, vtid, stopped)}
+        if request["File"] == "status":
+            return {"Text": self.status_text(host, p, vtid, stopped)}
+        return {"Text": "", "Errno": ENOENT}
+
+    def guest_tid(self, host_tid):
+        """A host tid's guest tid; 0 for a task that is not the guest's, as Linux prints one its namespace cannot see."""
+        for q in self.procs.values():
+            for tid, host in q.threads.items():
+                if host == host_tid:
+                    return tid
+        return 0
+
+    def status_text(self, host, p, vtid, stopped):
+        out = []
+        for line in host.split("\n"):
+            if not line:
+                continue
+            key = line[:line.find(":") + 1]
+            value = {"Tgid:": p.pid, "NStgid:": p.pid, "Pid:": vtid, "NSpid:": vtid, "PPid:": p.ppid, "TracerPid:": 0,
+                     "NSpgid:": p.pgid, "NSsid:": p.sid}.get(key)
+            if key == "State:" and "tracing stop" in line:
+                value = "T (stopped)" if stopped else "R (running)"   # the kernel's own tracer holds it: it runs
+            elif key == "Ngid:":
+                ngid = line[len(key):].strip()
+                value = self.guest_tid(int(ngid)) if ngid.isdigit() and int(ngid) > 0 else 0
+            out.append(line if value is None else f"{key}\t{value}")
+        return "".join(x + "\n" for x in out)
+
+    def stat_text(self, host, p, vtid, stopped):
+        close = host.rfind(")")                 # comm is raw: it may hold ") ", so the last one ends it
+        if close < 0 or close + 2 > len(host):
+            return host
+        fields = host[close + 2:].rstrip("\n").split(" ")
+        if len(fields) < 6:
+            return host
+        if fields[0] == "t":
+            fields[0] = "T" if stopped else "R"
+        fields[1:4] = [str(p.ppid), str(p.pgid), str(p.sid)]
+        if fields[5].lstrip("-").isdigit() and int(fields[5]) > 0:      # the terminal's foreground group
+            fields[5] = str(next((q.pid for q in self.procs.values() if q.host_pid == int(fields[5])), -1))
+        return f"{vtid} {host[host.find('('):close + 1]} {' '.join(fields)}\n"
 
     def vcpu_tick(self, tick):
         vtids = [t["Vtid"] for t in tick["Threads"]]
@@ -411,6 +465,7 @@ def main():
         "sched/group_changed": Method([("change", GROUP_CHANGE)], told(state.group_changed)),
         "sched/cpus": Method([], state.cpus_),
         "sched/processes": Method([], state.processes),
+        "sched/proc_text": Method([("request", PROC_TEXT_REQUEST)], state.proc_text),
         "sched/vcpu_tick": Method([("tick", VCPU_TICK)], state.vcpu_tick),
         "sched/child_subreaper": Method([("vpid", INT), ("on", BOOL)], told(state.child_subreaper)),
         "sched/getpriority": Method([("request", PRIORITY_REQUEST)], lambda r: state.attributes.getpriority(r)),

@@ -134,6 +134,8 @@ public sealed class HostileWireTests : IDisposable
                      """{"jsonrpc":"2.0","id":7,"method":"sched/configure","params":[null]}""",
                      """{"jsonrpc":"2.0","id":8,"method":"sched/configure","params":[{}]}""",
                      """{"jsonrpc":"2.0","id":9,"method":"sched/task_created","params":[null]}""",
+                     """{"jsonrpc":"2.0","id":9,"method":"sched/proc_text","params":[null]}""",
+                     """{"jsonrpc":"2.0","id":9,"method":"sched/proc_text","params":[{"Vpid":1,"Vtid":1}]}""",
                  })
         {
             await Send(process, bad);

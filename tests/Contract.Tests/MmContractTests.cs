@@ -147,6 +147,34 @@ public sealed class MmContractTests : ServerContractTest<IMmServer>
         await Refused(() => Record(1, MmOp.Brk, 0x602000, 0, result: 0x602000)); // pid 1's image holds no program: no heap
     }
 
+    [Fact]
+    public async Task Proc_maps_is_linuxs_text_of_the_space_with_each_mapped_files_line_listed()
+    {
+        await Proxy.SpaceExecAsync(1, [Program(0x400000, 0x401000), Stack]);
+
+        var maps = await Proxy.ProcTextAsync(new ProcTextRequest(1, 1, "maps", ""));
+
+        var lines = maps.Text.Split('\n');
+        Assert.Equal(0, maps.Errno);
+        Assert.Equal("00400000-00401000 rw-p 00000000 fe:00 1234 ".PadRight(72) + " /usr/bin/prog", lines[0]);
+        Assert.EndsWith(" [stack]", maps.Text.TrimEnd('\n'));
+        Assert.Equal([new MappedFile(0, 0xfe, 0, 1234)], maps.Files);
+        Assert.Equal((await Proxy.MapsAsync(1)).Count, lines.Length - 1); // one line per mapping, as mm/maps has them
+    }
+
+    [Fact]
+    public async Task Proc_smaps_rollup_spans_the_space_with_the_hosts_counters_and_a_space_less_pid_has_none()
+    {
+        await Proxy.SpaceExecAsync(1, [Program(0x400000, 0x401000), Stack]);
+
+        var rollup = await Proxy.ProcTextAsync(new ProcTextRequest(1, 1, "smaps_rollup", "1-2 ---p 00000000 00:00 0 [rollup]\nRss:  1740 kB\n"));
+
+        Assert.Equal("00400000-7ffffffff000 ---p 00000000 00:00 0 ".PadRight(72) + " [rollup]\nRss:  1740 kB\n", rollup.Text);
+        var none = await Proxy.ProcTextAsync(new ProcTextRequest(9, 9, "maps", ""));
+        Assert.Equal(("", 0), (none.Text, none.Errno));
+        Assert.Equal(Errno.ENOENT, (await Proxy.ProcTextAsync(new ProcTextRequest(1, 1, "status", ""))).Errno);
+    }
+
     private static Vma Program(ulong start, ulong end) => new(start, end, RW, false, 0, "/usr/bin/prog", 0xfe, 0, 1234);
 
     private static readonly Vma Stack = new(0x7ffffffde000, 0x7ffffffff000, RW, false, 0, "[stack]");

@@ -470,6 +470,77 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
         Assert.Equal(0, (await Proxy.SetPriorityAsync(new PriorityRequest(root, 0, vtid, nice, [root]))).Result);
     }
 
+    // Linux 6.18's text for host task 4101 (pid 2 here), traced by the kernel: its parent 4000, its group and session 4101.
+    private const string HostStat = "4101 (sh) t 4000 4101 4101 34816 4101 4194560 118 0 0 0 0 0 0 0 20 0 1 0 713 2678784 224 18446744073709551615\n";
+    private const string HostStatus = "Name:\tsh\nState:\tt (tracing stop)\nTgid:\t4101\nNgid:\t0\nPid:\t4101\nPPid:\t4000\nTracerPid:\t3999\n"
+        + "Uid:\t0\t0\t0\t0\nNStgid:\t4101\nNSpid:\t4101\nNSpgid:\t4101\nNSsid:\t4101\nThreads:\t1\n";
+
+    [Fact]
+    public async Task Proc_stat_shows_the_guests_pids_and_a_task_held_by_the_kernel_as_running()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        await Fork(creator: 1);                                          // 2, host 4101
+        await Proxy.GroupChangedAsync(new GroupChange(2, 2, NewSession: true));
+
+        var stat = await Proxy.ProcTextAsync(new ProcTextRequest(2, 2, "stat", HostStat));
+
+        Assert.Equal(0, stat.Errno);
+        Assert.Equal("2 (sh) R 1 2 2 34816 2 4194560 118 0 0 0 0 0 0 0 20 0 1 0 713 2678784 224 18446744073709551615\n", stat.Text);
+        var stopped = await Proxy.ProcTextAsync(new ProcTextRequest(2, 2, "stat", HostStat, Stopped: true));
+        Assert.StartsWith("2 (sh) T 1 ", stopped.Text);
+    }
+
+    [Fact]
+    public async Task Proc_stat_takes_the_last_parenthesis_as_the_end_of_the_name_and_hides_a_host_foreground_group()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        await Fork(creator: 1);
+
+        var stat = await Proxy.ProcTextAsync(new ProcTextRequest(2, 2, "stat", "4101 (a) 4101 (b) S 4000 4000 4000 34816 7777 0\n"));
+
+        Assert.Equal("2 (a) 4101 (b) S 1 1 1 34816 -1 0\n", stat.Text);
+    }
+
+    [Fact]
+    public async Task Proc_status_shows_the_guests_ids_no_tracer_and_a_job_control_stop()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        await Fork(creator: 1);
+        await Proxy.GroupChangedAsync(new GroupChange(2, 2, NewSession: true));
+
+        var status = await Proxy.ProcTextAsync(new ProcTextRequest(2, 2, "status", HostStatus));
+
+        Assert.Equal("Name:\tsh\nState:\tR (running)\nTgid:\t2\nNgid:\t0\nPid:\t2\nPPid:\t1\nTracerPid:\t0\n"
+            + "Uid:\t0\t0\t0\t0\nNStgid:\t2\nNSpid:\t2\nNSpgid:\t2\nNSsid:\t2\nThreads:\t1\n", status.Text);
+        var stopped = await Proxy.ProcTextAsync(new ProcTextRequest(2, 2, "status", HostStatus, Stopped: true));
+        Assert.Contains("State:\tT (stopped)\n", stopped.Text);
+    }
+
+    [Fact]
+    public async Task Proc_status_of_a_thread_names_the_thread_and_its_process_and_a_numa_group_by_guest_tid()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        await Fork(creator: 1);                                          // 2, host 4101
+        await Clone(creator: 2);                                         // tid 3 in 2, host 4202
+        const string host = "Tgid:\t4101\nNgid:\t4202\nPid:\t4202\nPPid:\t4000\nNSpid:\t4202\n";
+
+        var status = await Proxy.ProcTextAsync(new ProcTextRequest(2, 3, "status", host));
+
+        Assert.Equal("Tgid:\t2\nNgid:\t3\nPid:\t3\nPPid:\t1\nNSpid:\t3\n", status.Text);
+        var hostGroup = await Proxy.ProcTextAsync(new ProcTextRequest(2, 3, "status", "Ngid:\t9999\n"));
+        Assert.Equal("Ngid:\t0\n", hostGroup.Text); // a task the guest cannot see is 0, as in a pid namespace
+    }
+
+    [Fact]
+    public async Task Proc_text_of_a_task_sched_does_not_know_is_ESRCH_and_of_another_file_ENOENT()
+    {
+        await Proxy.StartInitAsync(HostInit);
+
+        Assert.Equal(Errno.ESRCH, (await Proxy.ProcTextAsync(new ProcTextRequest(7, 7, "stat", HostStat))).Errno);
+        Assert.Equal(Errno.ESRCH, (await Proxy.ProcTextAsync(new ProcTextRequest(1, 9, "stat", HostStat))).Errno);
+        Assert.Equal(Errno.ENOENT, (await Proxy.ProcTextAsync(new ProcTextRequest(1, 1, "maps", ""))).Errno);
+    }
+
     private Task<TaskGrant> Fork(int creator) =>
         Proxy.TaskCreatedAsync(new TaskCreation(creator, HostInit + 100 + creator, CloneKind.Process, CloneParent: false));
 

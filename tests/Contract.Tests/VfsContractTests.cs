@@ -284,15 +284,21 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
     {
         await Proxy.ConfigureAsync(HostRoot());
         int me = Environment.ProcessId;
-        var processes = new[] { new ProcessFacts(1, me, 0, 1, 1, [new ThreadFacts(1, me)]) };
+        var processes = new[] { new ProcPid(1, me, [new ProcTid(1, me)]) };
 
         var first = await Resolve(1, "/proc/self/status", PathOp.Open);
         Assert.True(first.NeedProcesses);
-        var status = await Proxy.ResolveAsync(new PathRequest(1, 1, new PathArg("/proc/self/status"), PathOp.Open, true, Credentials.Root, 0, processes));
-        var lines = File.ReadAllLines(status.HostPath!);
-        Assert.Contains("Pid:\t1", lines);
-        Assert.Contains("PPid:\t0", lines);
+        var request = new PathRequest(1, 1, new PathArg("/proc/self/status"), PathOp.Open, true, Credentials.Root, 0, processes);
+        var render = (await Proxy.ResolveAsync(request)).Render;
+        // The text is Sched's, made from the host's status of the same task.
+        Assert.NotNull(render);
+        Assert.Equal((ProcOwner.Sched, me, 1, 1, "status"), (render.Owner, render.HostTid, render.Request.Vpid, render.Request.Vtid, render.Request.File));
+        Assert.Contains($"Pid:\t{me}\n", render.Request.HostText);
+        var status = await Proxy.ResolveAsync(request with { Rendered = new ProcRendered(1, 1, "status", new ProcText("Pid:\t1\nPPid:\t0\n")) });
+        Assert.Equal(["Pid:\t1", "PPid:\t0"], File.ReadAllLines(status.HostPath!));
         Assert.Equal("/proc/1/status", status.GuestPath);
+        // Text made for another file is not this one's.
+        Assert.NotNull((await Proxy.ResolveAsync(request with { Rendered = new ProcRendered(1, 1, "stat", new ProcText("1 (x) R\n")) })).Render);
 
         var proc = await Proxy.ResolveAsync(new PathRequest(1, 1, new PathArg("/proc"), PathOp.Open, true, Credentials.Root, LinuxFlags.O_DIRECTORY, processes));
         var numeric = Directory.GetFileSystemEntries(proc.HostPath!).Select(Path.GetFileName).OfType<string>().Where(n => n.All(char.IsAsciiDigit)).ToArray();
@@ -302,33 +308,33 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
     }
 
     [Fact]
-    public async Task Proc_maps_asks_for_the_processs_map_from_mm_and_prints_it_with_guest_paths()
+    public async Task Proc_maps_is_mms_text_with_each_mapped_files_guest_path()
     {
         string bound = Directory.CreateDirectory(Path.Combine(_temp, "lib")).FullName;
         string lib = Path.Combine(bound, "libx.so");
         File.WriteAllText(lib, "x");
         await Proxy.ConfigureAsync(HostRoot("/", new MountSpec("bind", "/opt/lib", bound, false)));
         int me = Environment.ProcessId;
-        var processes = new[] { new ProcessFacts(1, me, 0, 1, 1, [new ThreadFacts(1, me)]) };
+        var processes = new[] { new ProcPid(1, me, [new ProcTid(1, me)]) };
         var request = new PathRequest(1, 1, new PathArg("/proc/self/maps"), PathOp.Open, true, Credentials.Root, 0, processes);
 
         var first = await Proxy.ResolveAsync(request);
-        Assert.Equal(1, first.NeedMapsOf);
+        Assert.Equal(ProcOwner.Mm, first.Render?.Owner);
+        Assert.Equal("maps", first.Render?.Request.File);
         Assert.Null(first.HostPath);
 
-        var areas = new[]
-        {
-            new Vma(0x10000, 0x11000, 1, false, 0x1000, lib, 0, 0, 0),
-            new Vma(0x20000, 0x21000, 3, false, 0, "[heap]"),
-        };
-        var maps = await Proxy.ResolveAsync(request with { Maps = new SpaceMaps(1, areas) });
+        var inode = new FileInfo(lib);
+        var text = new ProcText(
+            "00010000-00011000 r--p 00001000 00:00 0 ".PadRight(72) + " " + lib + "\n" +
+            "00020000-00021000 rw-p 00000000 00:00 0 ".PadRight(72) + " [heap]\n",
+            [new MappedFile(0, 0, 0, 0)]);
+        var maps = await Proxy.ResolveAsync(request with { Rendered = new ProcRendered(1, 1, "maps", text) });
 
         Assert.Equal(
             // Device and inode as MM gave them; they are not the file's, so the host path no longer names it: deleted.
             "00010000-00011000 r--p 00001000 00:00 0 ".PadRight(72) + " /opt/lib/libx.so (deleted)\n" +
             "00020000-00021000 rw-p 00000000 00:00 0 ".PadRight(72) + " [heap]\n",
             File.ReadAllText(maps.HostPath!));
-        Assert.Equal(1, (await Proxy.ResolveAsync(request with { Maps = new SpaceMaps(2, areas) })).NeedMapsOf); // another pid's map is not it
     }
 
     [Fact]

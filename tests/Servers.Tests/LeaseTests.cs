@@ -122,7 +122,7 @@ public sealed class LeaseTests : IDisposable
     public async Task An_answer_reached_through_proc_self_is_not_leased_it_depends_on_who_asks()
     {
         _vfs.Lower("etc/conf", "x");
-        var processes = new[] { new ProcessFacts(1, Environment.ProcessId, 0, 1, 1, [new ThreadFacts(1, Environment.ProcessId)]) };
+        var processes = new[] { new ProcPid(1, Environment.ProcessId, [new ProcTid(1, Environment.ProcessId)]) };
         var request = new PathRequest(1, 1, new PathArg("/proc/self/cwd/etc/conf"), PathOp.Stat, true, Credentials.Root, Processes: processes);
 
         var r = await (await Server()).ResolveAsync(request);

@@ -176,7 +176,7 @@ public sealed class NameiTests : IDisposable
     [Fact]
     public async Task Proc_self_root_is_the_guest_root()
     {
-        var processes = new[] { new ProcessFacts(1, Environment.ProcessId, 0, 1, 1, [new ThreadFacts(1, Environment.ProcessId)]) };
+        var processes = new[] { new ProcPid(1, Environment.ProcessId, [new ProcTid(1, Environment.ProcessId)]) };
         var request = new PathRequest(1, 1, new PathArg("/proc/self/root/etc/hostname"), PathOp.Stat, true, Credentials.Root);
 
         var first = await _vfs.Server.ResolveAsync(request);

@@ -64,7 +64,7 @@ public sealed class PlacementTests
     }
 
     [Fact]
-    public void Maps_lines_are_linuxs_columns_with_guest_paths_and_deleted_files_marked()
+    public void Maps_lines_are_linuxs_columns_with_each_mapped_files_line_listed_for_the_vfs()
     {
         var areas = new[]
         {
@@ -75,15 +75,16 @@ public sealed class PlacementTests
             new Vma(0xffffffffff600000, 0xffffffffff601000, 4, false, 0, "[vsyscall]"),
         };
 
-        string text = MapsText.Maps(areas, host => host.StartsWith("/host/root/", StringComparison.Ordinal) ? host["/host/root".Length..] : null);
+        var text = ProcMapsText.Maps(areas);
 
         Assert.Equal(
-            "555555554000-555555556000 r--p 00000000 fe:00 247270                     /usr/bin/cat (deleted)\n" +
+            "555555554000-555555556000 r--p 00000000 fe:00 247270                     /host/root/usr/bin/cat\n" +
             "555555560000-555555581000 rw-p 00000000 00:00 0                          [heap]\n" +
             "7ffff7fa6000-7ffff7fb7000 rw-p 00000000 00:00 0 \n" +
             "7ffff7fb8000-7ffff7fbf000 r--s 00002000 00:01 9                          /memfd:x (deleted)\n" +
             "ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]\n",
-            text);
+            text.Text);
+        Assert.Equal([new MappedFile(0, 0xfe, 0, 247270), new MappedFile(3, 0, 1, 9)], text.Files);
     }
 
     [Fact]
@@ -91,7 +92,7 @@ public sealed class PlacementTests
     {
         var areas = new[] { Image[0], Image[4], Image[5] };
 
-        string text = MapsText.Rollup(areas, "1-2 ---p 00000000 00:00 0 [rollup]\nRss:                1740 kB\n");
+        string text = ProcMapsText.Rollup(areas, "1-2 ---p 00000000 00:00 0 [rollup]\nRss:                1740 kB\n");
 
         Assert.Equal("555555554000-7ffffffff000 ---p 00000000 00:00 0                          [rollup]\nRss:                1740 kB\n", text);
     }

@@ -13,8 +13,8 @@ namespace UmlMicro.ServersTests;
 public sealed class ProcPidTextTests
 {
     private static readonly GuestPids Pids = new([
-        new ProcessFacts(1, 3049, 0, 1, 1, [new ThreadFacts(1, 3049), new ThreadFacts(2, 3060)]),
-        new ProcessFacts(3, 3050, 1, 1, 1, [new ThreadFacts(3, 3050)]),
+        new ProcPid(1, 3049, [new ProcTid(1, 3049), new ProcTid(2, 3060)]),
+        new ProcPid(3, 3050, [new ProcTid(3, 3050)]),
     ]);
 
     [Fact]
@@ -145,7 +145,7 @@ public sealed class ProcPidFilesTests : IDisposable
         Directory.Delete(_dir, recursive: true);
     }
 
-    private static ProcessFacts[] Guest() => [new ProcessFacts(Vpid, Environment.ProcessId, 0, Vpid, Vpid, [new ThreadFacts(Vpid, Environment.ProcessId)])];
+    private static ProcPid[] Guest() => [new ProcPid(Vpid, Environment.ProcessId, [new ProcTid(Vpid, Environment.ProcessId)])];
 
     private async Task<string> Read(string path)
     {

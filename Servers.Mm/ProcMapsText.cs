@@ -1,33 +1,43 @@
 using System.Globalization;
 using System.Text;
+using UmlMicro.Contracts.Linux;
 using UmlMicro.Contracts.Servers;
-using UmlMicro.Servers.Vfs.Native;
 
-namespace UmlMicro.Servers.Vfs.Layers;
+namespace UmlMicro.Servers.Mm;
 
 /// <summary>
-/// /proc/PID/maps and /proc/PID/smaps_rollup made from the MM server's map of a process, in Linux's format
-/// (fs/proc/task_mmu.c, show_map_vma): "start-end perms offset major:minor inode", the name padded to column 73.
+/// /proc/PID/maps and /proc/PID/smaps_rollup made from a process's space, in Linux's format (fs/proc/task_mmu.c,
+/// show_map_vma): "start-end perms offset major:minor inode", the name padded to column 73. A mapped file's name is
+/// the host's path, its line listed for the VFS, which shows the guest's path of that file (names are the VFS's).
 /// </summary>
-internal static class MapsText
+internal static class ProcMapsText
 {
     // seq_setwidth(m, 25 + sizeof(void *) * 6 - 1): the name is padded to this column, then one more space.
     private const int NameColumn = 25 + 8 * 6 - 1;
-    private const string Deleted = " (deleted)";
+
+    /// <summary>The text of <see cref="ProcTextRequest.File"/> for a space with these areas (none: a zombie's).</summary>
+    public static ProcText Render(ProcTextRequest request, IReadOnlyList<Vma> areas) => request.File switch
+    {
+        "maps" => Maps(areas),
+        "smaps_rollup" => new ProcText(Rollup(areas, request.HostText)),
+        _ => new ProcText("", Errno: Errno.ENOENT),
+    };
 
     /// <summary>
-    /// The map as Linux prints it. A file's name is the guest's path of the host file it maps (a file with no guest
-    /// path, such as a memfd, keeps the host's name, which names nothing of the host's tree); " (deleted)" follows
-    /// when the host path no longer leads to the mapped inode, as Linux says of an unlinked file. The device and
-    /// inode are the host file's: the guest's files are the host's files, so those are the numbers a native
-    /// program would see for the same file (fstat in the guest gives the same ones).
+    /// The map as Linux prints it. The device and inode are the host file's: the guest's files are the host's files,
+    /// so those are the numbers a native program would see for the same file (fstat in the guest gives the same ones).
     /// </summary>
-    public static string Maps(IReadOnlyList<Vma> areas, Func<string, string?> guestPathOf)
+    public static ProcText Maps(IReadOnlyList<Vma> areas)
     {
         var sb = new StringBuilder(areas.Count * 100);
-        foreach (var v in areas)
-            Line(sb, v, v.Name is { } name ? Shown(name, v, guestPathOf) : null);
-        return sb.ToString();
+        var files = new List<MappedFile>();
+        for (int i = 0; i < areas.Count; i++)
+        {
+            var v = areas[i];
+            if (v.Name is { } name && name.StartsWith('/')) files.Add(new MappedFile(i, v.DevMajor, v.DevMinor, v.Inode));
+            Line(sb, v, v.Name);
+        }
+        return new ProcText(sb.ToString(), files);
     }
 
     /// <summary>
@@ -44,15 +54,6 @@ internal static class MapsText
         int firstLine = hostRollup.IndexOf('\n');
         if (firstLine >= 0) sb.Append(hostRollup, firstLine + 1, hostRollup.Length - firstLine - 1);
         return sb.ToString();
-    }
-
-    private static string Shown(string name, Vma v, Func<string, string?> guestPathOf)
-    {
-        if (!name.StartsWith('/')) return name;
-        bool deleted = name.EndsWith(Deleted, StringComparison.Ordinal);
-        string host = deleted ? name[..^Deleted.Length] : name;
-        deleted = deleted || !HostFs.IsFile(host, v.DevMajor, v.DevMinor, v.Inode);
-        return (guestPathOf(host) ?? host) + (deleted ? Deleted : "");
     }
 
     private static void Line(StringBuilder sb, Vma v, string? name)
