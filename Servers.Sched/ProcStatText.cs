@@ -39,6 +39,10 @@ internal static class ProcStatText
             return 0;
         }
 
+        /// <summary>The task's scheduling attributes: the thread's, or for the process's own directory its leader's
+        /// (null for a zombie, whose stat keeps the host's).</summary>
+        public SchedAttr? Attr => Process.Threads.TryGetValue(Vtid, out var t) ? t.Attr : null;
+
         /// <summary>The guest pid of the process whose host thread group is <paramref name="hostPid"/>, or null.</summary>
         public int? GuestPid(int hostPid) => Table.Processes.FirstOrDefault(p => p.HostPid == hostPid)?.Pid;
     }
@@ -84,9 +88,30 @@ internal static class ProcStatText
         // The terminal's foreground group: a host group the guest has no process for is no group of the guest's.
         if (int.TryParse(fields[5], CultureInfo.InvariantCulture, out int tpgid) && tpgid > 0)
             fields[5] = Num(task.GuestPid(tpgid) ?? -1);
+        // priority, nice (fields 18, 19) and rt_priority, policy (40, 41) are the scheduling attributes Sched keeps,
+        // not the host thread's (which never has a lowered nice or a real-time class).
+        if (task.Attr is { } a && fields.Length > Policy)
+        {
+            fields[Priority] = Num(TaskPrio(a));
+            fields[Nice] = Num(a.Nice);
+            fields[RtPriority] = Num(SchedAbi.RealTime(a.Policy) ? a.Priority : 0);
+            fields[Policy] = Num(a.Policy);
+        }
         string comm = host[host.IndexOf('(')..(close + 1)];
         return $"{Num(task.Vtid)} {comm} {string.Join(' ', fields)}\n";
     }
+
+    // Indexes into stat's fields after "pid (comm) ": proc(5)'s field N is at N - 3.
+    private const int Priority = 18 - 3, Nice = 19 - 3, RtPriority = 40 - 3, Policy = 41 - 3;
+
+    /// <summary>task_prio (kernel/sched/syscalls.c): prio - MAX_RT_PRIO, which is -101 for DEADLINE, -1 - rt_priority for
+    /// FIFO and RR, 20 + nice otherwise.</summary>
+    private static int TaskPrio(SchedAttr a) => a.Policy switch
+    {
+        SchedAbi.SCHED_DEADLINE => -101,
+        _ when SchedAbi.RealTime(a.Policy) => -1 - a.Priority,
+        _ => 20 + a.Nice,
+    };
 
     private static string Num(int n) => n.ToString(CultureInfo.InvariantCulture);
 }

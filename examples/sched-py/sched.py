@@ -13,7 +13,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from attrs import DEFAULT, Attributes, ClassRanking, inherit            # noqa: E402
+from attrs import DEADLINE, DEFAULT, FIFO, RR, Attributes, ClassRanking, inherit  # noqa: E402
 from policies import POLICIES                                            # noqa: E402
 from wire import REQUIRED, Method, Server, refuse                         # noqa: E402
 
@@ -374,6 +374,14 @@ class Sched:
         fields[1:4] = [str(p.ppid), str(p.pgid), str(p.sid)]
         if fields[5].lstrip("-").isdigit() and int(fields[5]) > 0:      # the terminal's foreground group
             fields[5] = str(next((q.pid for q in self.procs.values() if q.host_pid == int(fields[5])), -1))
+        a = self.attrs.get(vtid) if vtid in p.threads else None           # a zombie keeps the host's
+        if a is not None and len(fields) > 38:
+            # proc(5)'s fields 18, 19, 40, 41 (at N - 3): priority as task_prio gives it, nice, rt_priority, policy
+            real_time = a["Policy"] in (FIFO, RR)
+            fields[15] = str(-101 if a["Policy"] == DEADLINE else -1 - a["Priority"] if real_time else 20 + a["Nice"])
+            fields[16] = str(a["Nice"])
+            fields[37] = str(a["Priority"] if real_time else 0)
+            fields[38] = str(a["Policy"])
         return f"{vtid} {host[host.find('('):close + 1]} {' '.join(fields)}\n"
 
     def vcpu_tick(self, tick):

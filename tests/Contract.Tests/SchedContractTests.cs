@@ -532,6 +532,27 @@ public sealed class SchedContractTests() : ServerContractTest<ISchedServer>("Sch
     }
 
     [Fact]
+    public async Task Proc_stat_shows_the_scheduling_attributes_sched_keeps_not_the_hosts()
+    {
+        await Proxy.StartInitAsync(HostInit);
+        await Fork(creator: 1);                                          // 2, host 4101
+        var root = new TaskCreds(2, 0, 0, true, 0, 0);
+        await Proxy.SetPriorityAsync(new PriorityRequest(root, SchedAbi.PRIO_PROCESS, 0, -5, [root]));
+        // Linux 6.18's whole line (52 fields): priority 20 and nice 0 at 18 and 19, rt_priority and policy 0 at 40 and 41.
+        const string host = "4101 (sh) S 4000 4101 4101 34816 4101 4194560 118 0 0 0 0 0 0 0 20 0 1 0 713 2678784 224 "
+            + "18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
+
+        var stat = (await Proxy.ProcTextAsync(new ProcTextRequest(2, 2, "stat", host))).Text.TrimEnd('\n').Split(' ');
+
+        Assert.Equal(52, stat.Length);
+        Assert.Equal(("15", "-5", "0", "0"), (stat[17], stat[18], stat[39], stat[40]));
+        // A real-time class leaves the nice value as it was (__setscheduler_params sets it for a fair policy only).
+        await Proxy.SetAttrAsync(new AttrRequest(root, 0, new SchedAttr(SchedAbi.SCHED_FIFO, 0, 0, 10), false, [root]));
+        stat = (await Proxy.ProcTextAsync(new ProcTextRequest(2, 2, "stat", host))).Text.TrimEnd('\n').Split(' ');
+        Assert.Equal(("-11", "-5", "10", "1"), (stat[17], stat[18], stat[39], stat[40]));
+    }
+
+    [Fact]
     public async Task Proc_text_of_a_task_sched_does_not_know_is_ESRCH_and_of_another_file_ENOENT()
     {
         await Proxy.StartInitAsync(HostInit);
