@@ -88,7 +88,7 @@ if capped is not None:
     capped_passing = [n for n in selection if capped.get(n, {}).get('result') == 'PASS']
     lost = [n for n in passing if n not in capped_passing]
     w(f'Natively again as root with only the capabilities a guest\'s root holds (bounding set `{caps}`, the second wall\'s,')
-    w('read from a guest; `setpriv`): ' + (f'{len(capped_passing)} pass. Of the full root\'s passes, ' + ', '.join(lost) + ' fail that way: they need a capability the guest is denied.' if lost else f'{len(capped_passing)} pass, as many as with every capability.'))
+    w('read from a guest; `setpriv`): ' + (f'{len(capped_passing)} pass. Of the full root\'s passes, ' + ', '.join(lost) + ' fail that way: they need a capability the second wall withholds from every guest thread on the host (under UmlMicro a guest\'s root holds CAP_SYS_ADMIN and CAP_SYS_NICE over what the kernel keeps itself: its attributes, its scheduling).' if lost else f'{len(capped_passing)} pass, as many as with every capability.'))
     w('Against that run:')
     w('')
     w('| mode | native passes, guest\'s capabilities | also pass under UmlMicro | % |')
