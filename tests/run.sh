@@ -31,9 +31,9 @@ mode_matrix="FullyQualifiedName~Integration"
 # Also left out there: the classes whose guests exercise a server's logic or the supervisor's caches of it, which sit
 # above the trap seam (handlers do not know the mode): the VFS's namespace, permissions, errnos, procfs and kernel files,
 # leases, restarts after a fault, a server's mistakes, images, files and devices, MM's limits, --trace's text; and
-# BytePathTests, which runs each mode itself; the toolchain's and a foreign root's programs (gcc, make, a Debian tree:
+# BytePathTests and XattrTests, which run each mode themselves; the toolchain's and a foreign root's programs (gcc, make, a Debian tree:
 # the longest runs, whose calls the other classes make too) run in seccomp only.
-for class in CliTests ConfigFileTests ServerLifecycleTests ModeTests BytePathTests \
+for class in CliTests ConfigFileTests ServerLifecycleTests ModeTests BytePathTests XattrTests \
     VfsNamespaceTests VfsPermissionTests VfsErrnoTests ProcFsTests KernelFileTests LeaseTests FaultTests ChaosTests \
     ServerMistakeTests ConfinementTests ImageTests FileTests DevFsTests LimitTests TraceTests ToolchainTests ForeignRootTests; do
   mode_matrix+="&FullyQualifiedName!~Integration.$class."
