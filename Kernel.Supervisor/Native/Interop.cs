@@ -93,7 +93,18 @@ internal static unsafe partial class Interop
     /// (lowering one needs CAP_SYS_NICE or RLIMIT_NICE; a refusal leaves the higher value, which harms nobody).</summary>
     internal static void SetHostNice(int tid, int nice) => setpriority(PRIO_PROCESS, (uint)tid, nice);
 
+    /// <summary>Host thread <paramref name="tid"/>'s nice value, or null when it is gone.</summary>
+    internal static int? HostNice(int tid)
+    {
+        Marshal.SetLastPInvokeError(0);
+        int nice = getpriority(PRIO_PROCESS, (uint)tid);
+        return nice == -1 && Marshal.GetLastPInvokeError() != 0 ? null : nice;
+    }
+
     private const int PRIO_PROCESS = 0;
+
+    [LibraryImport(Libc, SetLastError = true)]
+    private static partial int getpriority(int which, uint who);
 
     [LibraryImport(Libc, SetLastError = true)]
     private static partial int setpriority(int which, uint who, int prio);

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using UmlMicro.Contracts.Linux;
+using UmlMicro.Contracts.Servers;
 using UmlMicro.Supervisor.Guest;
 using UmlMicro.Supervisor.Native;
 using UmlMicro.Supervisor.Ptrace;
@@ -131,6 +132,13 @@ internal sealed unsafe partial class TracerThread(Kernel kernel, TrapMode mode, 
         if (!PtraceOps.Seize(pid, TrapPath.Options(mode)))
             throw new InvalidOperationException($"PTRACE_SEIZE failed: errno {LastErrno}");
         var grant = _k.Sched.Call(s => s.StartInitAsync(pid));
+        // The guest starts at the nice value its launcher had, as a program started by it natively would (nice -n 10
+        // umlmicro run ...): set in Sched, which keeps the guest's, by the kernel itself.
+        if (HostNice(pid) is int nice and not 0)
+        {
+            var kernel = new TaskCreds(grant.Vtid, 0, 0, CapSysNice: true, 0, 0);
+            _k.Sched.Call(s => s.SetPriorityAsync(new PriorityRequest(kernel, SchedAbi.PRIO_PROCESS, grant.Vtid, nice, [kernel])));
+        }
         var init = _k.Tasks.GetOrAdd(pid);
         init.HostTgid = pid;
         init.NsTid = nsPid;

@@ -25,6 +25,20 @@ public sealed class SchedulerTests(FixturePrograms fixtures) : IClassFixture<Fix
         });
 
     [Fact]
+    public void A_guest_started_at_a_nice_value_starts_there_as_a_native_program_does()
+    {
+        // nice -n 7 umlmicro run -- sh -c '...': pid 1 and what it starts see nice 7, in Sched's record (nice) and in stat.
+        const string script = "nice; cut -d' ' -f19 /proc/self/stat";
+        using var native = RunningProcess.Start("nice", ["-n", "7", "/bin/sh", "-c", script], _dir.Path, GuestRunner.BaseEnvironment(), null);
+        var expected = native.WaitForExit(GuestRunner.DefaultTimeout);
+        Assert.Equal("7\n7\n", expected.Stdout);
+        using var guest = RunningProcess.Start("nice", ["-n", "7", GuestRunner.Supervisor, "run", "--", "/bin/sh", "-c", script],
+            _dir.Path, GuestRunner.BaseEnvironment(), null);
+
+        Expect.SameAsNative(expected, guest.WaitForExit(GuestRunner.DefaultTimeout));
+    }
+
+    [Fact]
     public void Round_robin_preempts_so_two_spinning_threads_share_one_vcpu()
     {
         Expect.Success(BothRan, SpinPair(1, "round-robin", 1000));
