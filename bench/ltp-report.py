@@ -77,11 +77,14 @@ w(f'- selection: {len(selection)} tests; natively: ' + ', '.join(f'{k} {v}' for 
 w('')
 w('| mode | native passes | also pass under UmlMicro | % | exceptions with a reason | unexplained |')
 w('|---|---:|---:|---:|---:|---:|')
+def also_pass(m, base):
+    """of the tests in base, those that pass under umlmicro in mode m, and their share in %"""
+    ok = [n for n in base if runs[m][0].get(n, {}).get('result') == 'PASS']
+    return ok, 100.0 * len(ok) / len(base) if base else 0.0
+
 for m in modes:
-    res, _ = runs[m]
-    ok = [n for n in passing if res.get(n, {}).get('result') == 'PASS']
+    ok, pct = also_pass(m, passing)
     exc = [n for n in passing if n not in ok]
-    pct = 100.0 * len(ok) / len(passing) if passing else 0.0
     w(f'| {m} | {len(passing)} | {len(ok)} | {pct:.1f} | {sum(1 for n in exc if n in reasons)} | {sum(1 for n in exc if n not in reasons)} |')
 w('')
 if capped is not None:
@@ -94,9 +97,7 @@ if capped is not None:
     w('| mode | native passes, guest\'s capabilities | also pass under UmlMicro | % |')
     w('|---|---:|---:|---:|')
     for m in modes:
-        res, _ = runs[m]
-        ok = [n for n in capped_passing if res.get(n, {}).get('result') == 'PASS']
-        pct = 100.0 * len(ok) / len(capped_passing) if capped_passing else 0.0
+        ok, pct = also_pass(m, capped_passing)
         w(f'| {m} | {len(capped_passing)} | {len(ok)} | {pct:.1f} |')
     w('')
 for m in modes:
