@@ -32,6 +32,9 @@ internal sealed class HostWall
     /// NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP.</summary>
     public static readonly int[] Capabilities = [0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31];
 
+    /// <summary><see cref="Capabilities"/> as a capability set (the guest's bounding set).</summary>
+    public static readonly ulong CapabilityMask = Capabilities.Aggregate(0UL, (m, c) => m | 1UL << c);
+
     /// <summary>The devices devfs hands the guest (the host's nodes), the only ones the mount namespace lets it open.</summary>
     public static readonly string[] Devices = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx"];
 
@@ -93,7 +96,7 @@ internal sealed class HostWall
         foreach (var dev in devices) wall.Step("device", dev);
         if (Directory.Exists("/dev/pts")) wall.Step("device", "/dev/pts");
         if (privateNetwork) wall.Step("loopback");
-        wall.Step("capabilities", Capabilities.Aggregate(0UL, (m, c) => m | 1UL << c).ToString("x", CultureInfo.InvariantCulture));
+        wall.Step("capabilities", CapabilityMask.ToString("x", CultureInfo.InvariantCulture));
         wall.Step("landlock");
         foreach (var dir in writable) wall.Step("allow-write", dir);
         foreach (var dev in devices) wall.Step("allow-write", dev);

@@ -65,10 +65,12 @@ internal static class HostStatus
     /// </summary>
     public const ulong KernelKeptCapabilities = 1UL << LinuxFlags.CAP_SYS_ADMIN | 1UL << LinuxFlags.CAP_SYS_NICE;
 
-    /// <summary>A capability set as the kernel's servers count it: with <see cref="KernelKeptCapabilities"/> when the task
-    /// holds every capability its bounding set allows (root after execve, until it drops one or becomes another user).</summary>
-    public static ulong Guest(ulong caps, ulong bounding) =>
-        bounding != 0 && (caps & bounding) == bounding ? caps | KernelKeptCapabilities : caps;
+    /// <summary>A capability set as the kernel's servers count it: with <see cref="KernelKeptCapabilities"/> when it holds
+    /// every capability the second wall leaves a guest (<see cref="Cli.HostWall.CapabilityMask"/>: root after execve, until it
+    /// drops one or becomes another user). A fixed set, not the task's own bounding set, which a root could shrink to
+    /// what it still holds.</summary>
+    public static ulong Guest(ulong caps) =>
+        (caps & Cli.HostWall.CapabilityMask) == Cli.HostWall.CapabilityMask ? caps | KernelKeptCapabilities : caps;
 
     /// <summary>
     /// The task's credentials as the kernel counts them (the host's, with <see cref="Guest"/>'s capabilities), or null
@@ -77,7 +79,7 @@ internal static class HostStatus
     /// </summary>
     public static TaskCredentials? Credentials(int tid)
     {
-        string? uids = null, gids = null, groups = null, prm = null, eff = null, bnd = null;
+        string? uids = null, gids = null, groups = null, prm = null, eff = null;
         try
         {
             foreach (var line in File.ReadLines($"/proc/{tid}/status"))
@@ -86,10 +88,9 @@ internal static class HostStatus
                 else if (line.StartsWith("Gid:", StringComparison.Ordinal)) gids = line[4..];
                 else if (line.StartsWith("Groups:", StringComparison.Ordinal)) groups = line[7..];
                 else if (line.StartsWith("CapPrm:", StringComparison.Ordinal)) prm = line[7..];
-                else if (line.StartsWith("CapEff:", StringComparison.Ordinal)) eff = line[7..];
-                else if (line.StartsWith("CapBnd:", StringComparison.Ordinal))
+                else if (line.StartsWith("CapEff:", StringComparison.Ordinal))
                 {
-                    bnd = line[7..];
+                    eff = line[7..];
                     break; // after the others in the file
                 }
             }
@@ -98,12 +99,11 @@ internal static class HostStatus
         {
             return null;
         }
-        if (uids is null || gids is null || groups is null || prm is null || eff is null || bnd is null) return null;
+        if (uids is null || gids is null || groups is null || prm is null || eff is null) return null;
         static uint[] Ids(string ids) => ids.Split(['\t', ' '], StringSplitOptions.RemoveEmptyEntries)
             .Select(g => uint.Parse(g, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         uint[] u = Ids(uids), g = Ids(gids), list = Ids(groups);
-        ulong bounding = Convert.ToUInt64(bnd.Trim(), 16);
-        ulong permitted = Guest(Convert.ToUInt64(prm.Trim(), 16), bounding), effective = Guest(Convert.ToUInt64(eff.Trim(), 16), bounding);
+        ulong permitted = Guest(Convert.ToUInt64(prm.Trim(), 16)), effective = Guest(Convert.ToUInt64(eff.Trim(), 16));
         // Uid: and Gid: are real, effective, saved, fs.
         return new TaskCredentials(new Credentials(u[3], g[3], list, effective), new Credentials(u[0], g[0], list, u[0] == 0 ? permitted : 0));
     }
@@ -115,17 +115,16 @@ internal static class HostStatus
     /// </summary>
     public static TaskCreds? SchedCreds(int tid, int vtid)
     {
-        string? uids = null, eff = null, bnd = null;
+        string? uids = null, eff = null;
         long nice = 0, rtprio = 0;
         try
         {
             foreach (var line in File.ReadLines($"/proc/{tid}/status"))
             {
                 if (line.StartsWith("Uid:", StringComparison.Ordinal)) uids = line[4..];
-                else if (line.StartsWith("CapEff:", StringComparison.Ordinal)) eff = line[7..].Trim();
-                else if (line.StartsWith("CapBnd:", StringComparison.Ordinal))
+                else if (line.StartsWith("CapEff:", StringComparison.Ordinal))
                 {
-                    bnd = line[7..].Trim();
+                    eff = line[7..].Trim();
                     break; // after the others in the file
                 }
             }
@@ -139,10 +138,9 @@ internal static class HostStatus
         {
             return null;
         }
-        if (uids is null || eff is null || bnd is null) return null;
+        if (uids is null || eff is null) return null;
         var u = uids.Split(['\t', ' '], StringSplitOptions.RemoveEmptyEntries);
-        ulong effective = Convert.ToUInt64(eff, 16), bounding = Convert.ToUInt64(bnd, 16);
-        bool sysNice = (Guest(effective, bounding) & 1UL << LinuxFlags.CAP_SYS_NICE) != 0;
+        bool sysNice = (Guest(Convert.ToUInt64(eff, 16)) & 1UL << LinuxFlags.CAP_SYS_NICE) != 0;
         return new TaskCreds(vtid, uint.Parse(u[0], System.Globalization.CultureInfo.InvariantCulture),
             uint.Parse(u[1], System.Globalization.CultureInfo.InvariantCulture), sysNice, nice, rtprio);
     }
