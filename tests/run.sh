@@ -2,10 +2,10 @@
 # The test command of the README: the unit, server and integration tests in Release, then the integration suite again in
 # the two other trap modes (the same guests must behave the same under tt, sysemu and seccomp), less the
 # classes no trap mode touches: the command line, the config file, server start and stop, ModeTests,
-# which runs every mode itself, and those of servers' logic (below); then the contract tests against the servers ./umlmicro publishes, and a few
-# integration classes against its published supervisor; then the example Sched server in Python (examples/sched-py): the
-# conformance kit against it, the integration classes that exercise Sched with it in place of the built-in one, and the
-# public conformance suite with it when ../shared has it.
+# which runs every mode itself, and those of servers' logic (below); then the example Sched server in Python
+# (examples/sched-py): the conformance kit against it and the integration classes that exercise Sched with it in place
+# of the built-in one; then the contract tests against the servers ./umlmicro publishes, a few integration classes
+# against its published supervisor, and the public conformance suite with the Python Sched when ../shared has it.
 # Ends with one line "N passed, N failed" over all runs (the kit's counted from its summary); exit status 0 only when
 # nothing failed.
 set -uo pipefail
@@ -53,16 +53,6 @@ run "conformance kit (examples/sched-py)" tests/server-kit.sh sched "$py_sched"
 run "integration tests (Sched: examples/sched-py)" env UMLMICRO_Servers__Sched__Command="$py_sched" \
   dotnet test tests/UmlMicro.Tests -c Release --no-build \
   --filter "FullyQualifiedName~Integration.ProcessTests.|FullyQualifiedName~Integration.SignalTests.|FullyQualifiedName~Integration.PidNamespaceTests.|FullyQualifiedName~Integration.SchedulerTests.|FullyQualifiedName~Integration.ProcFsTests."
-# And the public conformance suite (../shared/conformance, beside the project, when the machine has it: it is not part of
-# this repository) with it, as a user would run it: real programs compared with a native run.
-conformance=../shared/conformance/run.sh
-if [ -x "$conformance" ]; then
-  run "conformance suite (Sched: examples/sched-py)" env UMLMICRO_Servers__Sched__Command="$py_sched" \
-    "$conformance" -e UMLMICRO_Servers__Sched__Command ./umlmicro run --
-else
-  echo "== conformance suite (Sched: examples/sched-py): not run, no $conformance on this machine"
-fi
-
 # What ./umlmicro runs is not that build but the published one (NativeAOT executables): the contract
 # tests run against those servers. Publishing leaves build/Release as ./umlmicro wants it.
 rm -f build/Release/.built
@@ -72,6 +62,18 @@ run "contract tests (published servers)" dotnet test tests/Contract.Tests -c Rel
 # reflection or trimming would break there (the config's keys, the server links, replay after a server's death, a server's mistakes).
 run "integration tests (published kernel)" dotnet test tests/UmlMicro.Tests -c Release --no-build \
   --filter "FullyQualifiedName~Integration.CliTests.|FullyQualifiedName~Integration.ConfigFileTests.|FullyQualifiedName~Integration.ServerLifecycleTests.|FullyQualifiedName~Integration.ChaosTests.|FullyQualifiedName~Integration.FaultTests.|FullyQualifiedName~Integration.ServerMistakeTests."
+
+# And the public conformance suite (../shared/conformance, beside the project, when the machine has it: it is not part of
+# this repository) with the Python Sched, as a user would run it: real programs compared with a native run, through
+# ./umlmicro once it is published (before, on a fresh clone, its first case would wait for the publish under the
+# case's 60 s timeout).
+conformance=../shared/conformance/run.sh
+if [ -x "$conformance" ]; then
+  run "conformance suite (Sched: examples/sched-py)" env UMLMICRO_Servers__Sched__Command="$py_sched" \
+    "$conformance" -e UMLMICRO_Servers__Sched__Command ./umlmicro run --
+else
+  echo "== conformance suite (Sched: examples/sched-py): not run, no $conformance on this machine"
+fi
 
 # dotnet test's summary lines read "Passed!  - Failed:     0, Passed:   157, Skipped: ..."; the kit's
 # "  wire (framing, malformed input, required fields):  39 passed,   0 failed" (and "  semantics ..."); the
