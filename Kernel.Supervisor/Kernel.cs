@@ -27,7 +27,8 @@ internal sealed class Kernel(
     VcpuScheduler? vcpus = null,
     int maxProcs = 0,
     int maxFiles = 0,
-    NameCache? names = null)
+    NameCache? names = null,
+    string? memoryDir = null)
 {
     public ServerLink<IVfsServer> Vfs { get; } = vfs;
     public ServerLink<IMmServer> Mm { get; } = mm;
@@ -50,6 +51,9 @@ internal sealed class Kernel(
 
     /// <summary>The VFS's leases on path answers, or null when none are kept.</summary>
     public NameCache? Names { get; } = names;
+
+    /// <summary>The host files a procfs Render names: the host's text of a task, and where its text is written.</summary>
+    public ProcTextFiles ProcText { get; } = new(memoryDir);
 
     /// <summary>Sched's list of the guest's processes, until Sched is next sent a change.</summary>
     public ProcessList ProcessList { get; } = new(sched);

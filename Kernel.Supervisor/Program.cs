@@ -99,7 +99,7 @@ namespace UmlMicro.Supervisor
             var mapCheck = config.Mm.CheckMaps ? new MapCheck() : null;
             using var policy = new PolicyLink(config.Sched.Policy, tick => sched.Call(s => s.VcpuTickAsync(tick)), () => sched.Restarting, ending.Fail);
             var vcpus = new VcpuScheduler(cpus, quantum, policy);
-            var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace, memoryLimit, mapCheck, vcpus, config.Kernel.MaxProcs, config.Kernel.MaxFiles, names);
+            var kernel = new Kernel(vfs, mm, sched, identity, cpus, stats, trace, memoryLimit, mapCheck, vcpus, config.Kernel.MaxProcs, config.Kernel.MaxFiles, names, ns.MemoryDir);
             var wall = HostWall.Plan(ns, config.Kernel.Net == "none", identity.Nodename, SeccompFilter.ToHex(SeccompFilter.BuildDenyLayer()), start.User);
             var tracer = new TracerThread(kernel, mode, observeAll: trace is not null || config.Kernel.Stats, Path.Combine(binDir, "umlmicro-launch"), start.Program,
                 start.Argv, start.Environment, config.Mm.DeterministicLayout, config.Kernel.MaxFiles, config.Kernel.TimeoutSpan, wall.WriteTo(ns.StateDir), ending);

@@ -196,7 +196,12 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
             }
             catch (NeedRenderException need)
             {
-                return Task.FromResult(new PathResolution(0, null, null, Render: need.Render));
+                // It names a task of the request's list and the host file of its text, never the text: it holds while
+                // the namespace and that list do (the supervisor asks the same thread's same question with the same list).
+                var render = new PathResolution(0, null, null, Render: need.Render);
+                return Task.FromResult(IsLookup(request) && request.Processes is not null && epoch is not null && !changed
+                    ? render with { Lease = epoch.Current, LeaseMs = (int)Namei.Lifetime.TotalMilliseconds }
+                    : render);
             }
             finally
             {

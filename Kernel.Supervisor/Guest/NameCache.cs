@@ -17,7 +17,8 @@ namespace UmlMicro.Supervisor.Guest;
 /// What the cache decides itself is only what makes two questions the same: a path relative to a process's cwd is the
 /// same question only from that process, and only while no cwd has changed and no process has been made since (a new
 /// process may take the number of one that had another cwd); and a question asked with other credentials is another
-/// question (the VFS checks search permission on the way, so its answer depends on who asks).
+/// question (the VFS checks search permission on the way, so its answer depends on who asks); and a question through
+/// /proc, asked with the guest's processes, is the same only from the same thread with the same list.
 /// </para>
 /// <para>
 /// Two kinds of change end leases that the VFS cannot revoke before they happen, because the host carries them out after
@@ -31,7 +32,8 @@ internal sealed unsafe class NameCache : IDisposable
     private const int MaxLeases = 4096;
 
     /// <summary>What makes two questions the same.</summary>
-    internal readonly record struct Question(string Path, string? Dir, int Vpid, long Cwds, PathOp Op, bool Follow, int Flags, Credentials? Creds, int Resolve = 0);
+    internal readonly record struct Question(string Path, string? Dir, int Vpid, long Cwds, PathOp Op, bool Follow, int Flags, Credentials? Creds, int Resolve = 0,
+        int Vtid = 0, IReadOnlyList<ProcPid>? Processes = null);
 
     /// <summary>The counts of ended calls that void leases, as they were when a question was asked.</summary>
     internal readonly record struct Moment(long Creates, long Attributes);
@@ -74,7 +76,11 @@ internal sealed unsafe class NameCache : IDisposable
     public Question Of(PathRequest r)
     {
         bool fromCwd = !r.Arg.Path.StartsWith('/') && r.Arg.DirHostPath is null;
-        return new Question(r.Arg.Path, r.Arg.DirHostPath, fromCwd ? r.Vpid : 0, fromCwd ? Interlocked.Read(ref _cwds) : 0, r.Op, r.FollowLast, r.OpenFlags, r.Creds, r.Resolve);
+        // A question asked with the guest's processes (through /proc) is the asking thread's, and holds with that very
+        // list only (ProcessList keeps one list object until Sched is sent a change): a procfs answer names its tasks.
+        bool procs = r.Processes is not null;
+        return new Question(r.Arg.Path, r.Arg.DirHostPath, fromCwd ? r.Vpid : 0, fromCwd ? Interlocked.Read(ref _cwds) : 0, r.Op, r.FollowLast, r.OpenFlags, r.Creds, r.Resolve,
+            procs ? r.Vtid : 0, r.Processes);
     }
 
     /// <summary>How many calls that made a name or changed attributes have ended (<see cref="Created"/>,

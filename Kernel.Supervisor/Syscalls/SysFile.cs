@@ -407,51 +407,61 @@ internal static class SysFile
 
     /// <summary>
     /// The VFS's answer to a path request; a path through /proc/PID is asked again with the guest's processes from
-    /// Sched, and one whose text another server makes (stat from Sched, maps from MM) again with that text (the VFS
-    /// never reaches into another server). An answer that makes a name is followed up at the call's exit
+    /// Sched, and one whose text another server makes (stat from Sched, maps from MM) is made with that server's text
+    /// (<see cref="Rendered"/>: the VFS never reaches into another server). An answer the VFS leased is given again
+    /// without asking it, a Render too. An answer that makes a name is followed up at the call's exit
     /// (<see cref="AfterCreate"/>). Every path question goes through here: an answer that still needs facts must
     /// never reach the host.
     /// </summary>
     public static PathResolution Ask(SyscallCall c, PathRequest request)
     {
+        // A path into /proc will need the guest's processes: sent with the first question when they are at hand (and
+        // part of the question, for a lease of an answer made from them).
+        if (request.Arg.Path.StartsWith("/proc/", StringComparison.Ordinal) && c.Kernel.ProcessList.TryGetPids(out var known))
+            request = request with { Processes = known };
         var names = request.Xattr is null ? c.Kernel.Names : null; // an attribute call is carried out, never leased
         var question = names?.Of(request) ?? default;
         var asked = names?.Asked ?? default;
-        if (names is not null && names.TryGet(question, out var leased)) return leased;
-        c.ServerUsed = Server.Vfs;
-        // A path into /proc will need the guest's processes: sent with the first question when they are at hand.
-        if (request.Arg.Path.StartsWith("/proc/", StringComparison.Ordinal) && c.Kernel.ProcessList.TryGetPids(out var known))
-            request = request with { Processes = known };
-        var r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
-        names?.Grant(question, r, asked);
-        if (r.MakesName) AfterCreate(c, r.CommitOnSuccess ? r.GuestPath : null);
-        else if (request.Op == PathOp.Modify) c.AtExit(AttributesChanged);
-        if (r.NeedProcesses)
+        if (names is null || !names.TryGet(question, out var r))
         {
-            if (request.Processes is not null) throw new InvalidOperationException("the VFS asked twice for the guest's processes");
-            request = request with { Processes = c.Kernel.ProcessList.AskPids() };
+            c.ServerUsed = Server.Vfs;
             r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
-            if (r.NeedProcesses) throw new InvalidOperationException("the VFS asked twice for the guest's processes");
+            names?.Grant(question, r, asked);
+            if (r.MakesName) AfterCreate(c, r.CommitOnSuccess ? r.GuestPath : null);
+            else if (request.Op == PathOp.Modify) c.AtExit(AttributesChanged);
+            if (r.NeedProcesses)
+            {
+                if (request.Processes is not null) throw new InvalidOperationException("the VFS asked twice for the guest's processes");
+                request = request with { Processes = c.Kernel.ProcessList.AskPids() };
+                r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request));
+                if (r.NeedProcesses) throw new InvalidOperationException("the VFS asked twice for the guest's processes");
+            }
         }
-        if (r.Render is { } render)
-        {
-            var text = Render(c, render);
-            if (text.Errno != 0) return new PathResolution(Errno.ENOENT, null, null); // the task ended meanwhile
-            var ask = render.Request;
-            r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request with { Rendered = new ProcRendered(ask.Vpid, ask.Vtid, ask.File, text) }));
-            if (r.NeedProcesses || r.Render is not null) throw new InvalidOperationException("the VFS asked twice for the facts of a path");
-        }
-        return r;
+        return r.Render is { } render ? Rendered(c, request, render) : r;
     }
 
-    /// <summary>The text of a procfs file from the server that owns what it shows; a job-control stop, which only
-    /// the supervisor sees, is marked for Sched.</summary>
-    private static ProcText Render(SyscallCall c, ProcRender render) => render.Owner switch
+    /// <summary>
+    /// A procfs file whose text <see cref="ProcRender.Owner"/> makes: the owner is asked, with the host's text of the task
+    /// and, for a job-control stop, which only the supervisor sees, the Stopped mark; its text is written where the VFS
+    /// said, or the VFS is asked again with it when it makes the file itself (maps names files).
+    /// </summary>
+    private static PathResolution Rendered(SyscallCall c, PathRequest request, ProcRender render)
     {
-        ProcOwner.Sched => c.Kernel.Sched.Call(s => s.ProcTextAsync(render.Request with { Stopped = c.Kernel.Tasks.Find(render.HostTid)?.JobStopped == true })),
-        ProcOwner.Mm => c.Kernel.Mm.Call(m => m.ProcTextAsync(render.Request)),
-        _ => throw new InvalidOperationException($"no server makes {render.Owner}'s procfs text"),
-    };
+        var ask = render.Request with { Stopped = c.Kernel.Tasks.Find(render.HostTid)?.JobStopped == true };
+        if (render.HostSource is { } source) ask = ask with { HostText = ProcTextFiles.ReadHost(source) };
+        var text = render.Owner switch
+        {
+            ProcOwner.Sched => c.Kernel.Sched.Call(s => s.ProcTextAsync(ask)),
+            ProcOwner.Mm => c.Kernel.Mm.Call(m => m.ProcTextAsync(ask)),
+            _ => throw new InvalidOperationException($"no server makes {render.Owner}'s procfs text"),
+        };
+        if (text.Errno != 0) return new PathResolution(Errno.ENOENT, null, null); // the task ended meanwhile
+        if (render.Material is { } material) return new PathResolution(0, c.Kernel.ProcText.Write(material, text.Text, c.Tid), null);
+        c.ServerUsed = Server.Vfs;
+        var r = c.Kernel.Vfs.Call(v => v.ResolveAsync(request with { Rendered = new ProcRendered(ask.Vpid, ask.Vtid, ask.File, text) }));
+        if (r.NeedProcesses || r.Render is not null) throw new InvalidOperationException("the VFS asked twice for the facts of a path");
+        return r;
+    }
 
     /// <summary>
     /// The path in argument <paramref name="pathArg"/> as the VFS needs it: the string, and for a relative path

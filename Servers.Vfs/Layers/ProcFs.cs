@@ -29,10 +29,12 @@ internal sealed class ProcContext
     /// <summary>The text another server made for a file of this request, when the supervisor sent it.</summary>
     public ProcRendered? Rendered { get; set; }
 
-    /// <summary>The text <paramref name="owner"/> made of <paramref name="file"/> of the task, once it is here.</summary>
-    public ProcText NeedText(ProcOwner owner, int vpid, int vtid, int hostTid, string file, Func<string> hostText) =>
+    /// <summary>The text <paramref name="owner"/> made of <paramref name="file"/> of the task, once it is here; the owner
+    /// is given the host's file <paramref name="hostSource"/>, and its text is written to <paramref name="material"/> as it
+    /// is when that is set (see ProcRender).</summary>
+    public ProcText NeedText(ProcOwner owner, int vpid, int vtid, int hostTid, string file, string? hostSource, string? material = null) =>
         Rendered is { } r && r.Vpid == vpid && r.Vtid == vtid && r.File == file ? r.Text
-            : throw new NeedRenderException(new ProcRender(owner, hostTid, new ProcTextRequest(vpid, vtid, file, hostText())));
+            : throw new NeedRenderException(new ProcRender(owner, hostTid, new ProcTextRequest(vpid, vtid, file, ""), hostSource, material));
 }
 
 /// <summary>
@@ -177,7 +179,7 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
         string path = Path.Combine(materialDir, rel.Replace('/', '_'));
         string fresh = path + "." + (++_next).ToString(CultureInfo.InvariantCulture);
         // The text holds guest paths (maps, mounts, cwd) and host bytes (cmdline, environ): written as the bytes they stand for.
-        int errno = HostFs.WriteNew(fresh, PathBytes.Encode(Render(rel)), 0x124);
+        int errno = HostFs.WriteNew(fresh, PathBytes.Encode(Render(rel, path)), 0x124);
         if (errno == 0) errno = HostFs.Rename(fresh, path, 0);
         if (errno != 0) throw new IOException($"cannot write /proc/{rel}'s text to {fresh}: errno {errno}");
         return path;
@@ -203,7 +205,9 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
     public override int Link(string from, Node fromNode, string to, Node toNode) => Errno.EACCES;
     public override int Symlink(string target, string to, Node toNode) => Errno.EACCES;
 
-    private string Render(string rel)
+    /// <summary>The text of generated file <paramref name="rel"/>, which will be <paramref name="material"/>: another
+    /// server's text that is the file's as it is, the supervisor writes there itself.</summary>
+    private string Render(string rel, string material)
     {
         if (rel == "loadavg") return LoadAvg(ReadHost("/proc/loadavg"));
         if (rel == "locks") return ProcPidText.Locks(ReadHost("/proc/locks"), new GuestPids(context.Need()), GuestFdLocks);
@@ -219,11 +223,11 @@ internal sealed class ProcFs(ProcContext context, MountTable mounts, Func<string
         switch (file)
         {
             case "stat" or "status":
-                return context.NeedText(ProcOwner.Sched, task.Process.Vpid, task.Vtid, task.HostTid, file, () => ReadHost($"{task.HostDir}/{file}")).Text;
+                return context.NeedText(ProcOwner.Sched, task.Process.Vpid, task.Vtid, task.HostTid, file, $"{task.HostDir}/{file}", material).Text;
             case "maps":
-                return GuestNames(context.NeedText(ProcOwner.Mm, task.Process.Vpid, task.Vtid, task.HostTid, file, () => ""));
+                return GuestNames(context.NeedText(ProcOwner.Mm, task.Process.Vpid, task.Vtid, task.HostTid, file, hostSource: null));
             case "smaps_rollup":
-                return context.NeedText(ProcOwner.Mm, task.Process.Vpid, task.Vtid, task.HostTid, file, () => ReadHost($"/proc/{task.Process.HostPid}/smaps_rollup")).Text;
+                return context.NeedText(ProcOwner.Mm, task.Process.Vpid, task.Vtid, task.HostTid, file, $"/proc/{task.Process.HostPid}/smaps_rollup", material).Text;
         }
         string hostText = file is "mounts" or "mountinfo" ? "" : ReadHost($"{task.HostDir}/{file}");
         return file switch

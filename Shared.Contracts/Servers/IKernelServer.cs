@@ -40,9 +40,10 @@ public interface IKernelServer
 /// (VFS 8, MM 7, Sched 5: enums travel as names; VFS 9: every path is bytes, carried as <see cref="Linux.PathBytes"/>
 /// says; Sched 6: sched/vcpu_tick; VFS 10, MM 8, Sched 7: each server makes its own procfs text, mm/proc_text and
 /// sched/proc_text; the VFS carries out the extended-attribute calls of the names it keeps, <see cref="PathRequest.Xattr"/>; Sched 8: Sched
-/// keeps each thread's scheduling attributes, sched/getpriority, sched/setpriority, sched/setattr, sched/getattr).</summary>
+/// keeps each thread's scheduling attributes, sched/getpriority, sched/setpriority, sched/setattr, sched/getattr; VFS 11: a
+/// procfs Render names the host file of its text and the file the supervisor writes the text to, and may be leased).</summary>
 public static class Contract
 {
     public const string VfsName = "vfs", MmName = "mm", SchedName = "sched";
-    public const int VfsVersion = 10, MmVersion = 8, SchedVersion = 8;
+    public const int VfsVersion = 11, MmVersion = 8, SchedVersion = 8;
 }

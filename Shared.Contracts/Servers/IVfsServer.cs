@@ -107,10 +107,21 @@ public enum ProcOwner
     Mm,
 }
 
-/// <summary>A procfs file the VFS cannot make alone: ask <paramref name="Owner"/> for the text of
-/// <paramref name="Request"/> (setting its Stopped mark for host task <paramref name="HostTid"/>), then ask the VFS
-/// again with the answer (<see cref="PathRequest.Rendered"/>).</summary>
-public sealed record ProcRender(ProcOwner Owner, int HostTid, ProcTextRequest Request);
+/// <summary>
+/// A procfs file the VFS cannot make alone (contract version 11): ask <paramref name="Owner"/> for the text of
+/// <paramref name="Request"/>, setting its Stopped mark for host task <paramref name="HostTid"/> and, when
+/// <paramref name="HostSource"/> is set, its HostText to what the host's file of that path holds at that moment (read
+/// by the supervisor, so that the answer stays right while the text changes). Then, when <paramref name="Material"/> is
+/// set, the owner's text is the file's text as it is: the supervisor writes it to that file of the VFS's memory
+/// directory (its proc folder: a new file renamed over it, so a reader of the older text keeps it) and gives the host
+/// that path, without asking the VFS again; otherwise it asks the VFS again with the text
+/// (<see cref="PathRequest.Rendered"/>), which makes the file from it (maps: the guest's names of the mapped files).
+/// <para>
+/// An answer with a Render may be a lease (<see cref="PathResolution.Lease"/>): it then holds for the same question
+/// asked by the same thread with the same <see cref="PathRequest.Processes"/> list, since it names a task of that list.
+/// </para>
+/// </summary>
+public sealed record ProcRender(ProcOwner Owner, int HostTid, ProcTextRequest Request, string? HostSource = null, string? Material = null);
 
 /// <summary>The text <see cref="ProcRender.Owner"/> made for file <paramref name="File"/> of task
 /// <paramref name="Vtid"/> of process <paramref name="Vpid"/>.</summary>
@@ -189,7 +200,8 @@ public sealed record XattrResult(long Result, byte[]? Data = null);
 /// given instead of the guest's string, or null when the guest's own string already names the right file.
 /// <paramref name="GuestPath"/> is the absolute guest path that was resolved. <paramref name="NeedProcesses"/>:
 /// the path runs through /proc, ask again with the guest's processes. <paramref name="Render"/>: the path is a procfs
-/// file whose text another server makes (/proc/PID/stat from Sched, maps from MM): ask it, then ask again with its text. <paramref name="CommitOnSuccess"/>: the
+/// file whose text another server makes (/proc/PID/stat from Sched, maps from MM): ask it, then write its text or ask
+/// again with it, as <see cref="ProcRender"/> says. <paramref name="CommitOnSuccess"/>: the
 /// host is to create an entry; when it succeeds, tell the VFS with vfs/created so that it stops hiding the name.
 /// <paramref name="Interpreter"/>: the path named a "#!" script that the host can only reach by a host path, which
 /// Linux would pass to the interpreter; the kernel must start the interpreter itself (HostPath is then the
@@ -204,7 +216,8 @@ public sealed record XattrResult(long Result, byte[]? Data = null);
 /// <see cref="VfsConfig.LeaseEpoch"/>, which the VFS maps shared and the supervisor reads at every reuse. A VFS that
 /// grants leases must make the epoch differ from every lease it granted before any namespace change it makes or
 /// answers for becomes visible (and after a restart, before its first answer); it grants leases only for answers
-/// that depend on who asks through the request's credentials alone. An answer is also void once a call that changed
+/// that depend on who asks through the request's credentials alone (a Render also on the asking thread and its
+/// processes: see <see cref="ProcRender"/>). An answer is also void once a call that changed
 /// an object's attributes (chmod, chown, an ACL: what permissions are decided from) has ended after its question was
 /// asked: the supervisor sees those calls end, the VFS does not. A lease may say a name is missing (ENOENT): since the host makes a name only after
 /// the VFS answered <paramref name="MakesName"/>, the supervisor keeps such a lease only while no call answered so has

@@ -290,11 +290,15 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
         Assert.True(first.NeedProcesses);
         var request = new PathRequest(1, 1, new PathArg("/proc/self/status"), PathOp.Open, true, Credentials.Root, 0, processes);
         var render = (await Proxy.ResolveAsync(request)).Render;
-        // The text is Sched's, made from the host's status of the same task.
+        // The text is Sched's, made from the host's status of the same task, which the supervisor reads then (the answer
+        // names the file, not its text), and is the file's as it is: the supervisor writes it to the VFS's file for it.
         Assert.NotNull(render);
         Assert.Equal((ProcOwner.Sched, me, 1, 1, "status"), (render.Owner, render.HostTid, render.Request.Vpid, render.Request.Vtid, render.Request.File));
-        Assert.Contains($"Pid:\t{me}\n", render.Request.HostText);
+        Assert.Equal(($"/proc/{me}/status", ""), (render.HostSource, render.Request.HostText));
+        Assert.Equal(Path.Combine(MemoryDir, "proc"), Path.GetDirectoryName(render.Material));
+        // A supervisor that asks again with the text gets the same file made by the VFS.
         var status = await Proxy.ResolveAsync(request with { Rendered = new ProcRendered(1, 1, "status", new ProcText("Pid:\t1\nPPid:\t0\n")) });
+        Assert.Equal(render.Material, status.HostPath);
         Assert.Equal(["Pid:\t1", "PPid:\t0"], File.ReadAllLines(status.HostPath!));
         Assert.Equal("/proc/1/status", status.GuestPath);
         // Text made for another file is not this one's.
@@ -322,6 +326,8 @@ public sealed class VfsContractTests() : ServerContractTest<IVfsServer>("Vfs"), 
         Assert.Equal(ProcOwner.Mm, first.Render?.Owner);
         Assert.Equal("maps", first.Render?.Request.File);
         Assert.Null(first.HostPath);
+        // Not the file's text as it is (the VFS names its files): asked again with it.
+        Assert.Null(first.Render?.Material);
 
         var inode = new FileInfo(lib);
         var text = new ProcText(

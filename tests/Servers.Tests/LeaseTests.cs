@@ -132,6 +132,21 @@ public sealed class LeaseTests : IDisposable
     }
 
     [Fact]
+    public async Task A_procfs_render_asked_with_the_processes_is_leased_it_names_the_task_and_not_its_text()
+    {
+        var processes = new[] { new ProcPid(1, Environment.ProcessId, [new ProcTid(1, Environment.ProcessId)]) };
+        var stat = new PathRequest(1, 1, new PathArg("/proc/self/stat"), PathOp.Open, true, Credentials.Root, O_RDONLY, processes);
+        var server = await Server();
+
+        var r = await server.ResolveAsync(stat);
+
+        Assert.True(r.Render is { HostSource: not null, Material: not null } && r.Render.Request.HostText == "", $"/proc/self/stat: {r}");
+        AssertLeased(r, "open /proc/self/stat O_RDONLY");
+        AssertNotLeased(await server.ResolveAsync(stat with { Processes = null }), "/proc/self/stat without the processes");
+        AssertNotLeased(await server.ResolveAsync(stat with { OpenFlags = 2 }), "open /proc/self/stat O_RDWR");
+    }
+
+    [Fact]
     public async Task Every_change_moves_the_epoch_so_that_no_lease_granted_before_it_holds()
     {
         _vfs.Lower("etc/a", "a");
