@@ -20,8 +20,8 @@ internal sealed class ProcTextFiles(string? memoryDir)
     /// <summary>The host's text of <paramref name="source"/>, or "" when its task is gone (the owner then says so).</summary>
     public static string ReadHost(string source)
     {
-        if (!source.StartsWith("/proc/", StringComparison.Ordinal) || source.Contains("/../", StringComparison.Ordinal))
-            throw new ServerMistake(Contract.VfsName, "vfs/resolve", $"named {source} as a task's host text, which is not a file of the host's /proc");
+        if (!IsTaskFile(source))
+            throw new ServerMistake(Contract.VfsName, "vfs/resolve", $"named {source} as a task's host text, which is not a file of a task's directory in the host's /proc");
         try
         {
             return PathBytes.Decode(File.ReadAllBytes(source));
@@ -31,6 +31,12 @@ internal sealed class ProcTextFiles(string? memoryDir)
             return "";
         }
     }
+
+    /// <summary>/proc/PID/...: a file of a task's directory by its number (not the supervisor's own "self"), with no
+    /// step out of it.</summary>
+    private static bool IsTaskFile(string path) =>
+        path.Split('/') is ["", "proc", var pid, _, ..] parts && pid.Length > 0 && pid.All(char.IsAsciiDigit)
+        && parts.Skip(1).All(p => p is not ("" or "." or ".."));
 
     /// <summary>
     /// Writes <paramref name="text"/> (bytes as paths carry them) to <paramref name="material"/>: a new file, named after

@@ -192,4 +192,19 @@ public sealed class NameCacheTests : IDisposable
         _cache.Grant(_cache.Of(Ask("/d/g")), Leased("/host/d/g"), _cache.Asked);
         Assert.True(Reused(Ask("/d/g"), out _));
     }
+
+    [Fact]
+    public void A_question_asked_with_the_processes_is_the_same_only_from_the_same_thread_with_the_same_list()
+    {
+        // A procfs answer names tasks of the list it was asked with: /proc/self is another file for another thread,
+        // and a list Sched made again (a process came or went) may number them otherwise.
+        IReadOnlyList<ProcPid> list = [new ProcPid(2, 200, [new ProcTid(2, 200), new ProcTid(3, 201)])];
+        var stat = new PathRequest(2, 2, new PathArg("/proc/self/stat"), PathOp.Open, true, Credentials.Root, Processes: list);
+        _cache.Grant(_cache.Of(stat), Leased("/mem/proc/2_stat"), _cache.Asked);
+
+        Assert.True(Reused(stat, out _));
+        Assert.False(Reused(stat with { Vtid = 3 }, out _));
+        Assert.False(Reused(stat with { Processes = [.. list] }, out _));
+        Assert.False(Reused(stat with { Processes = null }, out _));
+    }
 }
