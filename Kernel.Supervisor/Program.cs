@@ -66,8 +66,9 @@ namespace UmlMicro.Supervisor
             config.Validate(configFile);
             var image = config.Guest.Image.Length > 0 ? ImageStore.Open(config.Guest.Image, ImageStore.DefaultCacheDir(), ImageStore.TerminalProgress()) : null;
             if (image is not null) config.Vfs.Root = image.Root;
-            var start = GuestStart.Resolve(run, config.Guest, image?.Config, GuestNamespace.MountsFor(config.Vfs, Environment.CurrentDirectory),
-                GuestNamespace.DefaultCwd(config.Vfs, Environment.CurrentDirectory), TracerThread.InheritedEnvironment());
+            string hostCwd = Interop.HostCwd();
+            var start = GuestStart.Resolve(run, config.Guest, image?.Config, GuestNamespace.MountsFor(config.Vfs, hostCwd),
+                GuestNamespace.DefaultCwd(config.Vfs, hostCwd), TracerThread.InheritedEnvironment());
             int cpus = config.Kernel.Cpus > 0 ? config.Kernel.Cpus : Environment.ProcessorCount;
 
             var stats = new KernelStats { WantsResident = config.Kernel.Stats };
@@ -87,7 +88,7 @@ namespace UmlMicro.Supervisor
             var mmUp = mm.HandshakeAsync();
             var schedUp = sched.HandshakeAsync();
             var identity = Identity(config.Kernel);
-            using var ns = GuestNamespace.Create(config.Vfs, Environment.CurrentDirectory, start.WorkDir);
+            using var ns = GuestNamespace.Create(config.Vfs, hostCwd, start.WorkDir);
             long memoryLimit = config.Mm.MemoryLimitBytes;
             using var names = NameCache.Create();
             WaitAll(

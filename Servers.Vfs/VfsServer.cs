@@ -925,7 +925,7 @@ internal sealed partial class VfsServer : KernelServerBase, IVfsServer, IDisposa
     private static string HostDir(string? path, string what)
     {
         if (path is null || !path.StartsWith('/')) throw ProtocolViolation.Of($"the {what} must be an absolute host path, not '{path}'");
-        if (!Directory.Exists(path)) throw ProtocolViolation.Of($"the {what} {path} is not a host directory");
+        if (!HostFs.IsDirectory(path)) throw ProtocolViolation.Of($"the {what} {path} is not a host directory");
         return Path.GetFullPath(path).TrimEnd('/') is { Length: > 0 } p ? p : "/";
     }
 

@@ -32,7 +32,7 @@ internal sealed class GuestNamespace : IDisposable
         // An image's WorkingDir may be relative (to /) or hold .. and symlinks: the guest's, followed inside its root.
         string initialCwd = workDir is null ? DefaultCwd(vfs, cwd) : Path.GetFullPath(workDir, "/");
         string? hostCwd = GuestStart.HostFile(mounts, initialCwd);
-        if (hostCwd is null || !Directory.Exists(hostCwd))
+        if (hostCwd is null || !Native.Interop.IsDirectory(hostCwd))
         {
             if (workDir is not null) throw new UsageError($"working directory {workDir}: no such directory in the guest");
             hostCwd = HostPath(mounts, initialCwd);

@@ -155,7 +155,8 @@ internal sealed class HostWall
     public string WriteTo(string dir)
     {
         string path = Path.Combine(dir, "wall");
-        File.WriteAllText(path, string.Join('\n', _steps) + "\n", new UTF8Encoding(false));
+        // Its paths are bytes as every path is (PathBytes): written as the bytes they stand for.
+        File.WriteAllBytes(path, PathBytes.Encode(string.Join('\n', _steps) + "\n"));
         return path;
     }
 

@@ -35,7 +35,7 @@ public sealed class KernelConfig
         if (Servers.RestartWindowSeconds is < 1 or > 86_400) Fail("Servers:RestartWindowSeconds", $"{Servers.RestartWindowSeconds} is not from 1 to 86400");
         foreach (var (name, command) in new[] { ("Vfs", Servers.Vfs), ("Mm", Servers.Mm), ("Sched", Servers.Sched) })
             if (command is not { Command.Length: > 0 }) Fail($"Servers:{name}:Command", "missing");
-        if (!Vfs.Root.StartsWith('/') || !Directory.Exists(Vfs.Root)) Fail("Vfs:Root", $"'{Vfs.Root}' is not an absolute path of a host directory");
+        if (!Vfs.Root.StartsWith('/') || !Native.Interop.IsDirectory(Vfs.Root)) Fail("Vfs:Root", $"'{Vfs.Root}' is not an absolute path of a host directory");
         for (int i = 0; i < Vfs.Binds.Count; i++)
             if (BindSpec.Parse(Vfs.Binds[i]) is { Problem: { } problem }) Fail($"Vfs:Binds:{i}", problem);
         for (int i = 0; i < Vfs.Tmpfs.Count; i++)
@@ -122,10 +122,10 @@ public sealed record BindSpec(string Host, string Guest, bool ReadOnly, string? 
         if (ro) parts = parts[..^1];
         string host = parts[0], guest = parts.Length > 1 ? parts[1] : parts[0];
         string? problem = parts.Length > 2 ? $"'{text}' is not HOST[:GUEST][:ro]"
-            : !Directory.Exists(host) ? $"'{host}' is not a host directory"
+            : !Native.Interop.IsDirectory(host) ? $"'{host}' is not a host directory"
             : !guest.StartsWith('/') ? $"'{guest}' is not an absolute guest path"
             : null;
-        return new BindSpec(Path.GetFullPath(host.Length > 0 ? host : "/"), guest, readOnly, problem);
+        return new BindSpec(Path.GetFullPath(host.Length > 0 ? host : "/", Native.Interop.HostCwd()), guest, readOnly, problem);
     }
 }
 

@@ -178,6 +178,25 @@ internal static unsafe partial class Interop
         return lstatBytes_(path, &st) == 0;
     }
 
+    /// <summary>Whether <paramref name="path"/> (links followed) is a directory, by the path's own bytes.</summary>
+    internal static bool IsDirectory(string path)
+    {
+        StatBuf st;
+        return statBytes_(path, &st) == 0 && (st.Mode & 0xf000) == 0x4000;
+    }
+
+    [LibraryImport(Libc, EntryPoint = "getcwd", SetLastError = true)]
+    private static partial byte* getcwd_(byte* buf, nint size);
+
+    /// <summary>The supervisor's working directory by its own bytes (PathBytes): .NET's decodes it as UTF-8, and a byte
+    /// that is not UTF-8 is lost there.</summary>
+    internal static string HostCwd()
+    {
+        const int Size = 4096; // PATH_MAX
+        byte* buf = stackalloc byte[Size];
+        return getcwd_(buf, Size) is null ? Environment.CurrentDirectory : UmlMicro.Contracts.Linux.PathBytes.DecodeZ(new ReadOnlySpan<byte>(buf, Size));
+    }
+
     /// <summary>Whether <paramref name="path"/> (links followed) is a file that is no directory and that someone may
     /// execute, by the path's own bytes.</summary>
     internal static bool IsExecutableFile(string path)

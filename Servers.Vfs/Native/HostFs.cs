@@ -166,6 +166,9 @@ internal static unsafe partial class HostFs
 
     public static NodeType TypeOf(string path) => Lstat(path).Type;
 
+    /// <summary>Whether <paramref name="path"/>, its links followed, is a directory.</summary>
+    public static bool IsDirectory(string path) => Inode(path, follow: true, out var inode) == 0 && (inode.Mode & 0xF000) == 0x4000;
+
     /// <summary>The inode <paramref name="path"/> names (its last symlink followed when <paramref name="follow"/>); the
     /// errno when there is none.</summary>
     public static int Inode(string path, bool follow, out InodeStat inode)

@@ -133,4 +133,24 @@ public sealed class BytePathTests(FixturePrograms fixtures) : IClassFixture<Fixt
         Assert.Contains(@"env: e\xe9\xff", native.Stdout);
         Expect.SameAsNative(native, guest);
     }
+    [Fact]
+    public void A_guest_starts_in_a_current_directory_and_binds_a_directory_whose_names_are_not_utf8()
+    {
+        // The supervisor's own paths are bytes too: the current directory, bound at its own path (the guest starts in
+        // it), and a --bind source. A shell hands umlmicro the bytes.
+        const string script = """
+            d="$(printf 'w\351')"; mkdir "$d" && cd "$d" || exit 1
+            "$1" run -- /bin/sh -c 'pwd | od -An -tx1 | tr -d " \n"; echo; echo x > f; cat f' || exit 1
+            cd .. && "$1" run --isolate --bind "$PWD/$d:/mnt/b" --workdir /mnt/b -- /bin/sh -c 'cat f; pwd; echo y > g' || exit 1
+            cat "$d/g"
+            """;
+        string dir = NewDir();
+
+        var r = GuestRunner.Native(dir, "/bin/sh", "-c", script, "sh", GuestRunner.Supervisor);
+
+        Expect.ExitCode(0, r);
+        string cwd = Convert.ToHexStringLower(System.Text.Encoding.UTF8.GetBytes(dir + "/w")) + "e90a";
+        Assert.Equal([cwd, "x", "x", "/mnt/b", "y"], r.StdoutLines);
+        Assert.DoesNotContain("umlmicro:", r.Stderr, StringComparison.Ordinal);
+    }
 }
