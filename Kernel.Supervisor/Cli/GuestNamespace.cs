@@ -50,7 +50,8 @@ internal sealed class GuestNamespace : IDisposable
         {
             try
             {
-                upper = Directory.CreateDirectory(vfs.KeepChanges).FullName;
+                upper = Path.GetFullPath(vfs.KeepChanges, Native.Interop.HostCwd());
+                Native.Interop.MakeDirectories(upper);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {

@@ -40,7 +40,7 @@ public sealed class KernelConfig
             if (BindSpec.Parse(Vfs.Binds[i]) is { Problem: { } problem }) Fail($"Vfs:Binds:{i}", problem);
         for (int i = 0; i < Vfs.Tmpfs.Count; i++)
             if (!Vfs.Tmpfs[i].StartsWith('/')) Fail($"Vfs:Tmpfs:{i}", $"'{Vfs.Tmpfs[i]}' is not an absolute guest path");
-        if (Vfs.KeepChanges.Length > 0 && File.Exists(Vfs.KeepChanges)) Fail("Vfs:KeepChanges", $"'{Vfs.KeepChanges}' is a file, not a directory");
+        if (Vfs.KeepChanges.Length > 0 && Native.Interop.Exists(Vfs.KeepChanges) && !Native.Interop.IsDirectory(Vfs.KeepChanges)) Fail("Vfs:KeepChanges", $"'{Vfs.KeepChanges}' is a file, not a directory");
         if (MemorySize.Parse(Mm.MemoryLimit, out long limit) is { } badSize) Fail("Mm:MemoryLimit", badSize);
         Mm.MemoryLimitBytes = limit;
         if (Sched.QuantumMs is < 2 or > 10_000) Fail("Sched:QuantumMs", $"{Sched.QuantumMs} is not from 2 to 10000");

@@ -20,7 +20,7 @@ internal sealed class TraceWriter : IDisposable
 
     public TraceWriter(string path)
     {
-        _stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read, 1 << 16);
+        _stream = new FileStream(Native.Interop.CreateFile(path), FileAccess.Write, 1 << 16); // the path's own bytes
         _json = new Utf8JsonWriter(_stream, new JsonWriterOptions { SkipValidation = true });
     }
 

@@ -28,12 +28,12 @@ internal sealed class OverlayMount : Mount
         _lower = lower;
         _upper = upper;
         _journal = journal;
-        Directory.CreateDirectory(upper);
+        HostFs.MakeDirectories(upper); // paths are bytes: not .NET's, which would make the UTF-8 of an escaped byte
         foreach (var host in hidden)
             if (Under(lower, host) is { Length: > 0 } rel && _hidden.Add(rel))
                 Shadow(Parent(rel), +1);
-        if (File.Exists(journal))
-            Replay(File.ReadAllText(journal));
+        using (var kept = HostFs.OpenStream(journal, append: false))
+            if (kept is not null) Replay(new StreamReader(kept).ReadToEnd());
     }
 
     public override string FsType => "overlay";
@@ -287,9 +287,10 @@ internal sealed class OverlayMount : Mount
     private void Log(char op, string rel)
     {
         if (!Apply(op, rel)) return;
-        File.AppendAllText(_journal, rel.Contains('\n')
+        using var journal = HostFs.OpenStream(_journal, append: true) ?? throw new IOException($"cannot append to the whiteout journal {_journal}");
+        journal.Write(System.Text.Encoding.UTF8.GetBytes(rel.Contains('\n')
             ? $"{char.ToLowerInvariant(op)} {rel.Length.ToString(System.Globalization.CultureInfo.InvariantCulture)}:{rel}\n"
-            : $"{op} {rel}\n");
+            : $"{op} {rel}\n"));
     }
 
     private void Replay(string journal)

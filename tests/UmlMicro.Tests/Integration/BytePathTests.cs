@@ -137,12 +137,16 @@ public sealed class BytePathTests(FixturePrograms fixtures) : IClassFixture<Fixt
     public void A_guest_starts_in_a_current_directory_and_binds_a_directory_whose_names_are_not_utf8()
     {
         // The supervisor's own paths are bytes too: the current directory, bound at its own path (the guest starts in
-        // it), and a --bind source. A shell hands umlmicro the bytes.
+        // it), a --bind source, a --keep-changes directory (and the VFS's whiteouts in it) and a --trace file. A shell
+        // hands umlmicro the bytes.
         const string script = """
             d="$(printf 'w\351')"; mkdir "$d" && cd "$d" || exit 1
             "$1" run -- /bin/sh -c 'pwd | od -An -tx1 | tr -d " \n"; echo; echo x > f; cat f' || exit 1
             cd .. && "$1" run --isolate --bind "$PWD/$d:/mnt/b" --workdir /mnt/b -- /bin/sh -c 'cat f; pwd; echo y > g' || exit 1
             cat "$d/g"
+            "$1" run --isolate --keep-changes "$PWD/$d/kept" --trace "$PWD/$d/trace" -- /bin/sh -c 'rm /etc/passwd; echo z > /tmp/z' || exit 1
+            "$1" run --isolate --keep-changes "$PWD/$d/kept" -- /bin/sh -c 'cat /tmp/z; test -e /etc/passwd || echo gone'
+            test -s "$d/trace" && ls "$d"
             """;
         string dir = NewDir();
 
@@ -150,7 +154,7 @@ public sealed class BytePathTests(FixturePrograms fixtures) : IClassFixture<Fixt
 
         Expect.ExitCode(0, r);
         string cwd = Convert.ToHexStringLower(System.Text.Encoding.UTF8.GetBytes(dir + "/w")) + "e90a";
-        Assert.Equal([cwd, "x", "x", "/mnt/b", "y"], r.StdoutLines);
+        Assert.Equal([cwd, "x", "x", "/mnt/b", "y", "z", "gone", "f", "g", "kept", "trace"], r.StdoutLines);
         Assert.DoesNotContain("umlmicro:", r.Stderr, StringComparison.Ordinal);
     }
 }
