@@ -11,6 +11,7 @@ using UmlMicro.Supervisor.Scheduling;
 using UmlMicro.Supervisor.Servers;
 using UmlMicro.Supervisor.Tracing;
 
+Console.SetError(new PathBytesWriter(Console.OpenStandardError()));
 try
 {
     return new CommandLine(Supervisor.Run).Invoke(Interop.RawArgs(args));

@@ -157,4 +157,15 @@ public sealed class BytePathTests(FixturePrograms fixtures) : IClassFixture<Fixt
         Assert.Equal([cwd, "x", "x", "/mnt/b", "y", "z", "gone", "f", "g", "kept", "trace"], r.StdoutLines);
         Assert.DoesNotContain("umlmicro:", r.Stderr, StringComparison.Ordinal);
     }
+    [Fact]
+    public void A_message_that_names_a_path_of_any_bytes_shows_its_bytes()
+    {
+        const string script = """
+            "$1" run --bind "/nonexistent/$(printf 'n\351')" -- /bin/true 2>&1 | od -An -tx1 | tr -d ' \n'
+            """;
+
+        var r = GuestRunner.Native(NewDir(), "/bin/sh", "-c", script, "sh", GuestRunner.Supervisor);
+
+        Assert.Contains(Convert.ToHexStringLower("'/nonexistent/n"u8) + "e927", r.Stdout); // the byte itself, then the quote
+    }
 }
