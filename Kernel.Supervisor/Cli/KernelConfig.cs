@@ -288,12 +288,13 @@ public static class KernelConfigLoader
     /// </summary>
     public static KernelConfig Load(string file, IEnumerable<string> commandLine)
     {
-        if (!File.Exists(file)) throw new ConfigError($"config {file}: no such file");
+        string io = Native.Interop.DotNetPath(Path.GetFullPath(file, Native.Interop.HostCwd()));
+        if (!File.Exists(io)) throw new ConfigError($"config {file}: no such file");
         IConfigurationRoot root;
         try
         {
             root = new ConfigurationBuilder()
-                .AddJsonFile(Path.GetFullPath(file), optional: false, reloadOnChange: false)
+                .AddJsonFile(io, optional: false, reloadOnChange: false)
                 .AddEnvironmentVariables("UMLMICRO_")
                 .AddCommandLine(commandLine.ToArray())
                 .Build();

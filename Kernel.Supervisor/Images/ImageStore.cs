@@ -35,17 +35,18 @@ internal static class ImageStore
         try
         {
             cache.RemoveStale();
-            if (Directory.Exists(path))
+            string io = Native.Interop.DotNetPath(Path.GetFullPath(path, Native.Interop.HostCwd())); // what .NET opens; messages name the user's
+            if (Directory.Exists(io))
             {
-                if (!File.Exists(Path.Join(path, "oci-layout"))) throw new ImageRefused("a directory, but not an OCI image layout (--root takes a directory)");
-                var plan = OciLayout.Read(new DirectoryFiles(path));
+                if (!File.Exists(Path.Join(io, "oci-layout"))) throw new ImageRefused("a directory, but not an OCI image layout (--root takes a directory)");
+                var plan = OciLayout.Read(new DirectoryFiles(io));
                 if (cache.Find(plan.Key) is { } root) return new Image(root, plan.Config, Unpacked: false);
                 using var unpack = cache.Begin();
                 return Unpack(plan, unpack, progress, label);
             }
-            var identity = Nodes.Identity(path) ?? throw new ImageRefused("no such file or directory");
+            var identity = Nodes.Identity(io) ?? throw new ImageRefused("no such file or directory");
             if (cache.Recall(identity) is { } known) return known;
-            var image = OpenFile(path, cache, progress, label);
+            var image = OpenFile(io, cache, progress, label);
             cache.Remember(identity, image);
             return image;
         }

@@ -206,6 +206,19 @@ internal static unsafe partial class Interop
         }
     }
 
+    /// <summary>
+    /// A name for <paramref name="path"/> that .NET's file APIs reach the right file by: the path itself when it is
+    /// UTF-8, else the host's link to an O_PATH fd opened by its bytes (/proc/self/fd/N), kept open for the run. The
+    /// path itself when nothing is there (the caller then says so).
+    /// </summary>
+    internal static string DotNetPath(string path)
+    {
+        const int O_PATH = 0x200000, O_CLOEXEC = 0x80000;
+        if (!UmlMicro.Contracts.Linux.PathBytes.HasEscape(path)) return path;
+        int fd = openBytes_(path, O_PATH | O_CLOEXEC, 0);
+        return fd < 0 ? path : $"/proc/self/fd/{fd}";
+    }
+
     /// <summary>Whether <paramref name="path"/> (links followed) is a directory, by the path's own bytes.</summary>
     internal static bool IsDirectory(string path)
     {

@@ -131,7 +131,8 @@ public static class PathBytes
         return count;
     }
 
-    private static bool HasEscape(ReadOnlySpan<char> path) => path.IndexOfAnyInRange(First, Last) >= 0;
+    /// <summary>Whether <paramref name="path"/> holds a byte that is not UTF-8 (an escape).</summary>
+    public static bool HasEscape(ReadOnlySpan<char> path) => path.IndexOfAnyInRange(First, Last) >= 0;
 
     private static bool HasEscapeLead(ReadOnlySpan<byte> bytes)
     {

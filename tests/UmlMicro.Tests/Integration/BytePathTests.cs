@@ -168,4 +168,20 @@ public sealed class BytePathTests(FixturePrograms fixtures) : IClassFixture<Fixt
 
         Assert.Contains(Convert.ToHexStringLower("'/nonexistent/n"u8) + "e927", r.Stdout); // the byte itself, then the quote
     }
+    [Fact]
+    public void A_config_file_and_an_image_in_a_directory_of_any_bytes_are_read()
+    {
+        const string script = """
+            d="$(printf 'c\351')"; mkdir -p "$d/root/bin" && cp "$2" "$d/c.json" || exit 1
+            cp "$(command -v busybox)" "$d/root/bin/" && ln -s busybox "$d/root/bin/sh" && tar -C "$d/root" -cf "$d/i.tar" . || exit 1
+            "$1" run --config "$d/c.json" -- /bin/echo configured || exit 1
+            "$1" run --image "$d/i.tar" -- /bin/sh -c 'echo imaged'
+            """;
+        string config = Path.Combine(Path.GetDirectoryName(GuestRunner.Supervisor)!, "configs", "default.json");
+
+        var r = GuestRunner.Native(NewDir(), "/bin/sh", "-c", script, "sh", GuestRunner.Supervisor, config);
+
+        Expect.ExitCode(0, r);
+        Assert.Equal(["configured", "imaged"], r.StdoutLines);
+    }
 }
