@@ -128,13 +128,12 @@ internal sealed class Xattrs
     private List<Attribute> Load(string key)
     {
         byte[] bytes;
-        try
+        // Most inodes have none: no exception thrown for each (ls -l asks every file for security.selinux).
+        using (var file = HostFs.OpenStream(Path.Combine(dir, key), append: false))
         {
-            bytes = File.ReadAllBytes(Path.Combine(dir, key));
-        }
-        catch (FileNotFoundException)
-        {
-            return [];
+            if (file is null) return [];
+            bytes = new byte[file.Length];
+            file.ReadExactly(bytes);
         }
         var kept = new List<Attribute>();
         for (int at = 0; at < bytes.Length;)

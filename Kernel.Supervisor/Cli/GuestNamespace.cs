@@ -51,7 +51,7 @@ internal sealed class GuestNamespace : IDisposable
             try
             {
                 upper = Path.GetFullPath(vfs.KeepChanges, Native.Interop.HostCwd());
-                Native.Interop.MakeDirectories(upper);
+                if (StateDirectory.Make(upper) is { } problem) throw new IOException(problem);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {

@@ -181,29 +181,12 @@ internal static unsafe partial class Interop
     [LibraryImport(Libc, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
     private static partial int openBytes_(string path, int flags, uint mode);
 
-    [LibraryImport(Libc, EntryPoint = "mkdir", SetLastError = true, StringMarshalling = StringMarshalling.Custom, StringMarshallingCustomType = typeof(PathMarshaller))]
-    private static partial int mkdirBytes_(string path, uint mode);
-
     /// <summary>A file made (or emptied) at <paramref name="path"/> for writing, by the path's own bytes; an IOException
     /// that names the errno when it cannot be.</summary>
     internal static Microsoft.Win32.SafeHandles.SafeFileHandle CreateFile(string path)
     {
-        const int O_WRONLY = 1, O_CREAT = 0x40, O_TRUNC = 0x200, O_CLOEXEC = 0x80000;
-        int fd = openBytes_(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0x1b6); // 0666, less the umask
+        int fd = openBytes_(path, LinuxFlags.O_WRONLY | LinuxFlags.O_CREAT | LinuxFlags.O_TRUNC | LinuxFlags.O_CLOEXEC, 0x1b6); // 0666, less the umask
         return fd >= 0 ? new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true) : throw new IOException(Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError()));
-    }
-
-    /// <summary>mkdir -p by the path's own bytes: every missing directory of absolute <paramref name="path"/> made; an
-    /// IOException that names the errno when one cannot be, or a name on the way is no directory.</summary>
-    internal static void MakeDirectories(string path)
-    {
-        for (int end = path.IndexOf('/', 1); ; end = path.IndexOf('/', end + 1))
-        {
-            string dir = end < 0 ? path : path[..end];
-            if (dir.Length > 0 && !IsDirectory(dir) && mkdirBytes_(dir, 0x1ff) != 0 && !IsDirectory(dir)) // 0777, less the umask
-                throw new IOException($"{Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}: {dir}");
-            if (end < 0) return;
-        }
     }
 
     /// <summary>
@@ -213,9 +196,8 @@ internal static unsafe partial class Interop
     /// </summary>
     internal static string DotNetPath(string path)
     {
-        const int O_PATH = 0x200000, O_CLOEXEC = 0x80000;
         if (!UmlMicro.Contracts.Linux.PathBytes.HasEscape(path)) return path;
-        int fd = openBytes_(path, O_PATH | O_CLOEXEC, 0);
+        int fd = openBytes_(path, LinuxFlags.O_PATH | LinuxFlags.O_CLOEXEC, 0);
         return fd < 0 ? path : $"/proc/self/fd/{fd}";
     }
 

@@ -1,4 +1,5 @@
 using UmlMicro.Contracts.Linux;
+using UmlMicro.Contracts.Servers;
 using UmlMicro.Servers.Vfs.Native;
 
 namespace UmlMicro.Servers.Vfs.Layers;
@@ -28,7 +29,7 @@ internal sealed class OverlayMount : Mount
         _lower = lower;
         _upper = upper;
         _journal = journal;
-        HostFs.MakeDirectories(upper); // paths are bytes: not .NET's, which would make the UTF-8 of an escaped byte
+        if (StateDirectory.Make(upper) is { } problem) throw new IOException($"cannot make the upper layer: {problem}");
         foreach (var host in hidden)
             if (Under(lower, host) is { Length: > 0 } rel && _hidden.Add(rel))
                 Shadow(Parent(rel), +1);

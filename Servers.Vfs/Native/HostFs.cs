@@ -142,8 +142,7 @@ internal static unsafe partial class HostFs
     private const int AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100;
     private const uint STATX_BASIC_STATS = 0x7ff, STATX_BTIME = 0x800;
     private const ulong STATX_ATTR_IMMUTABLE = 0x10, STATX_ATTR_APPEND = 0x20;
-    private const int ERANGE = 34;
-    private const int O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0x40, O_EXCL = 0x80, O_TRUNC = 0x200, O_APPEND = 0x400, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000;
+    private const int O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0x40, O_EXCL = 0x80, O_TRUNC = 0x200, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000;
     private const int EINTR = 4;
     // struct dirent (glibc, x86-64): d_ino, d_off, d_reclen, d_type, then d_name.
     private const int DirentName = 19;
@@ -204,7 +203,7 @@ internal static unsafe partial class HostFs
                 return 0;
             }
             int err = Marshal.GetLastPInvokeError();
-            if (err != ERANGE || size >= LinuxFlags.XATTR_SIZE_MAX) return err;
+            if (err != Errno.ERANGE || size >= LinuxFlags.XATTR_SIZE_MAX) return err;
         }
     }
 
@@ -225,7 +224,7 @@ internal static unsafe partial class HostFs
                 return 0;
             }
             int err = Marshal.GetLastPInvokeError();
-            if (err != ERANGE || size >= LinuxFlags.XATTR_LIST_MAX) return err;
+            if (err != Errno.ERANGE || size >= LinuxFlags.XATTR_LIST_MAX) return err;
         }
     }
 
@@ -298,21 +297,8 @@ internal static unsafe partial class HostFs
     /// missing, mode 0666 less the umask); null when it cannot be opened.</summary>
     public static FileStream? OpenStream(string path, bool append)
     {
-        int fd = open_(path, append ? O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC : O_RDONLY | O_CLOEXEC, 0x1B6);
+        int fd = open_(path, append ? O_WRONLY | O_CREAT | LinuxFlags.O_APPEND | O_NOFOLLOW | O_CLOEXEC : O_RDONLY | O_CLOEXEC, 0x1B6);
         return fd < 0 ? null : new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true), append ? FileAccess.Write : FileAccess.Read);
-    }
-
-    /// <summary>mkdir -p of absolute <paramref name="path"/>, by its bytes (mode 0777 less the umask); an IOException when a
-    /// directory on the way cannot be made.</summary>
-    public static void MakeDirectories(string path)
-    {
-        for (int end = path.IndexOf('/', 1); ; end = path.IndexOf('/', end + 1))
-        {
-            string dir = end < 0 ? path : path[..end];
-            if (dir.Length > 0 && !IsDirectory(dir) && Mkdir(dir, 0x1FF) is var errno and not 0 && !IsDirectory(dir))
-                throw new IOException($"cannot make {dir}: errno {errno}");
-            if (end < 0) return;
-        }
     }
 
     /// <summary>Makes <paramref name="path"/> an empty regular file (emptying one that is there), mode 0666 less the umask.</summary>

@@ -25,9 +25,31 @@ public static unsafe partial class StateDirectory
         return err is 0 or ENOENT ? null : $"{dir}: errno {err}";
     }
 
+    /// <summary>
+    /// Makes the absolute directory <paramref name="dir"/> and each missing one above it (mode 0777 less the umask) by
+    /// the names' own bytes, as <c>mkdir -p</c>; returns the problem, or null. .NET's would make the UTF-8 of a byte
+    /// that is not UTF-8.
+    /// </summary>
+    public static string? Make(string dir)
+    {
+        for (int end = dir.IndexOf('/', 1); ; end = dir.IndexOf('/', end + 1))
+        {
+            string part = end < 0 ? dir : dir[..end];
+            fixed (byte* p = PathBytes.EncodeZ(part))
+                if (mkdir(p, 0x1FF) != 0 && Marshal.GetLastPInvokeError() is var e and not EEXIST)
+                    return $"{part}: {Marshal.GetPInvokeErrorMessage(e)}";
+            if (end < 0) break;
+        }
+        int fd; // EEXIST said nothing of what is there
+        fixed (byte* p = PathBytes.EncodeZ(dir)) fd = openat(AT_FDCWD, p, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+        if (fd < 0) return $"{dir}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}";
+        close(fd);
+        return null;
+    }
+
     private const int AT_FDCWD = -100, AT_REMOVEDIR = 0x200;
     private const int O_RDONLY = 0, O_DIRECTORY = 0x10000, O_NOFOLLOW = 0x20000, O_CLOEXEC = 0x80000, O_PATH = 0x200000;
-    private const int EACCES = 13, EISDIR = 21, ENOENT = 2, EPERM = 1;
+    private const int EACCES = 13, EISDIR = 21, ENOENT = 2, EPERM = 1, EEXIST = 17;
     private const byte DT_DIR = 4;
     // struct dirent (glibc, x86-64): d_ino, d_off, d_reclen, d_type, then d_name.
     private const int DirentType = 18, DirentName = 19;
@@ -109,6 +131,9 @@ public static unsafe partial class StateDirectory
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int fchmod(int fd, uint mode);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int mkdir(byte* path, uint mode);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int chmod(byte* path, uint mode);
